@@ -1,0 +1,115 @@
+// Package cmdutil holds what several commands share: connection and filter flags,
+// list parsing, and the error kinds main turns into exit codes.
+package cmdutil
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/filter"
+)
+
+// Endpoints are the --source and --target flags.
+type Endpoints struct {
+	Source, Target string
+	PGBin          string
+}
+
+// AddEndpointFlags registers --source, --target and --pg-bin. URLs may also come
+// from REPLICATOR_SOURCE / REPLICATOR_TARGET, which keeps passwords out of the
+// process list.
+func AddEndpointFlags(cmd *cobra.Command, e *Endpoints) {
+	cmd.Flags().StringVar(&e.Source, "source", "", "source connection URL, e.g. postgres://user@host:5432/postgres (or $REPLICATOR_SOURCE)")
+	cmd.Flags().StringVar(&e.Target, "target", "", "target connection URL (or $REPLICATOR_TARGET)")
+	cmd.Flags().StringVar(&e.PGBin, "pg-bin", "", "directory holding pg_dump, pg_restore and pg_dumpall (default: newest found on PATH or in the usual places)")
+}
+
+// Parse reads both URLs.
+func (e *Endpoints) Parse() (src, dst *conninfo.Endpoint, err error) {
+	s, t := e.Source, e.Target
+	if s == "" {
+		s = os.Getenv("REPLICATOR_SOURCE")
+	}
+	if t == "" {
+		t = os.Getenv("REPLICATOR_TARGET")
+	}
+	if s == "" {
+		return nil, nil, FlagErrorf("--source is required (a URL such as postgres://user@host:5432/postgres, or set REPLICATOR_SOURCE)")
+	}
+	if t == "" {
+		return nil, nil, FlagErrorf("--target is required (a URL such as postgres://user@host:5432/postgres, or set REPLICATOR_TARGET)")
+	}
+	if src, err = conninfo.Parse("source", s); err != nil {
+		return nil, nil, err
+	}
+	if dst, err = conninfo.Parse("target", t); err != nil {
+		return nil, nil, err
+	}
+	return src, dst, nil
+}
+
+// Filters are the database and table filter flags.
+type Filters struct {
+	IncludeDatabases, ExcludeDatabases []string
+	IncludeTables, ExcludeTables       []string
+	SchemaOnlyTables, TableFilters     []string
+}
+
+// AddFilterFlags registers the filter flags. Lists are comma-separated or
+// repeated; commas inside "double quotes" belong to the name.
+func AddFilterFlags(cmd *cobra.Command, f *Filters) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.IncludeDatabases, "include-databases", nil, "copy only these databases (names or globs, comma-separated or repeated; postgres only when named)")
+	fl.StringArrayVar(&f.ExcludeDatabases, "exclude-databases", nil, "skip these databases")
+	fl.StringArrayVar(&f.IncludeTables, "include-tables", nil, "copy only these tables: db.schema.table, schema.table or table; * and ? glob; \"Quoted\" names are literal")
+	fl.StringArrayVar(&f.ExcludeTables, "exclude-tables", nil, "leave these tables out (schema and data), same patterns")
+	fl.StringArrayVar(&f.SchemaOnlyTables, "schema-only-tables", nil, "copy these tables' definitions but not their rows")
+	fl.StringArrayVar(&f.TableFilters, "table-filter", nil, "copy only matching rows: 'db.schema.table:SQL predicate' (repeatable)")
+}
+
+// Spec converts the flags into a filter spec.
+func (f *Filters) Spec() filter.Spec {
+	return filter.Spec{
+		IncludeDatabases: SplitList(f.IncludeDatabases),
+		ExcludeDatabases: SplitList(f.ExcludeDatabases),
+		IncludeTables:    SplitList(f.IncludeTables),
+		ExcludeTables:    SplitList(f.ExcludeTables),
+		SchemaOnlyTables: SplitList(f.SchemaOnlyTables),
+		TableFilters:     f.TableFilters, // predicates contain commas: one per flag
+	}
+}
+
+// SplitList splits each value on commas outside double quotes.
+func SplitList(values []string) []string {
+	var out []string
+	for _, v := range values {
+		inQuote := false
+		start := 0
+		for i := 0; i <= len(v); i++ {
+			if i < len(v) && v[i] == '"' {
+				inQuote = !inQuote
+			}
+			if i == len(v) || v[i] == ',' && !inQuote {
+				if item := strings.TrimSpace(v[start:i]); item != "" {
+					out = append(out, item)
+				}
+				start = i + 1
+			}
+		}
+	}
+	return out
+}
+
+// FlagError is a usage mistake: main prints it with a hint to --help.
+type FlagError struct{ msg string }
+
+func (e *FlagError) Error() string { return e.msg }
+
+// FlagErrorf makes a FlagError.
+func FlagErrorf(format string, args ...any) error {
+	return &FlagError{msg: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,42 @@
+// Package factory hands commands their dependencies: the streams, a logger, the
+// PostgreSQL client tools. Commands take a *Factory rather than reaching for
+// globals, so tests can swap any of them.
+package factory
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/replicatorhq/replicator/internal/iostreams"
+	"github.com/replicatorhq/replicator/internal/pgtools"
+)
+
+// Factory is created once in main and passed to every command.
+type Factory struct {
+	IOStreams *iostreams.IOStreams
+	Version   string
+	// Verbose is set by the --verbose flag before a command runs.
+	Verbose bool
+	// FindTools locates pg_dump and friends (dir from --pg-bin, "" to search).
+	FindTools func(ctx context.Context, dir string) (*pgtools.Tools, error)
+}
+
+// New returns the factory for a real process.
+func New(version string) *Factory {
+	return &Factory{
+		IOStreams: iostreams.System(),
+		Version:   version,
+		FindTools: pgtools.Find,
+	}
+}
+
+// Logger writes diagnostics to stderr: warnings by default, everything with
+// --verbose.
+func (f *Factory) Logger(w io.Writer) *slog.Logger {
+	level := slog.LevelWarn
+	if f.Verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

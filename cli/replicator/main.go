@@ -1,0 +1,41 @@
+// Command replicator copies PostgreSQL clusters. main only wires the factory to
+// the command tree and turns errors into one line and an exit code.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/replicatorhq/replicator/cli/cmdutil"
+	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/cli/root"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	f := factory.New(version)
+	cmd := root.NewCmdRoot(f)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(f.IOStreams.ErrOut, "error: "+cmdutil.OneLine(err))
+	var flagErr *cmdutil.FlagError
+	if errors.As(err, &flagErr) || cmdutil.IsUsageError(err) {
+		fmt.Fprintln(f.IOStreams.ErrOut, "run 'replicator --help' for usage")
+		return 2
+	}
+	return 1
+}

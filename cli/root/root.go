@@ -1,0 +1,28 @@
+// Package root assembles the replicator command tree.
+package root
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/cli/initcmd"
+)
+
+// NewCmdRoot returns the top-level command.
+func NewCmdRoot(f *factory.Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "replicator <command>",
+		Short: "Copy PostgreSQL clusters exactly and fast, and keep them in sync",
+		Long: `replicator copies PostgreSQL clusters from a source to a target: roles, every
+database, schema, data, indexes, sequences and large objects, in one consistent
+snapshot per database.`,
+		Version:       f.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.PersistentFlags().BoolVarP(&f.Verbose, "verbose", "v", false, "log diagnostics to stderr")
+	cmd.SetOut(f.IOStreams.Out)
+	cmd.SetErr(f.IOStreams.ErrOut)
+	cmd.AddCommand(initcmd.NewCmdInit(f, nil))
+	return cmd
+}

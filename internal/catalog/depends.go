@@ -1,0 +1,95 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+)
+
+// Dependent is an object outside a set of relations that depends on one of them:
+// a view over it, an inheritance child, a foreign key pointing at it, a policy or
+// rule mentioning it, a function whose SQL body uses it.
+type Dependent struct {
+	ClassID  uint32 // pg_class, pg_rewrite, pg_constraint, pg_policy, pg_trigger, pg_proc, ...
+	OID      uint32
+	On       uint32 // the relation depended upon
+	Relation uint32 // the relation the dependent belongs to (0 when none)
+	RelKind  byte   // kind of Relation
+	// ViewRule: the dependent is the rule that defines view/materialized view Relation.
+	ViewRule    bool
+	Description string
+}
+
+// Dependents lists objects that depend on the relations rels without belonging
+// to them.
+func Dependents(ctx context.Context, q Querier, rels []uint32) ([]Dependent, error) {
+	rows, err := q.Query(ctx, `
+WITH d AS (
+  SELECT d.classid, d.objid, d.objsubid, d.refobjid,
+         COALESCE(rw.ev_class, con.conrelid, pol.polrelid, tg.tgrelid,
+                  CASE WHEN d.classid = 'pg_catalog.pg_class'::regclass THEN d.objid END, 0) AS relid,
+         COALESCE(rw.rulename = '_RETURN', false) AS viewrule
+  FROM pg_catalog.pg_depend d
+  LEFT JOIN pg_catalog.pg_rewrite rw ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND rw.oid = d.objid
+  LEFT JOIN pg_catalog.pg_constraint con ON d.classid = 'pg_catalog.pg_constraint'::regclass AND con.oid = d.objid
+  LEFT JOIN pg_catalog.pg_policy pol ON d.classid = 'pg_catalog.pg_policy'::regclass AND pol.oid = d.objid
+  LEFT JOIN pg_catalog.pg_trigger tg ON d.classid = 'pg_catalog.pg_trigger'::regclass AND tg.oid = d.objid
+  WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = ANY ($1) AND d.deptype = 'n'
+)
+SELECT DISTINCT d.classid, d.objid, d.refobjid, d.relid, COALESCE(c.relkind, ' '), d.viewrule,
+       pg_catalog.pg_describe_object(d.classid, d.objid, 0)
+FROM d LEFT JOIN pg_catalog.pg_class c ON c.oid = d.relid
+WHERE NOT (d.relid = ANY ($1))`, rels)
+	if err != nil {
+		return nil, fmt.Errorf("list dependent objects: %w", err)
+	}
+	defer rows.Close()
+	var out []Dependent
+	for rows.Next() {
+		var d Dependent
+		var kind string
+		if err := rows.Scan(&d.ClassID, &d.OID, &d.On, &d.Relation, &kind, &d.ViewRule, &d.Description); err != nil {
+			return nil, fmt.Errorf("list dependent objects: %w", err)
+		}
+		d.RelKind = kind[0]
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// ForeignKey is a foreign key constraint defined on a table (not one cloned onto
+// a partition, which pg_dump does not dump separately).
+type ForeignKey struct {
+	OID        uint32
+	Name       string
+	Table      uint32
+	References uint32
+	Def        string
+}
+
+// ForeignKeysInto lists foreign keys referencing any of rels.
+func ForeignKeysInto(ctx context.Context, q Querier, rels []uint32) ([]ForeignKey, error) {
+	rows, err := q.Query(ctx, `
+SELECT con.oid, con.conname, con.conrelid, con.confrelid, pg_catalog.pg_get_constraintdef(con.oid)
+FROM pg_catalog.pg_constraint con
+WHERE con.contype = 'f' AND con.conparentid = 0 AND con.confrelid = ANY ($1)`, rels)
+	if err != nil {
+		return nil, fmt.Errorf("list foreign keys: %w", err)
+	}
+	defer rows.Close()
+	var out []ForeignKey
+	for rows.Next() {
+		var fk ForeignKey
+		if err := rows.Scan(&fk.OID, &fk.Name, &fk.Table, &fk.References, &fk.Def); err != nil {
+			return nil, fmt.Errorf("list foreign keys: %w", err)
+		}
+		out = append(out, fk)
+	}
+	return out, rows.Err()
+}
+
+// Encoding of the current database.
+func Encoding(ctx context.Context, q Querier) (string, error) {
+	var enc string
+	err := q.QueryRow(ctx, `SELECT pg_catalog.pg_encoding_to_char(encoding) FROM pg_catalog.pg_database WHERE datname = current_database()`).Scan(&enc)
+	return enc, err
+}

@@ -1,0 +1,205 @@
+// Package conninfo parses libpq-style connection strings (URLs and keyword=value
+// strings) into endpoints that can connect with pgx, hand themselves to the
+// PostgreSQL client tools without putting the password on a command line, and print
+// themselves without the password.
+package conninfo
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Endpoint is one side of a copy (source or target), pointing at one database.
+type Endpoint struct {
+	// Side names the endpoint in messages: "source" or "target".
+	Side string
+
+	params map[string]string // libpq keywords, including password when given inline
+	config *pgx.ConnConfig    // parsed by pgx: env defaults and .pgpass applied
+}
+
+// sensitive keywords never printed.
+var sensitive = map[string]bool{"password": true, "sslpassword": true}
+
+// defaultConnectTimeout keeps an unreachable host from hanging a run for minutes.
+const defaultConnectTimeout = "10"
+
+// Parse reads a postgres:// or postgresql:// URL, or a keyword=value string.
+// Missing pieces come from the PG* environment and ~/.pgpass, as with libpq.
+func Parse(side, raw string) (*Endpoint, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return nil, fmt.Errorf("%s: connection URL is empty: pass --%s postgres://user@host:port/dbname", side, side)
+	}
+	var params map[string]string
+	var err error
+	switch {
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		params, err = parseURL(raw)
+	case strings.Contains(raw, "="):
+		params, err = parseKeywordValue(raw)
+	default:
+		err = fmt.Errorf("expected postgres://user@host:port/dbname or 'host=... dbname=...'")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: malformed connection URL: %v", side, err)
+	}
+	return newEndpoint(side, params)
+}
+
+func newEndpoint(side string, params map[string]string) (*Endpoint, error) {
+	if _, ok := params["connect_timeout"]; !ok {
+		params["connect_timeout"] = defaultConnectTimeout
+	}
+	cfg, err := pgx.ParseConfig(keywordValue(params, true))
+	if err != nil {
+		return nil, fmt.Errorf("%s: malformed connection URL: %s", side, parseErrorText(err, params["password"]))
+	}
+	return &Endpoint{Side: side, params: params, config: cfg}, nil
+}
+
+// WithDatabase returns the same endpoint pointed at another database.
+func (e *Endpoint) WithDatabase(db string) (*Endpoint, error) {
+	p := make(map[string]string, len(e.params))
+	for k, v := range e.params {
+		p[k] = v
+	}
+	p["dbname"] = db
+	return newEndpoint(e.Side, p)
+}
+
+// Database is the database this endpoint connects to.
+func (e *Endpoint) Database() string { return e.config.Database }
+
+// User is the role this endpoint connects as.
+func (e *Endpoint) User() string { return e.config.User }
+
+// Host and Port of the first host, for messages and identity checks.
+func (e *Endpoint) Host() string   { return e.config.Host }
+func (e *Endpoint) Port() uint16   { return e.config.Port }
+func (e *Endpoint) Password() string { return e.config.Password }
+
+// ConnConfig is a copy of the pgx configuration.
+func (e *Endpoint) ConnConfig() *pgx.ConnConfig { return e.config.Copy() }
+
+// String prints the endpoint as a URL without the password.
+func (e *Endpoint) String() string {
+	u := url.URL{Scheme: "postgres", Host: e.config.Host, Path: "/" + e.config.Database}
+	if e.config.Port != 0 {
+		u.Host = fmt.Sprintf("%s:%d", e.config.Host, e.config.Port)
+	}
+	if strings.HasPrefix(e.config.Host, "/") {
+		u.Host = ""
+	}
+	if e.config.User != "" {
+		u.User = url.User(e.config.User)
+	}
+	q := url.Values{}
+	for k, v := range e.params {
+		switch k {
+		case "host", "port", "user", "dbname", "connect_timeout":
+		default:
+			if !sensitive[k] {
+				q.Set(k, v)
+			}
+		}
+	}
+	if strings.HasPrefix(e.config.Host, "/") {
+		q.Set("host", e.config.Host)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// ToolConnString is a keyword=value string for pg_dump, pg_restore, pg_dumpall and
+// psql. It never holds the password: that travels in ToolEnv.
+func (e *Endpoint) ToolConnString() string { return keywordValue(e.params, false) }
+
+// ToolEnv is the environment the client tools need: the resolved password (from the
+// URL, PGPASSWORD or .pgpass) as PGPASSWORD, so it never shows in `ps`.
+func (e *Endpoint) ToolEnv() []string {
+	env := []string{"PGCONNECT_TIMEOUT=" + e.params["connect_timeout"]}
+	if e.config.Password != "" {
+		env = append(env, "PGPASSWORD="+e.config.Password)
+	}
+	if v := e.params["sslpassword"]; v != "" {
+		env = append(env, "PGSSLPASSWORD="+v)
+	}
+	return env
+}
+
+// Secrets are the strings that must never appear in output.
+func (e *Endpoint) Secrets() []string {
+	var s []string
+	for k := range sensitive {
+		if v := e.params[k]; v != "" {
+			s = append(s, v)
+		}
+	}
+	if e.config.Password != "" {
+		s = append(s, e.config.Password)
+	}
+	return s
+}
+
+// Connect opens a connection; failures come back as one clear line with a fix.
+func (e *Endpoint) Connect(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, e.config.Copy())
+	if err != nil {
+		return nil, Explain(e, err)
+	}
+	return conn, nil
+}
+
+// Address is host:port for messages.
+func (e *Endpoint) Address() string {
+	if strings.HasPrefix(e.config.Host, "/") {
+		return fmt.Sprintf("socket %s (port %d)", e.config.Host, e.config.Port)
+	}
+	return fmt.Sprintf("%s:%d", e.config.Host, e.config.Port)
+}
+
+// ConnectTimeout is how long a connection attempt may take.
+func (e *Endpoint) ConnectTimeout() time.Duration { return e.config.ConnectTimeout }
+
+// keywordValue serialises params as a libpq keyword=value string.
+func keywordValue(params map[string]string, withPassword bool) string {
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		if !withPassword && sensitive[k] {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(k)
+		b.WriteString("='")
+		v := strings.ReplaceAll(params[k], `\`, `\\`)
+		b.WriteString(strings.ReplaceAll(v, `'`, `\'`))
+		b.WriteByte('\'')
+	}
+	return b.String()
+}
+
+var parsePrefix = regexp.MustCompile("^cannot parse `.*`: ")
+
+// parseErrorText keeps pgx's reason but drops the echoed connection string.
+func parseErrorText(err error, password string) string {
+	msg := parsePrefix.ReplaceAllString(err.Error(), "")
+	if password != "" {
+		msg = strings.ReplaceAll(msg, password, "xxxxx")
+	}
+	return msg
+}

@@ -1,0 +1,175 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/replicatorhq/replicator/internal/catalog"
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/progress"
+)
+
+// dbWork is everything known about one database being copied.
+type dbWork struct {
+	name     string
+	src, dst *conninfo.Endpoint
+	snapshot string
+	encoding string
+
+	tables    []*tableWork
+	excluded  []catalog.Name // relations left out of the schema (pg_dump -T)
+	skipPost  map[tocKey]bool // post-data archive entries not restored by pg_restore
+	afterPost []string        // statements run after post-data (NOT VALID foreign keys)
+	sequences []catalog.Sequence
+	blobs     []uint32
+}
+
+// tableWork is one table of the dump: copied with or without data.
+type tableWork struct {
+	*catalog.Table
+	decision filter.Decision
+	copyData bool
+	indexes  []catalog.Index
+	progress *progress.Table
+
+	mu           sync.Mutex
+	partsLeft    int
+	indexesLeft  int
+	started      time.Time
+	copySeconds  float64
+	indexSeconds float64
+	rows, bytes  int64
+	parts        int
+}
+
+// tocKey names an archive entry by its catalog and object OIDs.
+type tocKey struct{ catalog, oid uint32 }
+
+// Catalog OIDs of the archive entries the copy handles itself or skips.
+const (
+	pgClassOID      = 1259
+	pgConstraintOID = 2606
+	pgRewriteOID    = 2618
+	pgTriggerOID    = 2620
+	pgPolicyOID     = 3256
+)
+
+func (r *run) copyDatabase(ctx context.Context, p *plan, db *dbPlan) error {
+	src, err := r.opts.Source.WithDatabase(db.name)
+	if err != nil {
+		return err
+	}
+	dst, err := r.opts.Target.WithDatabase(db.name)
+	if err != nil {
+		return err
+	}
+	w := &dbWork{name: db.name, src: src, dst: dst, skipPost: map[tocKey]bool{}}
+
+	// One transaction holds the snapshot every reader of this database shares.
+	snapConn, err := src.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer snapConn.Close(context.Background())
+	if err := r.step(ctx, db.name, "catalog", func() error {
+		if err := sourceSession(ctx, snapConn); err != nil {
+			return err
+		}
+		if _, err := snapConn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+			return fmt.Errorf("begin snapshot: %w", err)
+		}
+		if err := snapConn.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&w.snapshot); err != nil {
+			return fmt.Errorf("export snapshot: %w", err)
+		}
+		return r.inspect(ctx, snapConn, w)
+	}); err != nil {
+		return err
+	}
+
+	dir, err := os.MkdirTemp(r.opts.TempDir, "replicator-schema-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	archive := filepath.Join(dir, "schema.dump")
+	if err := r.step(ctx, db.name, "dump schema", func() error { return r.dumpSchema(ctx, w, archive) }); err != nil {
+		return err
+	}
+	if err := r.step(ctx, db.name, "pre-data", func() error { return r.restorePreData(ctx, w, db, archive) }); err != nil {
+		return err
+	}
+	if err := r.copyAndIndex(ctx, w); err != nil {
+		return err
+	}
+	if err := r.step(ctx, db.name, "large objects", func() error { return r.copyLargeObjects(ctx, w) }); err != nil {
+		return err
+	}
+	if err := r.step(ctx, db.name, "post-data", func() error { return r.restorePostData(ctx, w, archive, dir) }); err != nil {
+		return err
+	}
+	if err := r.step(ctx, db.name, "sequences", func() error { return r.setSequences(ctx, w) }); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	for _, t := range w.tables {
+		if !t.copyData {
+			continue
+		}
+		format := "text"
+		if t.Binary {
+			format = "binary"
+		}
+		r.result.Tables = append(r.result.Tables, TableResult{
+			Database: w.name, Table: t.Name.String(), Rows: t.rows, Bytes: t.bytes,
+			CopySeconds: t.copySeconds, IndexSeconds: t.indexSeconds, Parts: t.parts,
+			Indexes: len(t.indexes), Format: format,
+		})
+	}
+	r.mu.Unlock()
+	_, err = snapConn.Exec(ctx, "COMMIT")
+	return err
+}
+
+// sourceSession makes a source session read faithfully: no timeouts killing long
+// copies, row security off (fail rather than silently skip rows), unambiguous
+// text formats, and catalog output fully schema-qualified.
+func sourceSession(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, `
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET row_security = off;
+SET extra_float_digits = 3;
+SET DateStyle = ISO;
+SET IntervalStyle = postgres;
+SET TimeZone = 'UTC';
+SELECT pg_catalog.set_config('search_path', '', false);`)
+	if err != nil {
+		return fmt.Errorf("prepare source session: %w", err)
+	}
+	return nil
+}
+
+// targetSession prepares a target session for loading.
+func targetSession(ctx context.Context, conn *pgx.Conn, extra string) error {
+	_, err := conn.Exec(ctx, `
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET synchronous_commit = off;
+SET DateStyle = ISO;
+SET IntervalStyle = postgres;
+SET TimeZone = 'UTC';
+SELECT pg_catalog.set_config('search_path', '', false);`+extra)
+	if err != nil {
+		return fmt.Errorf("prepare target session: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,236 @@
+// Package engine copies PostgreSQL clusters: roles, then each database in one
+// exported snapshot through named steps (schema dump, pre-data, copy with index
+// builds as each table lands, post-data, sequences, large objects), reporting
+// progress as events. The CLI and the remote worker both run it.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/progress"
+)
+
+// Options of one copy.
+type Options struct {
+	// Source and Target point at the databases used to connect (the database in
+	// each URL); the databases copied come from the source cluster and Filters.
+	Source, Target *conninfo.Endpoint
+	Filters        *filter.Rules
+	Tools          *pgtools.Tools
+
+	// Jobs is how many tables are copied at once (default: number of CPUs, at
+	// least 2); IndexJobs how many indexes are built at once (default Jobs).
+	Jobs, IndexJobs int
+	// SplitThreshold: tables larger than this many bytes are copied as several
+	// ranges in parallel; 0 means the default, negative never splits.
+	SplitThreshold int64
+	// MaintenanceWorkMem for index builds on the target (default "512MB").
+	MaintenanceWorkMem string
+
+	// DropExisting drops target databases that already exist. It needs Confirm
+	// to say yes (the CLI answers from --yes or a prompt).
+	DropExisting bool
+	Confirm      func(question string) (bool, error)
+	// SkipRoles leaves roles alone (--no-roles).
+	SkipRoles bool
+
+	Progress     progress.Sink
+	Logger       *slog.Logger
+	TempDir      string
+	TickInterval time.Duration
+}
+
+// DefaultSplitThreshold splits tables above 1 GiB into ranges.
+const DefaultSplitThreshold = 1 << 30
+
+func (o *Options) defaults() {
+	if o.Jobs <= 0 {
+		o.Jobs = max(2, runtime.NumCPU())
+	}
+	if o.IndexJobs <= 0 {
+		o.IndexJobs = o.Jobs
+	}
+	if o.SplitThreshold == 0 {
+		o.SplitThreshold = DefaultSplitThreshold
+	}
+	if o.MaintenanceWorkMem == "" {
+		o.MaintenanceWorkMem = "512MB"
+	}
+	if o.Progress == nil {
+		o.Progress = progress.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.TempDir == "" {
+		o.TempDir = os.TempDir()
+	}
+	if o.TickInterval == 0 {
+		o.TickInterval = time.Second
+	}
+	if o.Filters == nil {
+		o.Filters = &filter.Rules{}
+	}
+}
+
+// Result is what a run did, for the summary.
+type Result struct {
+	Steps    []StepResult  `json:"steps"`
+	Tables   []TableResult `json:"tables"`
+	Warnings []string      `json:"warnings,omitempty"`
+	Seconds  float64       `json:"seconds"`
+	Rows     int64         `json:"rows"`
+	Bytes    int64         `json:"bytes"`
+}
+
+// StepResult times one step. Steps that overlap (copy and index builds) report
+// their wall-clock span and the sum of their parts.
+type StepResult struct {
+	Database   string  `json:"database,omitempty"`
+	Name       string  `json:"step"`
+	Seconds    float64 `json:"seconds"`
+	Cumulative float64 `json:"cumulative_seconds,omitempty"`
+	Count      int     `json:"count,omitempty"`
+	Bytes      int64   `json:"bytes,omitempty"`
+}
+
+// TableResult is one table copied.
+type TableResult struct {
+	Database     string  `json:"database"`
+	Table        string  `json:"table"`
+	Rows         int64   `json:"rows"`
+	Bytes        int64   `json:"bytes"`
+	CopySeconds  float64 `json:"copy_seconds"`
+	IndexSeconds float64 `json:"index_seconds"`
+	Parts        int     `json:"parts"`
+	Indexes      int     `json:"indexes"`
+	Format       string  `json:"format"`
+}
+
+// run is the state of one Run.
+type run struct {
+	opts    Options
+	log     *slog.Logger
+	tracker *progress.Tracker
+	secrets []string
+
+	mu     sync.Mutex
+	result Result
+}
+
+// Run copies the cluster. It checks everything it can before changing the target:
+// when it returns an error before the first change, the target is untouched.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	opts.defaults()
+	r := &run{opts: opts, log: opts.Logger, tracker: progress.NewTracker()}
+	r.secrets = append(opts.Source.Secrets(), opts.Target.Secrets()...)
+	start := time.Now()
+
+	ctx, stopTicker := context.WithCancel(ctx)
+	defer stopTicker()
+	go r.tick(ctx)
+
+	var p *plan
+	err := r.step(ctx, "", "preflight", func() error {
+		var err error
+		p, err = r.preflight(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !opts.SkipRoles {
+		if err := r.step(ctx, "", "roles", func() error { return r.copyRoles(ctx, p) }); err != nil {
+			return r.finish(start), err
+		}
+	}
+	for _, db := range p.databases {
+		if err := r.copyDatabase(ctx, p, db); err != nil {
+			return r.finish(start), fmt.Errorf("database %s: %w", db.name, err)
+		}
+	}
+	res := r.finish(start)
+	r.emit(progress.Event{Kind: progress.Tick, Overall: ptr(r.tracker.Snapshot())})
+	return res, nil
+}
+
+func (r *run) finish(start time.Time) *Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := r.result
+	res.Seconds = time.Since(start).Seconds()
+	for _, t := range res.Tables {
+		res.Rows += t.Rows
+		res.Bytes += t.Bytes
+	}
+	return &res
+}
+
+func (r *run) tick(ctx context.Context) {
+	t := time.NewTicker(r.opts.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.emit(progress.Event{Kind: progress.Tick, Overall: ptr(r.tracker.Snapshot())})
+		}
+	}
+}
+
+func (r *run) emit(e progress.Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	r.opts.Progress.Emit(e)
+}
+
+// step runs fn as a named step, timing it and reporting its start and end.
+func (r *run) step(ctx context.Context, db, name string, fn func() error) error {
+	start := time.Now()
+	r.emit(progress.Event{Kind: progress.StepStarted, Database: db, Step: name})
+	r.log.Debug("step started", "database", db, "step", name)
+	err := fn()
+	d := time.Since(start)
+	r.record(StepResult{Database: db, Name: name, Seconds: d.Seconds()})
+	ev := progress.Event{Kind: progress.StepDone, Database: db, Step: name, Seconds: d.Seconds()}
+	if err != nil {
+		ev.Message = "failed"
+	}
+	r.emit(ev)
+	r.log.Debug("step done", "database", db, "step", name, "seconds", d.Seconds(), "err", err)
+	return err
+}
+
+func (r *run) record(s StepResult) {
+	r.mu.Lock()
+	r.result.Steps = append(r.result.Steps, s)
+	r.mu.Unlock()
+}
+
+func (r *run) warn(db, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if db != "" {
+		msg = db + ": " + msg
+	}
+	r.mu.Lock()
+	r.result.Warnings = append(r.result.Warnings, msg)
+	r.mu.Unlock()
+	r.emit(progress.Event{Kind: progress.Warning, Database: db, Message: msg})
+}
+
+func (r *run) info(db, format string, args ...any) {
+	r.emit(progress.Event{Kind: progress.Info, Database: db, Message: fmt.Sprintf(format, args...)})
+}
+
+func ptr[T any](v T) *T { return &v }

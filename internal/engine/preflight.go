@@ -1,0 +1,231 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/replicatorhq/replicator/internal/catalog"
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/pgtools"
+)
+
+// plan is what preflight decided, before anything on the target changed.
+type plan struct {
+	srcVersion, dstVersion pgtools.Version
+	databases              []*dbPlan
+}
+
+type dbPlan struct {
+	name string
+	// existsEmpty: the target already has this database without tables (the
+	// "postgres" database, say); restore into it rather than creating it.
+	existsEmpty bool
+	// drop: the target has it and --drop-existing asked to replace it.
+	drop bool
+}
+
+// UserError is a problem the user can fix; its message says how.
+type UserError struct{ Msg string }
+
+func (e *UserError) Error() string { return e.Msg }
+
+func userErrorf(format string, args ...any) error { return &UserError{Msg: fmt.Sprintf(format, args...)} }
+
+// server facts used to tell two endpoints apart.
+type serverInfo struct {
+	version    pgtools.Version
+	sysid      string
+	startedAt  time.Time
+	port       string
+	superuser  bool
+	createdb   bool
+	user       string
+	databases  []string
+}
+
+func readServer(ctx context.Context, conn *pgx.Conn) (*serverInfo, error) {
+	s := &serverInfo{}
+	var num int
+	err := conn.QueryRow(ctx, `
+SELECT current_setting('server_version_num')::int,
+       (SELECT system_identifier::text FROM pg_catalog.pg_control_system()),
+       pg_catalog.pg_postmaster_start_time(), current_setting('port'),
+       r.rolsuper, r.rolcreatedb, current_user
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(
+		&num, &s.sysid, &s.startedAt, &s.port, &s.superuser, &s.createdb, &s.user)
+	if err != nil {
+		return nil, fmt.Errorf("read server facts: %w", err)
+	}
+	s.version = pgtools.VersionFromNum(num)
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_catalog.pg_database
+	                              WHERE NOT datistemplate AND datallowconn ORDER BY datname`)
+	if err != nil {
+		return nil, fmt.Errorf("list databases: %w", err)
+	}
+	s.databases, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	return s, err
+}
+
+func (r *run) preflight(ctx context.Context) (*plan, error) {
+	o := r.opts
+	src, err := o.Source.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close(context.Background())
+	dst, err := o.Target.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer dst.Close(context.Background())
+
+	si, err := readServer(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	di, err := readServer(ctx, dst)
+	if err != nil {
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	if si.sysid == di.sysid && si.startedAt.Equal(di.startedAt) && si.port == di.port {
+		return nil, userErrorf("source and target are the same server (%s and %s): point --target at another cluster", o.Source.Address(), o.Target.Address())
+	}
+	if err := o.Tools.CheckSource(si.version); err != nil {
+		return nil, &UserError{Msg: err.Error()}
+	}
+	if si.version.Major < 12 {
+		return nil, userErrorf("source server is PostgreSQL %s; replicator needs 12 or newer", si.version)
+	}
+	if di.version.Major < si.version.Major {
+		r.warn("", "target server %d is older than source %d: schema objects new in %d may fail to restore", di.version.Major, si.version.Major, si.version.Major)
+	}
+	p := &plan{srcVersion: si.version, dstVersion: di.version}
+
+	onTarget := map[string]bool{}
+	for _, d := range di.databases {
+		onTarget[d] = true
+	}
+	for _, name := range si.databases {
+		if o.Filters.Database(name) {
+			p.databases = append(p.databases, &dbPlan{name: name})
+		}
+	}
+	if len(p.databases) == 0 {
+		return nil, userErrorf("no database to copy: the source has %s; every database except postgres is copied by default (name postgres in --include-databases to copy it)", listOrNone(si.databases))
+	}
+
+	// Size the work for progress and make sure every source database is readable.
+	for _, db := range p.databases {
+		if err := r.estimate(ctx, db.name); err != nil {
+			return nil, err
+		}
+	}
+
+	var occupied, toDrop []string
+	needCreate := false
+	for _, db := range p.databases {
+		if !onTarget[db.name] {
+			needCreate = true
+			continue
+		}
+		n, err := countTargetRelations(ctx, o.Target, db.name)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case o.DropExisting:
+			db.drop = true
+			needCreate = true
+			toDrop = append(toDrop, db.name)
+		case n > 0:
+			occupied = append(occupied, fmt.Sprintf("%s (%d relations)", db.name, n))
+		default:
+			db.existsEmpty = true
+		}
+	}
+	if len(occupied) > 0 {
+		return nil, userErrorf("target already has data in %s: nothing was changed; pass --drop-existing to replace them, or --exclude-databases to skip them", strings.Join(occupied, ", "))
+	}
+	if needCreate && !di.superuser && !di.createdb {
+		return nil, userErrorf("target role %q lacks CREATEDB, needed to create the databases: run ALTER ROLE %s CREATEDB as an administrator, or connect as another role",
+			di.user, pgx.Identifier{di.user}.Sanitize())
+	}
+	if len(toDrop) > 0 {
+		q := fmt.Sprintf("Drop and replace %d database(s) on target %s: %s?", len(toDrop), o.Target.Address(), strings.Join(toDrop, ", "))
+		ok := false
+		if o.Confirm != nil {
+			if ok, err = o.Confirm(q); err != nil {
+				return nil, err
+			}
+		}
+		if !ok {
+			return nil, userErrorf("refusing to drop %s on the target without confirmation: pass --yes to confirm", strings.Join(toDrop, ", "))
+		}
+	}
+	return p, nil
+}
+
+// estimate registers the tables of a source database with the progress tracker so
+// that the overall percentage covers the whole run from the start.
+func (r *run) estimate(ctx context.Context, db string) error {
+	ep, err := r.opts.Source.WithDatabase(db)
+	if err != nil {
+		return err
+	}
+	conn, err := ep.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	tables, err := catalog.Tables(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("source database %s: %w", db, err)
+	}
+	for _, t := range tables {
+		d := r.opts.Filters.Table(db, t.Root.Schema, t.Root.Name)
+		if t.Kind == 'r' && d.Copy && !d.SchemaOnly {
+			r.tracker.Register(db, t.Name.String(), t.Rows, t.Bytes)
+		}
+	}
+	return nil
+}
+
+// countTargetRelations counts user relations in a target database.
+func countTargetRelations(ctx context.Context, target *conninfo.Endpoint, db string) (int, error) {
+	ep, err := target.WithDatabase(db)
+	if err != nil {
+		return 0, err
+	}
+	conn, err := ep.Connect(ctx)
+	if err != nil {
+		var ce *conninfo.ConnectError
+		if errors.As(err, &ce) {
+			return 0, fmt.Errorf("check target database %s: %w", db, err)
+		}
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var n int
+	err = conn.QueryRow(ctx, `
+SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+  AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("check target database %s: %w", db, err)
+	}
+	return n, nil
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "no databases"
+	}
+	return "only " + strings.Join(s, ", ")
+}

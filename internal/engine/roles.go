@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/replicatorhq/replicator/internal/sqlscript"
+)
+
+// copyRoles creates the source's roles on the target from `pg_dumpall
+// --roles-only`. Roles that already exist on the target are left exactly as they
+// are (their attributes and passwords are the target's business). What a managed
+// target refuses (SUPERUSER, REPLICATION, BYPASSRLS, memberships it cannot grant)
+// becomes a warning, not a failure.
+func (r *run) copyRoles(ctx context.Context, p *plan) error {
+	o := r.opts
+	src, err := o.Source.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	var canReadPasswords bool
+	err = src.QueryRow(ctx, `SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')`).Scan(&canReadPasswords)
+	src.Close(context.Background())
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	args := []string{"--roles-only", "--dbname=" + o.Source.ToolConnString()}
+	if !canReadPasswords {
+		args = append(args, "--no-role-passwords")
+		r.warn("", "role passwords were not copied: the source role cannot read pg_authid (managed services hide it); set passwords on the target with ALTER ROLE ... PASSWORD")
+	}
+	out, err := o.Tools.Run(ctx, "pg_dumpall", args, o.Source.ToolEnv(), r.secrets)
+	if err != nil {
+		return err
+	}
+
+	dst, err := o.Target.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.Background())
+	rows, err := dst.Query(ctx, `SELECT rolname FROM pg_catalog.pg_roles`)
+	if err != nil {
+		return fmt.Errorf("target: list roles: %w", err)
+	}
+	existing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("target: list roles: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, name := range existing {
+		keep[name] = true
+	}
+
+	created := 0
+	for _, stmt := range sqlscript.Split(string(out)) {
+		kind, role := classifyRoleStatement(stmt)
+		if role != "" && keep[role] {
+			continue // an existing role: never altered
+		}
+		_, err := dst.Exec(ctx, stmt)
+		if err == nil {
+			if kind == "create" {
+				created++
+			}
+			continue
+		}
+		switch {
+		case kind == "alter" && isPrivilegeError(err):
+			reduced := withoutPrivilegedAttributes(stmt)
+			if _, err2 := dst.Exec(ctx, reduced); err2 == nil {
+				r.warn("", "role %s created without SUPERUSER/REPLICATION/BYPASSRLS: the target refused them (%s)", role, pgMessage(err))
+				continue
+			}
+			r.warn("", "role %s: %s", role, pgMessage(err))
+		case kind == "create":
+			r.warn("", "role %s was not created: %s", role, pgMessage(err))
+			keep[role] = true // skip its ALTER/COMMENT statements
+		default:
+			r.warn("", "%s: %s", firstWords(stmt, 6), pgMessage(err))
+		}
+	}
+	r.info("", "roles: %d created, %d already on the target", created, len(existing))
+	return nil
+}
+
+// classifyRoleStatement tells CREATE ROLE / ALTER ROLE / COMMENT ON ROLE apart and
+// extracts the role name they are about.
+func classifyRoleStatement(stmt string) (kind, role string) {
+	upper := strings.ToUpper(stmt)
+	for _, p := range []struct{ prefix, kind string }{
+		{"CREATE ROLE ", "create"},
+		{"ALTER ROLE ", "alter"},
+		{"COMMENT ON ROLE ", "comment"},
+	} {
+		if strings.HasPrefix(upper, p.prefix) {
+			return p.kind, readIdent(stmt[len(p.prefix):])
+		}
+	}
+	if strings.HasPrefix(upper, "SECURITY LABEL") {
+		if i := strings.Index(upper, " ON ROLE "); i >= 0 {
+			return "label", readIdent(stmt[i+len(" ON ROLE "):])
+		}
+	}
+	return "other", ""
+}
+
+// readIdent reads one SQL identifier, unquoting it.
+func readIdent(s string) string {
+	s = strings.TrimLeft(s, " ")
+	if strings.HasPrefix(s, `"`) {
+		var b strings.Builder
+		for i := 1; i < len(s); i++ {
+			if s[i] == '"' {
+				if i+1 < len(s) && s[i+1] == '"' {
+					b.WriteByte('"')
+					i++
+					continue
+				}
+				return b.String()
+			}
+			b.WriteByte(s[i])
+		}
+		return b.String()
+	}
+	end := strings.IndexAny(s, " ;\n")
+	if end < 0 {
+		return s
+	}
+	return s[:end]
+}
+
+// withoutPrivilegedAttributes turns SUPERUSER, REPLICATION and BYPASSRLS into their
+// NO forms in an ALTER ROLE ... WITH statement, leaving quoted parts alone.
+func withoutPrivilegedAttributes(stmt string) string {
+	repl := map[string]string{"SUPERUSER": "NOSUPERUSER", "REPLICATION": "NOREPLICATION", "BYPASSRLS": "NOBYPASSRLS"}
+	var b strings.Builder
+	inQuote := byte(0)
+	word := strings.Builder{}
+	flush := func() {
+		w := word.String()
+		if r, ok := repl[strings.ToUpper(w)]; ok {
+			w = r
+		}
+		b.WriteString(w)
+		word.Reset()
+	}
+	for i := 0; i < len(stmt); i++ {
+		c := stmt[i]
+		if inQuote != 0 {
+			b.WriteByte(c)
+			if c == inQuote {
+				inQuote = 0
+			}
+			continue
+		}
+		if c == '\'' || c == '"' {
+			flush()
+			inQuote = c
+			b.WriteByte(c)
+			continue
+		}
+		if c == ' ' || c == '\n' || c == ';' {
+			flush()
+			b.WriteByte(c)
+			continue
+		}
+		word.WriteByte(c)
+	}
+	flush()
+	return b.String()
+}
+
+func isPrivilegeError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
+}
+
+func pgMessage(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Message
+	}
+	return err.Error()
+}
+
+func firstWords(s string, n int) string {
+	f := strings.Fields(s)
+	if len(f) > n {
+		f = append(f[:n], "...")
+	}
+	return strings.Join(f, " ")
+}

@@ -1,0 +1,140 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// dumpSchema runs pg_dump for the pre-data and post-data sections (large object
+// metadata included) in the database's snapshot, into a custom-format archive.
+// Tables left out by the filters, and views over them, are excluded by exact name.
+func (r *run) dumpSchema(ctx context.Context, w *dbWork, archive string) error {
+	args := []string{
+		"--format=custom", "--file=" + archive,
+		"--section=pre-data", "--section=post-data",
+		"--snapshot=" + w.snapshot, "--no-sync", "--no-subscriptions",
+	}
+	for _, n := range w.excluded {
+		// Quoted, a pattern is matched literally (no wildcards, case kept).
+		args = append(args, "--exclude-table="+n.Quoted())
+	}
+	args = append(args, "--dbname="+w.src.ToolConnString())
+	_, err := r.opts.Tools.Run(ctx, "pg_dump", args, w.src.ToolEnv(), r.secrets)
+	return err
+}
+
+// restorePreData creates the database (owner, encoding, locale, settings) and
+// everything that must exist before data: types, functions, tables, ...
+func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive string) error {
+	if db.drop {
+		if err := r.dropTargetDatabase(ctx, w.name); err != nil {
+			return err
+		}
+	}
+	args := []string{"--section=pre-data", "--exit-on-error"}
+	target := w.dst
+	if !db.existsEmpty {
+		args = append(args, "--create")
+		target = r.opts.Target
+	}
+	args = append(args, "--dbname="+target.ToolConnString(), archive)
+	_, err := r.opts.Tools.Run(ctx, "pg_restore", args, target.ToolEnv(), r.secrets)
+	return err
+}
+
+func (r *run) dropTargetDatabase(ctx context.Context, name string) error {
+	conn, err := r.opts.Target.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	stmt := "DROP DATABASE IF EXISTS " + pgx.Identifier{name}.Sanitize() + " WITH (FORCE)"
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("drop target database %s: %w", name, err)
+	}
+	r.info(name, "dropped the existing target database %s", name)
+	return nil
+}
+
+// restorePostData restores what is left of post-data once every table is in:
+// foreign keys, triggers, rules, policies, indexes the copy did not build itself,
+// partition index attachments, materialized view refreshes. pg_restore runs it
+// with several connections.
+func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir string) error {
+	out, err := r.opts.Tools.Run(ctx, "pg_restore", []string{"--list", archive}, nil, r.secrets)
+	if err != nil {
+		return err
+	}
+	list, kept, err := filterTOC(out, w.skipPost)
+	if err != nil {
+		return err
+	}
+	if kept > 0 {
+		listFile := filepath.Join(dir, "post-data.list")
+		if err := os.WriteFile(listFile, list, 0o600); err != nil {
+			return err
+		}
+		args := []string{
+			"--section=post-data", "--exit-on-error", "--use-list=" + listFile,
+			"--jobs=" + strconv.Itoa(r.opts.IndexJobs), "--dbname=" + w.dst.ToolConnString(), archive,
+		}
+		if _, err := r.opts.Tools.Run(ctx, "pg_restore", args, w.dst.ToolEnv(), r.secrets); err != nil {
+			return err
+		}
+	}
+	if len(w.afterPost) == 0 {
+		return nil
+	}
+	conn, err := w.dst.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for _, stmt := range w.afterPost {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", firstWords(stmt, 8), err)
+		}
+	}
+	return nil
+}
+
+// tocLine is "dumpId; catalogOid objectOid DESC ..." as pg_restore --list prints.
+var tocLine = regexp.MustCompile(`^(\d+); (\d+) (\d+) `)
+
+// filterTOC comments out the archive entries in skip and reports how many
+// entries remain.
+func filterTOC(list []byte, skip map[tocKey]bool) ([]byte, int, error) {
+	var out bytes.Buffer
+	kept := 0
+	sc := bufio.NewScanner(bytes.NewReader(list))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, ";") || strings.TrimSpace(line) == "" {
+			out.WriteString(line + "\n")
+			continue
+		}
+		m := tocLine.FindStringSubmatch(line)
+		if m == nil {
+			return nil, 0, fmt.Errorf("unexpected pg_restore --list line %q", line)
+		}
+		cat, _ := strconv.ParseUint(m[2], 10, 32)
+		oid, _ := strconv.ParseUint(m[3], 10, 32)
+		if skip[tocKey{uint32(cat), uint32(oid)}] {
+			out.WriteString(";" + line + "\n")
+			continue
+		}
+		kept++
+		out.WriteString(line + "\n")
+	}
+	return out.Bytes(), kept, sc.Err()
+}

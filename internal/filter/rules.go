@@ -1,0 +1,158 @@
+package filter
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Rules are the filters of one run.
+type Rules struct {
+	IncludeDatabases []*Pattern // db part only
+	ExcludeDatabases []*Pattern
+	IncludeTables    []*Pattern
+	ExcludeTables    []*Pattern
+	SchemaOnlyTables []*Pattern
+	RowFilters       []RowFilter
+}
+
+// Spec is the textual form of Rules, as flags and job records carry it.
+type Spec struct {
+	IncludeDatabases []string `json:"include_databases,omitempty"`
+	ExcludeDatabases []string `json:"exclude_databases,omitempty"`
+	IncludeTables    []string `json:"include_tables,omitempty"`
+	ExcludeTables    []string `json:"exclude_tables,omitempty"`
+	SchemaOnlyTables []string `json:"schema_only_tables,omitempty"`
+	TableFilters     []string `json:"table_filters,omitempty"`
+}
+
+// Compile checks every pattern; the first bad one is the error.
+func (s Spec) Compile() (*Rules, error) {
+	r := &Rules{}
+	dbs := func(list []string, flag string) ([]*Pattern, error) {
+		var out []*Pattern
+		for _, d := range list {
+			re, lit, err := compile(d)
+			if err != nil || strings.Contains(d, ".") && !strings.HasPrefix(d, `"`) {
+				return nil, fmt.Errorf("%s %q: expected a database name or glob", flag, d)
+			}
+			p := &Pattern{Text: d, db: re}
+			if lit != nil {
+				p.literalDB = *lit
+			}
+			out = append(out, p)
+		}
+		return out, nil
+	}
+	tables := func(list []string) ([]*Pattern, error) {
+		var out []*Pattern
+		for _, t := range list {
+			p, err := ParsePattern(t)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p)
+		}
+		return out, nil
+	}
+	var err error
+	if r.IncludeDatabases, err = dbs(s.IncludeDatabases, "--include-databases"); err != nil {
+		return nil, err
+	}
+	if r.ExcludeDatabases, err = dbs(s.ExcludeDatabases, "--exclude-databases"); err != nil {
+		return nil, err
+	}
+	if r.IncludeTables, err = tables(s.IncludeTables); err != nil {
+		return nil, err
+	}
+	if r.ExcludeTables, err = tables(s.ExcludeTables); err != nil {
+		return nil, err
+	}
+	if r.SchemaOnlyTables, err = tables(s.SchemaOnlyTables); err != nil {
+		return nil, err
+	}
+	for _, f := range s.TableFilters {
+		rf, err := ParseRowFilter(f)
+		if err != nil {
+			return nil, err
+		}
+		r.RowFilters = append(r.RowFilters, rf)
+	}
+	return r, nil
+}
+
+// Database reports whether database name is part of the run. Every database
+// except "postgres" is, unless filters say otherwise; "postgres" (which every
+// target already has) only when --include-databases names it literally.
+func (r *Rules) Database(name string) bool {
+	for _, p := range r.ExcludeDatabases {
+		if p.db.MatchString(name) {
+			return false
+		}
+	}
+	if len(r.IncludeDatabases) > 0 {
+		for _, p := range r.IncludeDatabases {
+			if name == "postgres" && p.literalDB != "postgres" {
+				continue
+			}
+			if p.db.MatchString(name) {
+				return true
+			}
+		}
+		return false
+	}
+	if name == "postgres" {
+		return false
+	}
+	if len(r.IncludeTables) > 0 {
+		// --include-tables narrows the run to databases its patterns can reach.
+		for _, p := range r.IncludeTables {
+			if p.MatchDB(name) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// Decision is what happens to one table.
+type Decision struct {
+	Copy       bool   // schema and (unless SchemaOnly) data
+	SchemaOnly bool   // schema without rows
+	Predicate  string // copy only rows matching (SQL), "" for all
+}
+
+// Table decides about db.schema.table. Partitions follow their root table.
+func (r *Rules) Table(db, schema, table string) Decision {
+	if len(r.IncludeTables) > 0 {
+		in := false
+		for _, p := range r.IncludeTables {
+			if p.Match(db, schema, table) {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return Decision{}
+		}
+	}
+	for _, p := range r.ExcludeTables {
+		if p.Match(db, schema, table) {
+			return Decision{}
+		}
+	}
+	d := Decision{Copy: true}
+	for _, p := range r.SchemaOnlyTables {
+		if p.Match(db, schema, table) {
+			d.SchemaOnly = true
+		}
+	}
+	var preds []string
+	for _, f := range r.RowFilters {
+		if f.Pattern.Match(db, schema, table) {
+			preds = append(preds, "("+f.Predicate+")")
+		}
+	}
+	d.Predicate = strings.Join(preds, " AND ")
+	return d
+}
