@@ -64,9 +64,9 @@ type Table struct {
 
 // Snapshot of what a database holds.
 type Snapshot struct {
-	Encoding  string
-	Tables    []*Table
-	Sequences []Name
+	Encoding     string
+	Tables       []*Table
+	Sequences    []Name
 	LargeObjects []uint32
 }
 

@@ -22,7 +22,7 @@ type Endpoint struct {
 	Side string
 
 	params map[string]string // libpq keywords, including password when given inline
-	config *pgx.ConnConfig    // parsed by pgx: env defaults and .pgpass applied
+	config *pgx.ConnConfig   // parsed by pgx: env defaults and .pgpass applied
 }
 
 // sensitive keywords never printed.
@@ -82,8 +82,8 @@ func (e *Endpoint) Database() string { return e.config.Database }
 func (e *Endpoint) User() string { return e.config.User }
 
 // Host and Port of the first host, for messages and identity checks.
-func (e *Endpoint) Host() string   { return e.config.Host }
-func (e *Endpoint) Port() uint16   { return e.config.Port }
+func (e *Endpoint) Host() string     { return e.config.Host }
+func (e *Endpoint) Port() uint16     { return e.config.Port }
 func (e *Endpoint) Password() string { return e.config.Password }
 
 // ConnConfig is a copy of the pgx configuration.

@@ -24,7 +24,7 @@ type dbWork struct {
 	encoding string
 
 	tables    []*tableWork
-	excluded  []catalog.Name // relations left out of the schema (pg_dump -T)
+	excluded  []catalog.Name  // relations left out of the schema (pg_dump -T)
 	skipPost  map[tocKey]bool // post-data archive entries not restored by pg_restore
 	afterPost []string        // statements run after post-data (NOT VALID foreign keys)
 	sequences []catalog.Sequence

@@ -34,18 +34,20 @@ type UserError struct{ Msg string }
 
 func (e *UserError) Error() string { return e.Msg }
 
-func userErrorf(format string, args ...any) error { return &UserError{Msg: fmt.Sprintf(format, args...)} }
+func userErrorf(format string, args ...any) error {
+	return &UserError{Msg: fmt.Sprintf(format, args...)}
+}
 
 // server facts used to tell two endpoints apart.
 type serverInfo struct {
-	version    pgtools.Version
-	sysid      string
-	startedAt  time.Time
-	port       string
-	superuser  bool
-	createdb   bool
-	user       string
-	databases  []string
+	version   pgtools.Version
+	sysid     string
+	startedAt time.Time
+	port      string
+	superuser bool
+	createdb  bool
+	user      string
+	databases []string
 }
 
 func readServer(ctx context.Context, conn *pgx.Conn) (*serverInfo, error) {

@@ -54,14 +54,14 @@ var Discard Sink = SinkFunc(func(Event) {})
 
 // Snapshot is overall progress at one moment.
 type Snapshot struct {
-	TablesDone   int             `json:"tables_done"`
-	TablesTotal  int             `json:"tables_total"`
-	Rows         int64           `json:"rows"`
-	Bytes        int64           `json:"bytes"`
-	Percent      float64         `json:"percent"`
-	ETASeconds   float64         `json:"eta_seconds,omitempty"`
-	ElapsedSecs  float64         `json:"elapsed_seconds"`
-	Active       []TableProgress `json:"active,omitempty"`
+	TablesDone  int             `json:"tables_done"`
+	TablesTotal int             `json:"tables_total"`
+	Rows        int64           `json:"rows"`
+	Bytes       int64           `json:"bytes"`
+	Percent     float64         `json:"percent"`
+	ETASeconds  float64         `json:"eta_seconds,omitempty"`
+	ElapsedSecs float64         `json:"elapsed_seconds"`
+	Active      []TableProgress `json:"active,omitempty"`
 }
 
 // TableProgress is one table being copied.

@@ -7,7 +7,7 @@ import "strings"
 // Split returns the statements of script without their trailing semicolons,
 // skipping comments and psql meta-commands (lines starting with a backslash, such
 // as \connect or \restrict). It understands quoted identifiers, string literals
-// (standard, E'' escapes) and dollar quoting.
+// (standard, E” escapes) and dollar quoting.
 func Split(script string) []string {
 	var out []string
 	var cur strings.Builder
