@@ -1,0 +1,284 @@
+package engine_test
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/engine"
+	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/pgtest"
+	"github.com/replicatorhq/replicator/internal/progress"
+)
+
+var pair *pgtest.Pair
+
+func TestMain(m *testing.M) { pgtest.Main(m, "engine", &pair) }
+
+//go:embed testdata/roles.sql
+var rolesSQL string
+
+//go:embed testdata/fidelity.sql
+var fidelitySQL string
+
+var rolesOnce sync.Once
+
+func createRoles(t *testing.T) {
+	rolesOnce.Do(func() { pgtest.Exec(t, pair.Source, "postgres", rolesSQL) })
+}
+
+// events records what the engine reported.
+type events struct {
+	mu  sync.Mutex
+	all []progress.Event
+}
+
+func (e *events) Emit(ev progress.Event) {
+	e.mu.Lock()
+	e.all = append(e.all, ev)
+	e.mu.Unlock()
+}
+
+func (e *events) of(kind progress.Kind) []progress.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []progress.Event
+	for _, ev := range e.all {
+		if ev.Kind == kind {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// copyCluster runs the engine from the test source to the test target.
+func copyCluster(t *testing.T, spec filter.Spec, tweak func(*engine.Options)) (*engine.Result, *events, error) {
+	t.Helper()
+	src, err := conninfo.Parse("source", pair.Source.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := conninfo.Parse("target", pair.Target.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := spec.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	opts := engine.Options{
+		Source: src, Target: dst, Filters: rules, Tools: pgtest.Tools(t),
+		Progress: ev, TempDir: t.TempDir(), Jobs: 3, IndexJobs: 2,
+	}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	res, err := engine.Run(context.Background(), opts)
+	return res, ev, err
+}
+
+func assertSameDatabase(t *testing.T, db string) {
+	t.Helper()
+	srcSchema := pgtest.SchemaDump(t, pair.Source, db)
+	dstSchema := pgtest.SchemaDump(t, pair.Target, db)
+	if srcSchema != dstSchema {
+		t.Errorf("schema of %s differs:\n%s", db, lineDiff(srcSchema, dstSchema))
+	}
+	srcHashes := pgtest.TableHashes(t, pair.Source, db)
+	dstHashes := pgtest.TableHashes(t, pair.Target, db)
+	if len(srcHashes) == 0 {
+		t.Fatalf("no tables in source %s", db)
+	}
+	for table, h := range srcHashes {
+		if dstHashes[table] != h {
+			t.Errorf("%s.%s: source %s, target %s", db, table, h, dstHashes[table])
+		}
+	}
+	for table := range dstHashes {
+		if _, ok := srcHashes[table]; !ok {
+			t.Errorf("%s.%s exists only on the target", db, table)
+		}
+	}
+}
+
+func lineDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	inB := map[string]int{}
+	for _, l := range bl {
+		inB[l]++
+	}
+	inA := map[string]int{}
+	for _, l := range al {
+		inA[l]++
+	}
+	var out []string
+	for _, l := range al {
+		if inB[l] == 0 {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range bl {
+		if inA[l] == 0 {
+			out = append(out, "+ "+l)
+		}
+	}
+	if len(out) == 0 {
+		return "(same lines, different order)"
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestFidelity(t *testing.T) {
+	createRoles(t)
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE fidelity OWNER app_owner")
+	pgtest.Exec(t, pair.Source, "fidelity", fidelitySQL)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, "fidelity")
+		pgtest.DropDatabases(t, pair.Target, "fidelity")
+	})
+
+	res, ev, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"fidelity"}}, nil)
+	if err != nil {
+		t.Fatalf("copy: %v", err)
+	}
+	assertSameDatabase(t, "fidelity")
+
+	// Sequences at their current value (schema dumps do not show it).
+	seqSQL := `SELECT c.oid::regclass::text, s.last_value, s.is_called FROM pg_class c,
+	  LATERAL (SELECT * FROM pg_sequence_last_value(c.oid) AS last_value, LATERAL (SELECT pg_sequence_last_value(c.oid) IS NOT NULL) AS x(is_called)) s
+	  WHERE c.relkind = 'S' ORDER BY 1`
+	if src, dst := pgtest.Query(t, pair.Source, "fidelity", seqSQL), pgtest.Query(t, pair.Target, "fidelity", seqSQL); !reflect.DeepEqual(src, dst) {
+		t.Errorf("sequences differ:\nsource %v\ntarget %v", src, dst)
+	}
+	// The next values drawn agree too.
+	for _, seq := range []string{"app.counter", "app.serial_t_id_seq", "app.ident_t_id_seq", "app.unused_seq"} {
+		q := "SELECT nextval('" + seq + "')"
+		if src, dst := pgtest.Query(t, pair.Source, "fidelity", q), pgtest.Query(t, pair.Target, "fidelity", q); !reflect.DeepEqual(src, dst) {
+			t.Errorf("nextval(%s): source %v, target %v", seq, src, dst)
+		}
+	}
+	// Large objects: contents, owners, grants, comments.
+	loSQL := `SELECT m.oid, m.lomowner::regrole, m.lomacl, md5(lo_get(m.oid)), length(lo_get(m.oid)), obj_description(m.oid, 'pg_largeobject')
+	          FROM pg_largeobject_metadata m ORDER BY 1`
+	srcLO, dstLO := pgtest.Query(t, pair.Source, "fidelity", loSQL), pgtest.Query(t, pair.Target, "fidelity", loSQL)
+	if len(srcLO) != 3 || !reflect.DeepEqual(srcLO, dstLO) {
+		t.Errorf("large objects differ:\nsource %v\ntarget %v", srcLO, dstLO)
+	}
+	// Materialized views: populated where the source's was, empty where not.
+	mvSQL := `SELECT relname, relispopulated FROM pg_class WHERE relkind = 'm' ORDER BY 1`
+	if src, dst := pgtest.Query(t, pair.Source, "fidelity", mvSQL), pgtest.Query(t, pair.Target, "fidelity", mvSQL); !reflect.DeepEqual(src, dst) {
+		t.Errorf("materialized views: source %v, target %v", src, dst)
+	}
+	// Roles: attributes, passwords, memberships, settings, comments.
+	roleSQL := `SELECT a.rolname, a.rolsuper, a.rolinherit, a.rolcreaterole, a.rolcreatedb, a.rolcanlogin, a.rolreplication,
+	       a.rolbypassrls, a.rolconnlimit, a.rolvaliduntil, a.rolpassword, shobj_description(a.oid, 'pg_authid'),
+	       (SELECT array_agg(g.rolname ORDER BY g.rolname) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = a.oid),
+	       (SELECT array_agg(s ORDER BY s) FROM pg_db_role_setting d, unnest(d.setconfig) s WHERE d.setrole = a.oid)
+	FROM pg_authid a WHERE a.rolname IN ('app_owner', 'app_reader', 'Weird "Role"', 'app_admin') ORDER BY 1`
+	if src, dst := pgtest.Query(t, pair.Source, "postgres", roleSQL), pgtest.Query(t, pair.Target, "postgres", roleSQL); len(src) != 4 || !reflect.DeepEqual(src, dst) {
+		t.Errorf("roles differ:\nsource %v\ntarget %v", src, dst)
+	}
+
+	// The summary and the events account for every table and step.
+	if len(res.Tables) < 20 {
+		t.Errorf("summary lists %d tables", len(res.Tables))
+	}
+	formats := map[string]string{}
+	for _, tr := range res.Tables {
+		formats[tr.Table] = tr.Format
+	}
+	if formats["app.kitchen_sink"] != "text" || formats["app.serial_t"] != "binary" {
+		t.Errorf("COPY formats: kitchen_sink %q (composite arrays need text), serial_t %q", formats["app.kitchen_sink"], formats["app.serial_t"])
+	}
+	steps := map[string]bool{}
+	for _, e := range ev.of(progress.StepDone) {
+		steps[e.Step] = true
+	}
+	for _, s := range []string{"preflight", "roles", "catalog", "dump schema", "pre-data", "copy", "large objects", "post-data", "sequences"} {
+		if !steps[s] {
+			t.Errorf("no step_done event for %q", s)
+		}
+	}
+	if n := len(ev.of(progress.TableDone)); n != len(res.Tables) {
+		t.Errorf("%d table_done events for %d tables", n, len(res.Tables))
+	}
+	ticks := ev.of(progress.Tick)
+	if len(ticks) == 0 || ticks[len(ticks)-1].Overall.Percent < 99.9 {
+		t.Errorf("last progress event is not 100%%: %+v", ticks)
+	}
+}
+
+func TestExistingTargetDatabase(t *testing.T) {
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE occupied")
+	pgtest.Exec(t, pair.Source, "occupied", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10)")
+	pgtest.Exec(t, pair.Target, "postgres", "CREATE DATABASE occupied")
+	pgtest.Exec(t, pair.Target, "occupied", "CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (42)")
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, "occupied")
+		pgtest.DropDatabases(t, pair.Target, "occupied")
+	})
+	spec := filter.Spec{IncludeDatabases: []string{"occupied"}}
+
+	_, _, err := copyCluster(t, spec, func(o *engine.Options) { o.SkipRoles = true })
+	var ue *engine.UserError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "target already has data in occupied") || !strings.Contains(err.Error(), "--drop-existing") {
+		t.Fatalf("want a user error about occupied, got %v", err)
+	}
+	// Not confirmed: refused, nothing changed.
+	_, _, err = copyCluster(t, spec, func(o *engine.Options) {
+		o.SkipRoles = true
+		o.DropExisting = true
+		o.Confirm = func(string) (bool, error) { return false, nil }
+	})
+	if err == nil || !strings.Contains(err.Error(), "--yes") {
+		t.Fatalf("want refusal without confirmation, got %v", err)
+	}
+	if got := pgtest.Query(t, pair.Target, "occupied", "SELECT id FROM keep_me"); !reflect.DeepEqual(got, []string{"42"}) {
+		t.Fatalf("target changed: %v", got)
+	}
+	// Confirmed: replaced.
+	var asked string
+	_, _, err = copyCluster(t, spec, func(o *engine.Options) {
+		o.SkipRoles = true
+		o.DropExisting = true
+		o.Confirm = func(q string) (bool, error) { asked = q; return true, nil }
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(asked, "occupied") {
+		t.Errorf("question did not name the database: %q", asked)
+	}
+	assertSameDatabase(t, "occupied")
+}
+
+func TestSplitTableInRanges(t *testing.T) {
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE splitdb")
+	pgtest.Exec(t, pair.Source, "splitdb", `
+CREATE TABLE big (id bigint PRIMARY KEY, pad text);
+INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;
+DELETE FROM big WHERE id % 7 = 0;
+CREATE INDEX big_pad ON big (pad);
+ANALYZE big;`)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, "splitdb")
+		pgtest.DropDatabases(t, pair.Target, "splitdb")
+	})
+	res, _, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"splitdb"}}, func(o *engine.Options) {
+		o.SkipRoles = true
+		o.SplitThreshold = 512 << 10
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Tables) != 1 || res.Tables[0].Parts < 4 {
+		t.Fatalf("expected big to be split into ranges: %+v", res.Tables)
+	}
+	assertSameDatabase(t, "splitdb")
+}
