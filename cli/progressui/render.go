@@ -81,11 +81,9 @@ func describe(e progress.Event) string {
 		db = "[" + e.Database + "] "
 	}
 	switch e.Kind {
-	case progress.StepStarted:
-		return db + e.Step + " ..."
 	case progress.StepDone:
 		if e.Message != "" {
-			return fmt.Sprintf("%s%s %s after %s", db, e.Step, e.Message, Duration(e.Seconds))
+			return "" // the error that ends the run says what went wrong
 		}
 		return fmt.Sprintf("%s%s done in %s", db, e.Step, Duration(e.Seconds))
 	case progress.TableDone:

@@ -16,7 +16,7 @@ const maxTables = 25
 // PrintSummary prints the step timings and the slowest tables, as pgcopydb does
 // at the end of a clone.
 func PrintSummary(w io.Writer, res *engine.Result) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "Database\tStep\tDuration\tCumulative\tCount\tTransfer\t")
 	fmt.Fprintln(tw, "--------\t----\t--------\t----------\t-----\t--------\t")
 	for _, s := range res.Steps {
@@ -40,7 +40,7 @@ func PrintSummary(w io.Writer, res *engine.Result) {
 			return tables[i].CopySeconds+tables[i].IndexSeconds > tables[j].CopySeconds+tables[j].IndexSeconds
 		})
 		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "Database\tTable\tRows\tBytes\tCopy\tIndexes\tParts\tFormat\t")
 		fmt.Fprintln(tw, "--------\t-----\t----\t-----\t----\t-------\t-----\t------\t")
 		for i, t := range tables {

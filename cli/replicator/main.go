@@ -31,11 +31,11 @@ func run() int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(f.IOStreams.ErrOut, "error: "+cmdutil.OneLine(err))
 	var flagErr *cmdutil.FlagError
 	if errors.As(err, &flagErr) || cmdutil.IsUsageError(err) {
-		fmt.Fprintln(f.IOStreams.ErrOut, "run 'replicator --help' for usage")
+		fmt.Fprintln(f.IOStreams.ErrOut, "error: "+cmdutil.OneLine(err)+" (see replicator --help)")
 		return 2
 	}
+	fmt.Fprintln(f.IOStreams.ErrOut, "error: "+cmdutil.OneLine(err))
 	return 1
 }

@@ -57,12 +57,13 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	var copiers sync.WaitGroup
+	var copySpan span
 	workers := min(r.opts.Jobs, len(parts))
 	for i := 0; i < workers; i++ {
 		copiers.Add(1)
 		g.Go(func() error {
 			defer copiers.Done()
-			return r.copyWorker(gctx, w, partCh, indexCh)
+			return r.copyWorker(gctx, w, partCh, indexCh, &copySpan)
 		})
 	}
 	go func() {
@@ -88,9 +89,9 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 		nIdx += len(t.indexes)
 	}
 	d := time.Since(start)
-	r.record(StepResult{Database: w.name, Name: "copy + indexes (wall)", Seconds: d.Seconds()})
-	r.record(StepResult{Database: w.name, Name: "copy (cumulative)", Seconds: copySum, Cumulative: copySum, Count: nParts, Bytes: bytes})
-	r.record(StepResult{Database: w.name, Name: "indexes (cumulative)", Seconds: indexSpan.seconds(), Cumulative: indexSum, Count: nIdx})
+	r.record(StepResult{Database: w.name, Name: "copy + indexes", Seconds: d.Seconds()})
+	r.record(StepResult{Database: w.name, Name: "  copy", Seconds: copySpan.seconds(), Cumulative: copySum, Count: nParts, Bytes: bytes})
+	r.record(StepResult{Database: w.name, Name: "  indexes", Seconds: indexSpan.seconds(), Cumulative: indexSum, Count: nIdx})
 	ev := progress.Event{Kind: progress.StepDone, Database: w.name, Step: "copy", Seconds: d.Seconds(), Bytes: bytes}
 	if err != nil {
 		ev.Message = "failed"
@@ -132,7 +133,7 @@ func (r *run) planParts(w *dbWork) []*part {
 	return parts
 }
 
-func (r *run) copyWorker(ctx context.Context, w *dbWork, parts <-chan *part, indexCh chan<- indexTask) error {
+func (r *run) copyWorker(ctx context.Context, w *dbWork, parts <-chan *part, indexCh chan<- indexTask, sp *span) error {
 	src, err := w.src.Connect(ctx)
 	if err != nil {
 		return err
@@ -178,6 +179,7 @@ func (r *run) copyWorker(ctx context.Context, w *dbWork, parts <-chan *part, ind
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", t.Name, err)
 		}
+		sp.add(start, time.Now())
 		if t.partDone(rows, bytes, time.Since(start)) {
 			t.progress.Finish()
 			r.emit(progress.Event{Kind: progress.TableDone, Database: w.name, Table: t.Name.String(),

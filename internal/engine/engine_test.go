@@ -282,3 +282,93 @@ ANALYZE big;`)
 	}
 	assertSameDatabase(t, "splitdb")
 }
+
+func TestFilters(t *testing.T) {
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE filters")
+	pgtest.Exec(t, pair.Source, "filters", `
+CREATE SCHEMA other;
+CREATE TABLE public.keep (id int PRIMARY KEY, drop_ref int, so_ref int);
+CREATE TABLE public.drop_me (id int PRIMARY KEY);
+CREATE TABLE public."Quoted Name" (id int);
+CREATE TABLE public.schema_only (id int PRIMARY KEY);
+CREATE TABLE public.events (id int PRIMARY KEY, kind text);
+CREATE TABLE public.logs_2024 (id int);
+CREATE TABLE other.logs_old (id int);
+CREATE TABLE other.keep (id int);
+CREATE TABLE public.parted (id int, k int) PARTITION BY LIST (k);
+CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES IN (1);
+CREATE TABLE public.event_items (id int PRIMARY KEY, event_id int REFERENCES public.events);
+INSERT INTO public.drop_me SELECT generate_series(1, 5);
+INSERT INTO public.schema_only SELECT generate_series(1, 5);
+INSERT INTO public.keep SELECT g, g, g FROM generate_series(1, 5) g;
+INSERT INTO public.events SELECT g, 'k' || g FROM generate_series(1, 10) g;
+INSERT INTO public.event_items SELECT g, g FROM generate_series(1, 10) g;
+INSERT INTO public."Quoted Name" VALUES (1);
+INSERT INTO public.logs_2024 VALUES (1);
+INSERT INTO other.logs_old VALUES (1);
+INSERT INTO other.keep VALUES (1), (2);
+INSERT INTO public.parted VALUES (1, 1);
+ALTER TABLE public.keep ADD CONSTRAINT keep_drop_fk FOREIGN KEY (drop_ref) REFERENCES public.drop_me;
+ALTER TABLE public.keep ADD CONSTRAINT keep_so_fk FOREIGN KEY (so_ref) REFERENCES public.schema_only;
+CREATE VIEW public.v_drop AS SELECT * FROM public.drop_me;
+CREATE VIEW public.v_on_view AS SELECT * FROM public.v_drop;
+CREATE VIEW public.v_keep AS SELECT * FROM public.keep;`)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, "filters")
+		pgtest.DropDatabases(t, pair.Target, "filters")
+	})
+	res, _, err := copyCluster(t, filter.Spec{
+		IncludeDatabases: []string{"filters"},
+		ExcludeTables:    []string{"filters.public.drop_me", `public."Quoted Name"`, "*.logs_*", "PARTED"},
+		SchemaOnlyTables: []string{"schema_only"},
+		TableFilters:     []string{"filters.public.events:id % 2 = 0"},
+	}, func(o *engine.Options) { o.SkipRoles = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := pgtest.Query(t, pair.Target, "filters", `SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	  WHERE c.relkind IN ('r', 'p', 'v') AND n.nspname IN ('public', 'other') ORDER BY 1`)
+	want := []string{"event_items", "events", "keep", "other.keep", "schema_only", "v_keep"}
+	if !reflect.DeepEqual(tables, want) {
+		t.Errorf("target relations %v, want %v", tables, want)
+	}
+	counts := pgtest.Query(t, pair.Target, "filters", `SELECT (SELECT count(*) FROM keep), (SELECT count(*) FROM schema_only),
+	  (SELECT string_agg(id::text, ',' ORDER BY id) FROM events), (SELECT count(*) FROM other.keep)`)
+	if want := []string{"5|0|2,4,6,8,10|2"}; !reflect.DeepEqual(counts, want) {
+		t.Errorf("row counts %v, want %v", counts, want)
+	}
+	// Foreign keys into partial tables exist, unvalidated; into dropped ones not at all.
+	fks := pgtest.Query(t, pair.Target, "filters", `SELECT conname, convalidated FROM pg_constraint WHERE contype = 'f' ORDER BY 1`)
+	if want := []string{"event_items_event_id_fkey|false", "keep_so_fk|false"}; !reflect.DeepEqual(fks, want) {
+		t.Errorf("foreign keys %v, want %v", fks, want)
+	}
+	warnings := strings.Join(res.Warnings, "\n")
+	for _, w := range []string{"public.v_drop left out", "public.v_on_view left out", "keep_drop_fk", "keep_so_fk on public.keep added NOT VALID", "event_items_event_id_fkey"} {
+		if !strings.Contains(warnings, w) {
+			t.Errorf("warnings do not mention %q:\n%s", w, warnings)
+		}
+	}
+}
+
+func TestWholeClusterAndEncodings(t *testing.T) {
+	createRoles(t)
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+	pgtest.Exec(t, pair.Source, "latin", "CREATE TABLE words (w text, n numeric); INSERT INTO words VALUES ('café', 1.5), ('naïve', NULL), ('Ærø', 'NaN')")
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE \"second db\" OWNER app_owner")
+	pgtest.Exec(t, pair.Source, "second db", "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g")
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, "latin", "second db")
+		pgtest.DropDatabases(t, pair.Target, "latin", "second db")
+	})
+	if _, _, err := copyCluster(t, filter.Spec{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	assertSameDatabase(t, "latin")
+	assertSameDatabase(t, "second db")
+	enc := `SELECT pg_encoding_to_char(encoding), datcollate, datctype, datdba::regrole FROM pg_database WHERE datname = $1`
+	for _, db := range []string{"latin", "second db"} {
+		if src, dst := pgtest.Query(t, pair.Source, "postgres", enc, db), pgtest.Query(t, pair.Target, "postgres", enc, db); !reflect.DeepEqual(src, dst) {
+			t.Errorf("database %s: source %v, target %v", db, src, dst)
+		}
+	}
+}

@@ -1,0 +1,218 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replicatorhq/replicator/internal/pgtest"
+)
+
+var (
+	pair *pgtest.Pair
+	bin  string
+)
+
+// TestMain builds the real binary and starts a source and a target cluster: these
+// tests run `replicator` exactly as a user does, exit codes included.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "replicator-bin-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "replicator")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	pgtest.Main(m, "cli", &pair)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func replicator(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.Stdin = nil // no terminal: prompts must not wait
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errOut.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run replicator: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("replicator did not finish: %s", r.stderr)
+	}
+	for _, secret := range []string{pair.Source.Password, pair.Target.Password, "s3cr3t-typo", "limited-pw"} {
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Errorf("output contains a password (%q):\n%s\n%s", secret, r.stdout, r.stderr)
+		}
+	}
+	return r
+}
+
+// assertOneLineError checks the failure contract: non-zero exit, one line naming
+// the problem, target unchanged.
+func assertOneLineError(t *testing.T, r result, want string) {
+	t.Helper()
+	if r.code == 0 {
+		t.Fatalf("exit code 0, want failure; stderr:\n%s", r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "error: ") {
+		t.Errorf("want exactly one error line, got:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, want) {
+		t.Errorf("error does not say %q:\n%s", want, r.stderr)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE app; ")
+	pgtest.Exec(t, pair.Source, "app", "CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
+	pgtest.Exec(t, pair.Target, "postgres", "CREATE ROLE limited LOGIN PASSWORD 'limited-pw'")
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, "app")
+		pgtest.Exec(t, pair.Target, "postgres", "DROP ROLE limited")
+	})
+	before := pgtest.Databases(t, pair.Target)
+	src, dst := pair.Source.URL("postgres"), pair.Target.URL("postgres")
+
+	fakeBin := t.TempDir()
+	for _, tool := range []string{"pg_dump", "pg_restore", "pg_dumpall"} {
+		script := "#!/bin/sh\necho '" + tool + " (PostgreSQL) 11.22'\n"
+		if err := os.WriteFile(filepath.Join(fakeBin, tool), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"malformed url", []string{"--source", "postgres://u:s3cr3t-typo@127.0.0.1:port/db", "--target", dst}, "source: malformed connection URL"},
+		{"not a url", []string{"--source", "just-a-host", "--target", dst}, "source: malformed connection URL"},
+		{"unreachable host", []string{"--source", src, "--target", "postgres://postgres:s3cr3t-typo@127.0.0.1:1/postgres"}, "target 127.0.0.1:1: connection refused"},
+		{"bad password", []string{"--source", strings.Replace(src, pair.Source.Password, "s3cr3t-typo", 1), "--target", dst}, "password authentication failed for user \"postgres\""},
+		{"missing database", []string{"--source", pair.Source.URL("nosuchdb"), "--target", dst}, "database \"nosuchdb\" does not exist"},
+		{"same server", []string{"--source", src, "--target", pair.Source.URL("app")}, "source and target are the same server"},
+		{"missing pg_dump", []string{"--source", src, "--target", dst, "--pg-bin", "/nonexistent"}, "pg_dump not found in /nonexistent"},
+		{"old pg_dump", []string{"--source", src, "--target", dst, "--pg-bin", fakeBin}, "pg_dump 11.22"},
+		{"no createdb", []string{"--source", src, "--target", pair.Target.URLAs("limited", "limited-pw", "postgres")}, "lacks CREATEDB"},
+		{"bad filter", []string{"--source", src, "--target", dst, "--table-filter", "app.public.t"}, "expected 'db.schema.table:SQL predicate'"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := replicator(t, nil, append([]string{"init"}, c.args...)...)
+			assertOneLineError(t, r, c.want)
+			if after := pgtest.Databases(t, pair.Target); !reflect.DeepEqual(before, after) {
+				t.Errorf("target databases changed: %v -> %v", before, after)
+			}
+		})
+	}
+	t.Run("missing flags", func(t *testing.T) {
+		r := replicator(t, nil, "init", "--source", src)
+		if r.code != 2 || !strings.Contains(r.stderr, "--target is required") {
+			t.Errorf("want usage error (exit 2), got %d: %s", r.code, r.stderr)
+		}
+	})
+}
+
+func TestDropExistingNeedsYesWithoutTerminal(t *testing.T) {
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, pair.Source, "shop", "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 100)")
+	pgtest.Exec(t, pair.Target, "postgres", "CREATE DATABASE shop")
+	pgtest.Exec(t, pair.Target, "shop", "CREATE TABLE precious (id int); INSERT INTO precious VALUES (7)")
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, "shop")
+		pgtest.DropDatabases(t, pair.Target, "shop")
+	})
+	args := []string{"init", "--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", "shop", "--no-roles"}
+
+	r := replicator(t, nil, args...)
+	assertOneLineError(t, r, "target already has data in shop")
+	r = replicator(t, nil, append(args, "--drop-existing")...)
+	assertOneLineError(t, r, "pass --yes to confirm")
+	if got := pgtest.Query(t, pair.Target, "shop", "SELECT id FROM precious"); !reflect.DeepEqual(got, []string{"7"}) {
+		t.Fatalf("target changed without confirmation: %v", got)
+	}
+	r = replicator(t, nil, append(args, "--drop-existing", "--yes")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if got := pgtest.Query(t, pair.Target, "shop", "SELECT count(*) FROM orders"); !reflect.DeepEqual(got, []string{"100"}) {
+		t.Errorf("orders on target: %v", got)
+	}
+}
+
+func TestOutputModes(t *testing.T) {
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE outdb")
+	pgtest.Exec(t, pair.Source, "outdb", "CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a SELECT g, md5(g::text) FROM generate_series(1, 5000) g; CREATE TABLE b (x int)")
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, "outdb")
+		pgtest.DropDatabases(t, pair.Target, "outdb")
+	})
+	// Credentials from the environment, as the README recommends.
+	env := []string{"REPLICATOR_SOURCE=" + pair.Source.URL("postgres"), "REPLICATOR_TARGET=" + pair.Target.URL("postgres")}
+
+	t.Run("json", func(t *testing.T) {
+		r := replicator(t, env, "init", "--include-databases", "outdb", "--json")
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		kinds := map[string]int{}
+		var last map[string]any
+		for _, l := range lines {
+			var ev map[string]any
+			if err := json.Unmarshal([]byte(l), &ev); err != nil {
+				t.Fatalf("not JSON: %q", l)
+			}
+			kinds[ev["event"].(string)]++
+			last = ev
+		}
+		if last["event"] != "summary" || last["rows"].(float64) != 5000 {
+			t.Errorf("last line is not the summary of 5000 rows: %v", last)
+		}
+		for _, k := range []string{"step_started", "step_done", "table_started", "table_done", "progress"} {
+			if kinds[k] == 0 {
+				t.Errorf("no %s event in %v", k, kinds)
+			}
+		}
+	})
+	pgtest.DropDatabases(t, pair.Target, "outdb")
+	t.Run("plain", func(t *testing.T) {
+		r := replicator(t, env, "init", "--include-databases", "outdb")
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		for _, want := range []string{"[outdb] copied public.a: 5000 rows", "[outdb] post-data done in"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+			}
+		}
+		for _, want := range []string{"Step", "copy + indexes", "public.a", "Copied 2 tables, 5000 rows"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("summary lacks %q:\n%s", want, r.stdout)
+			}
+		}
+	})
+}

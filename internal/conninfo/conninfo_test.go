@@ -1,0 +1,82 @@
+package conninfo
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseURL(t *testing.T) {
+	e, err := Parse("source", "postgresql://app%40corp:p%40ss%3Aw0rd@db.example.com:6543/my%20db?sslmode=require&application_name=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.User() != "app@corp" || e.Password() != "p@ss:w0rd" || e.Database() != "my db" || e.Host() != "db.example.com" || e.Port() != 6543 {
+		t.Fatalf("parsed %+v", e.config)
+	}
+	if got := e.String(); got != "postgres://app%40corp@db.example.com:6543/my%20db?application_name=x&sslmode=require" {
+		t.Errorf("String() = %s", got)
+	}
+	tool := e.ToolConnString()
+	if strings.Contains(tool, "p@ss") || !strings.Contains(tool, "sslmode='require'") || !strings.Contains(tool, "dbname='my db'") {
+		t.Errorf("tool conn string %q", tool)
+	}
+	if env := strings.Join(e.ToolEnv(), " "); !strings.Contains(env, "PGPASSWORD=p@ss:w0rd") {
+		t.Errorf("tool env %q", env)
+	}
+	other, err := e.WithDatabase("it's")
+	if err != nil || other.Database() != "it's" || other.Password() != "p@ss:w0rd" {
+		t.Fatalf("WithDatabase: %v %+v", err, other)
+	}
+	if !strings.Contains(other.ToolConnString(), `dbname='it\'s'`) {
+		t.Errorf("quoting: %s", other.ToolConnString())
+	}
+}
+
+func TestParseKeywordValue(t *testing.T) {
+	e, err := Parse("target", `host=localhost port=5433 user=bob password='se cr\'et' dbname=postgres sslmode=disable`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Password() != "se cr'et" || e.Port() != 5433 || e.User() != "bob" {
+		t.Fatalf("parsed %+v", e.config)
+	}
+}
+
+func TestPasswordFromEnvironmentAndPgpass(t *testing.T) {
+	t.Setenv("PGPASSWORD", "from-env")
+	e, err := Parse("source", "postgres://u@h/db")
+	if err != nil || e.Password() != "from-env" {
+		t.Fatalf("PGPASSWORD not used: %v %q", err, e.Password())
+	}
+	t.Setenv("PGPASSWORD", "")
+	pass := t.TempDir() + "/pgpass"
+	writeFile(t, pass, "h:5432:db:u:from-pgpass\n")
+	t.Setenv("PGPASSFILE", pass)
+	e, err = Parse("source", "postgres://u@h/db")
+	if err != nil || e.Password() != "from-pgpass" {
+		t.Fatalf(".pgpass not used: %v %q", err, e.Password())
+	}
+}
+
+func TestMalformedNeverEchoesPassword(t *testing.T) {
+	for _, raw := range []string{
+		"postgres://u:topsecret@h:badport/db",
+		"postgres://u:topsecret@[::1/db",
+		"host=h password=topsecret sslmode=bogus",
+		"postgres://u:topsecret@h/db?sslmode=bogus",
+		"nonsense",
+		"",
+	} {
+		_, err := Parse("source", raw)
+		if err == nil {
+			t.Errorf("%q: no error", raw)
+			continue
+		}
+		if strings.Contains(err.Error(), "topsecret") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v", raw, err)
+		}
+		if !strings.HasPrefix(err.Error(), "source: ") {
+			t.Errorf("%q: error does not name the side: %v", raw, err)
+		}
+	}
+}
