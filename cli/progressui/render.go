@@ -118,7 +118,7 @@ type barRenderer struct {
 
 func newBarRenderer(w io.Writer, width int) *barRenderer {
 	b := &barRenderer{}
-	b.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(min(40, width/3)), mpb.WithRefreshRate(200*time.Millisecond))
+	b.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(min(40, width/3)), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithAutoRefresh())
 	b.bar = b.p.AddBar(1000,
 		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
 			b.mu.Lock()

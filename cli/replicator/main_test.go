@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"encoding/json"
 	"os"
@@ -199,8 +200,15 @@ func TestOutputModes(t *testing.T) {
 		}
 	})
 	pgtest.DropDatabases(t, pair.Target, "outdb")
-	t.Run("plain", func(t *testing.T) {
-		r := replicator(t, env, "init", "--include-databases", "outdb")
+	t.Run("plain, passwords from .pgpass, verbose", func(t *testing.T) {
+		pgpass := pgtest.WriteFile(t, "pgpass", fmt.Sprintf("127.0.0.1:%d:*:postgres:%s\n127.0.0.1:%d:*:postgres:%s\n",
+			pair.Source.Port, pair.Source.Password, pair.Target.Port, pair.Target.Password), 0o600)
+		noPassword := []string{
+			"PGPASSFILE=" + pgpass,
+			fmt.Sprintf("REPLICATOR_SOURCE=postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pair.Source.Port),
+			fmt.Sprintf("REPLICATOR_TARGET=postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pair.Target.Port),
+		}
+		r := replicator(t, noPassword, "init", "--include-databases", "outdb", "--verbose")
 		if r.code != 0 {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)
 		}

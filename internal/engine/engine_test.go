@@ -372,3 +372,61 @@ func TestWholeClusterAndEncodings(t *testing.T) {
 		}
 	}
 }
+
+func TestPostgresDatabaseOnlyWhenNamed(t *testing.T) {
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE TABLE in_postgres (id int PRIMARY KEY); INSERT INTO in_postgres SELECT generate_series(1, 3)")
+	t.Cleanup(func() {
+		pgtest.Exec(t, pair.Source, "postgres", "DROP TABLE in_postgres")
+		pgtest.Exec(t, pair.Target, "postgres", "DROP TABLE IF EXISTS in_postgres")
+	})
+	_, _, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"post*"}}, func(o *engine.Options) { o.SkipRoles = true })
+	if err == nil || !strings.Contains(err.Error(), "no database to copy") {
+		t.Fatalf("a glob must not select postgres: %v", err)
+	}
+	if _, _, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"postgres"}}, func(o *engine.Options) { o.SkipRoles = true }); err != nil {
+		t.Fatal(err)
+	}
+	if got := pgtest.Query(t, pair.Target, "postgres", "SELECT count(*) FROM in_postgres"); !reflect.DeepEqual(got, []string{"3"}) {
+		t.Errorf("in_postgres on target: %v", got)
+	}
+}
+
+// A target role without SUPERUSER (as on managed services) still gets the roles
+// it may create; what it may not do becomes warnings.
+func TestRolesOnNonSuperuserTarget(t *testing.T) {
+	createRoles(t)
+	pgtest.Exec(t, pair.Target, "postgres", `
+DROP ROLE IF EXISTS app_admin; DROP ROLE IF EXISTS app_reader; DROP ROLE IF EXISTS "Weird ""Role""";
+CREATE ROLE app_owner LOGIN; CREATE ROLE manager LOGIN PASSWORD 'manager-pw' CREATEDB CREATEROLE; GRANT app_owner TO manager`)
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE owned OWNER app_owner")
+	pgtest.Exec(t, pair.Source, "owned", "SET ROLE app_owner; CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one')")
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, "owned")
+		pgtest.DropDatabases(t, pair.Target, "owned")
+		pgtest.Exec(t, pair.Target, "postgres", `DROP ROLE manager; DROP ROLE IF EXISTS app_admin; DROP ROLE IF EXISTS app_reader;
+		  DROP ROLE IF EXISTS "Weird ""Role"""; DROP ROLE app_owner`)
+	})
+	res, _, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"owned"}}, func(o *engine.Options) {
+		dst, err := conninfo.Parse("target", pair.Target.URLAs("manager", "manager-pw", "postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Target = dst
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := pgtest.Query(t, pair.Target, "postgres", `SELECT rolname, rolsuper, rolcanlogin FROM pg_roles WHERE rolname IN ('app_admin', 'app_reader', 'Weird "Role"') ORDER BY 1`)
+	if want := []string{`Weird "Role"|false|true`, "app_admin|false|false", "app_reader|false|false"}; !reflect.DeepEqual(roles, want) {
+		t.Errorf("roles on target %v, want %v", roles, want)
+	}
+	warnings := strings.Join(res.Warnings, "\n")
+	if !strings.Contains(warnings, "role app_admin created without SUPERUSER") {
+		t.Errorf("no warning about app_admin:\n%s", warnings)
+	}
+	// app_owner existed on the target: its attributes are the target's business.
+	if got := pgtest.Query(t, pair.Target, "postgres", "SELECT rolcreatedb, rolpassword IS NULL FROM pg_authid WHERE rolname = 'app_owner'"); !reflect.DeepEqual(got, []string{"false|true"}) {
+		t.Errorf("existing role app_owner was altered: %v", got)
+	}
+	assertSameDatabase(t, "owned")
+}

@@ -72,9 +72,11 @@ func (r *run) copyRoles(ctx context.Context, p *plan) error {
 		}
 		switch {
 		case kind == "alter" && isPrivilegeError(err):
-			reduced := withoutPrivilegedAttributes(stmt)
+			reduced, dropped := withoutPrivilegedAttributes(stmt)
 			if _, err2 := dst.Exec(ctx, reduced); err2 == nil {
-				r.warn("", "role %s created without SUPERUSER/REPLICATION/BYPASSRLS: the target refused them (%s)", role, pgMessage(err))
+				if len(dropped) > 0 {
+					r.warn("", "role %s created without %s: the target refused (%s)", role, strings.Join(dropped, ", "), pgMessage(err))
+				}
 				continue
 			}
 			r.warn("", "role %s: %s", role, pgMessage(err))
@@ -135,20 +137,30 @@ func readIdent(s string) string {
 	return s[:end]
 }
 
-// withoutPrivilegedAttributes turns SUPERUSER, REPLICATION and BYPASSRLS into their
-// NO forms in an ALTER ROLE ... WITH statement, leaving quoted parts alone.
-func withoutPrivilegedAttributes(stmt string) string {
-	repl := map[string]string{"SUPERUSER": "NOSUPERUSER", "REPLICATION": "NOREPLICATION", "BYPASSRLS": "NOBYPASSRLS"}
+// privileged are role attributes only a superuser may mention, even in their NO
+// form: a managed target's CREATEROLE role refuses any of them.
+var privileged = map[string]bool{
+	"SUPERUSER": true, "NOSUPERUSER": true, "REPLICATION": true, "NOREPLICATION": true,
+	"BYPASSRLS": true, "NOBYPASSRLS": true,
+}
+
+// withoutPrivilegedAttributes drops those attributes from an ALTER ROLE ... WITH
+// statement (quoted parts untouched) and lists the granting ones it dropped.
+func withoutPrivilegedAttributes(stmt string) (string, []string) {
 	var b strings.Builder
+	var dropped []string
 	inQuote := byte(0)
-	word := strings.Builder{}
+	var word strings.Builder
 	flush := func() {
 		w := word.String()
-		if r, ok := repl[strings.ToUpper(w)]; ok {
-			w = r
+		word.Reset()
+		if up := strings.ToUpper(w); privileged[up] {
+			if !strings.HasPrefix(up, "NO") {
+				dropped = append(dropped, up)
+			}
+			return
 		}
 		b.WriteString(w)
-		word.Reset()
 	}
 	for i := 0; i < len(stmt); i++ {
 		c := stmt[i]
@@ -159,21 +171,20 @@ func withoutPrivilegedAttributes(stmt string) string {
 			}
 			continue
 		}
-		if c == '\'' || c == '"' {
+		switch c {
+		case '\'', '"':
 			flush()
 			inQuote = c
 			b.WriteByte(c)
-			continue
-		}
-		if c == ' ' || c == '\n' || c == ';' {
+		case ' ', '\n', ';':
 			flush()
 			b.WriteByte(c)
-			continue
+		default:
+			word.WriteByte(c)
 		}
-		word.WriteByte(c)
 	}
 	flush()
-	return b.String()
+	return b.String(), dropped
 }
 
 func isPrivilegeError(err error) bool {
