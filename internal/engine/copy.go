@@ -46,6 +46,7 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 	for _, p := range parts {
 		partCh <- p
 	}
+	w.copying.Store(int64(len(parts)))
 	close(partCh)
 
 	// Tables without rows to copy get their indexes right away.
@@ -180,6 +181,7 @@ func (r *run) copyWorker(ctx context.Context, w *dbWork, parts <-chan *part, ind
 			return fmt.Errorf("copy %s: %w", t.Name, err)
 		}
 		sp.add(start, time.Now())
+		w.copying.Add(-1)
 		if t.partDone(rows, bytes, time.Since(start)) {
 			t.progress.Finish()
 			r.emit(progress.Event{Kind: progress.TableDone, Database: w.name, Table: t.Name.String(),

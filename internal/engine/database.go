@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,9 @@ type dbWork struct {
 	afterPost []string        // statements run after post-data (NOT VALID foreign keys)
 	sequences []catalog.Sequence
 	blobs     []uint32
+
+	// copying counts table parts not yet copied.
+	copying atomic.Int64
 }
 
 // tableWork is one table of the dump: copied with or without data.

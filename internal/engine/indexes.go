@@ -74,6 +74,7 @@ func (s *span) seconds() float64 {
 
 func (r *run) indexWorker(ctx context.Context, w *dbWork, tasks <-chan indexTask, sp *span) error {
 	var dst *pgx.Conn
+	parallel := true // the session's max_parallel_maintenance_workers is the server's
 	defer func() {
 		if dst != nil {
 			dst.Close(context.Background())
@@ -94,6 +95,19 @@ func (r *run) indexWorker(ctx context.Context, w *dbWork, tasks <-chan indexTask
 		}
 		t := task.table
 		start := time.Now()
+		// While tables are still copying every core is busy: parallel index
+		// workers would only add coordination. Once the copies are done, the last
+		// index builds may use them.
+		if want := w.copying.Load() == 0; want != parallel {
+			stmt := "SET max_parallel_maintenance_workers = 0"
+			if want {
+				stmt = "RESET max_parallel_maintenance_workers"
+			}
+			if err := exec(ctx, dst, stmt); err != nil {
+				return err
+			}
+			parallel = want
+		}
 		if task.index != nil {
 			if err := exec(ctx, dst, task.index.Def); err != nil {
 				return fmt.Errorf("create index %s on %s: %w", task.index.Name.Name, t.Name, err)
