@@ -396,7 +396,7 @@ func TestPostgresDatabaseOnlyWhenNamed(t *testing.T) {
 func TestRolesOnNonSuperuserTarget(t *testing.T) {
 	createRoles(t)
 	pgtest.Exec(t, pair.Target, "postgres", `
-DROP ROLE IF EXISTS app_admin; DROP ROLE IF EXISTS app_reader; DROP ROLE IF EXISTS "Weird ""Role""";
+DROP ROLE IF EXISTS app_admin; DROP ROLE IF EXISTS app_reader; DROP ROLE IF EXISTS "Weird ""Role"""; DROP ROLE IF EXISTS app_owner;
 CREATE ROLE app_owner LOGIN; CREATE ROLE manager LOGIN PASSWORD 'manager-pw' CREATEDB CREATEROLE; GRANT app_owner TO manager`)
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE owned OWNER app_owner")
 	pgtest.Exec(t, pair.Source, "owned", "SET ROLE app_owner; CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one')")
