@@ -10,7 +10,7 @@ import (
 // terminal error message should not.
 func OneLine(err error) string {
 	if errors.Is(err, context.Canceled) {
-		return "interrupted; nothing more was changed (re-run to start over)"
+		return "interrupted: the target may hold a partial copy; re-run with --drop-existing to start over"
 	}
 	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
 	var kept []string

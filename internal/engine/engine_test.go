@@ -430,3 +430,27 @@ CREATE ROLE app_owner LOGIN; CREATE ROLE manager LOGIN PASSWORD 'manager-pw' CRE
 	}
 	assertSameDatabase(t, "owned")
 }
+
+func TestProgressReaches100WithExcludedChildren(t *testing.T) {
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE inherit")
+	pgtest.Exec(t, pair.Source, "inherit", `CREATE TABLE parent (id int); CREATE TABLE child () INHERITS (parent);
+	  INSERT INTO child SELECT generate_series(1, 100); CREATE TABLE other AS SELECT generate_series(1, 100) AS id; ANALYZE`)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, "inherit")
+		pgtest.DropDatabases(t, pair.Target, "inherit")
+	})
+	res, ev, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"inherit"}, ExcludeTables: []string{"parent"}}, func(o *engine.Options) { o.SkipRoles = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Tables) != 1 || res.Tables[0].Table != "public.other" {
+		t.Errorf("tables copied: %+v", res.Tables)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "public.child left out") {
+		t.Errorf("warnings: %v", res.Warnings)
+	}
+	ticks := ev.of(progress.Tick)
+	if last := ticks[len(ticks)-1].Overall; last.Percent < 99.9 || last.TablesTotal != 1 {
+		t.Errorf("final progress %+v", last)
+	}
+}

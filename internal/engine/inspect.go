@@ -65,6 +65,9 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 		}
 	}
 	w.tables = kept
+	for _, n := range w.excluded {
+		r.tracker.Remove(w.name, n.String())
+	}
 
 	if err := r.partialForeignKeys(ctx, conn, w, byOID, partial); err != nil {
 		return err

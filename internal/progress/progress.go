@@ -161,6 +161,25 @@ func (tr *Tracker) Register(db, name string, estRows, estBytes int64) *Table {
 	return t
 }
 
+// Remove drops a table from the plan (left out after all, or gone).
+func (tr *Tracker) Remove(db, name string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	key := db + "\x00" + name
+	t, ok := tr.tables[key]
+	if !ok {
+		return
+	}
+	delete(tr.tables, key)
+	tr.total -= t.weight
+	for i, k := range tr.order {
+		if k == key {
+			tr.order = append(tr.order[:i], tr.order[i+1:]...)
+			break
+		}
+	}
+}
+
 // Snapshot computes overall progress now.
 func (tr *Tracker) Snapshot() Snapshot {
 	tr.mu.Lock()
