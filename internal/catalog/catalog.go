@@ -62,14 +62,6 @@ type Table struct {
 	ExtensionCondition string
 }
 
-// Snapshot of what a database holds.
-type Snapshot struct {
-	Encoding     string
-	Tables       []*Table
-	Sequences    []Name
-	LargeObjects []uint32
-}
-
 // Tables lists user tables, with their copyable columns.
 func Tables(ctx context.Context, q Querier) ([]*Table, error) {
 	rows, err := q.Query(ctx, `

@@ -150,4 +150,3 @@ func rows(ctx context.Context, c *pgcluster.Cluster, db, q string) (map[string][
 	}
 	return out, r.Err()
 }
-

@@ -74,22 +74,20 @@ func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir strin
 	if err != nil {
 		return err
 	}
-	list, kept, err := filterTOC(out, w.skipPost)
+	list, err := filterTOC(out, w.skipPost)
 	if err != nil {
 		return err
 	}
-	if kept > 0 {
-		listFile := filepath.Join(dir, "post-data.list")
-		if err := os.WriteFile(listFile, list, 0o600); err != nil {
-			return err
-		}
-		args := []string{
-			"--section=post-data", "--exit-on-error", "--use-list=" + listFile,
-			"--jobs=" + strconv.Itoa(r.opts.IndexJobs), "--dbname=" + w.dst.ToolConnString(), archive,
-		}
-		if _, err := r.opts.Tools.Run(ctx, "pg_restore", args, w.dst.ToolEnv(), r.secrets); err != nil {
-			return err
-		}
+	listFile := filepath.Join(dir, "post-data.list")
+	if err := os.WriteFile(listFile, list, 0o600); err != nil {
+		return err
+	}
+	args := []string{
+		"--section=post-data", "--exit-on-error", "--use-list=" + listFile,
+		"--jobs=" + strconv.Itoa(r.opts.IndexJobs), "--dbname=" + w.dst.ToolConnString(), archive,
+	}
+	if _, err := r.opts.Tools.Run(ctx, "pg_restore", args, w.dst.ToolEnv(), r.secrets); err != nil {
+		return err
 	}
 	if len(w.afterPost) == 0 {
 		return nil
@@ -110,11 +108,9 @@ func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir strin
 // tocLine is "dumpId; catalogOid objectOid DESC ..." as pg_restore --list prints.
 var tocLine = regexp.MustCompile(`^(\d+); (\d+) (\d+) `)
 
-// filterTOC comments out the archive entries in skip and reports how many
-// entries remain.
-func filterTOC(list []byte, skip map[tocKey]bool) ([]byte, int, error) {
+// filterTOC comments out the archive entries in skip.
+func filterTOC(list []byte, skip map[tocKey]bool) ([]byte, error) {
 	var out bytes.Buffer
-	kept := 0
 	sc := bufio.NewScanner(bytes.NewReader(list))
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
@@ -125,7 +121,7 @@ func filterTOC(list []byte, skip map[tocKey]bool) ([]byte, int, error) {
 		}
 		m := tocLine.FindStringSubmatch(line)
 		if m == nil {
-			return nil, 0, fmt.Errorf("unexpected pg_restore --list line %q", line)
+			return nil, fmt.Errorf("unexpected pg_restore --list line %q", line)
 		}
 		cat, _ := strconv.ParseUint(m[2], 10, 32)
 		oid, _ := strconv.ParseUint(m[3], 10, 32)
@@ -133,8 +129,7 @@ func filterTOC(list []byte, skip map[tocKey]bool) ([]byte, int, error) {
 			out.WriteString(";" + line + "\n")
 			continue
 		}
-		kept++
 		out.WriteString(line + "\n")
 	}
-	return out.Bytes(), kept, sc.Err()
+	return out.Bytes(), sc.Err()
 }

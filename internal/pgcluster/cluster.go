@@ -6,7 +6,6 @@ package pgcluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -283,6 +282,3 @@ func tail(s string, n int) string {
 	}
 	return s[len(s)-n:]
 }
-
-// ErrNoServer means PostgreSQL server binaries are not installed.
-var ErrNoServer = errors.New("PostgreSQL server binaries (initdb, pg_ctl) not found: install them with `apt-get install postgresql` or set PGBIN")

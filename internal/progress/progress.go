@@ -118,12 +118,6 @@ func (t *Table) End()   { t.active.Add(-1) }
 // Finish marks the table complete.
 func (t *Table) Finish() { t.done.Store(true) }
 
-// Reset forgets progress, for a part that is copied again.
-func (t *Table) Reset(rows, bytes int64) {
-	t.rows.Add(-rows)
-	t.bytes.Add(-bytes)
-}
-
 func (t *Table) fraction() float64 {
 	if t.done.Load() {
 		return 1
