@@ -5,8 +5,10 @@ package initcmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,6 +16,7 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
+	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/engine"
 )
 
@@ -27,6 +30,8 @@ type Options struct {
 	DropExisting       bool
 	Yes                bool
 	NoRoles            bool
+	NoResume           bool
+	StateDir           string
 	JSON               bool
 }
 
@@ -64,6 +69,8 @@ changes, unless --drop-existing replaces it.`,
 	fl.BoolVar(&opts.DropExisting, "drop-existing", false, "drop target databases that already exist (asks first; --yes to confirm)")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "answer yes to prompts")
 	fl.BoolVar(&opts.NoRoles, "no-roles", false, "do not copy roles")
+	fl.BoolVar(&opts.NoResume, "no-resume", false, "start over instead of resuming an interrupted run of the same copy")
+	fl.StringVar(&opts.StateDir, "state-dir", "", "where checkpoints of interrupted runs are kept (default $XDG_STATE_HOME/replicator or ~/.local/state/replicator)")
 	fl.BoolVar(&opts.JSON, "json", false, "print progress and the summary as JSON lines on stdout")
 	return cmd
 }
@@ -93,6 +100,29 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 		return err
 	}
 
+	stateDir := opts.StateDir
+	if stateDir == "" {
+		if stateDir = os.Getenv("REPLICATOR_STATE_DIR"); stateDir == "" {
+			if stateDir, err = checkpoint.DefaultDir(); err != nil {
+				return err
+			}
+		}
+	}
+	// Same endpoints and filters: same run. The id holds no password.
+	runID := checkpoint.RunID("init", src.Identity(), dst.Identity(), opts.Filters.Spec())
+	store, err := checkpoint.NewFileStore(stateDir, runID)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	archiveDir := filepath.Join(stateDir, runID)
+	if opts.NoResume {
+		if err := store.Clear(ctx); err != nil {
+			return err
+		}
+		os.RemoveAll(archiveDir)
+	}
+
 	renderer := progressui.New(ios, opts.JSON)
 	confirm := func(q string) (bool, error) {
 		if opts.Yes {
@@ -106,11 +136,17 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 		MaintenanceWorkMem: opts.MaintenanceWorkMem,
 		DropExisting:       opts.DropExisting, Confirm: confirm, SkipRoles: opts.NoRoles,
 		Progress: renderer, Logger: f.Logger(ios.ErrOut), TempDir: os.TempDir(),
+		Checkpoints: store, ArchiveDir: archiveDir,
 	})
 	renderer.Close()
 	if err != nil {
-		return err
+		var ue *engine.UserError
+		if errors.As(err, &ue) || ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w (re-run the same command to resume; --no-resume starts over)", err)
 	}
+	os.RemoveAll(archiveDir)
 	if opts.JSON {
 		return progressui.PrintSummaryJSON(ios.Out, res)
 	}

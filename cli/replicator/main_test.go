@@ -17,8 +17,9 @@ import (
 )
 
 var (
-	pair *pgtest.Pair
-	bin  string
+	pair     *pgtest.Pair
+	bin      string
+	stateDir string // checkpoints of the runs, kept out of the user's home
 )
 
 // TestMain builds the real binary and starts a source and a target cluster: these
@@ -29,6 +30,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	bin = filepath.Join(dir, "replicator")
+	stateDir = filepath.Join(dir, "state")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		os.Stderr.Write(out)
 		os.Exit(1)
@@ -47,7 +49,7 @@ func replicator(t *testing.T, env []string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), "REPLICATOR_STATE_DIR="+stateDir), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	cmd.Stdin = nil // no terminal: prompts must not wait

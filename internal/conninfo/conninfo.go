@@ -58,6 +58,9 @@ func newEndpoint(side string, params map[string]string) (*Endpoint, error) {
 	if _, ok := params["connect_timeout"]; !ok {
 		params["connect_timeout"] = defaultConnectTimeout
 	}
+	if _, ok := params["application_name"]; !ok {
+		params["application_name"] = "replicator" // visible in pg_stat_activity
+	}
 	cfg, err := pgx.ParseConfig(keywordValue(params, true))
 	if err != nil {
 		return nil, fmt.Errorf("%s: malformed connection URL: %s", side, parseErrorText(err, params["password"]))
@@ -86,6 +89,12 @@ func (e *Endpoint) Host() string     { return e.config.Host }
 func (e *Endpoint) Port() uint16     { return e.config.Port }
 func (e *Endpoint) Password() string { return e.config.Password }
 
+// Identity names the server and role (not the database, not the password): what
+// tells one copy's endpoints from another's.
+func (e *Endpoint) Identity() string {
+	return fmt.Sprintf("%s@%s:%d", e.config.User, e.config.Host, e.config.Port)
+}
+
 // ConnConfig is a copy of the pgx configuration.
 func (e *Endpoint) ConnConfig() *pgx.ConnConfig { return e.config.Copy() }
 
@@ -104,7 +113,7 @@ func (e *Endpoint) String() string {
 	q := url.Values{}
 	for k, v := range e.params {
 		switch k {
-		case "host", "port", "user", "dbname", "connect_timeout":
+		case "host", "port", "user", "dbname", "connect_timeout", "application_name":
 		default:
 			if !sensitive[k] {
 				q.Set(k, v)

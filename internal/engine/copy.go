@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,18 +15,20 @@ import (
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/retry"
 )
 
 // part is one unit of copy work: a whole table or a range of its heap pages.
 type part struct {
 	table *tableWork
-	// lo and hi bound the heap pages (ctid) of a range; whole is set when the part
-	// is the entire table.
+	// lo and hi bound the heap pages (ctid) of a range, hi < 0 meaning to the end
+	// (rows appended after planning); whole is set when the part is the table.
 	lo, hi int64
-	last   bool // open-ended: from lo to the end (rows appended after planning)
 	whole  bool
 	weight int64
+	key    string
 }
 
 // copyAndIndex streams every table's rows with COPY, several at once, and builds
@@ -34,7 +37,10 @@ type part struct {
 func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 	start := time.Now()
 	r.emit(progress.Event{Kind: progress.StepStarted, Database: w.name, Step: "copy"})
-	parts := r.planParts(w)
+	parts, err := r.planParts(ctx, w)
+	if err != nil {
+		return err
+	}
 
 	// Enough room for every index task so that producers never block.
 	nIndex := 0
@@ -46,38 +52,36 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 	for _, p := range parts {
 		partCh <- p
 	}
-	w.copying.Store(int64(len(parts)))
 	close(partCh)
+	w.copying.Store(int64(len(parts)))
 
-	// Tables without rows to copy get their indexes right away.
+	// Tables with no rows left to copy get their indexes right away.
 	for _, t := range w.tables {
-		if !t.copyData || t.partsLeft == 0 {
-			t.enqueueIndexes(indexCh)
+		if t.partsLeft == 0 {
+			r.enqueueIndexes(w, t, indexCh)
 		}
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	var copiers sync.WaitGroup
-	var copySpan span
-	workers := min(r.opts.Jobs, len(parts))
-	for i := 0; i < workers; i++ {
+	var copySpan, indexSpan span
+	for i := 0; i < min(r.opts.Jobs, len(parts)); i++ {
 		copiers.Add(1)
 		g.Go(func() error {
 			defer copiers.Done()
-			return r.copyWorker(gctx, w, partCh, indexCh, &copySpan)
+			c := &copier{r: r, w: w}
+			defer c.reset()
+			return c.run(gctx, partCh, indexCh, &copySpan)
 		})
 	}
 	go func() {
 		copiers.Wait()
 		close(indexCh)
 	}()
-	var indexSpan span
-	if nIndex > 0 {
-		for i := 0; i < r.opts.IndexJobs; i++ {
-			g.Go(func() error { return r.indexWorker(gctx, w, indexCh, &indexSpan) })
-		}
+	for i := 0; i < r.opts.IndexJobs; i++ {
+		g.Go(func() error { return r.indexWorker(gctx, w, indexCh, &indexSpan) })
 	}
-	err := g.Wait()
+	err = g.Wait()
 
 	var copySum, indexSum float64
 	var bytes int64
@@ -102,66 +106,116 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 }
 
 // planParts splits tables larger than the threshold into page ranges (TID range
-// scans, PostgreSQL 14+) and orders all parts largest first, so the longest work
-// starts early and small tables fill the gaps at the end.
-func (r *run) planParts(w *dbWork) []*part {
+// scans) and orders the parts largest first, so the longest work starts early and
+// small tables fill the gaps at the end. A resumed run reuses the ranges it
+// planned before and leaves out the parts it finished.
+func (r *run) planParts(ctx context.Context, w *dbWork) ([]*part, error) {
 	var parts []*part
 	threshold := r.opts.SplitThreshold
 	for _, t := range w.tables {
 		if !t.copyData {
 			continue
 		}
-		n := int64(1)
-		if threshold > 0 && t.Bytes > threshold && t.Pages > 1 {
-			n = min((t.Bytes+threshold-1)/threshold, t.Pages, 64)
-		}
-		if n == 1 {
-			parts = append(parts, &part{table: t, whole: true, last: true, weight: t.Bytes})
-		} else {
+		var ranges [][2]int64
+		if rec, ok := r.cp.get(keySplit(w.name, t.Name)); ok {
+			if err := json.Unmarshal([]byte(rec.Data), &ranges); err != nil {
+				return nil, fmt.Errorf("checkpoint of %s: %w", t.Name, err)
+			}
+		} else if _, resumed := r.cp.get(keyPart(w.name, t.Name, &part{whole: true})); !resumed &&
+			threshold > 0 && t.Bytes > threshold && t.Pages > 1 {
+			n := min((t.Bytes+threshold-1)/threshold, t.Pages, 64)
 			step := (t.Pages + n - 1) / n
 			for lo := int64(0); lo < t.Pages; lo += step {
-				p := &part{table: t, lo: lo, hi: lo + step, weight: t.Bytes / n}
-				p.last = p.hi >= t.Pages
-				parts = append(parts, p)
+				hi := lo + step
+				if hi >= t.Pages {
+					hi = -1
+				}
+				ranges = append(ranges, [2]int64{lo, hi})
+			}
+			data, _ := json.Marshal(ranges)
+			// Durable: ranges committed later are only meaningful with their plan.
+			if err := r.cp.mark(ctx, checkpoint.Record{Key: keySplit(w.name, t.Name), Status: checkpoint.Done, Data: string(data)}, true); err != nil {
+				return nil, err
 			}
 		}
-	}
-	for _, p := range parts {
-		p.table.partsLeft++
-		p.table.parts++
+		var mine []*part
+		if len(ranges) == 0 {
+			mine = []*part{{table: t, whole: true, hi: -1, weight: t.Bytes}}
+		}
+		for _, rg := range ranges {
+			mine = append(mine, &part{table: t, lo: rg[0], hi: rg[1], weight: t.Bytes / int64(len(ranges))})
+		}
+		for _, p := range mine {
+			p.key = keyPart(w.name, t.Name, p)
+			t.parts++
+			if rec, ok := r.cp.get(p.key); ok && rec.Status == checkpoint.Done {
+				t.resumed++
+				t.rows += rec.Rows
+				t.bytes += rec.Bytes
+				t.progress.Add(rec.Rows, rec.Bytes)
+				continue
+			}
+			t.partsLeft++
+			parts = append(parts, p)
+		}
+		if t.partsLeft == 0 {
+			t.progress.Finish()
+		}
 	}
 	sort.SliceStable(parts, func(i, j int) bool { return parts[i].weight > parts[j].weight })
-	return parts
+	return parts, nil
 }
 
-func (r *run) copyWorker(ctx context.Context, w *dbWork, parts <-chan *part, indexCh chan<- indexTask, sp *span) error {
-	src, err := w.src.Connect(ctx)
-	if err != nil {
-		return err
+// copier is one copy worker: a source session in the snapshot and a target
+// session, re-established after a transient failure.
+type copier struct {
+	r        *run
+	w        *dbWork
+	src, dst *pgx.Conn
+}
+
+func (c *copier) ensure(ctx context.Context) error {
+	if c.src == nil {
+		src, err := c.w.src.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		c.src = src
+		if err := sourceSession(ctx, src); err != nil {
+			return err
+		}
+		if err := c.r.beginInSnapshot(ctx, c.w, src); err != nil {
+			return err
+		}
+		// The database encoding on both ends: no conversion on the way.
+		if _, err := src.Exec(ctx, "SET client_encoding = "+quoteLiteral(c.w.encoding)); err != nil {
+			return fmt.Errorf("set source encoding: %w", err)
+		}
 	}
-	defer src.Close(context.Background())
-	dst, err := w.dst.Connect(ctx)
-	if err != nil {
-		return err
+	if c.dst == nil {
+		dst, err := c.w.dst.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		c.dst = dst
+		if err := targetSession(ctx, dst, "; SET client_encoding = "+quoteLiteral(c.w.encoding)); err != nil {
+			return err
+		}
 	}
-	defer dst.Close(context.Background())
-	if err := sourceSession(ctx, src); err != nil {
-		return err
+	return nil
+}
+
+func (c *copier) reset() {
+	for _, conn := range []*pgx.Conn{c.src, c.dst} {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
 	}
-	if _, err := src.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if _, err := src.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(w.snapshot)); err != nil {
-		return fmt.Errorf("import snapshot: %w", err)
-	}
-	// The database encoding on both ends: no conversion on the way.
-	enc := "; SET client_encoding = " + quoteLiteral(w.encoding)
-	if _, err := src.Exec(ctx, "SET client_encoding = "+quoteLiteral(w.encoding)); err != nil {
-		return fmt.Errorf("set source encoding: %w", err)
-	}
-	if err := targetSession(ctx, dst, enc); err != nil {
-		return err
-	}
+	c.src, c.dst = nil, nil
+}
+
+func (c *copier) run(ctx context.Context, parts <-chan *part, indexCh chan<- indexTask, sp *span) error {
+	r, w := c.r, c.w
 	for p := range parts {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -175,7 +229,17 @@ func (r *run) copyWorker(ctx context.Context, w *dbWork, parts <-chan *part, ind
 		t.mu.Unlock()
 		start := time.Now()
 		t.progress.Begin()
-		rows, bytes, err := copyPart(ctx, src, dst, p)
+		var rows, bytes int64
+		err := retry.Do(ctx, r.opts.Retry, func(err error, wait time.Duration) {
+			r.warn(w.name, "copy %s failed (%s); retrying in %s", t.Name, oneLine(err), wait.Round(time.Millisecond))
+		}, func() error {
+			var err error
+			rows, bytes, err = c.copyOnce(ctx, p)
+			if err != nil {
+				c.reset()
+			}
+			return err
+		})
 		t.progress.End()
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", t.Name, err)
@@ -186,10 +250,69 @@ func (r *run) copyWorker(ctx context.Context, w *dbWork, parts <-chan *part, ind
 			t.progress.Finish()
 			r.emit(progress.Event{Kind: progress.TableDone, Database: w.name, Table: t.Name.String(),
 				Rows: t.rows, Bytes: t.bytes, Seconds: time.Since(t.started).Seconds()})
-			t.enqueueIndexes(indexCh)
+			r.enqueueIndexes(w, t, indexCh)
 		}
 	}
 	return nil
+}
+
+// copyOnce makes one attempt at a part. A part an earlier attempt (or run) was
+// committing is first settled by asking the target whether that transaction
+// committed: committed work is never copied twice.
+func (c *copier) copyOnce(ctx context.Context, p *part) (rows, bytes int64, err error) {
+	if err := c.ensure(ctx); err != nil {
+		return 0, 0, err
+	}
+	if rec, ok := c.r.cp.get(p.key); ok && rec.Status == checkpoint.Committing {
+		committed, err := transactionCommitted(ctx, c.dst, rec.XID)
+		if err != nil {
+			return 0, 0, err
+		}
+		if committed {
+			rec.Status = checkpoint.Done
+			return rec.Rows, rec.Bytes, c.r.cp.mark(ctx, rec, false)
+		}
+	}
+	if err := c.r.cp.set(ctx, p.key, checkpoint.Running); err != nil {
+		return 0, 0, err
+	}
+	rows, bytes, xid, err := copyPart(ctx, c.src, c.dst, p, func(xid uint64, rows, bytes int64) error {
+		// Durable before COMMIT: if the commit's outcome is lost with the
+		// connection or the process, the target still knows it.
+		return c.r.cp.mark(ctx, checkpoint.Record{Key: p.key, Status: checkpoint.Committing, XID: xid, Rows: rows, Bytes: bytes}, true)
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return rows, bytes, c.r.cp.mark(ctx, checkpoint.Record{Key: p.key, Status: checkpoint.Done, XID: xid, Rows: rows, Bytes: bytes}, false)
+}
+
+// transactionCommitted asks the target about a transaction of an earlier
+// attempt, waiting while it is still in progress (its session may not yet have
+// noticed that its client is gone).
+func transactionCommitted(ctx context.Context, dst *pgx.Conn, xid uint64) (bool, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var status *string
+		if err := dst.QueryRow(ctx, "SELECT pg_catalog.txid_status($1)", int64(xid)).Scan(&status); err != nil {
+			return false, fmt.Errorf("status of target transaction %d: %w", xid, err)
+		}
+		switch {
+		case status == nil:
+			return false, fmt.Errorf("target transaction %d is too old to know whether it committed: start over with --no-resume --drop-existing", xid)
+		case *status == "committed":
+			return true, nil
+		case *status == "aborted":
+			return false, nil
+		case time.Now().After(deadline):
+			return false, fmt.Errorf("target transaction %d of an earlier attempt is still in progress", xid)
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // partDone records a finished part and reports whether it was the table's last.
@@ -205,10 +328,11 @@ func (t *tableWork) partDone(rows, bytes int64, d time.Duration) bool {
 
 // copyPart streams one part from source to target: COPY TO on the source feeds
 // COPY FROM on the target through a pipe, so memory stays at a few buffers
-// whatever the table size. A whole table is truncated and loaded in one
-// transaction with FREEZE: rows arrive frozen and visible, with no later VACUUM
-// or hint-bit rewrite of the whole table.
-func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part) (rows, bytes int64, err error) {
+// whatever the table size. Each part is one target transaction; a whole table is
+// truncated in it and loaded with FREEZE: rows arrive frozen and visible, with no
+// later VACUUM or hint-bit rewrite of the whole table. committing is called with
+// the transaction id just before COMMIT.
+func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part, committing func(xid uint64, rows, bytes int64) error) (rows, bytes int64, xid uint64, err error) {
 	t := p.table
 	format := "text"
 	if t.Binary {
@@ -225,7 +349,7 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part) (rows, bytes int
 	var conds []string
 	if !p.whole {
 		conds = append(conds, fmt.Sprintf("ctid >= '(%d,0)'::pg_catalog.tid", p.lo))
-		if !p.last {
+		if p.hi >= 0 {
 			conds = append(conds, fmt.Sprintf("ctid < '(%d,0)'::pg_catalog.tid", p.hi))
 		}
 	}
@@ -239,14 +363,15 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part) (rows, bytes int
 		srcSQL = fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT (FORMAT %s)",
 			cols, t.Name.Quoted(), strings.Join(conds, " AND "), format)
 	}
-	freeze := ""
+	begin, freeze := "BEGIN", ""
 	if p.whole {
-		freeze = ", FREEZE"
-		if err := exec(ctx, dst, "BEGIN; TRUNCATE ONLY "+t.Name.Quoted()); err != nil {
-			return 0, 0, fmt.Errorf("target: %w", err)
-		}
+		begin, freeze = "BEGIN; TRUNCATE ONLY "+t.Name.Quoted(), ", FREEZE"
 	}
 	dstSQL := fmt.Sprintf("COPY %s %s FROM STDIN (FORMAT %s%s)", t.Name.Quoted(), parens(cols), format, freeze)
+	if err := exec(ctx, dst, begin); err != nil {
+		return 0, 0, 0, fmt.Errorf("target: %w", err)
+	}
+	rollback := func() { _ = exec(context.Background(), dst, "ROLLBACK") }
 
 	pr, pw := io.Pipe()
 	cw := &countingWriter{table: t.progress}
@@ -266,29 +391,31 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part) (rows, bytes int
 		pr.CloseWithError(errTargetFailed)
 	}
 	if err := <-srcErr; err != nil && !errors.Is(err, errTargetFailed) {
-		if p.whole {
-			_ = exec(context.Background(), dst, "ROLLBACK")
-		}
-		return 0, 0, fmt.Errorf("source: %w", err)
+		t.progress.Add(-cw.rows, -cw.bytes)
+		rollback()
+		return 0, 0, 0, fmt.Errorf("source: %w", err)
 	}
 	if dstErr != nil {
-		if p.whole {
-			_ = exec(context.Background(), dst, "ROLLBACK")
-		}
-		return 0, 0, fmt.Errorf("target: %w", dstErr)
-	}
-	if p.whole {
-		if err := exec(ctx, dst, "COMMIT"); err != nil {
-			return 0, 0, fmt.Errorf("target: commit: %w", err)
-		}
+		t.progress.Add(-cw.rows, -cw.bytes)
+		rollback()
+		return 0, 0, 0, fmt.Errorf("target: %w", dstErr)
 	}
 	rows = tag.RowsAffected()
 	// Messages counted on the way are rows give or take the binary header; the
 	// command tag is exact.
-	if t.progress != nil {
-		t.progress.Add(rows-cw.rows, 0)
+	t.progress.Add(rows-cw.rows, 0)
+	var x int64
+	if err := dst.QueryRow(ctx, "SELECT pg_catalog.txid_current()").Scan(&x); err != nil {
+		return 0, 0, 0, fmt.Errorf("target: %w", err)
 	}
-	return rows, cw.bytes, nil
+	if err := committing(uint64(x), rows, cw.bytes); err != nil {
+		rollback()
+		return 0, 0, 0, err
+	}
+	if err := exec(ctx, dst, "COMMIT"); err != nil {
+		return 0, 0, 0, fmt.Errorf("target: commit: %w", err)
+	}
+	return rows, cw.bytes, uint64(x), nil
 }
 
 var errTargetFailed = errors.New("target COPY failed")
@@ -307,6 +434,11 @@ func exec(ctx context.Context, conn *pgx.Conn, sql string) error {
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// oneLine shortens an error for a warning line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
 
 // countingWriter counts the rows (COPY sends one message per row) and bytes going
 // through, publishing them to the progress tracker in batches.
@@ -331,8 +463,6 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 func (c *countingWriter) flushProgress() {
-	if c.table != nil {
-		c.table.Add(c.pendingRows, c.pendingBytes)
-	}
+	c.table.Add(c.pendingRows, c.pendingBytes)
 	c.pendingRows, c.pendingBytes = 0, 0
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/replicatorhq/replicator/internal/catalog"
+	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/progress"
@@ -21,8 +22,13 @@ import (
 type dbWork struct {
 	name     string
 	src, dst *conninfo.Endpoint
-	snapshot string
 	encoding string
+
+	// The exporting session and its snapshot; replaced if lost.
+	snapMu   sync.Mutex
+	renewMu  sync.Mutex
+	snapConn *pgx.Conn
+	snapshot string
 
 	tables    []*tableWork
 	excluded  []catalog.Name  // relations left out of the schema (pg_dump -T)
@@ -51,6 +57,7 @@ type tableWork struct {
 	indexSeconds float64
 	rows, bytes  int64
 	parts        int
+	resumed      int // parts found done by an earlier run
 }
 
 // tocKey names an archive entry by its catalog and object OIDs.
@@ -65,7 +72,11 @@ const (
 	pgPolicyOID     = 3256
 )
 
-func (r *run) copyDatabase(ctx context.Context, p *plan, db *dbPlan) error {
+func (r *run) copyDatabase(ctx context.Context, db *dbPlan) error {
+	if r.cp.done(keyDB(db.name, "done")) {
+		r.info(db.name, "already copied by the interrupted run: skipped")
+		return nil
+	}
 	src, err := r.opts.Source.WithDatabase(db.name)
 	if err != nil {
 		return err
@@ -75,51 +86,67 @@ func (r *run) copyDatabase(ctx context.Context, p *plan, db *dbPlan) error {
 		return err
 	}
 	w := &dbWork{name: db.name, src: src, dst: dst, skipPost: map[tocKey]bool{}}
+	defer w.closeSnapshot()
 
-	// One transaction holds the snapshot every reader of this database shares.
-	snapConn, err := src.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer snapConn.Close(context.Background())
 	if err := r.step(ctx, db.name, "catalog", func() error {
-		if err := sourceSession(ctx, snapConn); err != nil {
+		if err := w.exportSnapshot(ctx); err != nil {
 			return err
 		}
-		if _, err := snapConn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
-			return fmt.Errorf("begin snapshot: %w", err)
-		}
-		if err := snapConn.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&w.snapshot); err != nil {
-			return fmt.Errorf("export snapshot: %w", err)
-		}
-		return r.inspect(ctx, snapConn, w)
+		w.snapMu.Lock()
+		defer w.snapMu.Unlock()
+		return r.inspect(ctx, w.snapConn, w)
 	}); err != nil {
 		return err
 	}
 
-	dir, err := os.MkdirTemp(r.opts.TempDir, "replicator-schema-")
-	if err != nil {
+	archiveDir := r.opts.ArchiveDir
+	if archiveDir == "" {
+		dir, err := os.MkdirTemp(r.opts.TempDir, "replicator-schema-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		archiveDir = dir
+	} else if err := os.MkdirAll(archiveDir, 0o700); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	archive := filepath.Join(dir, "schema.dump")
-	if err := r.step(ctx, db.name, "dump schema", func() error { return r.dumpSchema(ctx, w, archive) }); err != nil {
-		return err
+	archive := filepath.Join(archiveDir, fmt.Sprintf("%x.dump", db.name))
+	preDone := r.cp.done(keyDB(db.name, "pre-data"))
+	if _, err := os.Stat(archive); err != nil || !preDone {
+		if err := r.step(ctx, db.name, "dump schema", func() error { return r.dumpSchema(ctx, w, archive) }); err != nil {
+			return err
+		}
 	}
-	if err := r.step(ctx, db.name, "pre-data", func() error { return r.restorePreData(ctx, w, db, archive) }); err != nil {
+	if preDone {
+		r.info(db.name, "pre-data restored by the interrupted run: skipped")
+	} else if err := r.step(ctx, db.name, "pre-data", func() error { return r.restorePreData(ctx, w, db, archive) }); err != nil {
 		return err
 	}
 	if err := r.copyAndIndex(ctx, w); err != nil {
 		return err
 	}
-	if err := r.step(ctx, db.name, "large objects", func() error { return r.copyLargeObjects(ctx, w) }); err != nil {
-		return err
-	}
-	if err := r.step(ctx, db.name, "post-data", func() error { return r.restorePostData(ctx, w, archive, dir) }); err != nil {
-		return err
-	}
-	if err := r.step(ctx, db.name, "sequences", func() error { return r.setSequences(ctx, w) }); err != nil {
-		return err
+	for _, s := range []struct {
+		name string
+		fn   func(resuming bool) error
+	}{
+		{"large objects", func(bool) error { return r.copyLargeObjects(ctx, w) }},
+		{"post-data", func(resuming bool) error { return r.restorePostData(ctx, w, archive, archiveDir, resuming) }},
+		{"sequences", func(bool) error { return r.setSequences(ctx, w) }},
+	} {
+		key := keyDB(db.name, s.name)
+		rec, seen := r.cp.get(key)
+		if seen && rec.Status == checkpoint.Done {
+			continue
+		}
+		if err := r.cp.set(ctx, key, checkpoint.Running); err != nil {
+			return err
+		}
+		if err := r.step(ctx, db.name, s.name, func() error { return s.fn(seen) }); err != nil {
+			return err
+		}
+		if err := r.cp.set(ctx, key, checkpoint.Done); err != nil {
+			return err
+		}
 	}
 	r.mu.Lock()
 	for _, t := range w.tables {
@@ -133,12 +160,12 @@ func (r *run) copyDatabase(ctx context.Context, p *plan, db *dbPlan) error {
 		r.result.Tables = append(r.result.Tables, TableResult{
 			Database: w.name, Table: t.Name.String(), Rows: t.rows, Bytes: t.bytes,
 			CopySeconds: t.copySeconds, IndexSeconds: t.indexSeconds, Parts: t.parts,
-			Indexes: len(t.indexes), Format: format,
+			Indexes: len(t.indexes), Format: format, ResumedParts: t.resumed,
 		})
 	}
 	r.mu.Unlock()
-	_, err = snapConn.Exec(ctx, "COMMIT")
-	return err
+	os.Remove(archive)
+	return r.cp.set(ctx, keyDB(db.name, "done"), checkpoint.Done)
 }
 
 // sourceSession makes a source session read faithfully: no timeouts killing long

@@ -13,10 +13,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/retry"
 )
 
 // Options of one copy.
@@ -42,6 +44,14 @@ type Options struct {
 	Confirm      func(question string) (bool, error)
 	// SkipRoles leaves roles alone (--no-roles).
 	SkipRoles bool
+
+	// Checkpoints records progress so that an interrupted run resumes; nil keeps
+	// nothing. ArchiveDir keeps each database's schema archive across attempts
+	// ("" uses a temporary directory).
+	Checkpoints checkpoint.Store
+	ArchiveDir  string
+	// Retry bounds the retries of transient failures (default retry.Default).
+	Retry retry.Policy
 
 	Progress     progress.Sink
 	Logger       *slog.Logger
@@ -80,6 +90,9 @@ func (o *Options) defaults() {
 	if o.Filters == nil {
 		o.Filters = &filter.Rules{}
 	}
+	if o.Retry.Tries == 0 {
+		o.Retry = retry.Default
+	}
 }
 
 // Result is what a run did, for the summary.
@@ -114,6 +127,8 @@ type TableResult struct {
 	Parts        int     `json:"parts"`
 	Indexes      int     `json:"indexes"`
 	Format       string  `json:"format"`
+	// ResumedParts were copied by an interrupted run and skipped.
+	ResumedParts int `json:"resumed_parts,omitempty"`
 }
 
 // run is the state of one Run.
@@ -122,6 +137,11 @@ type run struct {
 	log     *slog.Logger
 	tracker *progress.Tracker
 	secrets []string
+	cp      *checkpoints
+	meta    checkpoint.Record // identities of source and target, for resumes
+	// targetSuper: the target role is a superuser; otherwise it is treated as
+	// a managed service's role, whose refusals are warnings.
+	targetSuper bool
 
 	mu     sync.Mutex
 	result Result
@@ -139,8 +159,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	defer stopTicker()
 	go r.tick(ctx)
 
+	var err error
+	if r.cp, err = loadCheckpoints(ctx, opts.Checkpoints); err != nil {
+		return nil, err
+	}
 	var p *plan
-	err := r.step(ctx, "", "preflight", func() error {
+	err = r.step(ctx, "", "preflight", func() error {
 		var err error
 		p, err = r.preflight(ctx)
 		return err
@@ -148,15 +172,21 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !opts.SkipRoles {
+	if !opts.SkipRoles && !r.cp.done(keyRoles) {
 		if err := r.step(ctx, "", "roles", func() error { return r.copyRoles(ctx, p) }); err != nil {
+			return r.finish(start), err
+		}
+		if err := r.cp.set(ctx, keyRoles, checkpoint.Done); err != nil {
 			return r.finish(start), err
 		}
 	}
 	for _, db := range p.databases {
-		if err := r.copyDatabase(ctx, p, db); err != nil {
+		if err := r.copyDatabase(ctx, db); err != nil {
 			return r.finish(start), fmt.Errorf("database %s: %w", db.name, err)
 		}
+	}
+	if err := r.cp.clear(ctx); err != nil {
+		return r.finish(start), fmt.Errorf("clear checkpoints: %w", err)
 	}
 	res := r.finish(start)
 	r.emit(progress.Event{Kind: progress.Tick, Overall: ptr(r.tracker.Snapshot())})

@@ -16,9 +16,6 @@ import (
 	"github.com/replicatorhq/replicator/internal/progress"
 )
 
-var pair *pgtest.Pair
-
-func TestMain(m *testing.M) { pgtest.Main(m, "engine", &pair) }
 
 //go:embed testdata/roles.sql
 var rolesSQL string
@@ -29,7 +26,7 @@ var fidelitySQL string
 var rolesOnce sync.Once
 
 func createRoles(t *testing.T) {
-	rolesOnce.Do(func() { pgtest.Exec(t, pair.Source, "postgres", rolesSQL) })
+	rolesOnce.Do(func() { pgtest.Exec(t, engine.TestPair.Source, "postgres", rolesSQL) })
 }
 
 // events records what the engine reported.
@@ -59,11 +56,11 @@ func (e *events) of(kind progress.Kind) []progress.Event {
 // copyCluster runs the engine from the test source to the test target.
 func copyCluster(t *testing.T, spec filter.Spec, tweak func(*engine.Options)) (*engine.Result, *events, error) {
 	t.Helper()
-	src, err := conninfo.Parse("source", pair.Source.URL("postgres"))
+	src, err := conninfo.Parse("source", engine.TestPair.Source.URL("postgres"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst, err := conninfo.Parse("target", pair.Target.URL("postgres"))
+	dst, err := conninfo.Parse("target", engine.TestPair.Target.URL("postgres"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,13 +82,13 @@ func copyCluster(t *testing.T, spec filter.Spec, tweak func(*engine.Options)) (*
 
 func assertSameDatabase(t *testing.T, db string) {
 	t.Helper()
-	srcSchema := pgtest.SchemaDump(t, pair.Source, db)
-	dstSchema := pgtest.SchemaDump(t, pair.Target, db)
+	srcSchema := pgtest.SchemaDump(t, engine.TestPair.Source, db)
+	dstSchema := pgtest.SchemaDump(t, engine.TestPair.Target, db)
 	if srcSchema != dstSchema {
 		t.Errorf("schema of %s differs:\n%s", db, lineDiff(srcSchema, dstSchema))
 	}
-	srcHashes := pgtest.TableHashes(t, pair.Source, db)
-	dstHashes := pgtest.TableHashes(t, pair.Target, db)
+	srcHashes := pgtest.TableHashes(t, engine.TestPair.Source, db)
+	dstHashes := pgtest.TableHashes(t, engine.TestPair.Target, db)
 	if len(srcHashes) == 0 {
 		t.Fatalf("no tables in source %s", db)
 	}
@@ -136,11 +133,11 @@ func lineDiff(a, b string) string {
 
 func TestFidelity(t *testing.T) {
 	createRoles(t)
-	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE fidelity OWNER app_owner")
-	pgtest.Exec(t, pair.Source, "fidelity", fidelitySQL)
+	pgtest.Exec(t, engine.TestPair.Source, "postgres", "CREATE DATABASE fidelity OWNER app_owner")
+	pgtest.Exec(t, engine.TestPair.Source, "fidelity", fidelitySQL)
 	t.Cleanup(func() {
-		pgtest.DropDatabases(t, pair.Source, "fidelity")
-		pgtest.DropDatabases(t, pair.Target, "fidelity")
+		pgtest.DropDatabases(t, engine.TestPair.Source, "fidelity")
+		pgtest.DropDatabases(t, engine.TestPair.Target, "fidelity")
 	})
 
 	res, ev, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"fidelity"}}, nil)
@@ -153,26 +150,26 @@ func TestFidelity(t *testing.T) {
 	seqSQL := `SELECT c.oid::regclass::text, s.last_value, s.is_called FROM pg_class c,
 	  LATERAL (SELECT * FROM pg_sequence_last_value(c.oid) AS last_value, LATERAL (SELECT pg_sequence_last_value(c.oid) IS NOT NULL) AS x(is_called)) s
 	  WHERE c.relkind = 'S' ORDER BY 1`
-	if src, dst := pgtest.Query(t, pair.Source, "fidelity", seqSQL), pgtest.Query(t, pair.Target, "fidelity", seqSQL); !reflect.DeepEqual(src, dst) {
+	if src, dst := pgtest.Query(t, engine.TestPair.Source, "fidelity", seqSQL), pgtest.Query(t, engine.TestPair.Target, "fidelity", seqSQL); !reflect.DeepEqual(src, dst) {
 		t.Errorf("sequences differ:\nsource %v\ntarget %v", src, dst)
 	}
 	// The next values drawn agree too.
 	for _, seq := range []string{"app.counter", "app.serial_t_id_seq", "app.ident_t_id_seq", "app.unused_seq"} {
 		q := "SELECT nextval('" + seq + "')"
-		if src, dst := pgtest.Query(t, pair.Source, "fidelity", q), pgtest.Query(t, pair.Target, "fidelity", q); !reflect.DeepEqual(src, dst) {
+		if src, dst := pgtest.Query(t, engine.TestPair.Source, "fidelity", q), pgtest.Query(t, engine.TestPair.Target, "fidelity", q); !reflect.DeepEqual(src, dst) {
 			t.Errorf("nextval(%s): source %v, target %v", seq, src, dst)
 		}
 	}
 	// Large objects: contents, owners, grants, comments.
 	loSQL := `SELECT m.oid, m.lomowner::regrole, m.lomacl, md5(lo_get(m.oid)), length(lo_get(m.oid)), obj_description(m.oid, 'pg_largeobject')
 	          FROM pg_largeobject_metadata m ORDER BY 1`
-	srcLO, dstLO := pgtest.Query(t, pair.Source, "fidelity", loSQL), pgtest.Query(t, pair.Target, "fidelity", loSQL)
+	srcLO, dstLO := pgtest.Query(t, engine.TestPair.Source, "fidelity", loSQL), pgtest.Query(t, engine.TestPair.Target, "fidelity", loSQL)
 	if len(srcLO) != 3 || !reflect.DeepEqual(srcLO, dstLO) {
 		t.Errorf("large objects differ:\nsource %v\ntarget %v", srcLO, dstLO)
 	}
 	// Materialized views: populated where the source's was, empty where not.
 	mvSQL := `SELECT relname, relispopulated FROM pg_class WHERE relkind = 'm' ORDER BY 1`
-	if src, dst := pgtest.Query(t, pair.Source, "fidelity", mvSQL), pgtest.Query(t, pair.Target, "fidelity", mvSQL); !reflect.DeepEqual(src, dst) {
+	if src, dst := pgtest.Query(t, engine.TestPair.Source, "fidelity", mvSQL), pgtest.Query(t, engine.TestPair.Target, "fidelity", mvSQL); !reflect.DeepEqual(src, dst) {
 		t.Errorf("materialized views: source %v, target %v", src, dst)
 	}
 	// Roles: attributes, passwords, memberships, settings, comments.
@@ -181,7 +178,7 @@ func TestFidelity(t *testing.T) {
 	       (SELECT array_agg(g.rolname ORDER BY g.rolname) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = a.oid),
 	       (SELECT array_agg(s ORDER BY s) FROM pg_db_role_setting d, unnest(d.setconfig) s WHERE d.setrole = a.oid)
 	FROM pg_authid a WHERE a.rolname IN ('app_owner', 'app_reader', 'Weird "Role"', 'app_admin') ORDER BY 1`
-	if src, dst := pgtest.Query(t, pair.Source, "postgres", roleSQL), pgtest.Query(t, pair.Target, "postgres", roleSQL); len(src) != 4 || !reflect.DeepEqual(src, dst) {
+	if src, dst := pgtest.Query(t, engine.TestPair.Source, "postgres", roleSQL), pgtest.Query(t, engine.TestPair.Target, "postgres", roleSQL); len(src) != 4 || !reflect.DeepEqual(src, dst) {
 		t.Errorf("roles differ:\nsource %v\ntarget %v", src, dst)
 	}
 
@@ -215,13 +212,13 @@ func TestFidelity(t *testing.T) {
 }
 
 func TestExistingTargetDatabase(t *testing.T) {
-	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE occupied")
-	pgtest.Exec(t, pair.Source, "occupied", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10)")
-	pgtest.Exec(t, pair.Target, "postgres", "CREATE DATABASE occupied")
-	pgtest.Exec(t, pair.Target, "occupied", "CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (42)")
+	pgtest.Exec(t, engine.TestPair.Source, "postgres", "CREATE DATABASE occupied")
+	pgtest.Exec(t, engine.TestPair.Source, "occupied", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10)")
+	pgtest.Exec(t, engine.TestPair.Target, "postgres", "CREATE DATABASE occupied")
+	pgtest.Exec(t, engine.TestPair.Target, "occupied", "CREATE TABLE keep_me (id int); INSERT INTO keep_me VALUES (42)")
 	t.Cleanup(func() {
-		pgtest.DropDatabases(t, pair.Source, "occupied")
-		pgtest.DropDatabases(t, pair.Target, "occupied")
+		pgtest.DropDatabases(t, engine.TestPair.Source, "occupied")
+		pgtest.DropDatabases(t, engine.TestPair.Target, "occupied")
 	})
 	spec := filter.Spec{IncludeDatabases: []string{"occupied"}}
 
@@ -239,7 +236,7 @@ func TestExistingTargetDatabase(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--yes") {
 		t.Fatalf("want refusal without confirmation, got %v", err)
 	}
-	if got := pgtest.Query(t, pair.Target, "occupied", "SELECT id FROM keep_me"); !reflect.DeepEqual(got, []string{"42"}) {
+	if got := pgtest.Query(t, engine.TestPair.Target, "occupied", "SELECT id FROM keep_me"); !reflect.DeepEqual(got, []string{"42"}) {
 		t.Fatalf("target changed: %v", got)
 	}
 	// Confirmed: replaced.
@@ -259,16 +256,16 @@ func TestExistingTargetDatabase(t *testing.T) {
 }
 
 func TestSplitTableInRanges(t *testing.T) {
-	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE splitdb")
-	pgtest.Exec(t, pair.Source, "splitdb", `
+	pgtest.Exec(t, engine.TestPair.Source, "postgres", "CREATE DATABASE splitdb")
+	pgtest.Exec(t, engine.TestPair.Source, "splitdb", `
 CREATE TABLE big (id bigint PRIMARY KEY, pad text);
 INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;
 DELETE FROM big WHERE id % 7 = 0;
 CREATE INDEX big_pad ON big (pad);
 ANALYZE big;`)
 	t.Cleanup(func() {
-		pgtest.DropDatabases(t, pair.Source, "splitdb")
-		pgtest.DropDatabases(t, pair.Target, "splitdb")
+		pgtest.DropDatabases(t, engine.TestPair.Source, "splitdb")
+		pgtest.DropDatabases(t, engine.TestPair.Target, "splitdb")
 	})
 	res, _, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"splitdb"}}, func(o *engine.Options) {
 		o.SkipRoles = true
@@ -284,8 +281,8 @@ ANALYZE big;`)
 }
 
 func TestFilters(t *testing.T) {
-	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE filters")
-	pgtest.Exec(t, pair.Source, "filters", `
+	pgtest.Exec(t, engine.TestPair.Source, "postgres", "CREATE DATABASE filters")
+	pgtest.Exec(t, engine.TestPair.Source, "filters", `
 CREATE SCHEMA other;
 CREATE TABLE public.keep (id int PRIMARY KEY, drop_ref int, so_ref int);
 CREATE TABLE public.drop_me (id int PRIMARY KEY);
@@ -314,8 +311,8 @@ CREATE VIEW public.v_drop AS SELECT * FROM public.drop_me;
 CREATE VIEW public.v_on_view AS SELECT * FROM public.v_drop;
 CREATE VIEW public.v_keep AS SELECT * FROM public.keep;`)
 	t.Cleanup(func() {
-		pgtest.DropDatabases(t, pair.Source, "filters")
-		pgtest.DropDatabases(t, pair.Target, "filters")
+		pgtest.DropDatabases(t, engine.TestPair.Source, "filters")
+		pgtest.DropDatabases(t, engine.TestPair.Target, "filters")
 	})
 	res, _, err := copyCluster(t, filter.Spec{
 		IncludeDatabases: []string{"filters"},
@@ -326,19 +323,19 @@ CREATE VIEW public.v_keep AS SELECT * FROM public.keep;`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tables := pgtest.Query(t, pair.Target, "filters", `SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	tables := pgtest.Query(t, engine.TestPair.Target, "filters", `SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 	  WHERE c.relkind IN ('r', 'p', 'v') AND n.nspname IN ('public', 'other') ORDER BY 1`)
 	want := []string{"event_items", "events", "keep", "other.keep", "schema_only", "v_keep"}
 	if !reflect.DeepEqual(tables, want) {
 		t.Errorf("target relations %v, want %v", tables, want)
 	}
-	counts := pgtest.Query(t, pair.Target, "filters", `SELECT (SELECT count(*) FROM keep), (SELECT count(*) FROM schema_only),
+	counts := pgtest.Query(t, engine.TestPair.Target, "filters", `SELECT (SELECT count(*) FROM keep), (SELECT count(*) FROM schema_only),
 	  (SELECT string_agg(id::text, ',' ORDER BY id) FROM events), (SELECT count(*) FROM other.keep)`)
 	if want := []string{"5|0|2,4,6,8,10|2"}; !reflect.DeepEqual(counts, want) {
 		t.Errorf("row counts %v, want %v", counts, want)
 	}
 	// Foreign keys into partial tables exist, unvalidated; into dropped ones not at all.
-	fks := pgtest.Query(t, pair.Target, "filters", `SELECT conname, convalidated FROM pg_constraint WHERE contype = 'f' ORDER BY 1`)
+	fks := pgtest.Query(t, engine.TestPair.Target, "filters", `SELECT conname, convalidated FROM pg_constraint WHERE contype = 'f' ORDER BY 1`)
 	if want := []string{"event_items_event_id_fkey|false", "keep_so_fk|false"}; !reflect.DeepEqual(fks, want) {
 		t.Errorf("foreign keys %v, want %v", fks, want)
 	}
@@ -352,13 +349,13 @@ CREATE VIEW public.v_keep AS SELECT * FROM public.keep;`)
 
 func TestWholeClusterAndEncodings(t *testing.T) {
 	createRoles(t)
-	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
-	pgtest.Exec(t, pair.Source, "latin", "CREATE TABLE words (w text, n numeric); INSERT INTO words VALUES ('café', 1.5), ('naïve', NULL), ('Ærø', 'NaN')")
-	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE \"second db\" OWNER app_owner")
-	pgtest.Exec(t, pair.Source, "second db", "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g")
+	pgtest.Exec(t, engine.TestPair.Source, "postgres", "CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+	pgtest.Exec(t, engine.TestPair.Source, "latin", "CREATE TABLE words (w text, n numeric); INSERT INTO words VALUES ('café', 1.5), ('naïve', NULL), ('Ærø', 'NaN')")
+	pgtest.Exec(t, engine.TestPair.Source, "postgres", "CREATE DATABASE \"second db\" OWNER app_owner")
+	pgtest.Exec(t, engine.TestPair.Source, "second db", "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g")
 	t.Cleanup(func() {
-		pgtest.DropDatabases(t, pair.Source, "latin", "second db")
-		pgtest.DropDatabases(t, pair.Target, "latin", "second db")
+		pgtest.DropDatabases(t, engine.TestPair.Source, "latin", "second db")
+		pgtest.DropDatabases(t, engine.TestPair.Target, "latin", "second db")
 	})
 	if _, _, err := copyCluster(t, filter.Spec{}, nil); err != nil {
 		t.Fatal(err)
@@ -367,17 +364,17 @@ func TestWholeClusterAndEncodings(t *testing.T) {
 	assertSameDatabase(t, "second db")
 	enc := `SELECT pg_encoding_to_char(encoding), datcollate, datctype, datdba::regrole FROM pg_database WHERE datname = $1`
 	for _, db := range []string{"latin", "second db"} {
-		if src, dst := pgtest.Query(t, pair.Source, "postgres", enc, db), pgtest.Query(t, pair.Target, "postgres", enc, db); !reflect.DeepEqual(src, dst) {
+		if src, dst := pgtest.Query(t, engine.TestPair.Source, "postgres", enc, db), pgtest.Query(t, engine.TestPair.Target, "postgres", enc, db); !reflect.DeepEqual(src, dst) {
 			t.Errorf("database %s: source %v, target %v", db, src, dst)
 		}
 	}
 }
 
 func TestPostgresDatabaseOnlyWhenNamed(t *testing.T) {
-	pgtest.Exec(t, pair.Source, "postgres", "CREATE TABLE in_postgres (id int PRIMARY KEY); INSERT INTO in_postgres SELECT generate_series(1, 3)")
+	pgtest.Exec(t, engine.TestPair.Source, "postgres", "CREATE TABLE in_postgres (id int PRIMARY KEY); INSERT INTO in_postgres SELECT generate_series(1, 3)")
 	t.Cleanup(func() {
-		pgtest.Exec(t, pair.Source, "postgres", "DROP TABLE in_postgres")
-		pgtest.Exec(t, pair.Target, "postgres", "DROP TABLE IF EXISTS in_postgres")
+		pgtest.Exec(t, engine.TestPair.Source, "postgres", "DROP TABLE in_postgres")
+		pgtest.Exec(t, engine.TestPair.Target, "postgres", "DROP TABLE IF EXISTS in_postgres")
 	})
 	_, _, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"post*"}}, func(o *engine.Options) { o.SkipRoles = true })
 	if err == nil || !strings.Contains(err.Error(), "no database to copy") {
@@ -386,7 +383,7 @@ func TestPostgresDatabaseOnlyWhenNamed(t *testing.T) {
 	if _, _, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"postgres"}}, func(o *engine.Options) { o.SkipRoles = true }); err != nil {
 		t.Fatal(err)
 	}
-	if got := pgtest.Query(t, pair.Target, "postgres", "SELECT count(*) FROM in_postgres"); !reflect.DeepEqual(got, []string{"3"}) {
+	if got := pgtest.Query(t, engine.TestPair.Target, "postgres", "SELECT count(*) FROM in_postgres"); !reflect.DeepEqual(got, []string{"3"}) {
 		t.Errorf("in_postgres on target: %v", got)
 	}
 }
@@ -395,19 +392,19 @@ func TestPostgresDatabaseOnlyWhenNamed(t *testing.T) {
 // it may create; what it may not do becomes warnings.
 func TestRolesOnNonSuperuserTarget(t *testing.T) {
 	createRoles(t)
-	pgtest.Exec(t, pair.Target, "postgres", `
+	pgtest.Exec(t, engine.TestPair.Target, "postgres", `
 DROP ROLE IF EXISTS app_admin; DROP ROLE IF EXISTS app_reader; DROP ROLE IF EXISTS "Weird ""Role"""; DROP ROLE IF EXISTS app_owner;
 CREATE ROLE app_owner LOGIN; CREATE ROLE manager LOGIN PASSWORD 'manager-pw' CREATEDB CREATEROLE; GRANT app_owner TO manager`)
-	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE owned OWNER app_owner")
-	pgtest.Exec(t, pair.Source, "owned", "SET ROLE app_owner; CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one')")
+	pgtest.Exec(t, engine.TestPair.Source, "postgres", "CREATE DATABASE owned OWNER app_owner")
+	pgtest.Exec(t, engine.TestPair.Source, "owned", "SET ROLE app_owner; CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'one')")
 	t.Cleanup(func() {
-		pgtest.DropDatabases(t, pair.Source, "owned")
-		pgtest.DropDatabases(t, pair.Target, "owned")
-		pgtest.Exec(t, pair.Target, "postgres", `DROP ROLE manager; DROP ROLE IF EXISTS app_admin; DROP ROLE IF EXISTS app_reader;
+		pgtest.DropDatabases(t, engine.TestPair.Source, "owned")
+		pgtest.DropDatabases(t, engine.TestPair.Target, "owned")
+		pgtest.Exec(t, engine.TestPair.Target, "postgres", `DROP ROLE manager; DROP ROLE IF EXISTS app_admin; DROP ROLE IF EXISTS app_reader;
 		  DROP ROLE IF EXISTS "Weird ""Role"""; DROP ROLE app_owner`)
 	})
 	res, _, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"owned"}}, func(o *engine.Options) {
-		dst, err := conninfo.Parse("target", pair.Target.URLAs("manager", "manager-pw", "postgres"))
+		dst, err := conninfo.Parse("target", engine.TestPair.Target.URLAs("manager", "manager-pw", "postgres"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -416,7 +413,7 @@ CREATE ROLE app_owner LOGIN; CREATE ROLE manager LOGIN PASSWORD 'manager-pw' CRE
 	if err != nil {
 		t.Fatal(err)
 	}
-	roles := pgtest.Query(t, pair.Target, "postgres", `SELECT rolname, rolsuper, rolcanlogin FROM pg_roles WHERE rolname IN ('app_admin', 'app_reader', 'Weird "Role"') ORDER BY 1`)
+	roles := pgtest.Query(t, engine.TestPair.Target, "postgres", `SELECT rolname, rolsuper, rolcanlogin FROM pg_roles WHERE rolname IN ('app_admin', 'app_reader', 'Weird "Role"') ORDER BY 1`)
 	if want := []string{`Weird "Role"|false|true`, "app_admin|false|false", "app_reader|false|false"}; !reflect.DeepEqual(roles, want) {
 		t.Errorf("roles on target %v, want %v", roles, want)
 	}
@@ -425,19 +422,19 @@ CREATE ROLE app_owner LOGIN; CREATE ROLE manager LOGIN PASSWORD 'manager-pw' CRE
 		t.Errorf("no warning about app_admin:\n%s", warnings)
 	}
 	// app_owner existed on the target: its attributes are the target's business.
-	if got := pgtest.Query(t, pair.Target, "postgres", "SELECT rolcreatedb, rolpassword IS NULL FROM pg_authid WHERE rolname = 'app_owner'"); !reflect.DeepEqual(got, []string{"false|true"}) {
+	if got := pgtest.Query(t, engine.TestPair.Target, "postgres", "SELECT rolcreatedb, rolpassword IS NULL FROM pg_authid WHERE rolname = 'app_owner'"); !reflect.DeepEqual(got, []string{"false|true"}) {
 		t.Errorf("existing role app_owner was altered: %v", got)
 	}
 	assertSameDatabase(t, "owned")
 }
 
 func TestProgressReaches100WithExcludedChildren(t *testing.T) {
-	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE inherit")
-	pgtest.Exec(t, pair.Source, "inherit", `CREATE TABLE parent (id int); CREATE TABLE child () INHERITS (parent);
+	pgtest.Exec(t, engine.TestPair.Source, "postgres", "CREATE DATABASE inherit")
+	pgtest.Exec(t, engine.TestPair.Source, "inherit", `CREATE TABLE parent (id int); CREATE TABLE child () INHERITS (parent);
 	  INSERT INTO child SELECT generate_series(1, 100); CREATE TABLE other AS SELECT generate_series(1, 100) AS id; ANALYZE`)
 	t.Cleanup(func() {
-		pgtest.DropDatabases(t, pair.Source, "inherit")
-		pgtest.DropDatabases(t, pair.Target, "inherit")
+		pgtest.DropDatabases(t, engine.TestPair.Source, "inherit")
+		pgtest.DropDatabases(t, engine.TestPair.Target, "inherit")
 	})
 	res, ev, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"inherit"}, ExcludeTables: []string{"parent"}}, func(o *engine.Options) { o.SkipRoles = true })
 	if err != nil {

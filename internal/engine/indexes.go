@@ -2,14 +2,18 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/replicatorhq/replicator/internal/catalog"
+	"github.com/replicatorhq/replicator/internal/checkpoint"
+	"github.com/replicatorhq/replicator/internal/retry"
 )
 
 // indexTask builds one index of a table, or (index nil) adds the table's key
@@ -17,33 +21,44 @@ import (
 type indexTask struct {
 	table *tableWork
 	index *catalog.Index
+	// counted: this task's index has been subtracted from the table's remaining
+	// ones; last: it was the last, so the constraints are this task's too.
+	counted, last bool
 }
 
-// enqueueIndexes queues the CREATE INDEX of every index of the table. CREATE INDEX
-// takes a SHARE lock, so a table's indexes build concurrently; the constraints
-// that need ACCESS EXCLUSIVE come after, and are cheap because they reuse the
-// indexes just built.
-func (t *tableWork) enqueueIndexes(ch chan<- indexTask) {
-	t.mu.Lock()
-	n := 0
+// enqueueIndexes queues the CREATE INDEX of every index of the table not built
+// yet. CREATE INDEX takes a SHARE lock, so a table's indexes build concurrently;
+// the constraints that need ACCESS EXCLUSIVE come after, and are cheap because
+// they reuse the indexes just built.
+func (r *run) enqueueIndexes(w *dbWork, t *tableWork, ch chan<- indexTask) {
+	var todo []*catalog.Index
 	for i := range t.indexes {
-		if t.indexes[i].Constraint == nil || t.indexes[i].Constraint.Type != 'x' {
-			n++
+		ix := &t.indexes[i]
+		if (ix.Constraint == nil || ix.Constraint.Type != 'x') && !r.cp.done(keyIndex(w.name, ix.Name)) {
+			todo = append(todo, ix)
 		}
 	}
-	t.indexesLeft = n
+	t.mu.Lock()
+	t.indexesLeft = len(todo)
 	t.mu.Unlock()
-	if n == 0 {
-		if len(t.indexes) > 0 {
+	if len(todo) == 0 {
+		if t.hasConstraints() && !r.cp.done(keyConstraints(w.name, t.Name)) {
 			ch <- indexTask{table: t}
 		}
 		return
 	}
-	for i := range t.indexes {
-		if ix := &t.indexes[i]; ix.Constraint == nil || ix.Constraint.Type != 'x' {
-			ch <- indexTask{table: t, index: ix}
+	for _, ix := range todo {
+		ch <- indexTask{table: t, index: ix}
+	}
+}
+
+func (t *tableWork) hasConstraints() bool {
+	for _, ix := range t.indexes {
+		if ix.Constraint != nil {
+			return true
 		}
 	}
+	return false
 }
 
 // span tracks the wall-clock extent of overlapping work.
@@ -72,58 +87,57 @@ func (s *span) seconds() float64 {
 	return s.last.Sub(s.first).Seconds()
 }
 
+// indexer is one index worker's target session.
+type indexer struct {
+	r        *run
+	w        *dbWork
+	dst      *pgx.Conn
+	parallel bool // the session's max_parallel_maintenance_workers is the server's
+}
+
+func (ix *indexer) ensure(ctx context.Context) error {
+	if ix.dst != nil {
+		return nil
+	}
+	dst, err := ix.w.dst.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	ix.dst, ix.parallel = dst, true
+	return targetSession(ctx, dst, "; SET maintenance_work_mem = "+quoteLiteral(ix.r.opts.MaintenanceWorkMem))
+}
+
+func (ix *indexer) reset() {
+	if ix.dst != nil {
+		ix.dst.Close(context.Background())
+		ix.dst = nil
+	}
+}
+
 func (r *run) indexWorker(ctx context.Context, w *dbWork, tasks <-chan indexTask, sp *span) error {
-	var dst *pgx.Conn
-	parallel := true // the session's max_parallel_maintenance_workers is the server's
-	defer func() {
-		if dst != nil {
-			dst.Close(context.Background())
-		}
-	}()
+	ix := &indexer{r: r, w: w}
+	defer ix.reset()
 	for task := range tasks {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if dst == nil {
-			var err error
-			if dst, err = w.dst.Connect(ctx); err != nil {
-				return err
-			}
-			if err := targetSession(ctx, dst, "; SET maintenance_work_mem = "+quoteLiteral(r.opts.MaintenanceWorkMem)); err != nil {
-				return err
-			}
-		}
 		t := task.table
 		start := time.Now()
-		// While tables are still copying every core is busy: parallel index
-		// workers would only add coordination. Once the copies are done, the last
-		// index builds may use them.
-		if want := w.copying.Load() == 0; want != parallel {
-			stmt := "SET max_parallel_maintenance_workers = 0"
-			if want {
-				stmt = "RESET max_parallel_maintenance_workers"
-			}
-			if err := exec(ctx, dst, stmt); err != nil {
-				return err
-			}
-			parallel = want
-		}
+		what := "constraints on " + t.Name.String()
 		if task.index != nil {
-			if err := exec(ctx, dst, task.index.Def); err != nil {
-				return fmt.Errorf("create index %s on %s: %w", task.index.Name.Name, t.Name, err)
-			}
+			what = "index " + task.index.Name.String()
 		}
-		last := task.index == nil
-		if task.index != nil {
-			t.mu.Lock()
-			t.indexesLeft--
-			last = t.indexesLeft == 0
-			t.mu.Unlock()
-		}
-		if last {
-			if err := addConstraints(ctx, dst, t); err != nil {
-				return err
+		err := retry.Do(ctx, r.opts.Retry, func(err error, wait time.Duration) {
+			r.warn(w.name, "%s failed (%s); retrying in %s", what, oneLine(err), wait.Round(time.Millisecond))
+		}, func() error {
+			err := ix.once(ctx, &task)
+			if err != nil {
+				ix.reset()
 			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		end := time.Now()
 		sp.add(start, end)
@@ -134,9 +148,75 @@ func (r *run) indexWorker(ctx context.Context, w *dbWork, tasks <-chan indexTask
 	return nil
 }
 
+// once builds one index (then, if it was the table's last, the constraints).
+func (ix *indexer) once(ctx context.Context, task *indexTask) error {
+	if err := ix.ensure(ctx); err != nil {
+		return err
+	}
+	r, w, t := ix.r, ix.w, task.table
+	if task.index != nil && !task.counted {
+		// While tables are still copying every core is busy: parallel index
+		// workers would only add coordination. Once the copies are done, the
+		// last index builds may use them.
+		if want := w.copying.Load() == 0; want != ix.parallel {
+			stmt := "SET max_parallel_maintenance_workers = 0"
+			if want {
+				stmt = "RESET max_parallel_maintenance_workers"
+			}
+			if err := exec(ctx, ix.dst, stmt); err != nil {
+				return err
+			}
+			ix.parallel = want
+		}
+		if err := ix.createIndex(ctx, task.index); err != nil {
+			return err
+		}
+		if err := r.cp.set(ctx, keyIndex(w.name, task.index.Name), checkpoint.Done); err != nil {
+			return err
+		}
+		t.mu.Lock()
+		t.indexesLeft--
+		task.counted, task.last = true, t.indexesLeft == 0
+		t.mu.Unlock()
+	}
+	if task.index != nil && !task.last || !t.hasConstraints() {
+		return nil
+	}
+	if err := addConstraints(ctx, ix.dst, t); err != nil {
+		return err
+	}
+	return r.cp.set(ctx, keyConstraints(w.name, t.Name), checkpoint.Done)
+}
+
+// createIndex builds an index unless an earlier attempt already did (its session
+// may have finished the build after the client was gone).
+func (ix *indexer) createIndex(ctx context.Context, idx *catalog.Index) error {
+	exists, err := relationExists(ctx, ix.dst, idx.Name)
+	if err != nil || exists {
+		return err
+	}
+	err = exec(ctx, ix.dst, idx.Def)
+	var pgErr *pgconn.PgError
+	// 42P07, or 23505 on pg_class when an earlier attempt's build committed
+	// while this one ran.
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "23505") {
+		if exists, err2 := relationExists(ctx, ix.dst, idx.Name); err2 == nil && exists {
+			return nil
+		}
+	}
+	return err
+}
+
+func relationExists(ctx context.Context, conn *pgx.Conn, n catalog.Name) (bool, error) {
+	var exists bool
+	err := conn.QueryRow(ctx, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", n.Quoted()).Scan(&exists)
+	return exists, err
+}
+
 // addConstraints attaches primary key and unique constraints to the indexes built
 // for them (ADD CONSTRAINT ... USING INDEX, a catalog change) and adds exclusion
-// constraints, which build their own index.
+// constraints, which build their own index. Constraints already there (from an
+// interrupted run) are left as they are.
 func addConstraints(ctx context.Context, dst *pgx.Conn, t *tableWork) error {
 	for _, ix := range t.indexes {
 		c := ix.Constraint
@@ -144,6 +224,14 @@ func addConstraints(ctx context.Context, dst *pgx.Conn, t *tableWork) error {
 			continue
 		}
 		table := t.Name.Quoted()
+		var exists bool
+		if err := dst.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass AND conname = $2)",
+			table, c.Name).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			continue
+		}
 		name := pgx.Identifier{c.Name}.Sanitize()
 		if c.Type == 'x' {
 			if err := exec(ctx, dst, fmt.Sprintf("ALTER TABLE ONLY %s ADD CONSTRAINT %s %s", table, name, c.Def)); err != nil {
@@ -165,6 +253,9 @@ func addConstraints(ctx context.Context, dst *pgx.Conn, t *tableWork) error {
 		stmt := fmt.Sprintf("ALTER TABLE ONLY %s ADD CONSTRAINT %s %s USING INDEX %s %s",
 			table, name, kind, pgx.Identifier{ix.Name.Name}.Sanitize(), strings.Join(opts, " "))
 		if err := exec(ctx, dst, stmt); err != nil {
+			if retry.Transient(err) {
+				return err
+			}
 			// Should the index not qualify, fall back to the constraint's own
 			// definition, which builds the index again.
 			drop := "DROP INDEX " + ix.Name.Quoted()

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/replicatorhq/replicator/internal/catalog"
+	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 )
@@ -22,6 +24,9 @@ type plan struct {
 
 type dbPlan struct {
 	name string
+	// redoPreData: an interrupted run had started this database's pre-data
+	// (so the target database is this run's own) without finishing it.
+	redoPreData bool
 	// existsEmpty: the target already has this database without tables (the
 	// "postgres" database, say); restore into it rather than creating it.
 	existsEmpty bool
@@ -107,6 +112,10 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 		r.warn("", "target server %d is older than source %d: schema objects new in %d may fail to restore", di.version.Major, si.version.Major, si.version.Major)
 	}
 	p := &plan{srcVersion: si.version, dstVersion: di.version}
+	r.targetSuper = di.superuser
+	if err := r.checkResume(ctx, si, di); err != nil {
+		return nil, err
+	}
 
 	onTarget := map[string]bool{}
 	for _, d := range di.databases {
@@ -131,6 +140,14 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 	var occupied, toDrop []string
 	needCreate := false
 	for _, db := range p.databases {
+		rec, ours := r.cp.get(keyDB(db.name, "pre-data"))
+		if ours && !onTarget[db.name] {
+			return nil, userErrorf("database %s, created on the target by the interrupted run, is gone: start over with --no-resume", db.name)
+		}
+		if ours {
+			db.redoPreData = rec.Status != checkpoint.Done
+			continue // this run's own database: resumed, not refused
+		}
 		if !onTarget[db.name] {
 			needCreate = true
 			continue
@@ -169,7 +186,28 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 			return nil, userErrorf("refusing to drop %s on the target without confirmation: pass --yes to confirm", strings.Join(toDrop, ", "))
 		}
 	}
+	// Work starts: from now on an interruption leaves a run to resume.
+	if err := r.cp.mark(ctx, r.meta, true); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// checkResume decides what to make of checkpoints left by an interrupted run: they
+// are kept only when source and target are still the same clusters.
+func (r *run) checkResume(ctx context.Context, si, di *serverInfo) error {
+	ids, _ := json.Marshal(map[string]string{"source": si.sysid, "target": di.sysid})
+	r.meta = checkpoint.Record{Key: keyMeta, Status: checkpoint.Done, Data: string(ids)}
+	if r.cp.started() {
+		meta, _ := r.cp.get(keyMeta)
+		if meta.Data == string(ids) {
+			r.warn("", "resuming an interrupted run (started %s): finished tables, indexes and steps are skipped. Tables copied before the interruption come from an earlier snapshot than the rest, so the copy is not consistent across tables; for a consistent copy start over with --no-resume --drop-existing",
+				meta.Updated.Local().Format("2006-01-02 15:04"))
+			return nil
+		}
+		r.info("", "the checkpoints found belong to other clusters at these addresses: starting over")
+	}
+	return r.cp.clear(ctx)
 }
 
 // estimate registers the tables of a source database with the progress tracker so

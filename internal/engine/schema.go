@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/replicatorhq/replicator/internal/checkpoint"
 )
 
 // dumpSchema runs pg_dump for the pre-data and post-data sections (large object
@@ -35,20 +37,27 @@ func (r *run) dumpSchema(ctx context.Context, w *dbWork, archive string) error {
 // restorePreData creates the database (owner, encoding, locale, settings) and
 // everything that must exist before data: types, functions, tables, ...
 func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive string) error {
-	if db.drop {
+	key := keyDB(w.name, "pre-data")
+	// Durable: from here on the target database is this run's own.
+	if err := r.cp.mark(ctx, checkpoint.Record{Key: key, Status: checkpoint.Running}, true); err != nil {
+		return err
+	}
+	if db.drop || db.redoPreData && !db.existsEmpty {
 		if err := r.dropTargetDatabase(ctx, w.name); err != nil {
 			return err
 		}
 	}
-	args := []string{"--section=pre-data", "--exit-on-error"}
+	args := []string{"--section=pre-data"}
 	target := w.dst
 	if !db.existsEmpty {
 		args = append(args, "--create")
 		target = r.opts.Target
 	}
 	args = append(args, "--dbname="+target.ToolConnString(), archive)
-	_, err := r.opts.Tools.Run(ctx, "pg_restore", args, target.ToolEnv(), r.secrets)
-	return err
+	if err := r.pgRestore(ctx, w.name, target, args, db.existsEmpty && db.redoPreData); err != nil {
+		return err
+	}
+	return r.cp.set(ctx, key, checkpoint.Done)
 }
 
 func (r *run) dropTargetDatabase(ctx context.Context, name string) error {
@@ -69,7 +78,7 @@ func (r *run) dropTargetDatabase(ctx context.Context, name string) error {
 // foreign keys, triggers, rules, policies, indexes the copy did not build itself,
 // partition index attachments, materialized view refreshes. pg_restore runs it
 // with several connections.
-func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir string) error {
+func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir string, resuming bool) error {
 	out, err := r.opts.Tools.Run(ctx, "pg_restore", []string{"--list", archive}, nil, r.secrets)
 	if err != nil {
 		return err
@@ -83,10 +92,10 @@ func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir strin
 		return err
 	}
 	args := []string{
-		"--section=post-data", "--exit-on-error", "--use-list=" + listFile,
+		"--section=post-data", "--use-list=" + listFile,
 		"--jobs=" + strconv.Itoa(r.opts.IndexJobs), "--dbname=" + w.dst.ToolConnString(), archive,
 	}
-	if _, err := r.opts.Tools.Run(ctx, "pg_restore", args, w.dst.ToolEnv(), r.secrets); err != nil {
+	if err := r.pgRestore(ctx, w.name, w.dst, args, resuming); err != nil {
 		return err
 	}
 	if len(w.afterPost) == 0 {
@@ -98,7 +107,7 @@ func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir strin
 	}
 	defer conn.Close(context.Background())
 	for _, stmt := range w.afterPost {
-		if _, err := conn.Exec(ctx, stmt); err != nil {
+		if _, err := conn.Exec(ctx, stmt); err != nil && !(resuming && strings.Contains(err.Error(), "already exists")) {
 			return fmt.Errorf("%s: %w", firstWords(stmt, 8), err)
 		}
 	}

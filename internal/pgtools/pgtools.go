@@ -158,25 +158,38 @@ func (t *Tools) CheckSource(server Version) error {
 // and returns its standard output. A failure carries the end of its stderr, with
 // secrets removed.
 func (t *Tools) Run(ctx context.Context, name string, args []string, env []string, secrets []string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, t.Path(name), args...)
-	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &limitedBuffer{max: 64 << 10, buf: &stderr}
-	err := cmd.Run()
+	stdout, stderr, err := t.Exec(ctx, name, args, env)
 	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		for _, s := range secrets {
-			if s != "" {
-				msg = strings.ReplaceAll(msg, s, "xxxxx")
-			}
-		}
+		msg := Scrub(strings.TrimSpace(string(stderr)), secrets)
 		if msg == "" {
 			msg = err.Error()
 		}
-		return stdout.Bytes(), &ToolError{Tool: name, Stderr: msg, Err: err}
+		return stdout, &ToolError{Tool: name, Stderr: msg, Err: err}
 	}
-	return stdout.Bytes(), nil
+	return stdout, nil
+}
+
+// Exec runs a tool and returns both outputs whatever its exit status (stderr
+// capped at 4 MB). The tool dies with this process.
+func (t *Tools) Exec(ctx context.Context, name string, args []string, env []string) (stdout, stderr []byte, err error) {
+	cmd := exec.CommandContext(ctx, t.Path(name), args...)
+	cmd.Env = append(os.Environ(), env...)
+	dieWithParent(cmd)
+	var out, errOut bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &limitedBuffer{max: 4 << 20, buf: &errOut}
+	err = cmd.Run()
+	return out.Bytes(), errOut.Bytes(), err
+}
+
+// Scrub replaces every secret in s.
+func Scrub(s string, secrets []string) string {
+	for _, secret := range secrets {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "xxxxx")
+		}
+	}
+	return s
 }
 
 // ToolError is a failed run of a client tool.

@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/pgtools"
+)
+
+// restoreIssue is one statement pg_restore could not run.
+type restoreIssue struct {
+	Message string // the server's error, e.g. `must be owner of table t`
+	Command string
+}
+
+var restoreErrorStart = regexp.MustCompile(`^pg_restore: error: could not execute query: (?:ERROR|FATAL):\s+(.*)$`)
+
+// parseRestoreErrors reads pg_restore's stderr: the failed statements, and any
+// other error lines (a lost connection, say).
+func parseRestoreErrors(stderr string) (issues []restoreIssue, other []string) {
+	var cur *restoreIssue
+	inCommand := false
+	flush := func() {
+		if cur != nil {
+			cur.Command = strings.TrimSpace(cur.Command)
+			issues = append(issues, *cur)
+			cur = nil
+		}
+	}
+	for _, line := range strings.Split(stderr, "\n") {
+		if m := restoreErrorStart.FindStringSubmatch(line); m != nil {
+			flush()
+			cur, inCommand = &restoreIssue{Message: m[1]}, false
+			continue
+		}
+		if strings.HasPrefix(line, "pg_restore: ") {
+			flush()
+			inCommand = false
+			if strings.HasPrefix(line, "pg_restore: error: ") && !strings.Contains(line, "errors ignored on restore") {
+				other = append(other, strings.TrimPrefix(line, "pg_restore: error: "))
+			}
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		if c, ok := strings.CutPrefix(line, "Command was: "); ok {
+			cur.Command, inCommand = c, true
+		} else if inCommand {
+			cur.Command += "\n" + line
+		}
+	}
+	flush()
+	return issues, other
+}
+
+// refusal names what a managed target (a role without SUPERUSER) refused, or ""
+// when the failure is not one of those.
+func refusal(is restoreIssue) string {
+	msg, cmd := is.Message, strings.ToUpper(strings.TrimSpace(is.Command))
+	switch {
+	case strings.Contains(cmd, " OWNER TO ") &&
+		(strings.Contains(msg, "must be able to SET ROLE") || strings.Contains(msg, "must be member of role") ||
+			strings.Contains(msg, "must be owner of") || strings.Contains(msg, "does not exist")):
+		return "ownership changes (the objects stay owned by the connecting role)"
+	case strings.HasPrefix(cmd, "GRANT ") || strings.HasPrefix(cmd, "REVOKE ") || strings.HasPrefix(cmd, "ALTER DEFAULT PRIVILEGES"):
+		return "privileges not granted"
+	case strings.Contains(msg, "permission denied to set parameter"):
+		return "settings that need a superuser"
+	case strings.Contains(msg, "must be superuser") || strings.Contains(msg, "permission denied for language") ||
+		strings.Contains(msg, "permission denied to create") || strings.Contains(msg, "only superuser") ||
+		strings.Contains(msg, "must be owner of extension"):
+		return "objects only a superuser may create"
+	}
+	return ""
+}
+
+// pgRestore runs pg_restore against target. On a superuser target, with nothing
+// to resume, the first error stops it. Otherwise it runs to the end and its
+// errors are judged: what a managed target refuses becomes grouped warnings,
+// "already exists" on a resumed step is expected, anything else fails the step.
+func (r *run) pgRestore(ctx context.Context, db string, target *conninfo.Endpoint, args []string, resuming bool) error {
+	strict := r.targetSuper && !resuming
+	if strict {
+		args = append([]string{"--exit-on-error"}, args...)
+	}
+	_, stderr, err := r.opts.Tools.Exec(ctx, "pg_restore", args, target.ToolEnv())
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	text := pgtools.Scrub(strings.TrimSpace(string(stderr)), r.secrets)
+	issues, other := parseRestoreErrors(text)
+	if strict || len(other) > 0 {
+		return &pgtools.ToolError{Tool: "pg_restore", Stderr: text, Err: err}
+	}
+	groups := map[string][]restoreIssue{}
+	var fatal []restoreIssue
+	for _, is := range issues {
+		if resuming && strings.Contains(is.Message, "already exists") {
+			continue
+		}
+		if cat := refusal(is); cat != "" && !r.targetSuper {
+			groups[cat] = append(groups[cat], is)
+			continue
+		}
+		fatal = append(fatal, is)
+	}
+	cats := make([]string, 0, len(groups))
+	for c := range groups {
+		cats = append(cats, c)
+	}
+	sort.Strings(cats)
+	for _, c := range cats {
+		list := groups[c]
+		examples := make([]string, 0, 3)
+		for i, is := range list {
+			if i == 3 {
+				examples = append(examples, fmt.Sprintf("+%d more", len(list)-3))
+				break
+			}
+			examples = append(examples, fmt.Sprintf("%s (%s)", firstWords(is.Command, 10), is.Message))
+		}
+		r.warn(db, "target refused %d statement(s), %s: %s", len(list), c, strings.Join(examples, "; "))
+	}
+	if len(fatal) > 0 {
+		return fmt.Errorf("pg_restore: %d statement(s) failed; first: %s: %s", len(fatal), firstWords(fatal[0].Command, 12), fatal[0].Message)
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// exportSnapshot opens the transaction whose snapshot every reader of the
+// database shares, replacing (and closing) a previous one.
+func (w *dbWork) exportSnapshot(ctx context.Context) error {
+	conn, err := w.src.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	if err := sourceSession(ctx, conn); err != nil {
+		conn.Close(context.Background())
+		return err
+	}
+	var snap string
+	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+		conn.Close(context.Background())
+		return fmt.Errorf("begin snapshot: %w", err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&snap); err != nil {
+		conn.Close(context.Background())
+		return fmt.Errorf("export snapshot: %w", err)
+	}
+	w.snapMu.Lock()
+	old := w.snapConn
+	w.snapConn, w.snapshot = conn, snap
+	w.snapMu.Unlock()
+	if old != nil {
+		old.Close(context.Background())
+	}
+	return nil
+}
+
+func (w *dbWork) currentSnapshot() string {
+	w.snapMu.Lock()
+	defer w.snapMu.Unlock()
+	return w.snapshot
+}
+
+// closeSnapshot ends the exporting transaction.
+func (w *dbWork) closeSnapshot() {
+	w.snapMu.Lock()
+	defer w.snapMu.Unlock()
+	if w.snapConn != nil {
+		w.snapConn.Close(context.Background())
+		w.snapConn = nil
+	}
+}
+
+// beginInSnapshot starts a read-only transaction on conn in the shared snapshot.
+// When the snapshot is gone (its exporting session was killed, the source
+// restarted), a new one is exported: from then on the copy is no longer
+// consistent across tables, and the run says so.
+func (r *run) beginInSnapshot(ctx context.Context, w *dbWork, conn *pgx.Conn) error {
+	for attempt := 0; ; attempt++ {
+		snap := w.currentSnapshot()
+		if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		_, err := conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(snap))
+		if err == nil {
+			return nil
+		}
+		if _, rbErr := conn.Exec(ctx, "ROLLBACK"); rbErr != nil {
+			return rbErr
+		}
+		var pgErr *pgconn.PgError
+		if attempt > 0 || !errors.As(err, &pgErr) || pgErr.Code != "22023" {
+			return fmt.Errorf("import snapshot: %w", err)
+		}
+		if err := r.renewSnapshot(ctx, w, snap); err != nil {
+			return err
+		}
+	}
+}
+
+func (r *run) renewSnapshot(ctx context.Context, w *dbWork, lost string) error {
+	w.renewMu.Lock()
+	defer w.renewMu.Unlock()
+	if w.currentSnapshot() != lost {
+		return nil // another worker already replaced it
+	}
+	if err := w.exportSnapshot(ctx); err != nil {
+		return fmt.Errorf("replace lost snapshot: %w", err)
+	}
+	r.warn(w.name, "the source snapshot was lost (its session ended); tables copied from now on come from a newer snapshot, so the copy is not consistent across tables (re-run with --no-resume --drop-existing for a consistent copy)")
+	return nil
+}
