@@ -16,7 +16,6 @@ import (
 	"github.com/replicatorhq/replicator/internal/progress"
 )
 
-
 //go:embed testdata/roles.sql
 var rolesSQL string
 
