@@ -16,8 +16,12 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
+	"github.com/replicatorhq/replicator/cli/verifycmd"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
+	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/engine"
+	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/verify"
 )
 
 // Options of one init run, filled from flags.
@@ -32,6 +36,7 @@ type Options struct {
 	NoRoles            bool
 	NoResume           bool
 	StateDir           string
+	Verify             bool
 	JSON               bool
 }
 
@@ -71,6 +76,7 @@ changes, unless --drop-existing replaces it.`,
 	fl.BoolVar(&opts.NoRoles, "no-roles", false, "do not copy roles")
 	fl.BoolVar(&opts.NoResume, "no-resume", false, "start over instead of resuming an interrupted run of the same copy")
 	fl.StringVar(&opts.StateDir, "state-dir", "", "where checkpoints of interrupted runs are kept (default $XDG_STATE_HOME/replicator or ~/.local/state/replicator)")
+	fl.BoolVar(&opts.Verify, "verify", false, "compare row counts and content hashes of every table once the copy is done (see replicator verify)")
 	fl.BoolVar(&opts.JSON, "json", false, "print progress and the summary as JSON lines on stdout")
 	return cmd
 }
@@ -148,7 +154,10 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 	}
 	os.RemoveAll(archiveDir)
 	if opts.JSON {
-		return progressui.PrintSummaryJSON(ios.Out, res)
+		if err := progressui.PrintSummaryJSON(ios.Out, res); err != nil {
+			return err
+		}
+		return verifyAfter(ctx, f, opts, src, dst, rules)
 	}
 	fmt.Fprintln(ios.Out)
 	progressui.PrintSummary(ios.Out, res)
@@ -156,5 +165,15 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 		fmt.Fprintln(ios.Out, strings.TrimSpace(`
 Planner statistics are not copied: run ANALYZE (or vacuumdb --all --analyze-in-stages) on the target before heavy queries.`))
 	}
-	return nil
+	return verifyAfter(ctx, f, opts, src, dst, rules)
+}
+
+func verifyAfter(ctx context.Context, f *factory.Factory, opts *Options, src, dst *conninfo.Endpoint, rules *filter.Rules) error {
+	if !opts.Verify {
+		return nil
+	}
+	if !opts.JSON {
+		fmt.Fprintln(f.IOStreams.Out, "\nVerifying ...")
+	}
+	return verifycmd.Run(ctx, f, verify.Options{Source: src, Target: dst, Filters: rules, Jobs: max(4, opts.Jobs)}, opts.JSON)
 }

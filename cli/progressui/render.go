@@ -87,6 +87,9 @@ func describe(e progress.Event) string {
 		}
 		return fmt.Sprintf("%s%s done in %s", db, e.Step, Duration(e.Seconds))
 	case progress.TableDone:
+		if e.Step == "verify" {
+			return fmt.Sprintf("%sverified %s: %d rows, %s in %s", db, e.Table, e.Rows, e.Message, Duration(e.Seconds))
+		}
 		return fmt.Sprintf("%scopied %s: %d rows, %s in %s", db, e.Table, e.Rows, Bytes(e.Bytes), Duration(e.Seconds))
 	case progress.Warning:
 		return "warning: " + e.Message

@@ -226,3 +226,40 @@ func TestOutputModes(t *testing.T) {
 		}
 	})
 }
+
+func TestInitVerifyAndVerify(t *testing.T) {
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE verifydb")
+	pgtest.Exec(t, pair.Source, "verifydb", "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, "verifydb")
+		pgtest.DropDatabases(t, pair.Target, "verifydb")
+	})
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", "verifydb"}
+	r := replicator(t, nil, append([]string{"init", "--verify", "--no-roles"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "ok      verifydb.public.t: 20000 rows") || !strings.Contains(r.stdout, "1 table(s) compared") {
+		t.Fatalf("init --verify (exit %d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	pgtest.Exec(t, pair.Target, "verifydb", "UPDATE t SET v = 'changed' WHERE id = 12345")
+	r = replicator(t, nil, append([]string{"verify", "--json"}, conn...)...)
+	if r.code == 0 {
+		t.Fatalf("verify found no difference:\n%s", r.stdout)
+	}
+	var res struct {
+		Different int `json:"different"`
+		Tables    []struct {
+			Diffs []struct {
+				Range string   `json:"range"`
+				Keys  []string `json:"keys"`
+			} `json:"diffs"`
+		} `json:"tables"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+	}
+	if res.Different != 1 || res.Tables[0].Diffs[0].Keys[0] != "12345 (differs)" {
+		t.Errorf("verify result %+v", res)
+	}
+	if !strings.Contains(r.stderr, "error: 1 table(s) differ between source and target") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+}

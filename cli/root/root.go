@@ -6,6 +6,7 @@ import (
 
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/initcmd"
+	"github.com/replicatorhq/replicator/cli/verifycmd"
 )
 
 // NewCmdRoot returns the top-level command.
@@ -24,5 +25,6 @@ snapshot per database.`,
 	cmd.SetOut(f.IOStreams.Out)
 	cmd.SetErr(f.IOStreams.ErrOut)
 	cmd.AddCommand(initcmd.NewCmdInit(f, nil))
+	cmd.AddCommand(verifycmd.NewCmdVerify(f))
 	return cmd
 }
