@@ -10,17 +10,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
+	"github.com/replicatorhq/replicator/cli/validatecmd"
 	"github.com/replicatorhq/replicator/cli/verifycmd"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/engine"
 	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/validate"
 	"github.com/replicatorhq/replicator/internal/verify"
 )
 
@@ -37,6 +41,7 @@ type Options struct {
 	NoResume           bool
 	StateDir           string
 	Verify             bool
+	SkipValidate       bool
 	JSON               bool
 }
 
@@ -76,6 +81,7 @@ changes, unless --drop-existing replaces it.`,
 	fl.BoolVar(&opts.NoRoles, "no-roles", false, "do not copy roles")
 	fl.BoolVar(&opts.NoResume, "no-resume", false, "start over instead of resuming an interrupted run of the same copy")
 	fl.StringVar(&opts.StateDir, "state-dir", "", "where checkpoints of interrupted runs are kept (default $XDG_STATE_HOME/replicator or ~/.local/state/replicator)")
+	fl.BoolVar(&opts.SkipValidate, "skip-validate", false, "do not run the checks of replicator validate first")
 	fl.BoolVar(&opts.Verify, "verify", false, "compare row counts and content hashes of every table once the copy is done (see replicator verify)")
 	fl.BoolVar(&opts.JSON, "json", false, "print progress and the summary as JSON lines on stdout")
 	return cmd
@@ -130,6 +136,17 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 	}
 
 	renderer := progressui.New(ios, opts.JSON)
+	if !opts.SkipValidate {
+		// Before anything changes: a failed check is the error, warnings show.
+		_, err := validatecmd.Run(ctx, f, validate.Options{Source: src, Target: dst, Filters: rules, FindTools: f.FindTools,
+			PGBin: opts.Endpoints.PGBin, Jobs: max(opts.Jobs, 2)}, func(m string) {
+			renderer.Emit(progress.Event{Time: time.Now(), Kind: progress.Warning, Message: m})
+		})
+		if err != nil {
+			renderer.Close()
+			return err
+		}
+	}
 	confirm := func(q string) (bool, error) {
 		if opts.Yes {
 			return true, nil

@@ -263,3 +263,70 @@ func TestInitVerifyAndVerify(t *testing.T) {
 		t.Errorf("stderr: %s", r.stderr)
 	}
 }
+
+func TestValidate(t *testing.T) {
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE valdb")
+	pgtest.Exec(t, pair.Source, "valdb", `
+CREATE EXTENSION citext;
+CREATE TABLE open_t (id int PRIMARY KEY, v citext);
+CREATE TABLE secret (id int);
+CREATE TABLE guarded (id int, owner_name text);
+ALTER TABLE guarded ENABLE ROW LEVEL SECURITY;
+CREATE ROLE reader LOGIN PASSWORD 'reader-pw';
+GRANT SELECT ON open_t, guarded TO reader;`)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, "valdb")
+		pgtest.Exec(t, pair.Source, "postgres", "DROP ROLE reader")
+	})
+	conn := []string{"--target", pair.Target.URL("postgres"), "--include-databases", "valdb"}
+
+	r := replicator(t, nil, append([]string{"validate", "--source", pair.Source.URL("postgres")}, conn...)...)
+	if r.code != 0 {
+		t.Fatalf("validate as superuser failed (%d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, check := range []string{"server versions", "source privileges", "extensions", "target disk", "size and time"} {
+		found := false
+		for _, line := range strings.Split(r.stdout, "\n") {
+			found = found || strings.HasPrefix(line, "OK") && strings.Contains(line, check)
+		}
+		if !found {
+			t.Errorf("no OK line for %q in:\n%s", check, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "free, the data is") {
+		t.Errorf("free disk not checked:\n%s", r.stdout)
+	}
+
+	asReader := pair.Source.URLAs("reader", "reader-pw", "postgres")
+	r = replicator(t, nil, append([]string{"validate", "--json", "--sync", "--source", asReader}, conn...)...)
+	if r.code == 0 {
+		t.Fatalf("validate as reader passed:\n%s", r.stdout)
+	}
+	var rep struct {
+		Findings []struct{ Check, Severity, Message, Fix string } `json:"findings"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+	}
+	sev := map[string]string{}
+	msgs := map[string]string{}
+	for _, f := range rep.Findings {
+		sev[f.Check], msgs[f.Check] = f.Severity, f.Message+" / "+f.Fix
+	}
+	for check, want := range map[string]string{"source privileges": "fail", "row-level security": "fail", "wal_level": "fail",
+		"replication privilege": "fail", "target CREATEDB": "ok", "extensions": "ok"} {
+		if sev[check] != want {
+			t.Errorf("%s: %s (%s), want %s", check, sev[check], msgs[check], want)
+		}
+	}
+	if !strings.Contains(msgs["source privileges"], "valdb.public.secret") || !strings.Contains(msgs["source privileges"], "GRANT SELECT") {
+		t.Errorf("privileges finding: %s", msgs["source privileges"])
+	}
+	if !strings.Contains(msgs["wal_level"], "ALTER SYSTEM SET wal_level = logical") {
+		t.Errorf("wal_level finding: %s", msgs["wal_level"])
+	}
+
+	// init runs the same checks first and stops with one line.
+	r = replicator(t, nil, append([]string{"init", "--source", asReader}, conn...)...)
+	assertOneLineError(t, r, "cannot read 1 table(s): valdb.public.secret")
+}

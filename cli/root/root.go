@@ -6,6 +6,7 @@ import (
 
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/initcmd"
+	"github.com/replicatorhq/replicator/cli/validatecmd"
 	"github.com/replicatorhq/replicator/cli/verifycmd"
 )
 
@@ -26,5 +27,6 @@ snapshot per database.`,
 	cmd.SetErr(f.IOStreams.ErrOut)
 	cmd.AddCommand(initcmd.NewCmdInit(f, nil))
 	cmd.AddCommand(verifycmd.NewCmdVerify(f))
+	cmd.AddCommand(validatecmd.NewCmdValidate(f))
 	return cmd
 }

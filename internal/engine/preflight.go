@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -43,41 +42,6 @@ func userErrorf(format string, args ...any) error {
 	return &UserError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// server facts used to tell two endpoints apart.
-type serverInfo struct {
-	version   pgtools.Version
-	sysid     string
-	startedAt time.Time
-	port      string
-	superuser bool
-	createdb  bool
-	user      string
-	databases []string
-}
-
-func readServer(ctx context.Context, conn *pgx.Conn) (*serverInfo, error) {
-	s := &serverInfo{}
-	var num int
-	err := conn.QueryRow(ctx, `
-SELECT current_setting('server_version_num')::int,
-       (SELECT system_identifier::text FROM pg_catalog.pg_control_system()),
-       pg_catalog.pg_postmaster_start_time(), current_setting('port'),
-       r.rolsuper, r.rolcreatedb, current_user
-FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(
-		&num, &s.sysid, &s.startedAt, &s.port, &s.superuser, &s.createdb, &s.user)
-	if err != nil {
-		return nil, fmt.Errorf("read server facts: %w", err)
-	}
-	s.version = pgtools.VersionFromNum(num)
-	rows, err := conn.Query(ctx, `SELECT datname FROM pg_catalog.pg_database
-	                              WHERE NOT datistemplate AND datallowconn ORDER BY datname`)
-	if err != nil {
-		return nil, fmt.Errorf("list databases: %w", err)
-	}
-	s.databases, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	return s, err
-}
-
 func (r *run) preflight(ctx context.Context) (*plan, error) {
 	o := r.opts
 	src, err := o.Source.Connect(ctx)
@@ -91,43 +55,43 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 	}
 	defer dst.Close(context.Background())
 
-	si, err := readServer(ctx, src)
+	si, err := catalog.ReadServer(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	di, err := readServer(ctx, dst)
+	di, err := catalog.ReadServer(ctx, dst)
 	if err != nil {
 		return nil, fmt.Errorf("target: %w", err)
 	}
-	if si.sysid == di.sysid && si.startedAt.Equal(di.startedAt) && si.port == di.port {
+	if catalog.SameServer(si, di) {
 		return nil, userErrorf("source and target are the same server (%s and %s): point --target at another cluster", o.Source.Address(), o.Target.Address())
 	}
-	if err := o.Tools.CheckSource(si.version); err != nil {
+	if err := o.Tools.CheckSource(si.Version); err != nil {
 		return nil, &UserError{Msg: err.Error()}
 	}
-	if si.version.Major < 12 {
-		return nil, userErrorf("source server is PostgreSQL %s; replicator needs 12 or newer", si.version)
+	if si.Version.Major < 12 {
+		return nil, userErrorf("source server is PostgreSQL %s; replicator needs 12 or newer", si.Version)
 	}
-	if di.version.Major < si.version.Major {
-		r.warn("", "target server %d is older than source %d: schema objects new in %d may fail to restore", di.version.Major, si.version.Major, si.version.Major)
+	if di.Version.Major < si.Version.Major {
+		r.warn("", "target server %d is older than source %d: schema objects new in %d may fail to restore", di.Version.Major, si.Version.Major, si.Version.Major)
 	}
-	p := &plan{srcVersion: si.version, dstVersion: di.version}
-	r.targetSuper = di.superuser
+	p := &plan{srcVersion: si.Version, dstVersion: di.Version}
+	r.targetSuper = di.Superuser
 	if err := r.checkResume(ctx, si, di); err != nil {
 		return nil, err
 	}
 
 	onTarget := map[string]bool{}
-	for _, d := range di.databases {
+	for _, d := range di.Databases {
 		onTarget[d] = true
 	}
-	for _, name := range si.databases {
+	for _, name := range si.Databases {
 		if o.Filters.Database(name) {
 			p.databases = append(p.databases, &dbPlan{name: name})
 		}
 	}
 	if len(p.databases) == 0 {
-		return nil, userErrorf("no database to copy: the source has %s; every database except postgres is copied by default (name postgres in --include-databases to copy it)", listOrNone(si.databases))
+		return nil, userErrorf("no database to copy: the source has %s; every database except postgres is copied by default (name postgres in --include-databases to copy it)", listOrNone(si.Databases))
 	}
 
 	// Size the work for progress and make sure every source database is readable.
@@ -170,9 +134,9 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 	if len(occupied) > 0 {
 		return nil, userErrorf("target already has data in %s: nothing was changed; pass --drop-existing to replace them, or --exclude-databases to skip them", strings.Join(occupied, ", "))
 	}
-	if needCreate && !di.superuser && !di.createdb {
+	if needCreate && !di.Superuser && !di.CreateDB {
 		return nil, userErrorf("target role %q lacks CREATEDB, needed to create the databases: run ALTER ROLE %s CREATEDB as an administrator, or connect as another role",
-			di.user, pgx.Identifier{di.user}.Sanitize())
+			di.User, pgx.Identifier{di.User}.Sanitize())
 	}
 	if len(toDrop) > 0 {
 		q := fmt.Sprintf("Drop and replace %d database(s) on target %s: %s?", len(toDrop), o.Target.Address(), strings.Join(toDrop, ", "))
@@ -195,8 +159,8 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 
 // checkResume decides what to make of checkpoints left by an interrupted run: they
 // are kept only when source and target are still the same clusters.
-func (r *run) checkResume(ctx context.Context, si, di *serverInfo) error {
-	ids, _ := json.Marshal(map[string]string{"source": si.sysid, "target": di.sysid})
+func (r *run) checkResume(ctx context.Context, si, di *catalog.Server) error {
+	ids, _ := json.Marshal(map[string]string{"source": si.SystemID, "target": di.SystemID})
 	r.meta = checkpoint.Record{Key: keyMeta, Status: checkpoint.Done, Data: string(ids)}
 	if r.cp.started() {
 		meta, _ := r.cp.get(keyMeta)

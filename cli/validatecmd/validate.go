@@ -1,0 +1,134 @@
+// Package validatecmd is `replicator validate`: check that a copy can work
+// before starting it.
+package validatecmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/replicatorhq/replicator/cli/cmdutil"
+	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/internal/validate"
+)
+
+// Options of one validate run.
+type Options struct {
+	Endpoints cmdutil.Endpoints
+	Filters   cmdutil.Filters
+	Sync      bool
+	Jobs      int
+	JSON      bool
+}
+
+// NewCmdValidate builds the command.
+func NewCmdValidate(f *factory.Factory) *cobra.Command {
+	opts := &Options{}
+	cmd := &cobra.Command{
+		Use:   "validate --source URL --target URL",
+		Short: "Check that a copy can work, before starting it",
+		Long: `Check connectivity, server versions (target at least the source's major),
+pg_dump's version, the source role's right to read every selected table, the
+target role's right to create databases, that every extension used on the source
+is available on the target, free disk on the target where it can be known, and
+free connections; estimate the size and duration of the copy. With --sync, also
+wal_level = logical and the REPLICATION privilege on the source.
+
+Each finding is ok, warn or fail, with the fix in one line. Exits non-zero
+when a check fails. replicator init runs the same checks first.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, dst, err := opts.Endpoints.Parse()
+			if err != nil {
+				return err
+			}
+			rules, err := opts.Filters.Spec().Compile()
+			if err != nil {
+				return cmdutil.FlagErrorf("%v", err)
+			}
+			rep, err := validate.Run(cmd.Context(), validate.Options{Source: src, Target: dst, Filters: rules,
+				FindTools: f.FindTools, PGBin: opts.Endpoints.PGBin, Sync: opts.Sync, Jobs: opts.Jobs})
+			if err != nil {
+				return err
+			}
+			if opts.JSON {
+				if err := json.NewEncoder(f.IOStreams.Out).Encode(struct {
+					Event string `json:"event"`
+					*validate.Report
+				}{"validate", rep}); err != nil {
+					return err
+				}
+			} else {
+				Print(f.IOStreams.Out, rep)
+			}
+			return Outcome(rep)
+		},
+	}
+	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
+	cmdutil.AddFilterFlags(cmd, &opts.Filters)
+	cmd.Flags().BoolVar(&opts.Sync, "sync", false, "also check what logical replication (replicator sync) needs")
+	cmd.Flags().IntVarP(&opts.Jobs, "jobs", "j", 2, "planned --jobs of the copy (connections needed)")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the findings as JSON on stdout")
+	return cmd
+}
+
+// Print writes one line per finding.
+func Print(w io.Writer, rep *validate.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, f := range rep.Findings {
+		line := f.Message
+		if f.Fix != "" {
+			line += "; fix: " + f.Fix
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(string(f.Severity)), f.Check, line)
+	}
+	tw.Flush()
+}
+
+// Outcome is nil unless a check failed; then one line naming the first failure
+// and its fix.
+func Outcome(rep *validate.Report) error {
+	var failed []validate.Finding
+	for _, f := range rep.Findings {
+		if f.Severity == validate.Fail {
+			failed = append(failed, f)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	msg := failed[0].Message
+	if failed[0].Fix != "" {
+		msg += ": " + failed[0].Fix
+	}
+	if len(failed) > 1 {
+		msg += fmt.Sprintf(" (and %d more failed check(s): see replicator validate)", len(failed)-1)
+	}
+	return fmt.Errorf("%s", msg)
+}
+
+// Run validates for init: failures become the error, warnings go to warn.
+func Run(ctx context.Context, f *factory.Factory, opts validate.Options, warn func(string)) (*validate.Report, error) {
+	rep, err := validate.Run(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := Outcome(rep); err != nil {
+		return rep, err
+	}
+	for _, fd := range rep.Findings {
+		if fd.Severity == validate.Warn {
+			m := fd.Check + ": " + fd.Message
+			if fd.Fix != "" {
+				m += "; fix: " + fd.Fix
+			}
+			warn(m)
+		}
+	}
+	return rep, nil
+}

@@ -1,0 +1,174 @@
+package validate
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/replicatorhq/replicator/internal/catalog"
+)
+
+// databases checks, in each selected source database, that every selected table
+// is readable and every extension exists on the target, and sums the size.
+func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Conn) (selected []string) {
+	available := map[string]bool{}
+	if dst != nil {
+		rows, err := dst.Query(ctx, "SELECT name FROM pg_catalog.pg_available_extensions")
+		if err == nil {
+			names, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+			for _, n := range names {
+				available[n] = true
+			}
+		}
+	}
+	var unreadable, missingExt, rls []string
+	for _, db := range si.Databases {
+		if !c.opts.Filters.Database(db) {
+			continue
+		}
+		selected = append(selected, db)
+		ep, err := c.opts.Source.WithDatabase(db)
+		if err != nil {
+			c.add("source database "+db, Fail, err.Error(), "")
+			continue
+		}
+		conn, err := ep.Connect(ctx)
+		if err != nil {
+			c.add("source database "+db, Fail, err.Error(), "grant CONNECT on the database, or exclude it with --exclude-databases")
+			continue
+		}
+		tables, err := catalog.Tables(ctx, conn)
+		if err != nil {
+			conn.Close(ctx)
+			c.add("source database "+db, Fail, err.Error(), "")
+			continue
+		}
+		var oids []uint32
+		for _, t := range tables {
+			d := c.opts.Filters.Table(db, t.Root.Schema, t.Root.Name)
+			if !d.Copy || t.Kind != 'r' {
+				continue
+			}
+			c.rep.Tables++
+			c.rep.SourceBytes += t.Bytes
+			if !d.SchemaOnly {
+				oids = append(oids, t.OID)
+			}
+		}
+		rows, err := conn.Query(ctx, `
+SELECT format('%s.%I.%I', current_database(), n.nspname, c.relname),
+       NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')),
+       c.relrowsecurity AND NOT (pg_has_role(c.relowner, 'USAGE') OR
+         (SELECT rolbypassrls OR rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user))
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = ANY ($1)`, oids)
+		if err == nil {
+			for rows.Next() {
+				var name string
+				var denied, underRLS bool
+				if rows.Scan(&name, &denied, &underRLS) == nil {
+					if denied {
+						unreadable = append(unreadable, name)
+					}
+					if underRLS {
+						rls = append(rls, name)
+					}
+				}
+			}
+			rows.Close()
+		}
+		if dst != nil {
+			rows, err := conn.Query(ctx, `SELECT extname FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'`)
+			if err == nil {
+				exts, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+				for _, e := range exts {
+					if !available[e] {
+						missingExt = append(missingExt, db+": "+e)
+					}
+				}
+			}
+		}
+		conn.Close(ctx)
+	}
+	if len(selected) == 0 {
+		c.add("databases", Fail, "no database to copy: the source has only "+strings.Join(si.Databases, ", "),
+			"every database except postgres is copied by default; name postgres in --include-databases to copy it")
+		return nil
+	}
+	c.add("databases", OK, fmt.Sprintf("%d database(s) selected: %s", len(selected), listSome(selected, 5)), "")
+	if len(unreadable) > 0 {
+		c.add("source privileges", Fail, fmt.Sprintf("source role %s cannot read %d table(s): %s", si.User, len(unreadable), listSome(unreadable, 5)),
+			"GRANT USAGE ON SCHEMA ... and GRANT SELECT ON ALL TABLES IN SCHEMA ... TO "+pgx.Identifier{si.User}.Sanitize()+", or exclude them")
+	} else {
+		c.add("source privileges", OK, "every selected table is readable", "")
+	}
+	if len(rls) > 0 {
+		c.add("row-level security", Fail, fmt.Sprintf("row-level security would hide rows of %d table(s) from %s: %s", len(rls), si.User, listSome(rls, 5)),
+			"copy as the tables' owner, a superuser, or a role with BYPASSRLS")
+	}
+	if dst != nil {
+		if len(missingExt) > 0 {
+			c.add("extensions", Fail, fmt.Sprintf("not available on the target: %s", listSome(missingExt, 5)),
+				"install them on the target server (on managed services, check the provider's supported extensions)")
+		} else {
+			c.add("extensions", OK, "every source extension is available on the target", "")
+		}
+	}
+	return selected
+}
+
+// disk compares the target's free space with the data to copy, where the target
+// role may run `df` on the server (superuser or pg_execute_server_program).
+func (c *checker) disk(ctx context.Context, dst *pgx.Conn, di *catalog.Server) {
+	var allowed bool
+	if err := dst.QueryRow(ctx, `SELECT pg_has_role(current_user, 'pg_execute_server_program', 'USAGE')`).Scan(&allowed); err != nil || !(allowed || di.Superuser) {
+		c.add("target disk", OK, "free space not checked (needs superuser or pg_execute_server_program on the target); the copy needs about "+bytes(c.rep.SourceBytes)+" plus indexes", "")
+		return
+	}
+	free, err := freeDisk(ctx, dst)
+	if err != nil {
+		c.add("target disk", OK, "free space not checked: "+err.Error(), "")
+		return
+	}
+	need := c.rep.SourceBytes
+	switch {
+	case free < need:
+		c.add("target disk", Fail, fmt.Sprintf("%s free in the target's data directory, the data alone is %s", bytes(free), bytes(need)), "free space or grow the target's disk")
+	case free < need*3/2:
+		c.add("target disk", Warn, fmt.Sprintf("%s free, the data is %s before indexes and WAL", bytes(free), bytes(need)), "make room: indexes and WAL need space too")
+	default:
+		c.add("target disk", OK, fmt.Sprintf("%s free, the data is %s", bytes(free), bytes(need)), "")
+	}
+}
+
+// freeDisk asks the target server for the free space of its data directory.
+// The command is fixed; nothing of the user's goes into it.
+func freeDisk(ctx context.Context, dst *pgx.Conn) (int64, error) {
+	tx, err := dst.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE replicator_df (line text) ON COMMIT DROP`); err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, `COPY replicator_df FROM PROGRAM 'df -Pk .'`); err != nil {
+		return 0, err
+	}
+	var line string
+	if err := tx.QueryRow(ctx, `SELECT line FROM replicator_df WHERE line NOT LIKE 'Filesystem%' LIMIT 1`).Scan(&line); err != nil {
+		return 0, err
+	}
+	f := strings.Fields(line)
+	if len(f) < 4 {
+		return 0, fmt.Errorf("unexpected df output %q", line)
+	}
+	kb, err := strconv.ParseInt(f[3], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("unexpected df output %q", line)
+	}
+	return kb << 10, nil
+}

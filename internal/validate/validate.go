@@ -1,0 +1,248 @@
+// Package validate checks, before anything is copied, that a copy can work:
+// connections, versions, client tools, privileges on both sides, extensions,
+// space, and (for sync) logical replication settings. Each finding is ok, warn or
+// fail, with the fix in one line.
+package validate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/replicatorhq/replicator/internal/catalog"
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/pgtools"
+)
+
+// Severity of a finding.
+type Severity string
+
+const (
+	OK   Severity = "ok"
+	Warn Severity = "warn"
+	Fail Severity = "fail"
+)
+
+// Finding is the outcome of one check.
+type Finding struct {
+	Check    string   `json:"check"`
+	Severity Severity `json:"severity"`
+	Message  string   `json:"message"`
+	Fix      string   `json:"fix,omitempty"`
+}
+
+// Report is every finding, with the size of what would be copied.
+type Report struct {
+	Findings        []Finding `json:"findings"`
+	SourceBytes     int64     `json:"source_bytes"`
+	Tables          int       `json:"tables"`
+	EstimateSeconds float64   `json:"estimate_seconds"`
+}
+
+// Failed reports whether any check failed.
+func (r *Report) Failed() bool {
+	for _, f := range r.Findings {
+		if f.Severity == Fail {
+			return true
+		}
+	}
+	return false
+}
+
+// Options of a validation.
+type Options struct {
+	Source, Target *conninfo.Endpoint
+	Filters        *filter.Rules
+	// FindTools locates pg_dump (dir from --pg-bin).
+	FindTools func(ctx context.Context, dir string) (*pgtools.Tools, error)
+	PGBin     string
+	// Sync adds the checks logical replication needs.
+	Sync bool
+	// Jobs is the planned concurrency (connections needed on each side).
+	Jobs int
+}
+
+// ThroughputBytesPerSecond is the rate behind the time estimate: what one copy
+// job sustained end to end on the 2-core reference machine, both servers local.
+const ThroughputBytesPerSecond = 50 << 20
+
+type checker struct {
+	opts Options
+	rep  *Report
+}
+
+func (c *checker) add(check string, sev Severity, msg, fix string) {
+	c.rep.Findings = append(c.rep.Findings, Finding{Check: check, Severity: sev, Message: msg, Fix: fix})
+}
+
+// Run performs every check it can; a failed connection skips what depends on it.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	if opts.Filters == nil {
+		opts.Filters = &filter.Rules{}
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = 2
+	}
+	c := &checker{opts: opts, rep: &Report{}}
+	src, si := c.connect(ctx, "source connection", opts.Source)
+	if src != nil {
+		defer src.Close(context.Background())
+	}
+	dst, di := c.connect(ctx, "target connection", opts.Target)
+	if dst != nil {
+		defer dst.Close(context.Background())
+	}
+	if si != nil && di != nil {
+		c.servers(si, di)
+	}
+	if si != nil {
+		c.tools(ctx, si)
+		if opts.Sync {
+			c.replication(si)
+		}
+	}
+	var selected []string
+	if si != nil {
+		selected = c.databases(ctx, si, dst)
+		c.connections("source", si, opts.Jobs+2)
+	}
+	if di != nil {
+		c.createdb(di, selected)
+	}
+	if di != nil {
+		c.connections("target", di, 2*opts.Jobs+2)
+		c.disk(ctx, dst, di)
+	}
+	if si != nil {
+		c.estimate()
+	}
+	return c.rep, nil
+}
+
+func (c *checker) connect(ctx context.Context, check string, ep *conninfo.Endpoint) (*pgx.Conn, *catalog.Server) {
+	conn, err := ep.Connect(ctx)
+	if err != nil {
+		c.add(check, Fail, err.Error(), "")
+		return nil, nil
+	}
+	s, err := catalog.ReadServer(ctx, conn)
+	if err != nil {
+		c.add(check, Fail, fmt.Sprintf("%s: %v", ep.Side, err), "")
+		conn.Close(context.Background())
+		return nil, nil
+	}
+	role := "role " + s.User
+	if s.Superuser {
+		role += " (superuser)"
+	}
+	c.add(check, OK, fmt.Sprintf("%s: PostgreSQL %s as %s", ep.Address(), s.Version, role), "")
+	return conn, s
+}
+
+func (c *checker) servers(si, di *catalog.Server) {
+	if catalog.SameServer(si, di) {
+		c.add("distinct servers", Fail, "source and target are the same server", "point --target at another cluster")
+		return
+	}
+	switch {
+	case si.Version.Major < 12:
+		c.add("server versions", Fail, fmt.Sprintf("source is PostgreSQL %s", si.Version), "replicator copies from PostgreSQL 12 or newer")
+	case di.Version.Major < si.Version.Major:
+		c.add("server versions", Fail, fmt.Sprintf("target %d is older than source %d", di.Version.Major, si.Version.Major),
+			fmt.Sprintf("use a target running PostgreSQL %d or newer", si.Version.Major))
+	default:
+		c.add("server versions", OK, fmt.Sprintf("source %s, target %s", si.Version, di.Version), "")
+	}
+}
+
+func (c *checker) tools(ctx context.Context, si *catalog.Server) {
+	find := c.opts.FindTools
+	if find == nil {
+		find = pgtools.Find
+	}
+	t, err := find(ctx, c.opts.PGBin)
+	switch {
+	case err != nil:
+		c.add("pg_dump", Fail, err.Error(), fmt.Sprintf("install the PostgreSQL %d client tools", si.Version.Major))
+	case t.Version.Major < si.Version.Major:
+		c.add("pg_dump", Fail, fmt.Sprintf("pg_dump %s in %s is older than the source server %d", t.Version, t.Dir, si.Version.Major),
+			fmt.Sprintf("install the PostgreSQL %d client tools or pass --pg-bin", si.Version.Major))
+	default:
+		c.add("pg_dump", OK, fmt.Sprintf("pg_dump %s in %s", t.Version, t.Dir), "")
+	}
+}
+
+func (c *checker) replication(si *catalog.Server) {
+	if si.WALLevel != "logical" {
+		c.add("wal_level", Fail, fmt.Sprintf("source wal_level is %s, logical replication needs logical", si.WALLevel),
+			"ALTER SYSTEM SET wal_level = logical, then restart the source (on RDS/Aurora: rds.logical_replication = 1 in the parameter group)")
+	} else {
+		c.add("wal_level", OK, "source wal_level is logical", "")
+	}
+	if !si.Replication {
+		c.add("replication privilege", Fail, fmt.Sprintf("source role %s lacks REPLICATION", si.User),
+			fmt.Sprintf("ALTER ROLE %s REPLICATION (on RDS: GRANT rds_replication TO %s)", pgx.Identifier{si.User}.Sanitize(), pgx.Identifier{si.User}.Sanitize()))
+	} else {
+		c.add("replication privilege", OK, fmt.Sprintf("source role %s may replicate", si.User), "")
+	}
+}
+
+func (c *checker) createdb(di *catalog.Server, selected []string) {
+	if di.Superuser || di.CreateDB {
+		c.add("target CREATEDB", OK, fmt.Sprintf("target role %s may create databases", di.User), "")
+		return
+	}
+	existing := map[string]bool{}
+	for _, d := range di.Databases {
+		existing[d] = true
+	}
+	need := false
+	for _, d := range selected {
+		need = need || !existing[d]
+	}
+	if !need {
+		c.add("target CREATEDB", OK, "every selected database already exists on the target", "")
+		return
+	}
+	c.add("target CREATEDB", Fail, fmt.Sprintf("target role %s lacks CREATEDB", di.User),
+		fmt.Sprintf("ALTER ROLE %s CREATEDB (as an administrator), or connect as another role", pgx.Identifier{di.User}.Sanitize()))
+}
+
+func (c *checker) connections(side string, s *catalog.Server, need int) {
+	free := s.MaxConnections - s.Connections
+	if free < need {
+		c.add(side+" connections", Warn, fmt.Sprintf("%d of max_connections=%d free, the copy opens up to %d", free, s.MaxConnections, need),
+			"lower --jobs, or raise max_connections")
+		return
+	}
+	c.add(side+" connections", OK, fmt.Sprintf("%d free connections, %d needed", free, need), "")
+}
+
+func (c *checker) estimate() {
+	secs := float64(c.rep.SourceBytes) / float64(ThroughputBytesPerSecond*max(1, c.opts.Jobs))
+	c.rep.EstimateSeconds = secs
+	c.add("size and time", OK, fmt.Sprintf("%s in %d tables to copy; about %s at local-network speed (slower over the internet)",
+		bytes(c.rep.SourceBytes), c.rep.Tables, (time.Duration(secs)*time.Second).Round(time.Second)), "")
+}
+
+func bytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+}
+
+func listSome(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return strings.Join(items[:n], ", ") + fmt.Sprintf(" and %d more", len(items)-n)
+}
