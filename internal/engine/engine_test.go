@@ -450,3 +450,63 @@ func TestProgressReaches100WithExcludedChildren(t *testing.T) {
 		t.Errorf("final progress %+v", last)
 	}
 }
+
+// A managed target (RDS, Cloud SQL, Neon, Supabase) gives a role with CREATEDB
+// and CREATEROLE but not SUPERUSER. Everything copies; what such a role may not do
+// becomes warnings in the summary.
+func TestManagedTarget(t *testing.T) {
+	createRoles(t)
+	src, dst := engine.TestPair.Source, engine.TestPair.Target
+	pgtest.Exec(t, src, "postgres", "CREATE DATABASE fidelity OWNER app_owner")
+	pgtest.Exec(t, src, "fidelity", fidelitySQL)
+	pgtest.Exec(t, dst, "postgres", `DROP ROLE IF EXISTS app_admin; DROP ROLE IF EXISTS app_reader; DROP ROLE IF EXISTS "Weird ""Role"""; DROP ROLE IF EXISTS app_owner;
+	  CREATE ROLE cloud_admin LOGIN PASSWORD 'cloud-pw' CREATEDB CREATEROLE`)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, src, "fidelity")
+		pgtest.DropDatabases(t, dst, "fidelity")
+		pgtest.Exec(t, dst, "postgres", `DROP ROLE cloud_admin; DROP ROLE IF EXISTS app_admin; DROP ROLE IF EXISTS app_reader;
+		  DROP ROLE IF EXISTS "Weird ""Role"""; DROP ROLE IF EXISTS app_owner`)
+	})
+	res, _, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"fidelity"}}, func(o *engine.Options) {
+		ep, err := conninfo.Parse("target", dst.URLAs("cloud_admin", "cloud-pw", "postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Target = ep
+	})
+	if err != nil {
+		t.Fatalf("copy into a managed target failed: %v", err)
+	}
+	// Every row arrived.
+	srcHashes, dstHashes := pgtest.TableHashes(t, src, "fidelity"), pgtest.TableHashes(t, dst, "fidelity")
+	if !reflect.DeepEqual(srcHashes, dstHashes) {
+		t.Errorf("data differs:\nsource %v\ntarget %v", srcHashes, dstHashes)
+	}
+	// The refusals are reported, grouped, in the summary.
+	warnings := strings.Join(res.Warnings, "\n")
+	for _, want := range []string{
+		"role app_admin created without SUPERUSER",
+		"ownership changes (the objects stay owned by the connecting role)",
+		"privileges not granted",
+		"settings that need a superuser",
+		"objects only a superuser may create",
+		"LANGUAGE internal",
+		"EVENT TRIGGER",
+	} {
+		if !strings.Contains(warnings, want) {
+			t.Errorf("warnings lack %q:\n%s", want, warnings)
+		}
+	}
+	// Objects stay with the connecting role, and grants it could make were made.
+	if got := pgtest.Query(t, dst, "fidelity", `SELECT tableowner FROM pg_tables WHERE schemaname = 'app' AND tablename = 'kitchen_sink'`); !reflect.DeepEqual(got, []string{"cloud_admin"}) {
+		t.Errorf("kitchen_sink owner %v", got)
+	}
+	if got := pgtest.Query(t, dst, "fidelity", `SELECT has_table_privilege('app_reader', 'app.v_happy', 'SELECT')`); !reflect.DeepEqual(got, []string{"true"}) {
+		t.Errorf("grant to app_reader missing: %v", got)
+	}
+	// A refused setting does not take the database's other settings with it.
+	if got := pgtest.Query(t, dst, "postgres", `SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+	  WHERE d.datname = 'fidelity' AND s.setrole = 0`); !reflect.DeepEqual(got, []string{"work_mem=8MB"}) {
+		t.Errorf("database settings on the target: %v", got)
+	}
+}

@@ -7,8 +7,11 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/sqlscript"
 )
 
 // restoreIssue is one statement pg_restore could not run.
@@ -83,7 +86,12 @@ func refusal(is restoreIssue) string {
 // to resume, the first error stops it. Otherwise it runs to the end and its
 // errors are judged: what a managed target refuses becomes grouped warnings,
 // "already exists" on a resumed step is expected, anything else fails the step.
-func (r *run) pgRestore(ctx context.Context, db string, target *conninfo.Endpoint, args []string, resuming bool) error {
+//
+// pg_restore runs each archive entry as one multi-statement query, so one refused
+// statement (a superuser-only setting) takes its neighbours (ordinary settings)
+// down with it: such entries are run again statement by statement on the
+// database (dbTarget), keeping what the target accepts.
+func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *conninfo.Endpoint, args []string, resuming bool) error {
 	strict := r.targetSuper && !resuming
 	if strict {
 		args = append([]string{"--exit-on-error"}, args...)
@@ -99,6 +107,10 @@ func (r *run) pgRestore(ctx context.Context, db string, target *conninfo.Endpoin
 	issues, other := parseRestoreErrors(text)
 	if strict || len(other) > 0 {
 		return &pgtools.ToolError{Tool: "pg_restore", Stderr: text, Err: err}
+	}
+	issues, err = r.splitIssues(ctx, dbTarget, issues)
+	if err != nil {
+		return err
 	}
 	groups := map[string][]restoreIssue{}
 	var fatal []restoreIssue
@@ -133,4 +145,38 @@ func (r *run) pgRestore(ctx context.Context, db string, target *conninfo.Endpoin
 		return fmt.Errorf("pg_restore: %d statement(s) failed; first: %s: %s", len(fatal), firstWords(fatal[0].Command, 12), fatal[0].Message)
 	}
 	return nil
+}
+
+// splitIssues re-runs failed multi-statement entries one statement at a time and
+// returns the statements that still fail.
+func (r *run) splitIssues(ctx context.Context, dbTarget *conninfo.Endpoint, issues []restoreIssue) ([]restoreIssue, error) {
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	var out []restoreIssue
+	for _, is := range issues {
+		stmts := sqlscript.Split(is.Command)
+		if len(stmts) < 2 {
+			out = append(out, is)
+			continue
+		}
+		if conn == nil {
+			var err error
+			if conn, err = dbTarget.Connect(ctx); err != nil {
+				return nil, err
+			}
+			if _, err := conn.Exec(ctx, "SELECT pg_catalog.set_config('search_path', '', false)"); err != nil {
+				return nil, err
+			}
+		}
+		for _, st := range stmts {
+			if _, err := conn.Exec(ctx, st); err != nil {
+				out = append(out, restoreIssue{Message: pgMessage(err), Command: st})
+			}
+		}
+	}
+	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -83,6 +84,11 @@ func (r *run) copyRoles(ctx context.Context, p *plan) error {
 		case kind == "create":
 			r.warn("", "role %s was not created: %s", role, pgMessage(err))
 			keep[role] = true // skip its ALTER/COMMENT statements
+		case grantedBy.MatchString(stmt):
+			// Only a superuser may name another grantor: grant as ourselves.
+			if _, err2 := dst.Exec(ctx, grantedBy.ReplaceAllString(stmt, "")); err2 != nil {
+				r.warn("", "%s: %s", firstWords(stmt, 6), pgMessage(err2))
+			}
 		default:
 			r.warn("", "%s: %s", firstWords(stmt, 6), pgMessage(err))
 		}
@@ -90,6 +96,8 @@ func (r *run) copyRoles(ctx context.Context, p *plan) error {
 	r.info("", "roles: %d created, %d already on the target", created, len(existing))
 	return nil
 }
+
+var grantedBy = regexp.MustCompile(`(?i)\s+GRANTED BY\s+("(?:[^"]|"")+"|\S+)\s*$`)
 
 // classifyRoleStatement tells CREATE ROLE / ALTER ROLE / COMMENT ON ROLE apart and
 // extracts the role name they are about.

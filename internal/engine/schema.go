@@ -54,7 +54,7 @@ func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive
 		target = r.opts.Target
 	}
 	args = append(args, "--dbname="+target.ToolConnString(), archive)
-	if err := r.pgRestore(ctx, w.name, target, args, db.existsEmpty && db.redoPreData); err != nil {
+	if err := r.pgRestore(ctx, w.name, target, w.dst, args, db.existsEmpty && db.redoPreData); err != nil {
 		return err
 	}
 	return r.cp.set(ctx, key, checkpoint.Done)
@@ -95,7 +95,7 @@ func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir strin
 		"--section=post-data", "--use-list=" + listFile,
 		"--jobs=" + strconv.Itoa(r.opts.IndexJobs), "--dbname=" + w.dst.ToolConnString(), archive,
 	}
-	if err := r.pgRestore(ctx, w.name, w.dst, args, resuming); err != nil {
+	if err := r.pgRestore(ctx, w.name, w.dst, w.dst, args, resuming); err != nil {
 		return err
 	}
 	if len(w.afterPost) == 0 {

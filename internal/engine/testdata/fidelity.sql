@@ -150,6 +150,13 @@ COMMENT ON LARGE OBJECT 90003 IS 'big one';
 -- A publication (logical replication metadata is schema too).
 CREATE PUBLICATION fidelity_pub FOR TABLE app.serial_t, app.ident_t;
 
+-- What only a superuser may create: a function in an untrusted language, an
+-- event trigger, a superuser-only setting. A managed target refuses them.
+CREATE FUNCTION app.my_abs(int) RETURNS int LANGUAGE internal IMMUTABLE STRICT AS 'int4abs';
+CREATE FUNCTION app.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+CREATE EVENT TRIGGER fidelity_ddl ON ddl_command_end EXECUTE FUNCTION app.on_ddl();
+ALTER DATABASE fidelity SET log_min_duration_statement = 1000;
+
 -- Ownership of the rest.
 ALTER TABLE app.serial_t OWNER TO app_owner;
 ALTER TABLE app.blobs OWNER TO "Weird ""Role""";
