@@ -247,3 +247,87 @@ CREATE TABLE other AS SELECT g AS id FROM generate_series(1, 5000) g;`)
 	}
 	assertSame(t, db)
 }
+
+// After an interruption, --no-resume forgets the checkpoints (the partial target
+// then needs --drop-existing), and a run with other filters is another copy: it
+// never picks up these checkpoints.
+func TestNoResumeAndOtherFilters(t *testing.T) {
+	const db = "noresume"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	pgtest.Exec(t, pair.Source, db, `CREATE TABLE big (id bigint PRIMARY KEY, pad text);
+	  INSERT INTO big SELECT g, repeat('p', 200) FROM generate_series(1, 600000) g;`)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+	})
+	dir := t.TempDir()
+	env := []string{"REPLICATOR_STATE_DIR=" + dir}
+	args := []string{"init", "--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db, "--no-roles"}
+	cmd, _, _ := startReplicator(t, env, append(args, "--json")...)
+	waitFor(t, "pre-data restored", time.Minute, func() bool {
+		return checkpoints(t, dir)["db/"+db+"/pre-data"].Status == checkpoint.Done
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	for path, content := range stateFiles(t, dir) {
+		for _, secret := range []string{pair.Source.Password, pair.Target.Password} {
+			if strings.Contains(content, secret) {
+				t.Errorf("state file %s contains a password", path)
+			}
+		}
+	}
+
+	r := replicator(t, env, append(args, "--exclude-tables", "no_such_table")...)
+	assertOneLineError(t, r, "target already has data in "+db)
+	r = replicator(t, env, append(args, "--no-resume")...)
+	assertOneLineError(t, r, "pass --drop-existing")
+	r = replicator(t, env, append(args, "--no-resume", "--drop-existing", "--yes")...)
+	if r.code != 0 {
+		t.Fatalf("start over failed: %s", r.stderr)
+	}
+	if strings.Contains(r.stderr, "resuming") {
+		t.Errorf("--no-resume resumed:\n%s", r.stderr)
+	}
+	assertSame(t, db)
+}
+
+func stateFiles(t *testing.T, dir string) map[string]string {
+	out := map[string]string{}
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && !strings.HasSuffix(p, ".dump") {
+			b, _ := os.ReadFile(p)
+			out[p] = string(b)
+		}
+		return nil
+	})
+	if len(out) == 0 {
+		t.Fatalf("no state file in %s", dir)
+	}
+	return out
+}
+
+// A permanent error fails at once, naming the table; no retries.
+func TestPermanentErrorFailsFast(t *testing.T) {
+	const db = "permanent"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	// pg_dump (schema only) may read the table's definition; its rows are
+	// behind row-level security, which COPY refuses rather than filter.
+	pgtest.Exec(t, pair.Source, db, `CREATE TABLE open_t (id int); CREATE TABLE secret_t (id int); INSERT INTO secret_t VALUES (1);
+	  ALTER TABLE secret_t ENABLE ROW LEVEL SECURITY;
+	  CREATE ROLE copier LOGIN PASSWORD 'copier-pw'; GRANT SELECT ON open_t, secret_t TO copier`)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+		pgtest.Exec(t, pair.Source, "postgres", "DROP ROLE copier")
+	})
+	start := time.Now()
+	r := replicator(t, nil, "init", "--skip-validate", "--no-roles", "--include-databases", db,
+		"--source", pair.Source.URLAs("copier", "copier-pw", "postgres"), "--target", pair.Target.URL("postgres"))
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if r.code != 1 || !strings.Contains(lines[len(lines)-1], "error: database permanent: copy public.secret_t: source: ERROR: query would be affected by row-level security policy for table \"secret_t\"") {
+		t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "retrying") || time.Since(start) > 30*time.Second {
+		t.Errorf("a permanent error was retried (%s):\n%s", time.Since(start), r.stderr)
+	}
+}

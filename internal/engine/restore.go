@@ -61,10 +61,21 @@ func parseRestoreErrors(stderr string) (issues []restoreIssue, other []string) {
 	return issues, other
 }
 
-// refusal names what a managed target (a role without SUPERUSER) refused, or ""
-// when the failure is not one of those.
-func refusal(is restoreIssue) string {
+// missingRole is the error of a statement naming a role the target lacks.
+var missingRole = regexp.MustCompile(`^role ".*" does not exist$`)
+
+// refusal names what the target refused without it being a failure of the copy:
+// statements about roles it does not have (--no-roles, or roles it could not
+// create), and what a managed target (a role without SUPERUSER) may not do. ""
+// when the failure is none of those.
+func refusal(is restoreIssue, superuser bool) string {
 	msg, cmd := is.Message, strings.ToUpper(strings.TrimSpace(is.Command))
+	if missingRole.MatchString(msg) {
+		return "about roles missing on the target (copy roles, or create them and re-apply)"
+	}
+	if superuser {
+		return ""
+	}
 	switch {
 	case strings.Contains(cmd, " OWNER TO ") &&
 		(strings.Contains(msg, "must be able to SET ROLE") || strings.Contains(msg, "must be member of role") ||
@@ -82,20 +93,15 @@ func refusal(is restoreIssue) string {
 	return ""
 }
 
-// pgRestore runs pg_restore against target. On a superuser target, with nothing
-// to resume, the first error stops it. Otherwise it runs to the end and its
-// errors are judged: what a managed target refuses becomes grouped warnings,
-// "already exists" on a resumed step is expected, anything else fails the step.
+// pgRestore runs pg_restore against target to the end, then judges its errors:
+// what the target refuses (see refusal) becomes grouped warnings, "already
+// exists" on a resumed step is expected, anything else fails the step.
 //
 // pg_restore runs each archive entry as one multi-statement query, so one refused
 // statement (a superuser-only setting) takes its neighbours (ordinary settings)
 // down with it: such entries are run again statement by statement on the
 // database (dbTarget), keeping what the target accepts.
 func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *conninfo.Endpoint, args []string, resuming bool) error {
-	strict := r.targetSuper && !resuming
-	if strict {
-		args = append([]string{"--exit-on-error"}, args...)
-	}
 	_, stderr, err := r.opts.Tools.Exec(ctx, "pg_restore", args, target.ToolEnv())
 	if err == nil {
 		return nil
@@ -105,7 +111,7 @@ func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *connin
 	}
 	text := pgtools.Scrub(strings.TrimSpace(string(stderr)), r.secrets)
 	issues, other := parseRestoreErrors(text)
-	if strict || len(other) > 0 {
+	if len(other) > 0 {
 		return &pgtools.ToolError{Tool: "pg_restore", Stderr: text, Err: err}
 	}
 	issues, err = r.splitIssues(ctx, dbTarget, issues)
@@ -118,7 +124,7 @@ func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *connin
 		if resuming && strings.Contains(is.Message, "already exists") {
 			continue
 		}
-		if cat := refusal(is); cat != "" && !r.targetSuper {
+		if cat := refusal(is, r.targetSuper); cat != "" {
 			groups[cat] = append(groups[cat], is)
 			continue
 		}

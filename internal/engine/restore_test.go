@@ -1,0 +1,38 @@
+package engine
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestParseRestoreErrors(t *testing.T) {
+	stderr := `pg_restore: error: could not execute query: ERROR:  must be member of role "app_owner"
+Command was: ALTER TABLE public.t OWNER TO app_owner;
+pg_restore: error: could not execute query: ERROR:  permission denied for language internal
+Command was: CREATE FUNCTION app.f(integer) RETURNS integer
+    LANGUAGE internal IMMUTABLE STRICT
+    AS $$int4abs$$;
+
+
+pg_restore: error: could not execute query: ERROR:  role "ghost" does not exist
+Command was: GRANT SELECT ON TABLE public.t TO ghost;
+pg_restore: warning: errors ignored on restore: 3
+`
+	issues, other := parseRestoreErrors(stderr)
+	want := []restoreIssue{
+		{`must be member of role "app_owner"`, "ALTER TABLE public.t OWNER TO app_owner;"},
+		{"permission denied for language internal", "CREATE FUNCTION app.f(integer) RETURNS integer\n    LANGUAGE internal IMMUTABLE STRICT\n    AS $$int4abs$$;"},
+		{`role "ghost" does not exist`, "GRANT SELECT ON TABLE public.t TO ghost;"},
+	}
+	if !reflect.DeepEqual(issues, want) || len(other) != 0 {
+		t.Fatalf("got %q %q", issues, other)
+	}
+	cats := []string{refusal(issues[0], false), refusal(issues[1], false), refusal(issues[2], true), refusal(issues[0], true)}
+	if cats[0] == "" || cats[1] == "" || cats[2] == "" || cats[3] != "" {
+		t.Errorf("refusals %q: a superuser target refuses nothing but missing roles", cats)
+	}
+	_, other = parseRestoreErrors("pg_restore: error: connection to server at \"h\" failed: FATAL:  too many connections\n")
+	if len(other) != 1 {
+		t.Errorf("other errors %q", other)
+	}
+}
