@@ -113,7 +113,11 @@ func (e *Endpoint) String() string {
 	q := url.Values{}
 	for k, v := range e.params {
 		switch k {
-		case "host", "port", "user", "dbname", "connect_timeout", "application_name":
+		case "host", "port", "user", "dbname", "connect_timeout":
+		case "application_name":
+			if v != "replicator" {
+				q.Set(k, v)
+			}
 		default:
 			if !sensitive[k] {
 				q.Set(k, v)
