@@ -17,6 +17,7 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
+	"github.com/replicatorhq/replicator/cli/synccmd"
 	"github.com/replicatorhq/replicator/cli/validatecmd"
 	"github.com/replicatorhq/replicator/cli/verifycmd"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
@@ -42,6 +43,9 @@ type Options struct {
 	StateDir           string
 	Verify             bool
 	SkipValidate       bool
+	Sync               bool
+	SourceFromTarget   string
+	FixIdentity        bool
 	JSON               bool
 }
 
@@ -81,6 +85,8 @@ changes, unless --drop-existing replaces it.`,
 	fl.BoolVar(&opts.NoRoles, "no-roles", false, "do not copy roles")
 	fl.BoolVar(&opts.NoResume, "no-resume", false, "start over instead of resuming an interrupted run of the same copy")
 	fl.StringVar(&opts.StateDir, "state-dir", "", "where checkpoints of interrupted runs are kept (default $XDG_STATE_HOME/replicator or ~/.local/state/replicator)")
+	fl.BoolVar(&opts.Sync, "sync", false, "continue into logical replication without a gap: create the slot first, copy in its snapshot, then subscribe (see replicator sync)")
+	synccmd.AddFlags(cmd, &opts.SourceFromTarget, &opts.FixIdentity)
 	fl.BoolVar(&opts.SkipValidate, "skip-validate", false, "do not run the checks of replicator validate first")
 	fl.BoolVar(&opts.Verify, "verify", false, "compare row counts and content hashes of every table once the copy is done (see replicator verify)")
 	fl.BoolVar(&opts.JSON, "json", false, "print progress and the summary as JSON lines on stdout")
@@ -139,7 +145,7 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 	if !opts.SkipValidate {
 		// Before anything changes: a failed check is the error, warnings show.
 		_, err := validatecmd.Run(ctx, f, validate.Options{Source: src, Target: dst, Filters: rules, FindTools: f.FindTools,
-			PGBin: opts.Endpoints.PGBin, Jobs: max(opts.Jobs, 2)}, func(m string) {
+			PGBin: opts.Endpoints.PGBin, Jobs: max(opts.Jobs, 2), Sync: opts.Sync}, func(m string) {
 			renderer.Emit(progress.Event{Time: time.Now(), Kind: progress.Warning, Message: m})
 		})
 		if err != nil {
@@ -153,7 +159,17 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 		}
 		return ios.Confirm(q)
 	}
+	var syncOpts *engine.SyncOptions
+	if opts.Sync {
+		via, err := synccmd.ParseSourceFromTarget(opts.SourceFromTarget)
+		if err != nil {
+			renderer.Close()
+			return err
+		}
+		syncOpts = &engine.SyncOptions{SourceForTarget: via, FixReplicaIdentity: opts.FixIdentity}
+	}
 	res, err := engine.Run(ctx, engine.Options{
+		Sync:   syncOpts,
 		Source: src, Target: dst, Filters: rules, Tools: tools,
 		Jobs: opts.Jobs, IndexJobs: opts.IndexJobs, SplitThreshold: split,
 		MaintenanceWorkMem: opts.MaintenanceWorkMem,
@@ -166,6 +182,9 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 		var ue *engine.UserError
 		if errors.As(err, &ue) || ctx.Err() != nil {
 			return err
+		}
+		if opts.Sync {
+			return fmt.Errorf("%w (a copy handing over to replication cannot resume: re-run with --drop-existing)", err)
 		}
 		return fmt.Errorf("%w (re-run the same command to resume; --no-resume starts over)", err)
 	}

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	defer os.RemoveAll(dir)
-	pgtest.Main(m, "cli", &pair)
+	pgtest.Main(m, "cli", &pair, pgtest.LogicalSettings)
 }
 
 type result struct {
@@ -313,7 +313,7 @@ GRANT SELECT ON open_t, guarded TO reader;`)
 	for _, f := range rep.Findings {
 		sev[f.Check], msgs[f.Check] = f.Severity, f.Message+" / "+f.Fix
 	}
-	for check, want := range map[string]string{"source privileges": "fail", "row-level security": "fail", "wal_level": "fail",
+	for check, want := range map[string]string{"source privileges": "fail", "row-level security": "fail", "wal_level": "ok",
 		"replication privilege": "fail", "target CREATEDB": "ok", "extensions": "ok"} {
 		if sev[check] != want {
 			t.Errorf("%s: %s (%s), want %s", check, sev[check], msgs[check], want)
@@ -322,8 +322,8 @@ GRANT SELECT ON open_t, guarded TO reader;`)
 	if !strings.Contains(msgs["source privileges"], "valdb.public.secret") || !strings.Contains(msgs["source privileges"], "GRANT SELECT") {
 		t.Errorf("privileges finding: %s", msgs["source privileges"])
 	}
-	if !strings.Contains(msgs["wal_level"], "ALTER SYSTEM SET wal_level = logical") {
-		t.Errorf("wal_level finding: %s", msgs["wal_level"])
+	if !strings.Contains(msgs["replication privilege"], `ALTER ROLE "reader" REPLICATION`) {
+		t.Errorf("replication finding: %s", msgs["replication privilege"])
 	}
 
 	// init runs the same checks first and stops with one line.

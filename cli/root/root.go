@@ -6,6 +6,8 @@ import (
 
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/initcmd"
+	"github.com/replicatorhq/replicator/cli/statuscmd"
+	"github.com/replicatorhq/replicator/cli/synccmd"
 	"github.com/replicatorhq/replicator/cli/validatecmd"
 	"github.com/replicatorhq/replicator/cli/verifycmd"
 )
@@ -28,5 +30,7 @@ snapshot per database.`,
 	cmd.AddCommand(initcmd.NewCmdInit(f, nil))
 	cmd.AddCommand(verifycmd.NewCmdVerify(f))
 	cmd.AddCommand(validatecmd.NewCmdValidate(f))
+	cmd.AddCommand(synccmd.NewCmdSync(f))
+	cmd.AddCommand(statuscmd.NewCmdStatus(f))
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Endpoint is one side of a copy (source or target), pointing at one database.
@@ -76,6 +77,16 @@ func (e *Endpoint) WithDatabase(db string) (*Endpoint, error) {
 	}
 	p["dbname"] = db
 	return newEndpoint(e.Side, p)
+}
+
+// MustWithDatabase is WithDatabase for a name known to parse (a database name
+// cannot make a valid connection string invalid).
+func (e *Endpoint) MustWithDatabase(db string) *Endpoint {
+	ep, err := e.WithDatabase(db)
+	if err != nil {
+		panic(err)
+	}
+	return ep
 }
 
 // Database is the database this endpoint connects to.
@@ -146,6 +157,34 @@ func (e *Endpoint) ToolEnv() []string {
 		env = append(env, "PGSSLPASSWORD="+v)
 	}
 	return env
+}
+
+// ReplicationConnect opens a logical replication connection (replication=database)
+// to this endpoint's database, for replication protocol commands.
+func (e *Endpoint) ReplicationConnect(ctx context.Context) (*pgconn.PgConn, error) {
+	cfg := e.config.Copy()
+	cfg.RuntimeParams["replication"] = "database"
+	conn, err := pgconn.ConnectConfig(ctx, &cfg.Config)
+	if err != nil {
+		return nil, Explain(e, err)
+	}
+	return conn, nil
+}
+
+// SubscriptionConnString is the connection string a subscription on the target
+// uses to reach this (source) endpoint. It carries the password, since the
+// target server has no other way to get it: never print it.
+func (e *Endpoint) SubscriptionConnString() string {
+	p := make(map[string]string, len(e.params))
+	for k, v := range e.params {
+		p[k] = v
+	}
+	if e.config.Password != "" {
+		p["password"] = e.config.Password
+	}
+	p["application_name"] = "replicator_subscription"
+	delete(p, "connect_timeout")
+	return keywordValue(p, true)
 }
 
 // Secrets are the strings that must never appear in output.

@@ -24,11 +24,14 @@ type dbWork struct {
 	src, dst *conninfo.Endpoint
 	encoding string
 
-	// The exporting session and its snapshot; replaced if lost.
-	snapMu   sync.Mutex
-	renewMu  sync.Mutex
-	snapConn *pgx.Conn
-	snapshot string
+	// The exporting session and its snapshot; replaced if lost (but with sync).
+	snapMu    sync.Mutex
+	renewMu   sync.Mutex
+	snapClose func()
+	snapshot  string
+	// slot is the replication slot whose snapshot the copy reads (sync).
+	slot        string
+	slotCreated bool
 
 	tables    []*tableWork
 	excluded  []catalog.Name  // relations left out of the schema (pg_dump -T)
@@ -87,14 +90,35 @@ func (r *run) copyDatabase(ctx context.Context, db *dbPlan) error {
 	}
 	w := &dbWork{name: db.name, src: src, dst: dst, skipPost: map[tocKey]bool{}}
 	defer w.closeSnapshot()
-
-	if err := r.step(ctx, db.name, "catalog", func() error {
-		if err := w.exportSnapshot(ctx); err != nil {
+	if r.opts.Sync != nil {
+		handedOver := false
+		defer func() {
+			if !handedOver {
+				r.abandonSync(w)
+			}
+		}()
+		if err := r.step(ctx, db.name, "publication", func() error { return r.preparePublication(ctx, w) }); err != nil {
 			return err
 		}
-		w.snapMu.Lock()
-		defer w.snapMu.Unlock()
-		return r.inspect(ctx, w.snapConn, w)
+		defer func() { handedOver = r.cp.done(keyDB(db.name, "done")) }()
+	}
+
+	if err := r.step(ctx, db.name, "catalog", func() error {
+		if err := r.exportSnapshot(ctx, w); err != nil {
+			return err
+		}
+		conn, err := w.src.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		if err := sourceSession(ctx, conn); err != nil {
+			return err
+		}
+		if err := r.beginInSnapshot(ctx, w, conn); err != nil {
+			return err
+		}
+		return r.inspect(ctx, conn, w)
 	}); err != nil {
 		return err
 	}
@@ -165,6 +189,14 @@ func (r *run) copyDatabase(ctx context.Context, db *dbPlan) error {
 	}
 	r.mu.Unlock()
 	os.Remove(archive)
+	if r.opts.Sync != nil {
+		// Every reader is done with the snapshot: release the slot to the
+		// subscription, which streams from exactly where the snapshot ends.
+		w.closeSnapshot()
+		if err := r.step(ctx, db.name, "subscription", func() error { return r.subscribe(ctx, w) }); err != nil {
+			return err
+		}
+	}
 	return r.cp.set(ctx, keyDB(db.name, "done"), checkpoint.Done)
 }
 

@@ -53,10 +53,26 @@ type Options struct {
 	// Retry bounds the retries of transient failures (default retry.Default).
 	Retry retry.Policy
 
+	// Sync hands each database over to logical replication: the slot is created
+	// first and its snapshot read by the whole copy, then a subscription picks up
+	// exactly where the snapshot ends. Checkpoints do not apply (a resumed copy
+	// could not be gap-free).
+	Sync *SyncOptions
+
 	Progress     progress.Sink
 	Logger       *slog.Logger
 	TempDir      string
 	TickInterval time.Duration
+}
+
+// SyncOptions of a copy that continues into replication.
+type SyncOptions struct {
+	// SourceForTarget is how the target server reaches the source (the
+	// subscription connects from there); nil means Source.
+	SourceForTarget *conninfo.Endpoint
+	// FixReplicaIdentity sets REPLICA IDENTITY FULL on published tables that
+	// have no key, instead of refusing.
+	FixReplicaIdentity bool
 }
 
 // DefaultSplitThreshold splits tables above 1 GiB into ranges.
@@ -142,6 +158,7 @@ type run struct {
 	// targetSuper: the target role is a superuser; otherwise it is treated as
 	// a managed service's role, whose refusals are warnings.
 	targetSuper bool
+	srcVersion  pgtools.Version
 
 	mu     sync.Mutex
 	result Result
@@ -160,6 +177,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	go r.tick(ctx)
 
 	var err error
+	if opts.Sync != nil {
+		opts.Checkpoints = nil
+	}
 	if r.cp, err = loadCheckpoints(ctx, opts.Checkpoints); err != nil {
 		return nil, err
 	}

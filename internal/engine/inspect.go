@@ -104,6 +104,9 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 	if w.blobs, err = catalog.LargeObjects(ctx, conn); err != nil {
 		return err
 	}
+	if r.opts.Sync != nil {
+		return r.skipOwnPublication(ctx, conn, w)
+	}
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/replication"
 )
 
 // plan is what preflight decided, before anything on the target changed.
@@ -75,8 +76,13 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 	if di.Version.Major < si.Version.Major {
 		r.warn("", "target server %d is older than source %d: schema objects new in %d may fail to restore", di.Version.Major, si.Version.Major, si.Version.Major)
 	}
+	if o.Sync != nil {
+		if err := checkSync(ctx, si, di, dst); err != nil {
+			return nil, err
+		}
+	}
 	p := &plan{srcVersion: si.Version, dstVersion: di.Version}
-	r.targetSuper = di.Superuser
+	r.targetSuper, r.srcVersion = di.Superuser, si.Version
 	if err := r.checkResume(ctx, si, di); err != nil {
 		return nil, err
 	}
@@ -155,6 +161,19 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// checkSync refuses a sync the servers cannot do, before anything changes.
+func checkSync(ctx context.Context, si, di *catalog.Server, dst *pgx.Conn) error {
+	err := replication.CheckSource(si)
+	if err == nil {
+		err = replication.CheckTarget(ctx, dst, di)
+	}
+	var p *replication.Problem
+	if errors.As(err, &p) {
+		return &UserError{Msg: p.Error()}
+	}
+	return err
 }
 
 // checkResume decides what to make of checkpoints left by an interrupted run: they

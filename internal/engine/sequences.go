@@ -3,30 +3,65 @@ package engine
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/replicatorhq/replicator/internal/catalog"
+	"github.com/replicatorhq/replicator/internal/conninfo"
 )
 
 // setSequences sets every copied sequence (serial and identity ones included) to
 // its source value, in one round trip.
 func (r *run) setSequences(ctx context.Context, w *dbWork) error {
-	if len(w.sequences) == 0 {
-		return nil
-	}
-	names := make([]string, len(w.sequences))
-	values := make([]int64, len(w.sequences))
-	called := make([]bool, len(w.sequences))
-	for i, s := range w.sequences {
-		names[i], values[i], called[i] = s.Name.Quoted(), s.Value, s.IsCalled
-	}
 	conn, err := w.dst.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, `
-SELECT pg_catalog.setval(s.name::regclass, s.value, s.called)
-FROM unnest($1::text[], $2::int8[], $3::bool[]) AS s(name, value, called)`, names, values, called)
-	if err != nil {
-		return fmt.Errorf("set sequences: %w", err)
+	_, err = setvals(ctx, conn, w.sequences)
+	return err
+}
+
+// setvals sets the target's sequences to the given values; sequences the target
+// does not have are skipped. It returns how many were set.
+func setvals(ctx context.Context, conn *pgx.Conn, seqs []catalog.Sequence) (int, error) {
+	if len(seqs) == 0 {
+		return 0, nil
 	}
-	return nil
+	names := make([]string, len(seqs))
+	values := make([]int64, len(seqs))
+	called := make([]bool, len(seqs))
+	for i, s := range seqs {
+		names[i], values[i], called[i] = s.Name.Quoted(), s.Value, s.IsCalled
+	}
+	var n int
+	err := conn.QueryRow(ctx, `
+SELECT count(pg_catalog.setval(s.name::regclass, s.value, s.called))
+FROM unnest($1::text[], $2::int8[], $3::bool[]) AS s(name, value, called)
+WHERE pg_catalog.to_regclass(s.name) IS NOT NULL`, names, values, called).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("set sequences: %w", err)
+	}
+	return n, nil
+}
+
+// CopySequences sets the target database's sequences to the source's current
+// values (logical replication does not carry them). src and dst point at the
+// same database on each side.
+func CopySequences(ctx context.Context, src, dst *conninfo.Endpoint) (int, error) {
+	sc, err := src.Connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer sc.Close(context.Background())
+	seqs, err := catalog.Sequences(ctx, sc)
+	if err != nil {
+		return 0, err
+	}
+	dc, err := dst.Connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer dc.Close(context.Background())
+	return setvals(ctx, dc, seqs)
 }

@@ -7,11 +7,28 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/replicatorhq/replicator/internal/replication"
 )
 
-// exportSnapshot opens the transaction whose snapshot every reader of the
-// database shares, replacing (and closing) a previous one.
-func (w *dbWork) exportSnapshot(ctx context.Context) error {
+// exportSnapshot opens the session whose snapshot every reader of the database
+// shares, replacing (and closing) a previous one: a transaction exporting its
+// snapshot, or with sync the replication session that created the slot.
+func (r *run) exportSnapshot(ctx context.Context, w *dbWork) error {
+	if w.slot != "" {
+		conn, err := w.src.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		slot, err := replication.CreateSlot(ctx, w.src, conn, w.slot)
+		if err != nil {
+			return err
+		}
+		w.slotCreated = true
+		w.setSnapshot(slot.Snapshot, slot.Close)
+		return nil
+	}
 	conn, err := w.src.Connect(ctx)
 	if err != nil {
 		return err
@@ -29,14 +46,18 @@ func (w *dbWork) exportSnapshot(ctx context.Context) error {
 		conn.Close(context.Background())
 		return fmt.Errorf("export snapshot: %w", err)
 	}
+	w.setSnapshot(snap, func() { conn.Close(context.Background()) })
+	return nil
+}
+
+func (w *dbWork) setSnapshot(snap string, closer func()) {
 	w.snapMu.Lock()
-	old := w.snapConn
-	w.snapConn, w.snapshot = conn, snap
+	old := w.snapClose
+	w.snapshot, w.snapClose = snap, closer
 	w.snapMu.Unlock()
 	if old != nil {
-		old.Close(context.Background())
+		old()
 	}
-	return nil
 }
 
 func (w *dbWork) currentSnapshot() string {
@@ -45,13 +66,13 @@ func (w *dbWork) currentSnapshot() string {
 	return w.snapshot
 }
 
-// closeSnapshot ends the exporting transaction.
+// closeSnapshot ends the exporting session.
 func (w *dbWork) closeSnapshot() {
 	w.snapMu.Lock()
 	defer w.snapMu.Unlock()
-	if w.snapConn != nil {
-		w.snapConn.Close(context.Background())
-		w.snapConn = nil
+	if w.snapClose != nil {
+		w.snapClose()
+		w.snapClose = nil
 	}
 }
 
@@ -88,7 +109,10 @@ func (r *run) renewSnapshot(ctx context.Context, w *dbWork, lost string) error {
 	if w.currentSnapshot() != lost {
 		return nil // another worker already replaced it
 	}
-	if err := w.exportSnapshot(ctx); err != nil {
+	if w.slot != "" {
+		return fmt.Errorf("the replication slot's snapshot was lost (its session ended): the handover to replication cannot be gap-free; start over with --drop-existing")
+	}
+	if err := r.exportSnapshot(ctx, w); err != nil {
 		return fmt.Errorf("replace lost snapshot: %w", err)
 	}
 	r.warn(w.name, "the source snapshot was lost (its session ended); tables copied from now on come from a newer snapshot, so the copy is not consistent across tables (re-run with --no-resume --drop-existing for a consistent copy)")

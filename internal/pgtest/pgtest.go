@@ -27,11 +27,24 @@ type Pair struct {
 	Source, Target *pgcluster.Cluster
 }
 
-// StartPair starts two clusters for a package's tests (call from TestMain).
-func StartPair(name string) (*Pair, error) {
+// LogicalSettings let a test source publish (logical replication).
+var LogicalSettings = map[string]string{"wal_level": "logical", "max_replication_slots": "20", "max_wal_senders": "20"}
+
+// StartPair starts two clusters for a package's tests (call from TestMain);
+// sourceExtra settings apply to the source only.
+func StartPair(name string, sourceExtra ...map[string]string) (*Pair, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	src, err := pgcluster.Start(ctx, pgcluster.Options{Name: name + "-src", Password: "src-pw-" + name, Settings: pgcluster.TestSettings})
+	settings := map[string]string{}
+	for k, v := range pgcluster.TestSettings {
+		settings[k] = v
+	}
+	for _, extra := range sourceExtra {
+		for k, v := range extra {
+			settings[k] = v
+		}
+	}
+	src, err := pgcluster.Start(ctx, pgcluster.Options{Name: name + "-src", Password: "src-pw-" + name, Settings: settings})
 	if err != nil {
 		return nil, err
 	}
@@ -53,8 +66,8 @@ func (p *Pair) Stop() {
 
 // Main runs a package's tests around a started pair; it fails loudly when
 // PostgreSQL cannot start.
-func Main(m *testing.M, name string, pair **Pair) {
-	p, err := StartPair(name)
+func Main(m *testing.M, name string, pair **Pair, sourceExtra ...map[string]string) {
+	p, err := StartPair(name, sourceExtra...)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: cannot start PostgreSQL clusters: %v\n", err)
 		os.Exit(1)

@@ -1,0 +1,178 @@
+package main_test
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replicatorhq/replicator/internal/pgtest"
+)
+
+// pgbenchOn runs pgbench against db on the source; wait returns its output.
+func pgbenchOn(t *testing.T, db string, args ...string) (wait func() string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(pair.Source.BinDir, "pgbench"), append(append([]string{"-n"}, args...), pair.Source.URL(db))...)
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return func() string {
+		cmd.Wait()
+		return out.String()
+	}
+}
+
+func replicationObjects(t *testing.T, db string) []string {
+	return []string{
+		pgtest.Query(t, pair.Source, "postgres", "SELECT count(*) FROM pg_replication_slots")[0],
+		pgtest.Query(t, pair.Source, db, "SELECT count(*) FROM pg_publication")[0],
+		pgtest.Query(t, pair.Target, "postgres", "SELECT count(*) FROM pg_subscription")[0],
+	}
+}
+
+// init --sync under a steady write load: once the subscription catches up, the
+// target equals the source, row for row: no gap, no duplicate.
+func TestInitSyncIsGapFree(t *testing.T) {
+	const db = "syncdb"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	if out, err := exec.Command(filepath.Join(pair.Source.BinDir, "pgbench"), "-i", "-q", "-s", "5", pair.Source.URL(db)).CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i: %v %s", err, out)
+	}
+	pgtest.Exec(t, pair.Source, db, "CREATE TABLE events (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp(), v text)")
+	t.Cleanup(func() {
+		replicator(t, nil, "sync", "--stop", "--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db)
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+	})
+	script := pgtest.WriteFile(t, "events.sql", "INSERT INTO events (v) VALUES (md5(random()::text));\nUPDATE events SET v = 'u' WHERE id = (SELECT max(id) - 5 FROM events);\n", 0o644)
+	// Writes before, during and after the copy (which takes a few seconds).
+	stopBench := pgbenchOn(t, db, "-c", "3", "-T", "15")
+	stopEvents := pgbenchOn(t, db, "-c", "1", "-T", "15", "-f", script)
+	time.Sleep(time.Second)
+
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
+	r := replicator(t, nil, append([]string{"init", "--sync", "--replica-identity-full", "--no-roles"}, conn...)...)
+	if r.code != 0 {
+		stopBench()
+		stopEvents()
+		t.Fatalf("init --sync failed (%d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	benchOut := stopBench()
+	stopEvents()
+	if !strings.Contains(benchOut, "tps") {
+		t.Fatalf("pgbench did not run: %s", benchOut)
+	}
+	// Catch up: the slot confirms the source's last position.
+	target := pgtest.Query(t, pair.Source, "postgres", "SELECT pg_current_wal_lsn()::text")[0]
+	waitFor(t, "the subscription to catch up", time.Minute, func() bool {
+		rows := pgtest.Query(t, pair.Source, "postgres", "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots", target)
+		return len(rows) == 1 && rows[0] == "true"
+	})
+	src, dst := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db)
+	if !reflect.DeepEqual(src, dst) {
+		t.Fatalf("target differs after catch-up:\nsource %v\ntarget %v", src, dst)
+	}
+	if n := pgtest.Query(t, pair.Target, db, "SELECT count(*) > 100 FROM pgbench_history"); n[0] != "true" {
+		t.Errorf("no pgbench transactions replicated")
+	}
+
+	r = replicator(t, nil, append([]string{"status", "--json"}, conn...)...)
+	var st struct {
+		Databases []struct {
+			State string `json:"state"`
+			Slot  struct {
+				LagBytes   int64    `json:"lag_bytes"`
+				LagSeconds *float64 `json:"lag_seconds"`
+			} `json:"slot"`
+			Subscription struct {
+				LastApplied *time.Time `json:"last_applied_time"`
+			} `json:"subscription"`
+			Tables []struct{ Table, State string } `json:"tables"`
+		} `json:"databases"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st.Databases) != 1 {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	s := st.Databases[0]
+	if s.State != "streaming" || len(s.Tables) != 5 || s.Subscription.LastApplied == nil || s.Slot.LagSeconds == nil {
+		t.Errorf("status %+v", s)
+	}
+	for _, tb := range s.Tables {
+		if tb.State != "ready" {
+			t.Errorf("table %s is %s", tb.Table, tb.State)
+		}
+	}
+
+	r = replicator(t, nil, append([]string{"sync"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "already replicating") {
+		t.Errorf("re-running sync should be a no-op that says so: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	pgtest.Exec(t, pair.Source, db, "SELECT setval('events_id_seq', 1000000)")
+	r = replicator(t, nil, append([]string{"sync", "--stop", "--sequences"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "dropped subscription replicator, slot") {
+		t.Fatalf("sync --stop: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if got := pgtest.Query(t, pair.Target, db, "SELECT last_value FROM events_id_seq"); got[0] != "1000000" {
+		t.Errorf("sequence not copied at cut-over: %v", got)
+	}
+	if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"0", "0", "0"}) {
+		t.Errorf("slots, publications, subscriptions left: %v", got)
+	}
+}
+
+func TestSyncErrors(t *testing.T) {
+	const db = "syncerr"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	pgtest.Exec(t, pair.Source, db, `CREATE TABLE keyed (id int PRIMARY KEY); CREATE TABLE loose (a int, b text);
+	  CREATE ROLE norepl LOGIN PASSWORD 'norepl-pw'; GRANT SELECT ON keyed, loose TO norepl`)
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db+"_src_only")
+	pgtest.Exec(t, pair.Target, "postgres", "CREATE DATABASE "+db)
+	pgtest.Exec(t, pair.Target, db, "CREATE TABLE keyed (id int PRIMARY KEY); CREATE TABLE loose (a int, b text)")
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, db, db+"_src_only")
+		pgtest.DropDatabases(t, pair.Target, db)
+		pgtest.Exec(t, pair.Source, "postgres", "DROP ROLE norepl")
+	})
+	src, dst := pair.Source.URL("postgres"), pair.Target.URL("postgres")
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"wal_level", []string{"--source", dst, "--target", src}, "source wal_level is replica; logical replication needs logical: run ALTER SYSTEM SET wal_level = logical"},
+		{"no replication privilege", []string{"--source", pair.Source.URLAs("norepl", "norepl-pw", "postgres"), "--target", dst}, `source role norepl lacks the REPLICATION privilege: ALTER ROLE "norepl" REPLICATION`},
+		{"no primary key", []string{"--source", src, "--target", dst}, "public.loose: add primary keys, or pass --replica-identity-full to run ALTER TABLE public.loose REPLICA IDENTITY FULL"},
+		{"target cannot reach source", []string{"--source", src, "--target", dst, "--exclude-tables", "loose",
+			"--source-from-target", "postgres://postgres:" + pair.Source.Password + "@127.0.0.1:1/postgres"},
+			"the target server could not connect to the source at 127.0.0.1:1 (the subscription connects from the target's side"},
+		{"not copied yet", []string{"--source", src, "--target", dst, "--include-databases", db + "_src_only"}, "database syncerr_src_only is not on the target: copy it first"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"sync"}, c.args...)
+			if c.name != "not copied yet" {
+				args = append(args, "--include-databases", db)
+			}
+			r := replicator(t, nil, args...)
+			assertOneLineError(t, r, c.want)
+			if got := replicationObjects(t, db); got[0] != "0" || got[2] != "0" {
+				t.Errorf("left behind (slots, publications, subscriptions): %v", got)
+			}
+		})
+	}
+	// init --sync that cannot subscribe leaves no slot filling the source's disk.
+	pgtest.DropDatabases(t, pair.Target, db)
+	r := replicator(t, nil, "init", "--sync", "--no-roles", "--source", src, "--target", dst, "--include-databases", db, "--exclude-tables", "loose",
+		"--source-from-target", "postgres://postgres@127.0.0.1:1/postgres")
+	if r.code == 0 || !strings.Contains(r.stderr, "could not connect to the source at 127.0.0.1:1") {
+		t.Errorf("init --sync: %d %s", r.code, r.stderr)
+	}
+	if got := replicationObjects(t, db); got[0] != "0" || got[1] != "0" {
+		t.Errorf("slot or publication left after a failed init --sync: %v\n%s", got, r.stderr)
+	}
+}

@@ -1,0 +1,166 @@
+// Package statuscmd is `replicator status`: where replication stands, database
+// by database.
+package statuscmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/replicatorhq/replicator/cli/cmdutil"
+	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/cli/progressui"
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/replication"
+)
+
+// Options of one status run.
+type Options struct {
+	Endpoints cmdutil.Endpoints
+	Filters   cmdutil.Filters
+	Watch     bool
+	Interval  time.Duration
+	JSON      bool
+}
+
+// NewCmdStatus builds the command.
+func NewCmdStatus(f *factory.Factory) *cobra.Command {
+	opts := &Options{}
+	cmd := &cobra.Command{
+		Use:   "status --source URL --target URL",
+		Short: "Show replication state and lag for every database",
+		Long: `For every selected database: the subscription's state, each table's sync
+state, the slot's lag in bytes and seconds, and when a change was last applied.
+--watch refreshes until Ctrl-C.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, dst, err := opts.Endpoints.Parse()
+			if err != nil {
+				return err
+			}
+			rules, err := opts.Filters.Spec().Compile()
+			if err != nil {
+				return cmdutil.FlagErrorf("%v", err)
+			}
+			return run(cmd.Context(), f, opts, src, dst, rules)
+		},
+	}
+	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
+	cmdutil.AddFilterFlags(cmd, &opts.Filters)
+	cmd.Flags().BoolVarP(&opts.Watch, "watch", "w", false, "refresh until interrupted")
+	cmd.Flags().DurationVar(&opts.Interval, "interval", 2*time.Second, "refresh interval with --watch")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON (one line per refresh)")
+	return cmd
+}
+
+func run(ctx context.Context, f *factory.Factory, opts *Options, src, dst *conninfo.Endpoint, rules *filter.Rules) error {
+	conn, err := src.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_catalog.pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1`)
+	if err != nil {
+		conn.Close(ctx)
+		return err
+	}
+	all, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	conn.Close(ctx)
+	if err != nil {
+		return err
+	}
+	var dbs []string
+	for _, d := range all {
+		if rules.Database(d) {
+			dbs = append(dbs, d)
+		}
+	}
+	ios := f.IOStreams
+	for {
+		sts, err := replication.ReadAll(ctx, src, dst, dbs)
+		if err != nil {
+			return err
+		}
+		switch {
+		case opts.JSON:
+			if err := json.NewEncoder(ios.Out).Encode(struct {
+				Event     string                `json:"event"`
+				Time      time.Time             `json:"time"`
+				Databases []*replication.Status `json:"databases"`
+			}{"status", time.Now(), sts}); err != nil {
+				return err
+			}
+		default:
+			if opts.Watch && ios.IsStdoutTTY() {
+				fmt.Fprint(ios.Out, "\033[H\033[2J")
+			}
+			if opts.Watch {
+				fmt.Fprintln(ios.Out, time.Now().Format("15:04:05"))
+			}
+			Print(ios.Out, sts)
+		}
+		if !opts.Watch {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(opts.Interval):
+		}
+	}
+}
+
+// Print writes one line per database, then the tables not yet ready.
+func Print(w io.Writer, sts []*replication.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DATABASE\tSTATE\tLAG\tLAG TIME\tLAST APPLIED\tTABLES\tERRORS")
+	for _, s := range sts {
+		lag, lagTime, applied, tables, errs := "-", "-", "-", "-", "-"
+		if s.Slot != nil {
+			lag = progressui.Bytes(s.Slot.LagBytes)
+			if s.Slot.LagSeconds != nil {
+				lagTime = progressui.Duration(*s.Slot.LagSeconds)
+			}
+		}
+		if s.Subscription != nil {
+			if s.Subscription.LastApplied != nil {
+				applied = s.Subscription.LastApplied.Local().Format("2006-01-02 15:04:05")
+			}
+			errs = fmt.Sprint(s.Subscription.ApplyErrors)
+			tables = summarize(s.Tables)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Database, s.State, lag, lagTime, applied, tables, errs)
+	}
+	tw.Flush()
+	for _, s := range sts {
+		for _, t := range s.Tables {
+			if t.State != "ready" {
+				fmt.Fprintf(w, "  %s.%s: %s\n", s.Database, t.Table, t.State)
+			}
+		}
+	}
+}
+
+func summarize(ts []replication.TableState) string {
+	count := map[string]int{}
+	for _, t := range ts {
+		count[t.State]++
+	}
+	var parts []string
+	for state, n := range count {
+		parts = append(parts, fmt.Sprintf("%d %s", n, state))
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		return "0"
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,105 @@
+// Package synccmd is `replicator sync`: keep a copied target in sync with its
+// source through PostgreSQL's logical replication, and stop it at cut-over.
+package synccmd
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/replicatorhq/replicator/cli/cmdutil"
+	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/engine"
+	"github.com/replicatorhq/replicator/internal/replication"
+)
+
+// Options of one sync run.
+type Options struct {
+	Endpoints          cmdutil.Endpoints
+	Filters            cmdutil.Filters
+	SourceFromTarget   string
+	Stop, Force        bool
+	Sequences          bool
+	ReplicaIdentityFul bool
+}
+
+// NewCmdSync builds the command.
+func NewCmdSync(f *factory.Factory) *cobra.Command {
+	opts := &Options{}
+	cmd := &cobra.Command{
+		Use:   "sync --source URL --target URL",
+		Short: "Replicate changes from the source to an already copied target",
+		Long: `Set up native logical replication for every selected database: a publication
+(row filters become publication WHERE clauses) and a replication slot on the
+source, a subscription on the target that does not copy data again.
+
+sync starts from the source's current position: changes made between your copy
+and now are not carried over. For a gap-free start, copy and replicate in one go
+with replicator init --sync, which creates the slot first and copies in its
+snapshot.
+
+Re-running sync when replication is already set up does nothing (--force
+recreates it). sync --stop removes the subscription, the slot and the
+publication, leaving no slot to fill the source's disk. Sequences are not
+replicated by PostgreSQL: --sequences copies their current values (with --stop:
+at cut-over, before stopping).`,
+		Example: `  replicator sync --source $SRC --target $DST --include-databases app
+  replicator status --source $SRC --target $DST --watch
+  replicator sync --source $SRC --target $DST --stop --sequences   # at cut-over`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, dst, err := opts.Endpoints.Parse()
+			if err != nil {
+				return err
+			}
+			rules, err := opts.Filters.Spec().Compile()
+			if err != nil {
+				return cmdutil.FlagErrorf("%v", err)
+			}
+			via, err := ParseSourceFromTarget(opts.SourceFromTarget)
+			if err != nil {
+				return err
+			}
+			out := f.IOStreams.Out
+			o := replication.Options{
+				Source: src, Target: dst, SourceForTarget: via, Filters: rules,
+				Force: opts.Force, FixReplicaIdentity: opts.ReplicaIdentityFul,
+				Sequences: opts.Sequences, CopySequences: engine.CopySequences,
+				Log: func(db, msg string) { fmt.Fprintf(out, "[%s] %s\n", db, msg) },
+			}
+			if opts.Stop {
+				err = replication.Stop(cmd.Context(), o)
+			} else {
+				err = replication.Setup(cmd.Context(), o)
+			}
+			var p *replication.Problem
+			if errors.As(err, &p) {
+				return errors.New(p.Error())
+			}
+			return err
+		},
+	}
+	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
+	cmdutil.AddFilterFlags(cmd, &opts.Filters)
+	AddFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFul)
+	cmd.Flags().BoolVar(&opts.Stop, "stop", false, "stop replicating: drop the subscription, the slot and the publication")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "recreate the replication even if it is set up")
+	cmd.Flags().BoolVar(&opts.Sequences, "sequences", false, "copy the sequences' current values to the target")
+	return cmd
+}
+
+// AddFlags registers the flags sync and init --sync share.
+func AddFlags(cmd *cobra.Command, sourceFromTarget *string, fixIdentity *bool) {
+	cmd.Flags().StringVar(sourceFromTarget, "source-from-target", "", "source URL as the target server reaches it, when it differs from --source (the subscription connects from the target)")
+	cmd.Flags().BoolVar(fixIdentity, "replica-identity-full", false, "set REPLICA IDENTITY FULL on source tables that have no primary key, instead of refusing")
+}
+
+// ParseSourceFromTarget reads --source-from-target ("" for none).
+func ParseSourceFromTarget(raw string) (*conninfo.Endpoint, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	return conninfo.Parse("source (from the target)", raw)
+}

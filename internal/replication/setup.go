@@ -1,0 +1,287 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/replicatorhq/replicator/internal/catalog"
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/filter"
+)
+
+// CheckTarget verifies the target role may create subscriptions.
+func CheckTarget(ctx context.Context, dst *pgx.Conn, di *catalog.Server) error {
+	if di.Superuser {
+		return nil
+	}
+	may := false
+	if di.Version.Major >= 16 {
+		if err := dst.QueryRow(ctx, `SELECT pg_has_role(current_user, 'pg_create_subscription', 'USAGE')`).Scan(&may); err != nil {
+			return err
+		}
+	}
+	if !may {
+		return &Problem{Msg: fmt.Sprintf("target role %s may not create subscriptions", di.User),
+			Fix: "connect as a superuser (on RDS: a member of rds_superuser; PostgreSQL 16+: a member of pg_create_subscription)"}
+	}
+	return nil
+}
+
+// Options of a standalone set-up or stop.
+type Options struct {
+	Source, Target *conninfo.Endpoint
+	// SourceForTarget is how the target reaches the source (nil: Source).
+	SourceForTarget    *conninfo.Endpoint
+	Filters            *filter.Rules
+	Force              bool // recreate what exists
+	FixReplicaIdentity bool
+	// Sequences copies sequence values (CopySequences does it).
+	Sequences     bool
+	CopySequences func(ctx context.Context, src, dst *conninfo.Endpoint) (int, error)
+	// Log reports what happens, database by database.
+	Log func(db, msg string)
+}
+
+type session struct {
+	o      Options
+	si, di *catalog.Server
+}
+
+func open(ctx context.Context, o Options) (*session, error) {
+	s := &session{o: o}
+	for _, side := range []struct {
+		ep  *conninfo.Endpoint
+		out **catalog.Server
+	}{{o.Source, &s.si}, {o.Target, &s.di}} {
+		conn, err := side.ep.Connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		*side.out, err = catalog.ReadServer(ctx, conn)
+		if err == nil && side.ep == o.Target {
+			err = CheckTarget(ctx, conn, s.di)
+		}
+		conn.Close(ctx)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if catalog.SameServer(s.si, s.di) {
+		return nil, &Problem{Msg: "source and target are the same server", Fix: "point --target at another cluster"}
+	}
+	return s, nil
+}
+
+// databases selected on the source, each required on the target.
+func (s *session) databases(requireTarget bool) ([]string, error) {
+	onTarget := map[string]bool{}
+	for _, d := range s.di.Databases {
+		onTarget[d] = true
+	}
+	var out []string
+	for _, d := range s.si.Databases {
+		if !s.o.Filters.Database(d) {
+			continue
+		}
+		if requireTarget && !onTarget[d] {
+			return nil, &Problem{Msg: fmt.Sprintf("database %s is not on the target", d),
+				Fix: "copy it first: replicator init --sync copies and starts replication without a gap"}
+		}
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		return nil, &Problem{Msg: "no database selected", Fix: "every database except postgres is selected by default; name postgres in --include-databases to use it"}
+	}
+	return out, nil
+}
+
+// Setup starts replication for every selected database already on the target.
+// Replication starts at the source's current position: what the source changed
+// since the target was copied is not carried over (init --sync avoids that gap).
+func Setup(ctx context.Context, o Options) error {
+	s, err := open(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := CheckSource(s.si); err != nil {
+		return err
+	}
+	dbs, err := s.databases(true)
+	if err != nil {
+		return err
+	}
+	for _, db := range dbs {
+		if err := s.setupDB(ctx, db); err != nil {
+			return fmt.Errorf("database %s: %w", db, err)
+		}
+	}
+	return nil
+}
+
+func (s *session) setupDB(ctx context.Context, db string) error {
+	src, dst, err := connectBoth(ctx, s.o.Source, s.o.Target, db)
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	defer dst.Close(context.Background())
+	st, err := ReadStatus(ctx, src, dst, db)
+	if err != nil {
+		return err
+	}
+	n := NamesFor(db)
+	if st.Publication && st.Slot != nil && st.Subscription != nil {
+		if !s.o.Force {
+			s.o.Log(db, "already replicating (subscription "+n.Subscription+", slot "+n.Slot+"): nothing to do; --force recreates it")
+			return s.sequences(ctx, db)
+		}
+		s.o.Log(db, "--force: recreating the replication")
+	}
+	if st.Publication || st.Slot != nil || st.Subscription != nil {
+		if err := s.stopDB(ctx, db, src, dst, false); err != nil {
+			return err
+		}
+	}
+	warnings, err := Prepare(ctx, src, db, s.o.Filters, s.o.FixReplicaIdentity)
+	for _, w := range warnings {
+		s.o.Log(db, "warning: "+w)
+	}
+	if err != nil {
+		return err
+	}
+	slot, err := CreateSlot(ctx, s.o.Source.MustWithDatabase(db), src, n.Slot)
+	if err != nil {
+		return err
+	}
+	slot.Close()
+	via := s.o.SourceForTarget
+	if via == nil {
+		via = s.o.Source
+	}
+	if err := CreateSubscription(ctx, dst, n, via.MustWithDatabase(db)); err != nil {
+		_ = DropSlot(ctx, src, n.Slot)
+		return err
+	}
+	s.o.Log(db, fmt.Sprintf("replicating from LSN %s: publication %s and slot %s on the source, subscription %s on the target", slot.LSN, n.Publication, n.Slot, n.Subscription))
+	s.o.Log(db, "warning: changes the source made between the copy and now are not on the target; replicator init --sync hands over without that gap")
+	return s.sequences(ctx, db)
+}
+
+func (s *session) sequences(ctx context.Context, db string) error {
+	if !s.o.Sequences {
+		return nil
+	}
+	n, err := s.o.CopySequences(ctx, s.o.Source.MustWithDatabase(db), s.o.Target.MustWithDatabase(db))
+	if err != nil {
+		return err
+	}
+	s.o.Log(db, fmt.Sprintf("%d sequence(s) set to the source's current values", n))
+	return nil
+}
+
+// Stop removes the subscription, the slot and the publication of every selected
+// database, leaving no slot to fill the source's disk.
+func Stop(ctx context.Context, o Options) error {
+	s, err := open(ctx, o)
+	if err != nil {
+		return err
+	}
+	dbs, err := s.databases(false)
+	if err != nil {
+		return err
+	}
+	onTarget := map[string]bool{}
+	for _, d := range s.di.Databases {
+		onTarget[d] = true
+	}
+	for _, db := range dbs {
+		srcConn, err := o.Source.MustWithDatabase(db).Connect(ctx)
+		if err != nil {
+			return err
+		}
+		var dstConn *pgx.Conn
+		if onTarget[db] {
+			if dstConn, err = o.Target.MustWithDatabase(db).Connect(ctx); err != nil {
+				srcConn.Close(ctx)
+				return err
+			}
+		}
+		err = s.stopDB(ctx, db, srcConn, dstConn, true)
+		srcConn.Close(ctx)
+		if dstConn != nil {
+			dstConn.Close(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("database %s: %w", db, err)
+		}
+	}
+	return nil
+}
+
+func (s *session) stopDB(ctx context.Context, db string, src, dst *pgx.Conn, cutover bool) error {
+	if cutover && dst != nil {
+		if err := s.sequences(ctx, db); err != nil {
+			return err
+		}
+	}
+	n := NamesFor(db)
+	var dropped []string
+	if dst != nil {
+		ok, err := DropSubscription(ctx, dst, n.Subscription)
+		if err != nil {
+			return err
+		}
+		if ok {
+			dropped = append(dropped, "subscription "+n.Subscription)
+		}
+	}
+	var hadSlot bool
+	if err := src.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1)", n.Slot).Scan(&hadSlot); err != nil {
+		return err
+	}
+	if err := DropSlot(ctx, src, n.Slot); err != nil {
+		return err
+	}
+	if hadSlot {
+		dropped = append(dropped, "slot "+n.Slot)
+	}
+	var hadPub bool
+	if err := src.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)", n.Publication).Scan(&hadPub); err != nil {
+		return err
+	}
+	if err := DropPublication(ctx, src, n.Publication); err != nil {
+		return err
+	}
+	if hadPub {
+		dropped = append(dropped, "publication "+n.Publication)
+	}
+	if len(dropped) == 0 {
+		s.o.Log(db, "no replication to stop")
+	} else {
+		s.o.Log(db, "dropped "+joinAnd(dropped))
+	}
+	return nil
+}
+
+func joinAnd(s []string) string {
+	switch len(s) {
+	case 1:
+		return s[0]
+	case 2:
+		return s[0] + " and " + s[1]
+	}
+	out := ""
+	for i, x := range s {
+		switch {
+		case i == len(s)-1:
+			out += ", and " + x
+		case i > 0:
+			out += ", " + x
+		default:
+			out = x
+		}
+	}
+	return out
+}

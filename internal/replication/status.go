@@ -1,0 +1,186 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/replicatorhq/replicator/internal/conninfo"
+)
+
+// Status of one database's replication.
+type Status struct {
+	Database     string       `json:"database"`
+	State        string       `json:"state"` // not set up, streaming, catching up, stopped, broken
+	Publication  bool         `json:"publication"`
+	Slot         *SlotState   `json:"slot,omitempty"`
+	Subscription *SubState    `json:"subscription,omitempty"`
+	Tables       []TableState `json:"tables,omitempty"`
+}
+
+// SlotState is the source side.
+type SlotState struct {
+	Name         string   `json:"name"`
+	Active       bool     `json:"active"`
+	ConfirmedLSN string   `json:"confirmed_flush_lsn"`
+	LagBytes     int64    `json:"lag_bytes"`
+	LagSeconds   *float64 `json:"lag_seconds,omitempty"`
+	WALStatus    string   `json:"wal_status"`
+}
+
+// SubState is the target side.
+type SubState struct {
+	Name          string     `json:"name"`
+	Enabled       bool       `json:"enabled"`
+	WorkerRunning bool       `json:"worker_running"`
+	ReceivedLSN   string     `json:"received_lsn,omitempty"`
+	LastMessage   *time.Time `json:"last_message_time,omitempty"`
+	LastApplied   *time.Time `json:"last_applied_time,omitempty"`
+	ApplyErrors   int64      `json:"apply_errors"`
+}
+
+// TableState is one subscribed table's synchronisation state.
+type TableState struct {
+	Table string `json:"table"`
+	State string `json:"state"`
+}
+
+var relStates = map[string]string{"i": "initializing", "d": "copying", "f": "finished copy", "s": "synchronized", "r": "ready"}
+
+// ReadStatus reads both sides of database db. src and dst are connected to db.
+func ReadStatus(ctx context.Context, src, dst *pgx.Conn, db string) (*Status, error) {
+	n := NamesFor(db)
+	st := &Status{Database: db}
+	if err := src.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)", n.Publication).Scan(&st.Publication); err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	slot := &SlotState{Name: n.Slot}
+	var lagBytes *int64
+	var confirmed, walStatus *string
+	err := src.QueryRow(ctx, `
+SELECT s.active, s.confirmed_flush_lsn::text, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::int8,
+       s.wal_status, (SELECT extract(epoch FROM r.replay_lag)::float8 FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid)
+FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1`, n.Slot).Scan(&slot.Active, &confirmed, &lagBytes, &walStatus, &slot.LagSeconds)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		slot = nil
+	case err != nil:
+		return nil, fmt.Errorf("source: %w", err)
+	default:
+		slot.ConfirmedLSN, slot.WALStatus = deref(confirmed), deref(walStatus)
+		if lagBytes != nil {
+			slot.LagBytes = *lagBytes
+		}
+		if slot.LagSeconds == nil && slot.LagBytes == 0 {
+			zero := 0.0
+			slot.LagSeconds = &zero
+		}
+		st.Slot = slot
+	}
+
+	sub := &SubState{Name: n.Subscription}
+	var subOID uint32
+	var pid *int32
+	var received *string
+	err = dst.QueryRow(ctx, `
+SELECT s.oid, s.subenabled, st.pid, st.received_lsn::text, st.last_msg_receipt_time, st.latest_end_time,
+       COALESCE((SELECT apply_error_count + sync_error_count FROM pg_catalog.pg_stat_subscription_stats x WHERE x.subid = s.oid), 0)
+FROM pg_catalog.pg_subscription s
+LEFT JOIN pg_catalog.pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL
+WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())`,
+		n.Subscription).Scan(&subOID, &sub.Enabled, &pid, &received, &sub.LastMessage, &sub.LastApplied, &sub.ApplyErrors)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		sub = nil
+	case err != nil:
+		return nil, fmt.Errorf("target: %w", err)
+	default:
+		sub.WorkerRunning, sub.ReceivedLSN = pid != nil, deref(received)
+		st.Subscription = sub
+		rows, err := dst.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), r.srsubstate::text FROM pg_catalog.pg_subscription_rel r
+		  JOIN pg_catalog.pg_class c ON c.oid = r.srrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE r.srsubid = $1`, subOID)
+		if err != nil {
+			return nil, fmt.Errorf("target: %w", err)
+		}
+		for rows.Next() {
+			var ts TableState
+			if err := rows.Scan(&ts.Table, &ts.State); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if s, ok := relStates[ts.State]; ok {
+				ts.State = s
+			}
+			st.Tables = append(st.Tables, ts)
+		}
+		rows.Close()
+		sort.Slice(st.Tables, func(i, j int) bool { return st.Tables[i].Table < st.Tables[j].Table })
+	}
+
+	switch {
+	case st.Subscription == nil && st.Slot == nil && !st.Publication:
+		st.State = "not set up"
+	case st.Subscription == nil || st.Slot == nil || !st.Publication:
+		st.State = "incomplete (run replicator sync --force, or --stop)"
+	case !st.Subscription.Enabled:
+		st.State = "stopped"
+	case !st.Subscription.WorkerRunning:
+		st.State = "broken: no apply worker (see the target's log)"
+	case st.Slot.LagBytes > 16<<20:
+		st.State = "catching up"
+	default:
+		st.State = "streaming"
+	}
+	return st, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// ReadAll reads the status of every database named.
+func ReadAll(ctx context.Context, src, dst *conninfo.Endpoint, dbs []string) ([]*Status, error) {
+	var out []*Status
+	for _, db := range dbs {
+		s, d, err := connectBoth(ctx, src, dst, db)
+		if err != nil {
+			return nil, err
+		}
+		st, err := ReadStatus(ctx, s, d, db)
+		s.Close(ctx)
+		d.Close(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("database %s: %w", db, err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func connectBoth(ctx context.Context, src, dst *conninfo.Endpoint, db string) (*pgx.Conn, *pgx.Conn, error) {
+	se, err := src.WithDatabase(db)
+	if err != nil {
+		return nil, nil, err
+	}
+	de, err := dst.WithDatabase(db)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := se.Connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := de.Connect(ctx)
+	if err != nil {
+		s.Close(ctx)
+		return nil, nil, err
+	}
+	return s, d, nil
+}
