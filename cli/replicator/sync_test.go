@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -111,6 +112,22 @@ func TestInitSyncIsGapFree(t *testing.T) {
 	r = replicator(t, nil, append([]string{"sync"}, conn...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "already replicating") {
 		t.Errorf("re-running sync should be a no-op that says so: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = replicator(t, nil, append([]string{"sync", "--force", "--replica-identity-full"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "--force: recreating") || !strings.Contains(r.stdout, "replicating from LSN") {
+		t.Errorf("sync --force: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	// --watch refreshes until interrupted.
+	watch := exec.Command(bin, append([]string{"status", "--watch", "--interval", "200ms"}, conn...)...)
+	watchOut := &strings.Builder{}
+	watch.Stdout = watchOut
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	watch.Process.Signal(os.Interrupt)
+	if err := watch.Wait(); err != nil || strings.Count(watchOut.String(), "DATABASE") < 3 {
+		t.Errorf("status --watch (%v):\n%s", err, watchOut)
 	}
 	pgtest.Exec(t, pair.Source, db, "SELECT setval('events_id_seq', 1000000)")
 	r = replicator(t, nil, append([]string{"sync", "--stop", "--sequences"}, conn...)...)
