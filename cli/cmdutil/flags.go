@@ -28,15 +28,22 @@ func AddEndpointFlags(cmd *cobra.Command, e *Endpoints) {
 	cmd.Flags().StringVar(&e.PGBin, "pg-bin", "", "directory holding pg_dump, pg_restore and pg_dumpall (default: newest found on PATH or in the usual places)")
 }
 
+// Raw returns the URLs as given (flags or environment), for a remote job's
+// secret.
+func (e *Endpoints) Raw() (source, target string) {
+	source, target = e.Source, e.Target
+	if source == "" {
+		source = os.Getenv("REPLICATOR_SOURCE")
+	}
+	if target == "" {
+		target = os.Getenv("REPLICATOR_TARGET")
+	}
+	return source, target
+}
+
 // Parse reads both URLs.
 func (e *Endpoints) Parse() (src, dst *conninfo.Endpoint, err error) {
-	s, t := e.Source, e.Target
-	if s == "" {
-		s = os.Getenv("REPLICATOR_SOURCE")
-	}
-	if t == "" {
-		t = os.Getenv("REPLICATOR_TARGET")
-	}
+	s, t := e.Raw()
 	if s == "" {
 		return nil, nil, FlagErrorf("--source is required (a URL such as postgres://user@host:5432/postgres, or set REPLICATOR_SOURCE)")
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
+	"github.com/replicatorhq/replicator/cli/remote"
 	"github.com/replicatorhq/replicator/cli/synccmd"
 	"github.com/replicatorhq/replicator/cli/validatecmd"
 	"github.com/replicatorhq/replicator/cli/verifycmd"
@@ -24,6 +25,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/engine"
 	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/jobs"
 	"github.com/replicatorhq/replicator/internal/progress"
 	"github.com/replicatorhq/replicator/internal/validate"
 	"github.com/replicatorhq/replicator/internal/verify"
@@ -44,6 +46,7 @@ type Options struct {
 	Verify             bool
 	SkipValidate       bool
 	Sync               bool
+	Remote             remote.Flags
 	SourceFromTarget   string
 	FixIdentity        bool
 	JSON               bool
@@ -87,6 +90,7 @@ changes, unless --drop-existing replaces it.`,
 	fl.StringVar(&opts.StateDir, "state-dir", "", "where checkpoints of interrupted runs are kept (default $XDG_STATE_HOME/replicator or ~/.local/state/replicator)")
 	fl.BoolVar(&opts.Sync, "sync", false, "continue into logical replication without a gap: create the slot first, copy in its snapshot, then subscribe (see replicator sync)")
 	synccmd.AddFlags(cmd, &opts.SourceFromTarget, &opts.FixIdentity)
+	remote.AddFlags(cmd, &opts.Remote, true)
 	fl.BoolVar(&opts.SkipValidate, "skip-validate", false, "do not run the checks of replicator validate first")
 	fl.BoolVar(&opts.Verify, "verify", false, "compare row counts and content hashes of every table once the copy is done (see replicator verify)")
 	fl.BoolVar(&opts.JSON, "json", false, "print progress and the summary as JSON lines on stdout")
@@ -112,6 +116,9 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 	}
 	if opts.Jobs < 0 || opts.IndexJobs < 0 {
 		return cmdutil.FlagErrorf("--jobs and --index-jobs must be positive")
+	}
+	if opts.Remote.Remote {
+		return submit(ctx, f, opts, src, split)
 	}
 	tools, err := f.FindTools(ctx, opts.Endpoints.PGBin)
 	if err != nil {
@@ -212,4 +219,25 @@ func verifyAfter(ctx context.Context, f *factory.Factory, opts *Options, src, ds
 		fmt.Fprintln(f.IOStreams.Out, "\nVerifying ...")
 	}
 	return verifycmd.Run(ctx, f, verify.Options{Source: src, Target: dst, Filters: rules, Jobs: max(4, opts.Jobs)}, opts.JSON)
+}
+
+// submit runs the copy remotely: the worker gets the same options.
+func submit(ctx context.Context, f *factory.Factory, opts *Options, src *conninfo.Endpoint, split int64) error {
+	source, target := opts.Endpoints.Raw()
+	req := &jobs.Request{Command: "init", Source: source, Target: target, Filters: opts.Filters.Spec(), Options: jobs.Options{
+		DropExisting: opts.DropExisting, NoRoles: opts.NoRoles, Jobs: opts.Jobs, IndexJobs: opts.IndexJobs,
+		SplitLargerThan: max(split, 0), MaintenanceWorkMem: opts.MaintenanceWorkMem, Verify: opts.Verify,
+		Sync: opts.Sync, ReplicaIdentityFull: opts.FixIdentity, SourceBytes: cmdutil.SourceSize(ctx, src),
+	}}
+	if opts.DropExisting && !opts.Yes {
+		ok, err := f.IOStreams.Confirm("Drop and replace target databases that already exist?")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("refusing to drop target databases without confirmation: pass --yes to confirm")
+		}
+	}
+	opts.Remote.Options(&req.Options)
+	return remote.Submit(ctx, f, &opts.Remote, req, opts.JSON)
 }

@@ -67,15 +67,15 @@ func (l *lineRenderer) Emit(e progress.Event) {
 		}
 		l.last = time.Now()
 	}
-	if line := describe(e); line != "" {
+	if line := Describe(e); line != "" {
 		fmt.Fprintf(l.w, "%s %s\n", e.Time.Format("15:04:05"), line)
 	}
 }
 
 func (l *lineRenderer) Close() {}
 
-// describe is the one-line text of an event ("" for events not worth a line).
-func describe(e progress.Event) string {
+// Describe is the one-line text of an event ("" for events not worth a line).
+func Describe(e progress.Event) string {
 	db := ""
 	if e.Database != "" {
 		db = "[" + e.Database + "] "
@@ -166,7 +166,7 @@ func (b *barRenderer) Emit(e progress.Event) {
 		b.bar.SetCurrent(int64(e.Overall.Percent * 10))
 		return
 	}
-	if line := describe(e); line != "" {
+	if line := Describe(e); line != "" {
 		fmt.Fprintln(b.p, line)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/cli/remote"
 	"github.com/replicatorhq/replicator/cli/root"
 )
 
@@ -30,6 +31,11 @@ func run() int {
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {
 		return 0
+	}
+	var detached *remote.Detached
+	if errors.As(err, &detached) {
+		fmt.Fprintln(f.IOStreams.ErrOut, detached.Error())
+		return 130
 	}
 	var flagErr *cmdutil.FlagError
 	if errors.As(err, &flagErr) || cmdutil.IsUsageError(err) {

@@ -17,9 +17,10 @@ import (
 )
 
 var (
-	pair     *pgtest.Pair
-	bin      string
-	stateDir string // checkpoints of the runs, kept out of the user's home
+	pair      *pgtest.Pair
+	bin       string
+	workerBin string
+	stateDir  string // checkpoints of the runs, kept out of the user's home
 )
 
 // TestMain builds the real binary and starts a source and a target cluster: these
@@ -31,9 +32,12 @@ func TestMain(m *testing.M) {
 	}
 	bin = filepath.Join(dir, "replicator")
 	stateDir = filepath.Join(dir, "state")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
-		os.Exit(1)
+	workerBin = filepath.Join(dir, "worker")
+	for target, pkg := range map[string]string{bin: ".", workerBin: "../../worker"} {
+		if out, err := exec.Command("go", "build", "-o", target, pkg).CombinedOutput(); err != nil {
+			os.Stderr.Write(out)
+			os.Exit(1)
+		}
 	}
 	defer os.RemoveAll(dir)
 	pgtest.Main(m, "cli", &pair, pgtest.LogicalSettings)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/initcmd"
+	"github.com/replicatorhq/replicator/cli/jobscmd"
 	"github.com/replicatorhq/replicator/cli/statuscmd"
 	"github.com/replicatorhq/replicator/cli/synccmd"
 	"github.com/replicatorhq/replicator/cli/validatecmd"
@@ -32,5 +33,6 @@ snapshot per database.`,
 	cmd.AddCommand(validatecmd.NewCmdValidate(f))
 	cmd.AddCommand(synccmd.NewCmdSync(f))
 	cmd.AddCommand(statuscmd.NewCmdStatus(f))
+	cmd.AddCommand(jobscmd.NewCmdJobs(f))
 	return cmd
 }

@@ -10,8 +10,10 @@ import (
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/cli/remote"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/engine"
+	"github.com/replicatorhq/replicator/internal/jobs"
 	"github.com/replicatorhq/replicator/internal/replication"
 )
 
@@ -23,6 +25,7 @@ type Options struct {
 	Stop, Force        bool
 	Sequences          bool
 	ReplicaIdentityFul bool
+	Remote             remote.Flags
 }
 
 // NewCmdSync builds the command.
@@ -62,6 +65,13 @@ at cut-over, before stopping).`,
 			if err != nil {
 				return err
 			}
+			if opts.Remote.Remote {
+				source, target := opts.Endpoints.Raw()
+				req := &jobs.Request{Command: "sync", Source: source, Target: target, Filters: opts.Filters.Spec(),
+					Options: jobs.Options{Stop: opts.Stop, Sequences: opts.Sequences, ReplicaIdentityFull: opts.ReplicaIdentityFul}}
+				opts.Remote.Options(&req.Options)
+				return remote.Submit(cmd.Context(), f, &opts.Remote, req, false)
+			}
 			out := f.IOStreams.Out
 			o := replication.Options{
 				Source: src, Target: dst, SourceForTarget: via, Filters: rules,
@@ -87,6 +97,7 @@ at cut-over, before stopping).`,
 	cmd.Flags().BoolVar(&opts.Stop, "stop", false, "stop replicating: drop the subscription, the slot and the publication")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "recreate the replication even if it is set up")
 	cmd.Flags().BoolVar(&opts.Sequences, "sequences", false, "copy the sequences' current values to the target")
+	remote.AddFlags(cmd, &opts.Remote, true)
 	return cmd
 }
 

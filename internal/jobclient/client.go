@@ -1,0 +1,193 @@
+// Package jobclient is the CLI's client of the job API: every request signed
+// with SigV4 (service execute-api) using the default AWS credential chain
+// (environment, profiles, SSO), as API Gateway's AWS_IAM authorisation expects.
+package jobclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/replicatorhq/replicator/internal/joblogs"
+	"github.com/replicatorhq/replicator/internal/jobs"
+)
+
+// Client talks to one deployment's API.
+type Client struct {
+	BaseURL string
+	Region  string
+	Creds   aws.CredentialsProvider
+	HTTP    *http.Client
+	signer  *v4.Signer
+	awsCfg  aws.Config
+}
+
+// New reads the default AWS configuration; region may be "" to use it.
+func New(ctx context.Context, apiURL, region string) (*Client, error) {
+	if apiURL == "" {
+		return nil, errors.New("no API URL: pass --api-url or set REPLICATOR_API_URL (replicator setup prints it)")
+	}
+	u, err := url.Parse(apiURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("invalid API URL %q: expected https://...", apiURL)
+	}
+	var opts []func(*config.LoadOptions) error
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region: pass --region or set AWS_REGION (the region of your replicator setup)")
+	}
+	return &Client{BaseURL: strings.TrimRight(apiURL, "/"), Region: cfg.Region, Creds: cfg.Credentials,
+		HTTP: &http.Client{Timeout: 30 * time.Second}, signer: v4.NewSigner(), awsCfg: cfg}, nil
+}
+
+// Identity is who the requests are signed as.
+func (c *Client) Identity(ctx context.Context) (string, error) {
+	out, err := sts.NewFromConfig(c.awsCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", fmt.Errorf("AWS credentials: %w (configure a profile, SSO or AWS_ACCESS_KEY_ID)", err)
+	}
+	return aws.ToString(out.Arn), nil
+}
+
+// Error is an API error response.
+type Error struct {
+	Status int
+	Msg    string            `json:"error"`
+	Fields map[string]string `json:"fields"`
+}
+
+func (e *Error) Error() string {
+	if len(e.Fields) == 0 {
+		return e.Msg
+	}
+	var parts []string
+	for k, v := range e.Fields {
+		parts = append(parts, k+": "+v)
+	}
+	sort.Strings(parts)
+	return e.Msg + ": " + strings.Join(parts, "; ")
+}
+
+// Retryable says whether trying again may help (the network, 5xx, 429).
+func Retryable(err error) bool {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests
+	}
+	return err != nil && !errors.Is(err, context.Canceled)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	u := c.BaseURL + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	creds, err := c.Creds.Retrieve(ctx)
+	if err != nil {
+		return fmt.Errorf("AWS credentials: %w (configure a profile, SSO or AWS_ACCESS_KEY_ID)", err)
+	}
+	sum := sha256.Sum256(body)
+	if err := c.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "execute-api", c.Region, time.Now()); err != nil {
+		return fmt.Errorf("sign request: %w", err)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("job API unreachable: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("job API: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Msg == "" {
+			e.Msg = fmt.Sprintf("job API answered %s", resp.Status)
+			if resp.StatusCode == http.StatusForbidden {
+				e.Msg += ": these AWS credentials may not call it (check the profile and the region)"
+			}
+		}
+		return e
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("job API: unreadable answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// Submit creates a job.
+func (c *Client) Submit(ctx context.Context, r *jobs.Request) (*jobs.Job, error) {
+	var j jobs.Job
+	return &j, c.do(ctx, http.MethodPost, "/jobs", nil, r, &j)
+}
+
+// Get reads a job.
+func (c *Client) Get(ctx context.Context, id string) (*jobs.Job, error) {
+	var j jobs.Job
+	return &j, c.do(ctx, http.MethodGet, "/jobs/"+url.PathEscape(id), nil, nil, &j)
+}
+
+// List reads a page of the caller's jobs, newest first.
+func (c *Client) List(ctx context.Context, limit int, cursor string) ([]*jobs.Job, string, error) {
+	q := url.Values{"limit": {fmt.Sprint(limit)}}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	var out struct {
+		Jobs []*jobs.Job `json:"jobs"`
+		Next string      `json:"next_cursor"`
+	}
+	err := c.do(ctx, http.MethodGet, "/jobs", q, nil, &out)
+	return out.Jobs, out.Next, err
+}
+
+// Logs reads the job's log lines after cursor.
+func (c *Client) Logs(ctx context.Context, id, cursor string) (*joblogs.Page, error) {
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	var p joblogs.Page
+	return &p, c.do(ctx, http.MethodGet, "/jobs/"+url.PathEscape(id)+"/logs", q, nil, &p)
+}
+
+// Cancel asks the job to stop.
+func (c *Client) Cancel(ctx context.Context, id string) (*jobs.Job, error) {
+	var j jobs.Job
+	return &j, c.do(ctx, http.MethodPost, "/jobs/"+url.PathEscape(id)+"/cancel", nil, nil, &j)
+}

@@ -1,0 +1,204 @@
+// Package jobs is the remote job model shared by the API, the worker, the reaper
+// and the CLI: what a job asks for, its lifecycle, and the validation of a
+// submission. Connection URLs never live in a job record: only redacted forms;
+// the real ones are in the job's secret.
+package jobs
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/progress"
+)
+
+// Status of a job. queued → provisioning → running → succeeded | failed |
+// cancelled; a finished job never changes again.
+type Status string
+
+const (
+	Queued       Status = "queued"
+	Provisioning Status = "provisioning"
+	Running      Status = "running"
+	Succeeded    Status = "succeeded"
+	Failed       Status = "failed"
+	Cancelled    Status = "cancelled"
+)
+
+// Terminal reports whether the status is final.
+func (s Status) Terminal() bool { return s == Succeeded || s == Failed || s == Cancelled }
+
+// Active are the statuses of a job that holds a slot under the concurrency cap.
+var Active = []Status{Queued, Provisioning, Running}
+
+// Options of a job, as the CLI's flags give them.
+type Options struct {
+	DropExisting        bool   `json:"drop_existing,omitempty"`
+	NoRoles             bool   `json:"no_roles,omitempty"`
+	Jobs                int    `json:"jobs,omitempty"`
+	IndexJobs           int    `json:"index_jobs,omitempty"`
+	SplitLargerThan     int64  `json:"split_tables_larger_than,omitempty"`
+	MaintenanceWorkMem  string `json:"maintenance_work_mem,omitempty"`
+	Verify              bool   `json:"verify,omitempty"`
+	Sync                bool   `json:"sync,omitempty"` // init: continue into replication
+	ReplicaIdentityFull bool   `json:"replica_identity_full,omitempty"`
+	Stop                bool   `json:"stop,omitempty"` // sync: stop replicating
+	Sequences           bool   `json:"sequences,omitempty"`
+	TimeLimitMinutes    int    `json:"time_limit_minutes,omitempty"`
+	InstanceType        string `json:"instance_type,omitempty"`
+	// SourceBytes is the CLI's estimate of the data size, used to size the
+	// worker when no instance type is given.
+	SourceBytes int64 `json:"source_bytes,omitempty"`
+}
+
+// Request is the body of POST /jobs.
+type Request struct {
+	Command string      `json:"command"`
+	Source  string      `json:"source"`
+	Target  string      `json:"target"`
+	Filters filter.Spec `json:"filters"`
+	Options Options     `json:"options"`
+}
+
+// Job is the record of one remote job.
+type Job struct {
+	ID           string             `json:"id"`
+	Owner        string             `json:"owner"`
+	Command      string             `json:"command"`
+	Status       Status             `json:"status"`
+	Source       string             `json:"source"` // redacted
+	Target       string             `json:"target"` // redacted
+	Filters      filter.Spec        `json:"filters"`
+	Options      Options            `json:"options"`
+	SecretARN    string             `json:"secret_arn,omitempty"`
+	InstanceID   string             `json:"instance_id,omitempty"`
+	InstanceType string             `json:"instance_type,omitempty"`
+	Attempts     int                `json:"attempts"`
+	CreatedAt    time.Time          `json:"created_at"`
+	UpdatedAt    time.Time          `json:"updated_at"`
+	StartedAt    *time.Time         `json:"started_at,omitempty"`
+	FinishedAt   *time.Time         `json:"finished_at,omitempty"`
+	HeartbeatAt  *time.Time         `json:"heartbeat_at,omitempty"`
+	CancelAsked  bool               `json:"cancel_requested,omitempty"`
+	Error        string             `json:"error,omitempty"`
+	Progress     *progress.Snapshot `json:"progress,omitempty"`
+	Message      string             `json:"message,omitempty"` // the last step or warning, for people
+}
+
+// Deadline is when the job's time limit runs out (zero without a start).
+func (j *Job) Deadline() time.Time {
+	if j.StartedAt == nil || j.Options.TimeLimitMinutes <= 0 {
+		return time.Time{}
+	}
+	return j.StartedAt.Add(time.Duration(j.Options.TimeLimitMinutes) * time.Minute)
+}
+
+var idRE = regexp.MustCompile(`^j-[a-z2-7]{16}$`)
+
+// NewID makes a job id: "j-" and 16 base32 characters (80 random bits).
+func NewID() string {
+	b := make([]byte, 10)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "j-" + strings.ToLower(base32.StdEncoding.EncodeToString(b))
+}
+
+// ValidID checks the shape of a job id before it reaches a query.
+func ValidID(id string) bool { return idRE.MatchString(id) }
+
+// FieldErrors maps a request field to what is wrong with it.
+type FieldErrors map[string]string
+
+func (f FieldErrors) Error() string {
+	var parts []string
+	for k, v := range f {
+		parts = append(parts, k+": "+v)
+	}
+	return "invalid job: " + strings.Join(parts, "; ")
+}
+
+var instanceTypeRE = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+
+// Limits of a submission.
+const (
+	MaxTimeLimitMinutes = 7 * 24 * 60
+	MaxJobs             = 64
+)
+
+// Validate checks a submission field by field. It returns the parsed endpoints.
+func (r *Request) Validate() (src, dst *conninfo.Endpoint, err error) {
+	fe := FieldErrors{}
+	switch r.Command {
+	case "init", "sync":
+	case "":
+		fe["command"] = "required: init or sync"
+	default:
+		fe["command"] = fmt.Sprintf("unknown command %q: init or sync", r.Command)
+	}
+	var perr error
+	if src, perr = conninfo.Parse("source", r.Source); perr != nil {
+		fe["source"] = perr.Error()
+	}
+	if dst, perr = conninfo.Parse("target", r.Target); perr != nil {
+		fe["target"] = perr.Error()
+	}
+	if _, perr := r.Filters.Compile(); perr != nil {
+		fe["filters"] = perr.Error()
+	}
+	o := r.Options
+	if o.Jobs < 0 || o.Jobs > MaxJobs {
+		fe["options.jobs"] = fmt.Sprintf("must be between 1 and %d", MaxJobs)
+	}
+	if o.IndexJobs < 0 || o.IndexJobs > MaxJobs {
+		fe["options.index_jobs"] = fmt.Sprintf("must be between 1 and %d", MaxJobs)
+	}
+	if o.TimeLimitMinutes < 0 || o.TimeLimitMinutes > MaxTimeLimitMinutes {
+		fe["options.time_limit_minutes"] = fmt.Sprintf("must be between 1 and %d", MaxTimeLimitMinutes)
+	}
+	if o.InstanceType != "" && !instanceTypeRE.MatchString(o.InstanceType) {
+		fe["options.instance_type"] = "not an EC2 instance type (e.g. c7g.xlarge)"
+	}
+	if o.MaintenanceWorkMem != "" && !regexp.MustCompile(`^[0-9]+\s*(kB|MB|GB|TB)?$`).MatchString(o.MaintenanceWorkMem) {
+		fe["options.maintenance_work_mem"] = "a size such as 512MB"
+	}
+	if o.SplitLargerThan < 0 || o.SourceBytes < 0 {
+		fe["options"] = "sizes must not be negative"
+	}
+	if r.Command == "sync" && (o.DropExisting || o.Verify || o.Sync) {
+		fe["options"] = "drop_existing, verify and sync apply to init"
+	}
+	if r.Command == "init" && (o.Stop || o.Sequences) {
+		fe["options"] = "stop and sequences apply to sync"
+	}
+	if len(fe) > 0 {
+		return nil, nil, fe
+	}
+	return src, dst, nil
+}
+
+// Secret is what a job's secret holds: the real connection URLs.
+type Secret struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
+}
+
+// InstanceTypeFor sizes the worker by the data to copy (Graviton, arm64, like
+// the worker image): network and CPU grow with the instance.
+func InstanceTypeFor(bytes int64) string {
+	switch {
+	case bytes <= 0 || bytes < 50<<30:
+		return "c7g.large"
+	case bytes < 500<<30:
+		return "c7g.xlarge"
+	case bytes < 2<<40:
+		return "c7g.2xlarge"
+	default:
+		return "c7g.4xlarge"
+	}
+}

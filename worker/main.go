@@ -1,0 +1,104 @@
+// Command worker runs one replicator job on its EC2 instance. It is started at
+// boot by the image's systemd unit; the instance's user data carries the job id
+// and the table name, nothing else.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+
+	"github.com/replicatorhq/replicator/internal/awsenv"
+	"github.com/replicatorhq/replicator/internal/joblogs"
+	"github.com/replicatorhq/replicator/internal/jobsecrets"
+	"github.com/replicatorhq/replicator/internal/jobstore"
+	"github.com/replicatorhq/replicator/internal/jobworker"
+	"github.com/replicatorhq/replicator/internal/pgtools"
+)
+
+func main() {
+	jobID := flag.String("job-id", os.Getenv("REPLICATOR_JOB_ID"), "job to run (default: from the instance's user data)")
+	table := flag.String("table", os.Getenv("REPLICATOR_TABLE"), "jobs table (default: from the instance's user data)")
+	instanceID := flag.String("instance-id", os.Getenv("REPLICATOR_INSTANCE_ID"), "this instance (default: from instance metadata)")
+	pgBin := flag.String("pg-bin", "", "PostgreSQL client tools directory")
+	noShutdown := flag.Bool("no-shutdown", false, "keep the instance when the job ends")
+	flag.Parse()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, log, *jobID, *table, *instanceID, *pgBin, *noShutdown); err != nil {
+		log.Error("worker failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin string, noShutdown bool) error {
+	if jobID == "" || table == "" || instanceID == "" {
+		meta := imds.New(imds.Options{})
+		if jobID == "" || table == "" {
+			out, err := meta.GetUserData(ctx, &imds.GetUserDataInput{})
+			if err != nil {
+				return fmt.Errorf("read user data: %w", err)
+			}
+			vars := parseEnv(out.Content)
+			jobID, table = first(jobID, vars["REPLICATOR_JOB_ID"]), first(table, vars["REPLICATOR_TABLE"])
+		}
+		if instanceID == "" {
+			out, err := meta.GetMetadata(ctx, &imds.GetMetadataInput{Path: "instance-id"})
+			if err != nil {
+				return fmt.Errorf("read instance id: %w", err)
+			}
+			b, _ := io.ReadAll(out.Content)
+			instanceID = strings.TrimSpace(string(b))
+		}
+	}
+	clients, err := awsenv.Load(ctx, config.WithEC2IMDSRegion())
+	if err != nil {
+		return err
+	}
+	store := jobstore.New(clients.DynamoDB, table)
+	platform, err := store.GetPlatform(ctx)
+	if err != nil {
+		return err
+	}
+	tools, err := pgtools.Find(ctx, pgBin)
+	if err != nil {
+		return err
+	}
+	w := &jobworker.Worker{
+		JobID: jobID, InstanceID: instanceID, Store: store,
+		Secrets: &jobsecrets.Secrets{SM: clients.SecretsManager, Prefix: platform.SecretPrefix},
+		EC2:     clients.EC2,
+		Logs:    &joblogs.Writer{CW: clients.Logs, Group: platform.LogGroup, Stream: jobID},
+		Tools:   tools, TempDir: os.TempDir(), NoShutdown: noShutdown, Log: log.With("job", jobID, "instance", instanceID),
+	}
+	return w.Run(ctx)
+}
+
+func parseEnv(r io.Reader) map[string]string {
+	out := map[string]string{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
