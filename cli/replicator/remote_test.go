@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -164,5 +165,151 @@ func TestRemoteInit(t *testing.T) {
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "logs", id)
 	if r.code != 0 || !strings.Contains(r.stdout, "copied public.items") {
 		t.Errorf("jobs logs: %s %s", r.stdout, r.stderr)
+	}
+}
+
+// bigRemoteDB makes a copy that takes several seconds, split into ranges so that
+// checkpoints accumulate.
+func bigRemoteDB(t *testing.T, db string) {
+	remoteDB(t, db, `CREATE TABLE big (id bigint PRIMARY KEY, pad text NOT NULL);
+	  INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 1200000) g;
+	  CREATE TABLE small AS SELECT g AS id FROM generate_series(1, 1000) g; ANALYZE;`)
+}
+
+func TestRemoteWorkerDiesAndResumes(t *testing.T) {
+	s := platform(t)
+	const db = "remote_crash"
+	bigRemoteDB(t, db)
+	r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--detach", "--no-roles", "--include-databases", db,
+		"--split-tables-larger-than", "30MB", "--jobs", "2",
+		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	if r.code != 0 {
+		t.Fatalf("submit: %s", r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	// Kill the worker once some ranges of big are checkpointed, not all.
+	waitFor(t, "checkpointed ranges", 2*time.Minute, func() bool {
+		recs, err := s.Store().Checkpoints(id).Load(context.Background())
+		if err != nil {
+			return false
+		}
+		done, pending := 0, 0
+		for k, rec := range recs {
+			if strings.Contains(k, "/table/public.big/pages/") {
+				if rec.Status == "done" {
+					done++
+				} else {
+					pending++
+				}
+			}
+		}
+		return done > 0 && pending > 0
+	})
+	if !s.Launcher.Crash(id) {
+		t.Fatal("no worker process to kill")
+	}
+	j := waitJob(t, s, id, 2*time.Minute, func(j *jobs.Job) bool { return j.Status.Terminal() })
+	if j.Status != jobs.Succeeded || j.Attempts != 2 {
+		t.Fatalf("job after the crash: %s, %d attempts, error %q", j.Status, j.Attempts, j.Error)
+	}
+	if src, dst := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db); !reflect.DeepEqual(src, dst) {
+		t.Errorf("target differs after resume:\nsource %v\ntarget %v", src, dst)
+	}
+	r = replicator(t, s.CallerEnv("alice"), "jobs", "logs", id)
+	if !strings.Contains(r.stdout, "resuming an interrupted run") {
+		t.Errorf("the second worker did not resume:\n%s", r.stdout)
+	}
+	r = replicator(t, s.CallerEnv("alice"), "jobs", "watch", id)
+	if r.code != 0 {
+		t.Errorf("jobs watch of a succeeded job: %d %s", r.code, r.stderr)
+	}
+}
+
+func TestRemoteCancel(t *testing.T) {
+	s := platform(t)
+	const db = "remote_cancel"
+	// An index whose build takes a minute on the target (and no time on the
+	// source): the job is surely running when cancelled.
+	remoteDB(t, db, fmt.Sprintf(`CREATE FUNCTION slow_id(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
+	  BEGIN IF current_setting('port')::int = %d THEN PERFORM pg_sleep(0.001); END IF; RETURN $1; END $$;
+	  CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 60000); CREATE INDEX t_slow ON t (slow_id(id));`, pair.Target.Port))
+	r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--detach", "--no-roles", "--include-databases", db,
+		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	if r.code != 0 {
+		t.Fatalf("submit: %s", r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	start := time.Now()
+	waitJob(t, s, id, time.Minute, func(j *jobs.Job) bool { return j.Status == jobs.Running })
+	t.Logf("running after %s", time.Since(start))
+	r = replicator(t, s.CallerEnv("alice"), "jobs", "cancel", id)
+	if r.code != 0 || !strings.Contains(r.stdout, "cancel requested") {
+		t.Fatalf("cancel: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	j := waitJob(t, s, id, time.Minute, func(j *jobs.Job) bool { return j.Status.Terminal() })
+	if j.Status != jobs.Cancelled {
+		t.Fatalf("status %s (%s)", j.Status, j.Error)
+	}
+	t.Logf("cancelled after %s", time.Since(start))
+	waitFor(t, "the instance to terminate", 30*time.Second, func() bool {
+		st := instanceState(t, s, j.InstanceID)
+		return st == "terminated" || st == "shutting-down"
+	})
+	if !secretGone(t, s, id) {
+		t.Errorf("secret left after cancel")
+	}
+	r = replicator(t, s.CallerEnv("alice"), "jobs", "watch", id)
+	if r.code == 0 || !strings.Contains(r.stderr, "was cancelled") {
+		t.Errorf("watch of a cancelled job: %d %s", r.code, r.stderr)
+	}
+	r = replicator(t, s.CallerEnv("alice"), "jobs", "cancel", id)
+	assertOneLineError(t, r, "already cancelled")
+}
+
+func TestRemoteBadPassword(t *testing.T) {
+	s := platform(t)
+	remoteDB(t, "remote_badpw", "CREATE TABLE t (id int)")
+	wrong := strings.Replace(pair.Source.URL("postgres"), pair.Source.Password, "s3cr3t-typo", 1)
+	r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--no-roles", "--include-databases", "remote_badpw",
+		"--source", wrong, "--target", pair.Target.URL("postgres"))
+	if r.code == 0 {
+		t.Fatalf("a bad password succeeded:\n%s", r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, "failed") || !strings.Contains(last, `password authentication failed for user "postgres"`) {
+		t.Errorf("last line does not explain: %s", last)
+	}
+	assertNoSecrets(t, s, "s3cr3t-typo", pair.Source.Password, pair.Target.Password)
+}
+
+func TestRemoteRidesOutAPIOutage(t *testing.T) {
+	s := platform(t)
+	const db = "remote_outage"
+	remoteDB(t, db, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 300000) g`)
+	cmd, _, stderr := startReplicator(t, s.CallerEnv("alice"), "init", "--remote", "--no-roles", "--include-databases", db,
+		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	waitFor(t, "the job to start", time.Minute, func() bool { return strings.Contains(stderr.String(), "submitted job") })
+	s.API.Stop()
+	time.Sleep(30 * time.Second)
+	if err := s.API.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the CLI did not ride out the outage: %v\n%s", err, stderr)
+		}
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("the CLI did not finish after the API came back:\n%s", stderr)
+	}
+	out := stderr.String()
+	if !strings.Contains(out, "job API unreachable") || !strings.Contains(out, "reachable again") {
+		t.Errorf("no outage notices:\n%s", out)
+	}
+	if src, dst := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db); !reflect.DeepEqual(src, dst) {
+		t.Errorf("target differs")
 	}
 }

@@ -191,3 +191,27 @@ func (c *Client) Cancel(ctx context.Context, id string) (*jobs.Job, error) {
 	var j jobs.Job
 	return &j, c.do(ctx, http.MethodPost, "/jobs/"+url.PathEscape(id)+"/cancel", nil, nil, &j)
 }
+
+// Raw sends a signed request with a literal body and returns the response and
+// its body (for tests of the API's contract).
+func (c *Client) Raw(ctx context.Context, method, path, body string) (*http.Response, string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, strings.NewReader(body))
+	if err != nil {
+		return nil, "", err
+	}
+	creds, err := c.Creds.Retrieve(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256([]byte(body))
+	if err := c.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "execute-api", c.Region, time.Now()); err != nil {
+		return nil, "", err
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp, string(data), err
+}

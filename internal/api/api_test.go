@@ -1,0 +1,182 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/replicatorhq/replicator/internal/awsenv"
+	"github.com/replicatorhq/replicator/internal/devstack"
+	"github.com/replicatorhq/replicator/internal/jobclient"
+	"github.com/replicatorhq/replicator/internal/jobs"
+)
+
+var stack *devstack.Stack
+
+// The API against moto, without workers (instances start in moto's EC2 and
+// nothing runs them): what is tested here is the HTTP contract.
+func TestMain(m *testing.M) {
+	var err error
+	stack, err = devstack.Start(context.Background(), devstack.Options{Config: awsenv.Config{MaxActiveJobs: 2}})
+	if err != nil {
+		os.Stderr.WriteString("emulated platform: " + err.Error() + "\n")
+		os.Exit(1)
+	}
+	code := m.Run()
+	stack.Stop()
+	os.Exit(code)
+}
+
+func client(t *testing.T, user string) *jobclient.Client {
+	t.Helper()
+	for _, kv := range stack.CallerEnv(user) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	c, err := jobclient.New(context.Background(), stack.API.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func apiError(t *testing.T, err error, status int, contains string) *jobclient.Error {
+	t.Helper()
+	var ae *jobclient.Error
+	if !errors.As(err, &ae) || ae.Status != status || !strings.Contains(ae.Error(), contains) {
+		t.Fatalf("want %d %q, got %v", status, contains, err)
+	}
+	return ae
+}
+
+func TestSubmitValidation(t *testing.T) {
+	c := client(t, "alice")
+	ctx := context.Background()
+	_, err := c.Submit(ctx, &jobs.Request{Command: "copy", Source: "nonsense", Target: "postgres://u:pw@h/db",
+		Options: jobs.Options{Jobs: 999, InstanceType: "huge!"}, Filters: jobsFilter("a.b.c.d")})
+	ae := apiError(t, err, http.StatusBadRequest, "invalid job")
+	for _, field := range []string{"command", "source", "options.jobs", "options.instance_type", "filters"} {
+		if ae.Fields[field] == "" {
+			t.Errorf("no error for field %s: %v", field, ae.Fields)
+		}
+	}
+	if strings.Contains(ae.Error(), "pw") {
+		t.Errorf("error echoes a password: %v", ae)
+	}
+}
+
+func TestRawRequests(t *testing.T) {
+	c := client(t, "alice")
+	do := func(method, path, body string, sign bool) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, stack.API.URL+path, strings.NewReader(body))
+		if sign {
+			resp, data, err := c.Raw(context.Background(), method, path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp, data
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		buf := new(strings.Builder)
+		_, _ = bufCopy(buf, resp)
+		return resp, buf.String()
+	}
+	for _, tc := range []struct {
+		name, method, path, body string
+		sign                     bool
+		status                   int
+		contains                 string
+	}{
+		{"unsigned", "GET", "/jobs", "", false, 403, "SigV4"},
+		{"unknown field", "POST", "/jobs", `{"command":"init","source":"postgres://h/a","target":"postgres://g/b","colour":"red"}`, true, 400, `unknown field \"colour\"`},
+		{"not json", "POST", "/jobs", `{"command":`, true, 400, "invalid JSON"},
+		{"too large", "POST", "/jobs", `{"command":"init","source":"` + strings.Repeat("x", 70000) + `"}`, true, 413, "limit"},
+		{"bad id", "GET", "/jobs/not-a-job", "", true, 400, "invalid job id"},
+		{"unknown job", "GET", "/jobs/j-aaaaaaaaaaaaaaaa", "", true, 404, "no job j-aaaaaaaaaaaaaaaa"},
+		{"bad cursor", "GET", "/jobs?cursor=zzz", "", true, 400, "invalid cursor"},
+		{"bad limit", "GET", "/jobs?limit=1000", "", true, 400, "limit"},
+		{"no route", "DELETE", "/jobs", "", true, 404, "Not Found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(tc.method, tc.path, tc.body, tc.sign)
+			if resp.StatusCode != tc.status || !strings.Contains(body, tc.contains) {
+				t.Errorf("%s %s: %d %s", tc.method, tc.path, resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+func TestConcurrencyCapAndOwnership(t *testing.T) {
+	ctx := context.Background()
+	alice := client(t, "alice")
+	req := &jobs.Request{Command: "init", Source: "postgres://app:pw1@db.internal/postgres", Target: "postgres://admin:pw2@new.internal/postgres"}
+	var ids []string
+	for i := 0; i < 2; i++ {
+		j, err := alice.Submit(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status != jobs.Provisioning || j.InstanceID == "" || j.InstanceType != "c7g.large" || strings.Contains(j.Source, "pw1") {
+			t.Errorf("submitted job %+v", j)
+		}
+		ids = append(ids, j.ID)
+	}
+	_, err := alice.Submit(ctx, req)
+	apiError(t, err, http.StatusTooManyRequests, "2 jobs are already queued or running")
+
+	bob := client(t, "bob")
+	_, err = bob.Get(ctx, ids[0])
+	apiError(t, err, http.StatusNotFound, "no job")
+	list, _, err := bob.List(ctx, 10, "")
+	if err != nil || len(list) != 0 {
+		t.Errorf("bob lists %d jobs (%v)", len(list), err)
+	}
+	alice = client(t, "alice")
+	list, next, err := alice.List(ctx, 1, "")
+	if err != nil || len(list) != 1 || list[0].ID != ids[1] || next == "" {
+		t.Fatalf("first page: %v %v %q", err, list, next)
+	}
+	list, _, err = alice.List(ctx, 1, next)
+	if err != nil || len(list) != 1 || list[0].ID != ids[0] {
+		t.Fatalf("second page: %v %v", err, list)
+	}
+	// Cancelling a job without a running worker ends it and frees a slot.
+	j, err := alice.Cancel(ctx, ids[0])
+	if err != nil || j.Status != jobs.Cancelled {
+		t.Fatalf("cancel: %v %+v", err, j)
+	}
+	if _, err := alice.Submit(ctx, req); err != nil {
+		t.Errorf("slot not freed by the cancel: %v", err)
+	}
+	_, err = alice.Cancel(ctx, ids[0])
+	apiError(t, err, http.StatusConflict, "already cancelled")
+	list, _, _ = alice.List(ctx, 100, "")
+	for _, j := range list {
+		if !j.Status.Terminal() {
+			alice.Cancel(ctx, j.ID)
+		}
+	}
+}
+
+// A launch that AWS refuses fails the job at once, with AWS's reason in it.
+func TestLaunchFailureFailsTheJob(t *testing.T) {
+	l := stack.Handler.API.Launcher
+	saved := l.LaunchTemplate
+	l.LaunchTemplate = "no-such-template"
+	defer func() { l.LaunchTemplate = saved }()
+	j, err := client(t, "alice").Submit(context.Background(), &jobs.Request{Command: "init", Source: "postgres://h/a", Target: "postgres://g/b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != jobs.Failed || !strings.Contains(j.Error, "launch worker") || !strings.Contains(j.Error, "InvalidLaunchTemplateName") {
+		t.Errorf("job after a failed launch: %s %q", j.Status, j.Error)
+	}
+}

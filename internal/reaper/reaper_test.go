@@ -1,0 +1,159 @@
+package reaper_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/replicatorhq/replicator/internal/awsenv"
+	"github.com/replicatorhq/replicator/internal/devstack"
+	"github.com/replicatorhq/replicator/internal/jobs"
+	"github.com/replicatorhq/replicator/internal/jobsecrets"
+	"github.com/replicatorhq/replicator/internal/jobstore"
+	"github.com/replicatorhq/replicator/internal/launch"
+)
+
+var stack *devstack.Stack
+
+func TestMain(m *testing.M) {
+	var err error
+	// The stack's own reaper is kept out of the way: these tests run passes by hand.
+	stack, err = devstack.Start(context.Background(), devstack.Options{ReaperEvery: time.Hour,
+		Config: awsenv.Config{HeartbeatTimeout: time.Minute, ProvisionTimeout: 5 * time.Minute, CancelGrace: time.Minute, MaxAttempts: 2}})
+	if err != nil {
+		os.Stderr.WriteString("emulated platform: " + err.Error() + "\n")
+		os.Exit(1)
+	}
+	code := m.Run()
+	stack.Stop()
+	os.Exit(code)
+}
+
+// job stores a job as if a worker ran it, with its instance and secret.
+func job(t *testing.T, status jobs.Status, mutate func(*jobs.Job)) *jobs.Job {
+	t.Helper()
+	ctx := context.Background()
+	store := stack.Store()
+	now := time.Now().UTC()
+	j := &jobs.Job{ID: jobs.NewID(), Owner: "arn:aws:iam::123456789012:user/alice", Command: "init", Status: jobs.Queued,
+		InstanceType: "c7g.large", CreatedAt: now, UpdatedAt: now, Options: jobs.Options{TimeLimitMinutes: 60}}
+	if err := store.Create(ctx, j, 100); err != nil {
+		t.Fatal(err)
+	}
+	h := stack.Handler.Reaper
+	if _, err := h.Secrets.Create(ctx, j.ID, jobs.Secret{Source: "postgres://a", Target: "postgres://b"}); err != nil {
+		t.Fatal(err)
+	}
+	instance, err := h.Launcher.Launch(ctx, j.ID, "c7g.large")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]any{"instance_id": instance, "attempts": 1}
+	if status == jobs.Running {
+		set["started_at"] = now
+		set["heartbeat_at"] = now
+	}
+	if _, err := store.Transition(ctx, j.ID, jobstore.Change{From: []jobs.Status{jobs.Queued}, To: status, Set: set}); err != nil {
+		t.Fatal(err)
+	}
+	if mutate != nil {
+		got, _ := store.Get(ctx, j.ID)
+		mutate(got)
+	}
+	got, _ := store.Get(ctx, j.ID)
+	return got
+}
+
+// at runs one reaper pass as if the clock said now+d.
+func at(t *testing.T, d time.Duration) {
+	t.Helper()
+	r := stack.Handler.Reaper
+	r.Store.Now = func() time.Time { return time.Now().Add(d) }
+	defer func() { r.Store.Now = time.Now }()
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func state(t *testing.T, id string) string {
+	for _, w := range mustWorkers(t) {
+		if w.ID == id {
+			return "running"
+		}
+	}
+	return "stopped"
+}
+
+func mustWorkers(t *testing.T) []launch.Instance {
+	ws, err := launch.Workers(context.Background(), stack.Clients.EC2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+func secretExists(id string) bool {
+	s := &jobsecrets.Secrets{SM: stack.Clients.SecretsManager, Prefix: stack.Config.SecretPrefix}
+	_, err := s.Get(context.Background(), id)
+	return err == nil
+}
+
+func TestSilentWorkerIsRelaunchedThenGivenUp(t *testing.T) {
+	j := job(t, jobs.Running, nil)
+	at(t, 30*time.Second) // heart-beat 30s ago: fine
+	if got, _ := stack.Store().Get(context.Background(), j.ID); got.InstanceID != j.InstanceID {
+		t.Fatalf("relaunched too early")
+	}
+	at(t, 2*time.Minute)
+	got, _ := stack.Store().Get(context.Background(), j.ID)
+	if got.Status != jobs.Provisioning || got.Attempts != 2 || got.InstanceID == j.InstanceID {
+		t.Fatalf("after a silent minute: %+v", got)
+	}
+	if state(t, j.InstanceID) != "stopped" || state(t, got.InstanceID) != "running" {
+		t.Errorf("old instance not replaced")
+	}
+	at(t, 10*time.Minute) // the new one never started either, and attempts are spent
+	got, _ = stack.Store().Get(context.Background(), j.ID)
+	if got.Status != jobs.Failed || got.Error == "" || state(t, got.InstanceID) != "stopped" || secretExists(j.ID) {
+		t.Fatalf("after the last attempt: %+v", got)
+	}
+}
+
+func TestTimeLimitAndStuckCancel(t *testing.T) {
+	late := job(t, jobs.Running, nil)
+	stuck := job(t, jobs.Running, func(j *jobs.Job) {
+		stack.Store().Transition(context.Background(), j.ID, jobstore.Change{From: []jobs.Status{jobs.Running}, Set: map[string]any{"cancel_requested": true}})
+	})
+	at(t, 50*time.Second) // within the heartbeat timeout, past the cancel grace? not yet
+	if got, _ := stack.Store().Get(context.Background(), stuck.ID); got.Status != jobs.Running {
+		t.Fatalf("cancelled before the grace: %s", got.Status)
+	}
+	at(t, 62*time.Minute) // past the 60-minute limit and the grace
+	got, _ := stack.Store().Get(context.Background(), late.ID)
+	if got.Status != jobs.Failed || got.Error != "time limit of 60 minutes exceeded" || state(t, late.InstanceID) != "stopped" || secretExists(late.ID) {
+		t.Errorf("late job: %+v", got)
+	}
+	got, _ = stack.Store().Get(context.Background(), stuck.ID)
+	if got.Status != jobs.Failed && got.Status != jobs.Cancelled {
+		t.Errorf("stuck cancel: %+v", got)
+	}
+}
+
+func TestOrphanedInstancesAreTerminated(t *testing.T) {
+	ctx := context.Background()
+	j := job(t, jobs.Running, nil)
+	// The job finishes without its instance going away (a worker that could not
+	// terminate itself), and an instance exists for no known job.
+	if _, err := stack.Store().Transition(ctx, j.ID, jobstore.Change{From: []jobs.Status{jobs.Running}, To: jobs.Succeeded}); err != nil {
+		t.Fatal(err)
+	}
+	stray, err := stack.Handler.Reaper.Launcher.Launch(ctx, "j-aaaaaaaaaaaaaaaa", "c7g.large")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at(t, 0)
+	if state(t, j.InstanceID) != "stopped" || state(t, stray) != "stopped" {
+		t.Errorf("orphans left running")
+	}
+}
