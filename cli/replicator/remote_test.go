@@ -280,6 +280,9 @@ func TestRemoteBadPassword(t *testing.T) {
 		t.Errorf("last line does not explain: %s", last)
 	}
 	assertNoSecrets(t, s, "s3cr3t-typo", pair.Source.Password, pair.Target.Password)
+	if id := jobIDFrom(t, r.stderr); !secretGone(t, s, id) {
+		t.Errorf("secret of the failed job %s left behind", id)
+	}
 }
 
 func TestRemoteRidesOutAPIOutage(t *testing.T) {

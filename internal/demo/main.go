@@ -15,6 +15,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/replicatorhq/replicator/internal/devstack"
 	"github.com/replicatorhq/replicator/internal/pgcluster"
 )
 
@@ -23,16 +24,17 @@ var shopSQL string
 
 func main() {
 	bin := flag.String("bin", "bin/replicator", "replicator binary to run")
+	worker := flag.String("worker", "bin/worker", "worker binary for the emulated remote platform (\"\" skips the remote part)")
 	scale := flag.Int("scale", 10, "pgbench scale of the sample 'bench' database (10 = 1M rows)")
 	keep := flag.Bool("keep", false, "keep the clusters running until Ctrl-C")
 	flag.Parse()
-	if err := run(*bin, *scale, *keep); err != nil {
+	if err := run(*bin, *worker, *scale, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, scale int, keep bool) error {
+func run(bin, worker string, scale int, keep bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	step := func(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
@@ -78,6 +80,11 @@ func run(bin string, scale int, keep bool) error {
 	step("comparing source and target")
 	if err := compare(ctx, src, dst); err != nil {
 		return err
+	}
+	if worker != "" {
+		if err := remote(ctx, bin, worker, src, dst, step); err != nil {
+			return err
+		}
 	}
 	if keep {
 		step("clusters are running; Ctrl-C to stop them\n    source: %s\n    target: %s", src.URL("postgres"), dst.URL("postgres"))
@@ -149,4 +156,31 @@ func rows(ctx context.Context, c *pgcluster.Cluster, db, q string) (map[string][
 		out[name] = [2]string{n, h}
 	}
 	return out, r.Err()
+}
+
+// remote runs the same copy as a remote job on the emulated AWS platform: the
+// CLI submits and watches; a worker process (standing in for an EC2 instance)
+// copies.
+func remote(ctx context.Context, bin, worker string, src, dst *pgcluster.Cluster, step func(string, ...any)) error {
+	step("the same copy as a remote job: an emulated AWS account on loopback (moto_server for DynamoDB, Secrets Manager, EC2,\n    CloudWatch Logs, STS; the real Lambda handler behind a local SigV4-checking API; the real worker binary per instance)")
+	worker, _ = filepath.Abs(worker)
+	stack, err := devstack.Start(ctx, devstack.Options{WorkerBin: worker})
+	if err != nil {
+		return err
+	}
+	defer stack.Stop()
+	fmt.Printf("    API %s, moto %s\n", stack.API.URL, stack.Moto.URL)
+	step("replicator init --remote --include-databases shop --drop-existing --yes")
+	run := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(append(os.Environ(), stack.CallerEnv("alice")...),
+			"REPLICATOR_SOURCE="+src.URL("postgres"), "REPLICATOR_TARGET="+dst.URL("postgres"))
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		return cmd.Run()
+	}
+	if err := run("init", "--remote", "--include-databases", "shop", "--drop-existing", "--yes", "--verify"); err != nil {
+		return fmt.Errorf("replicator init --remote: %w", err)
+	}
+	step("replicator jobs list")
+	return run("jobs", "list")
 }
