@@ -316,3 +316,28 @@ func TestRemoteRidesOutAPIOutage(t *testing.T) {
 		t.Errorf("target differs")
 	}
 }
+
+func TestRemoteSync(t *testing.T) {
+	s := platform(t)
+	const db = "remote_sync"
+	remoteDB(t, db, "CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (v) VALUES ('a'), ('b')")
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
+	if r := replicator(t, nil, append([]string{"init", "--no-roles"}, conn...)...); r.code != 0 {
+		t.Fatalf("init: %s", r.stderr)
+	}
+	r := replicator(t, s.CallerEnv("alice"), append([]string{"sync", "--remote"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "replicating from LSN") {
+		t.Fatalf("sync --remote: %d\n%s", r.code, r.stderr)
+	}
+	pgtest.Exec(t, pair.Source, db, "INSERT INTO t (v) VALUES ('after')")
+	waitFor(t, "the change to replicate", 30*time.Second, func() bool {
+		return pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM t")[0] == "3"
+	})
+	r = replicator(t, s.CallerEnv("alice"), append([]string{"sync", "--remote", "--stop", "--sequences"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "dropped subscription") {
+		t.Fatalf("sync --remote --stop: %d\n%s", r.code, r.stderr)
+	}
+	if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"0", "0", "0"}) {
+		t.Errorf("left behind: %v", got)
+	}
+}
