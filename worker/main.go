@@ -62,7 +62,7 @@ func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin 
 			instanceID = strings.TrimSpace(string(b))
 		}
 	}
-	clients, err := awsenv.Load(ctx, config.WithEC2IMDSRegion())
+	clients, err := awsenv.Load(ctx, config.WithEC2IMDSRegion(), awsenv.Record("worker"))
 	if err != nil {
 		return err
 	}

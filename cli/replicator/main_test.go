@@ -40,6 +40,11 @@ func TestMain(m *testing.M) {
 		}
 	}
 	defer os.RemoveAll(dir)
+	// Every AWS call the Lambda and the workers make is recorded, for the IAM
+	// contract (zz_contract_test.go).
+	if os.Getenv("REPLICATOR_RECORD_AWS_CALLS") == "" {
+		os.Setenv("REPLICATOR_RECORD_AWS_CALLS", filepath.Join(dir, "aws-calls.txt"))
+	}
 	pgtest.Main(m, "cli", &pair, pgtest.LogicalSettings)
 }
 

@@ -107,6 +107,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{Moto: moto, Config: cfg, done: make(chan struct{})}
+	// The stack's own clients (provisioning, the launcher, tests' inspections)
+	// are kept apart from the Lambda's, whose calls are recorded for the IAM
+	// contract.
 	if s.Clients, err = s.clients(ctx); err != nil {
 		s.Stop()
 		return nil, err
@@ -115,7 +118,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		s.Stop()
 		return nil, err
 	}
-	if s.Handler, err = lambdafn.With(ctx, cfg, s.Clients, o.Log); err != nil {
+	lambdaClients, err := s.clients(ctx, awsenv.Record("lambda"))
+	if err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if s.Handler, err = lambdafn.With(ctx, cfg, lambdaClients, o.Log); err != nil {
 		s.Stop()
 		return nil, err
 	}
@@ -184,10 +192,11 @@ func (s *Stack) CallerEnv(user string) []string {
 // Store is the jobs table.
 func (s *Stack) Store() *jobstore.Store { return jobstore.New(s.Clients.DynamoDB, s.Config.Table) }
 
-func (s *Stack) clients(ctx context.Context) (*awsenv.Clients, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(Region), config.WithBaseEndpoint(s.Moto.URL),
+func (s *Stack) clients(ctx context.Context, extra ...func(*config.LoadOptions) error) (*awsenv.Clients, error) {
+	opts := append([]func(*config.LoadOptions) error{config.WithRegion(Region), config.WithBaseEndpoint(s.Moto.URL),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(platformCreds.AccessKey, platformCreds.SecretKey, "")),
-		config.WithSharedConfigFiles(nil), config.WithSharedCredentialsFiles(nil), config.WithEC2IMDSClientEnableState(0))
+		config.WithSharedConfigFiles(nil), config.WithSharedCredentialsFiles(nil), config.WithEC2IMDSClientEnableState(0)}, extra...)
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, err
 	}

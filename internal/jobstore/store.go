@@ -333,6 +333,9 @@ func value(v any) expression.ValueBuilder {
 type Platform struct {
 	LogGroup     string `json:"log_group"`
 	SecretPrefix string `json:"secret_prefix"`
+	// The worker binary the image's boot script fetches.
+	ArtifactsBucket string `json:"artifacts_bucket,omitempty"`
+	WorkerKey       string `json:"worker_key,omitempty"`
 }
 
 var platformKey = map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "PLATFORM"}, "sk": &types.AttributeValueMemberS{Value: "CONFIG"}}

@@ -32,7 +32,7 @@ func New(ctx context.Context) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := awsenv.Load(ctx)
+	c, err := awsenv.Load(ctx, awsenv.Record("lambda"))
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +45,8 @@ func With(ctx context.Context, cfg awsenv.Config, c *awsenv.Clients, log *slog.L
 	secrets := &jobsecrets.Secrets{SM: c.SecretsManager, Prefix: cfg.SecretPrefix, KMSKeyID: cfg.KMSKeyID}
 	launcher := &launch.Launcher{EC2: c.EC2, LaunchTemplate: cfg.LaunchTemplate, Table: cfg.Table}
 	// Workers learn the platform's names from the table.
-	if err := store.PutPlatform(ctx, jobstore.Platform{LogGroup: cfg.LogGroup, SecretPrefix: cfg.SecretPrefix}); err != nil {
+	if err := store.PutPlatform(ctx, jobstore.Platform{LogGroup: cfg.LogGroup, SecretPrefix: cfg.SecretPrefix,
+		ArtifactsBucket: os.Getenv("REPLICATOR_ARTIFACTS_BUCKET"), WorkerKey: os.Getenv("REPLICATOR_WORKER_KEY")}); err != nil {
 		return nil, fmt.Errorf("record platform configuration: %w", err)
 	}
 	return &Handler{

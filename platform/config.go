@@ -1,0 +1,93 @@
+// Package platform is the replicator job platform as a Pulumi program: a plain Go
+// function of a Config that declares everything `replicator setup` deploys into
+// the user's AWS account (DynamoDB, the Lambda API and reaper behind API Gateway,
+// the worker launch template and its AMI, KMS, S3, IAM). The CLI runs it through
+// the Automation API; Pulumi.yaml runs the same program with the pulumi CLI.
+package platform
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// Config is what the program is a function of.
+type Config struct {
+	// Stack names the deployment; several can live side by side.
+	Stack string
+	// Version of the CLI deploying: the worker binary of this exact version goes
+	// to the artifacts bucket.
+	Version string
+	// LambdaZip is the Lambda's code (a zip holding "bootstrap", linux/arm64);
+	// WorkerBinary the worker (linux/arm64).
+	LambdaZip, WorkerBinary string
+	// Networking for workers that must reach databases in private networks.
+	VPCID            string
+	SubnetIDs        []string
+	SecurityGroupIDs []string
+	// Limits and defaults of jobs.
+	DefaultInstanceType     string
+	MaxConcurrentJobs       int
+	DefaultTimeLimitMinutes int
+	// LogRetentionDays of the Lambda's and the jobs' logs.
+	LogRetentionDays int
+}
+
+var stackRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,23}$`)
+
+// Defaults fills in what is unset.
+func (c *Config) Defaults() {
+	if c.Stack == "" {
+		c.Stack = "replicator"
+	}
+	if c.DefaultInstanceType == "" {
+		c.DefaultInstanceType = "c7g.large"
+	}
+	if c.MaxConcurrentJobs == 0 {
+		c.MaxConcurrentJobs = 5
+	}
+	if c.DefaultTimeLimitMinutes == 0 {
+		c.DefaultTimeLimitMinutes = 24 * 60
+	}
+	if c.LogRetentionDays == 0 {
+		c.LogRetentionDays = 30
+	}
+}
+
+// Validate checks the config before anything is deployed.
+func (c *Config) Validate() error {
+	if !stackRE.MatchString(c.Stack) {
+		return fmt.Errorf("stack name %q: use lowercase letters, digits and dashes, at most 24 characters", c.Stack)
+	}
+	if len(c.SubnetIDs) > 0 && c.VPCID == "" {
+		return fmt.Errorf("--subnet-ids needs --vpc-id")
+	}
+	if c.MaxConcurrentJobs < 1 || c.DefaultTimeLimitMinutes < 1 {
+		return fmt.Errorf("max concurrent jobs and the default time limit must be positive")
+	}
+	if c.LambdaZip == "" || c.WorkerBinary == "" || c.Version == "" {
+		return fmt.Errorf("the Lambda and worker builds are missing")
+	}
+	return nil
+}
+
+// Outputs of the stack, by name.
+const (
+	OutAPIURL         = "apiUrl"
+	OutRegion         = "region"
+	OutTable          = "table"
+	OutLogGroup       = "jobsLogGroup"
+	OutBucket         = "artifactsBucket"
+	OutAMI            = "amiId"
+	OutVersion        = "version"
+	OutLaunchTemplate = "launchTemplate"
+	OutSecretsKey     = "secretsKeyArn"
+)
+
+// Prefix is the name prefix of every resource of the stack.
+func (c *Config) Prefix() string { return "replicator-" + c.Stack }
+
+// SecretPrefix is where job secrets live (the worker may read only there).
+func (c *Config) SecretPrefix() string { return "replicator/" + c.Stack + "/jobs/" }
+
+// WorkerKey is the artifacts bucket key of this version's worker.
+func (c *Config) WorkerKey() string { return "worker/" + c.Version + "/worker" }

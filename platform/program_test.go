@@ -1,0 +1,276 @@
+package platform
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// mocks stands in for the AWS provider: every resource is recorded with its
+// inputs; outputs are the inputs plus plausible computed values.
+type mocks struct {
+	mu        sync.Mutex
+	resources []res
+}
+
+type res struct {
+	Type, Name string
+	Inputs     resource.PropertyMap
+	Timeouts   string
+}
+
+func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	m.mu.Lock()
+	r := res{Type: args.TypeToken, Name: args.Name, Inputs: args.Inputs}
+	if args.RegisterRPC != nil && args.RegisterRPC.CustomTimeouts != nil {
+		r.Timeouts = args.RegisterRPC.CustomTimeouts.Create
+	}
+	m.resources = append(m.resources, r)
+	m.mu.Unlock()
+	out := args.Inputs.Copy()
+	svc := strings.Split(args.TypeToken, ":")[1]
+	out["arn"] = resource.NewStringProperty("arn:aws:" + strings.Split(svc, "/")[0] + ":us-east-1:123456789012:" + args.Name)
+	out["name"] = resource.NewStringProperty(args.Name)
+	switch args.TypeToken {
+	case "aws:imagebuilder/image:Image":
+		out["outputResources"] = resource.NewArrayProperty([]resource.PropertyValue{resource.NewObjectProperty(resource.PropertyMap{
+			"amis": resource.NewArrayProperty([]resource.PropertyValue{resource.NewObjectProperty(resource.PropertyMap{
+				"image": resource.NewStringProperty("ami-0123456789abcdef0"), "region": resource.NewStringProperty("us-east-1")})}),
+		})})
+	case "aws:apigatewayv2/stage:Stage":
+		out["invokeUrl"] = resource.NewStringProperty("https://abc123.execute-api.us-east-1.amazonaws.com/")
+	case "aws:apigatewayv2/api:Api":
+		out["executionArn"] = resource.NewStringProperty("arn:aws:execute-api:us-east-1:123456789012:abc123")
+	case "aws:lambda/function:Function":
+		out["invokeArn"] = resource.NewStringProperty("arn:aws:apigateway:us-east-1:lambda:path/fn")
+	case "aws:kms/key:Key":
+		out["keyId"] = resource.NewStringProperty("key-1")
+	case "aws:s3/bucketV2:BucketV2":
+		out["bucket"] = resource.NewStringProperty(args.Name + "-bucket")
+	case "aws:cloudwatch/logGroup:LogGroup":
+		out["arn"] = resource.NewStringProperty("arn:aws:logs:us-east-1:123456789012:log-group:" + args.Inputs["name"].StringValue() + ":*")
+	}
+	return args.Name + "-id", out, nil
+}
+
+func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	switch args.Token {
+	case "aws:index/getRegion:getRegion":
+		return resource.PropertyMap{"name": resource.NewStringProperty("us-east-1"), "id": resource.NewStringProperty("us-east-1")}, nil
+	case "aws:index/getCallerIdentity:getCallerIdentity":
+		return resource.PropertyMap{"accountId": resource.NewStringProperty("123456789012"), "arn": resource.NewStringProperty("arn:aws:iam::123456789012:user/admin"),
+			"userId": resource.NewStringProperty("AIDA"), "id": resource.NewStringProperty("123456789012")}, nil
+	case "aws:index/getPartition:getPartition":
+		return resource.PropertyMap{"partition": resource.NewStringProperty("aws"), "dnsSuffix": resource.NewStringProperty("amazonaws.com"), "id": resource.NewStringProperty("aws")}, nil
+	}
+	return resource.PropertyMap{}, nil
+}
+
+func (m *mocks) of(typ string) []res {
+	var out []res
+	for _, r := range m.resources {
+		if r.Type == typ {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func testConfig(t *testing.T) Config {
+	dir := t.TempDir()
+	for _, f := range []string{"lambda.zip", "worker"} {
+		os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644)
+	}
+	return Config{Stack: "test", Version: "v1.2.3", LambdaZip: filepath.Join(dir, "lambda.zip"), WorkerBinary: filepath.Join(dir, "worker"),
+		VPCID: "vpc-1", SubnetIDs: []string{"subnet-1"}, SecurityGroupIDs: []string{"sg-1"}, MaxConcurrentJobs: 3}
+}
+
+func run(t *testing.T, cfg Config) *mocks {
+	t.Helper()
+	m := &mocks{}
+	if err := pulumi.RunErr(Program(cfg), pulumi.WithMocks("replicator", "test", m)); err != nil {
+		t.Fatalf("program: %v", err)
+	}
+	return m
+}
+
+func one(t *testing.T, m *mocks, typ string) resource.PropertyMap {
+	t.Helper()
+	rs := m.of(typ)
+	if len(rs) != 1 {
+		t.Fatalf("%d %s, want 1", len(rs), typ)
+	}
+	return rs[0].Inputs
+}
+
+func TestEveryResourceAndItsProperties(t *testing.T) {
+	m := run(t, testConfig(t))
+
+	table := one(t, m, "aws:dynamodb/table:Table")
+	if table["billingMode"].StringValue() != "PAY_PER_REQUEST" || !table["ttl"].ObjectValue()["enabled"].BoolValue() ||
+		table["ttl"].ObjectValue()["attributeName"].StringValue() != "expires_at" ||
+		!table["pointInTimeRecovery"].ObjectValue()["enabled"].BoolValue() || !table["serverSideEncryption"].ObjectValue()["enabled"].BoolValue() {
+		t.Errorf("table: %v", table)
+	}
+	gsis := map[string]bool{}
+	for _, g := range table["globalSecondaryIndexes"].ArrayValue() {
+		gsis[g.ObjectValue()["name"].StringValue()] = true
+	}
+	if !gsis["by-owner"] || !gsis["active"] {
+		t.Errorf("indexes %v", gsis)
+	}
+
+	fn := one(t, m, "aws:lambda/function:Function")
+	if fn["runtime"].StringValue() != "provided.al2023" || fn["architectures"].ArrayValue()[0].StringValue() != "arm64" {
+		t.Errorf("lambda %v", fn)
+	}
+	env := fn["environment"].ObjectValue()["variables"].ObjectValue()
+	for _, k := range []string{"REPLICATOR_TABLE", "REPLICATOR_LAUNCH_TEMPLATE", "REPLICATOR_LOG_GROUP", "REPLICATOR_SECRET_PREFIX", "REPLICATOR_KMS_KEY_ID", "REPLICATOR_MAX_ACTIVE_JOBS", "REPLICATOR_WORKER_KEY"} {
+		if _, ok := env[resource.PropertyKey(k)]; !ok {
+			t.Errorf("lambda environment lacks %s", k)
+		}
+	}
+	if env["REPLICATOR_MAX_ACTIVE_JOBS"].StringValue() != "3" {
+		t.Errorf("max jobs %v", env["REPLICATOR_MAX_ACTIVE_JOBS"])
+	}
+	for _, lg := range m.of("aws:cloudwatch/logGroup:LogGroup") {
+		if lg.Inputs["retentionInDays"].NumberValue() != 30 {
+			t.Errorf("log group %s without retention", lg.Name)
+		}
+	}
+	if n := len(m.of("aws:cloudwatch/logGroup:LogGroup")); n != 2 {
+		t.Errorf("%d log groups", n)
+	}
+
+	if api := one(t, m, "aws:apigatewayv2/api:Api"); api["protocolType"].StringValue() != "HTTP" {
+		t.Errorf("api %v", api)
+	}
+	routes := m.of("aws:apigatewayv2/route:Route")
+	if len(routes) != len(Routes) {
+		t.Fatalf("%d routes", len(routes))
+	}
+	for _, r := range routes {
+		if r.Inputs["authorizationType"].StringValue() != "AWS_IAM" {
+			t.Errorf("route %s is not AWS_IAM", r.Inputs["routeKey"].StringValue())
+		}
+	}
+	if rule := one(t, m, "aws:cloudwatch/eventRule:EventRule"); rule["scheduleExpression"].StringValue() != "rate(1 minute)" {
+		t.Errorf("reaper schedule %v", rule)
+	}
+	one(t, m, "aws:cloudwatch/eventTarget:EventTarget")
+	if n := len(m.of("aws:lambda/permission:Permission")); n != 2 {
+		t.Errorf("%d lambda permissions, want API Gateway and EventBridge", n)
+	}
+
+	if k := one(t, m, "aws:kms/key:Key"); !k["enableKeyRotation"].BoolValue() {
+		t.Errorf("key rotation off")
+	}
+	pab := one(t, m, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+	for _, f := range []string{"blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"} {
+		if !pab[resource.PropertyKey(f)].BoolValue() {
+			t.Errorf("bucket is not private: %s", f)
+		}
+	}
+	if v := one(t, m, "aws:s3/bucketVersioningV2:BucketVersioningV2"); v["versioningConfiguration"].ObjectValue()["status"].StringValue() != "Enabled" {
+		t.Errorf("versioning %v", v)
+	}
+	one(t, m, "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")
+	if o := one(t, m, "aws:s3/bucketObjectv2:BucketObjectv2"); o["key"].StringValue() != "worker/v1.2.3/worker" {
+		t.Errorf("worker object %v", o)
+	}
+
+	lt := one(t, m, "aws:ec2/launchTemplate:LaunchTemplate")
+	if lt["metadataOptions"].ObjectValue()["httpTokens"].StringValue() != "required" {
+		t.Errorf("IMDSv2 not required: %v", lt["metadataOptions"])
+	}
+	if lt["instanceInitiatedShutdownBehavior"].StringValue() != "terminate" {
+		t.Errorf("shutdown does not terminate")
+	}
+	ebs := lt["blockDeviceMappings"].ArrayValue()[0].ObjectValue()["ebs"].ObjectValue()
+	if ebs["encrypted"].StringValue() != "true" {
+		t.Errorf("volume not encrypted")
+	}
+	ni := lt["networkInterfaces"].ArrayValue()[0].ObjectValue()
+	if ni["subnetId"].StringValue() != "subnet-1" || ni["securityGroups"].ArrayValue()[0].StringValue() != "sg-1" {
+		t.Errorf("network %v", ni)
+	}
+
+	img := m.of("aws:imagebuilder/image:Image")
+	if len(img) != 1 || img[0].Timeouts != ImageCreateTimeout {
+		t.Errorf("image build %+v (want a %s create timeout)", img, ImageCreateTimeout)
+	}
+	recipe := one(t, m, "aws:imagebuilder/imageRecipe:ImageRecipe")
+	if !strings.Contains(recipe["parentImage"].StringValue(), "amazon-linux-2023-arm64") {
+		t.Errorf("parent image %v", recipe["parentImage"])
+	}
+	if ic := one(t, m, "aws:imagebuilder/infrastructureConfiguration:InfrastructureConfiguration"); ic["instanceMetadataOptions"].ObjectValue()["httpTokens"].StringValue() != "required" {
+		t.Errorf("image builder instances without IMDSv2")
+	}
+	dist := one(t, m, "aws:imagebuilder/distributionConfiguration:DistributionConfiguration")
+	tags := dist["distributions"].ArrayValue()[0].ObjectValue()["amiDistributionConfiguration"].ObjectValue()["amiTags"].ObjectValue()
+	if tags["replicator:stack"].StringValue() != "test" {
+		t.Errorf("AMIs are not tagged with the stack (teardown could not find them): %v", tags)
+	}
+	if one(t, m, "aws:imagebuilder/component:Component")["data"].StringValue() != componentYAML {
+		t.Errorf("component is not image/component.yaml")
+	}
+}
+
+// policies returns the role policies the program attaches, by resource name.
+func policies(t *testing.T, m *mocks) map[string]Policy {
+	out := map[string]Policy{}
+	for _, r := range m.of("aws:iam/rolePolicy:RolePolicy") {
+		var p Policy
+		if err := json.Unmarshal([]byte(r.Inputs["policy"].StringValue()), &p); err != nil {
+			t.Fatalf("%s: %v", r.Name, err)
+		}
+		out[r.Name] = p
+	}
+	return out
+}
+
+// Resource "*" only for actions that have no resource-level permissions.
+var noResourceLevel = map[string]bool{"ec2:DescribeInstances": true}
+
+func TestNoWildcardResourceWhereANarrowerARNExists(t *testing.T) {
+	m := run(t, testConfig(t))
+	ps := policies(t, m)
+	if len(ps) != 2 {
+		t.Fatalf("%d role policies", len(ps))
+	}
+	for name, p := range ps {
+		for _, s := range p.Statement {
+			for _, r := range s.Resource {
+				if r == "*" {
+					for _, a := range s.Action {
+						if !noResourceLevel[a] {
+							t.Errorf("%s %s: %s on *", name, s.Sid, a)
+						}
+					}
+				}
+			}
+			for _, a := range s.Action {
+				if strings.Contains(a, "*") {
+					t.Errorf("%s %s: wildcard action %s", name, s.Sid, a)
+				}
+			}
+		}
+	}
+	worker := ps["replicator-test-worker"]
+	for _, s := range worker.Statement {
+		for _, a := range s.Action {
+			if a == "ec2:TerminateInstances" && s.Condition["StringEquals"]["ec2:ResourceTag/replicator:role"] != "worker" {
+				t.Errorf("worker may terminate instances that are not workers")
+			}
+			if strings.HasPrefix(a, "secretsmanager:") && !strings.HasSuffix(s.Resource[0], ":secret:replicator/test/jobs/*") {
+				t.Errorf("worker reads secrets outside the job prefix: %v", s.Resource)
+			}
+		}
+	}
+}
