@@ -15,6 +15,7 @@ import (
 
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
+	"github.com/replicatorhq/replicator/internal/deploy"
 	"github.com/replicatorhq/replicator/internal/jobclient"
 	"github.com/replicatorhq/replicator/internal/joblogs"
 	"github.com/replicatorhq/replicator/internal/jobs"
@@ -26,6 +27,7 @@ type Flags struct {
 	Remote       bool
 	APIURL       string
 	Region       string
+	Stack        string
 	Detach       bool
 	InstanceType string
 	TimeLimit    time.Duration
@@ -46,16 +48,28 @@ func AddFlags(cmd *cobra.Command, f *Flags, submitting bool) {
 // AddAPIFlags registers --api-url and --region.
 func AddAPIFlags(cmd *cobra.Command, f *Flags) {
 	cmd.Flags().StringVar(&f.APIURL, "api-url", "", "job API URL (default $REPLICATOR_API_URL, or the one replicator setup recorded)")
-	cmd.Flags().StringVar(&f.Region, "region", "", "AWS region of the job platform (default: the AWS configuration's)")
+	cmd.Flags().StringVar(&f.Region, "region", "", "AWS region of the job platform (default: the deployment's, or the AWS configuration's)")
+	cmd.Flags().StringVar(&f.Stack, "stack", "replicator", "deployment to use (as named in replicator setup)")
 }
 
 // Client builds the API client from the flags.
 func (f *Flags) Client(ctx context.Context) (*jobclient.Client, error) {
-	u := f.APIURL
+	u, region := f.APIURL, f.Region
 	if u == "" {
 		u = os.Getenv("REPLICATOR_API_URL")
 	}
-	return jobclient.New(ctx, u, f.Region)
+	if u == "" {
+		// What replicator setup deployed and remembered.
+		out, err := deploy.LoadOutputs(f.Stack)
+		if err != nil {
+			return nil, err
+		}
+		u = out.APIURL
+		if region == "" {
+			region = out.Region
+		}
+	}
+	return jobclient.New(ctx, u, region)
 }
 
 // Options applies the remote flags to a job's options.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,8 +34,15 @@ func TestMain(m *testing.M) {
 	bin = filepath.Join(dir, "replicator")
 	stateDir = filepath.Join(dir, "state")
 	workerBin = filepath.Join(dir, "worker")
-	for target, pkg := range map[string]string{bin: ".", workerBin: "../../worker"} {
-		if out, err := exec.Command("go", "build", "-o", target, pkg).CombinedOutput(); err != nil {
+	// The binary under test is built without the platform artifacts, whatever
+	// a local `go tool task build` left in platform/artifacts (setup_test.go
+	// builds one with them).
+	overlay, err := artifactsOverlay(dir, "", "")
+	if err != nil {
+		panic(err)
+	}
+	for target, args := range map[string][]string{bin: {"-overlay", overlay, "."}, workerBin: {"../../worker"}} {
+		if out, err := exec.Command("go", append([]string{"build", "-o", target}, args...)...).CombinedOutput(); err != nil {
 			os.Stderr.Write(out)
 			os.Exit(1)
 		}
@@ -58,6 +66,9 @@ func replicator(t *testing.T, env []string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	// On timeout, SIGQUIT first: the goroutine dump says where it hung.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Env = append(append(os.Environ(), "REPLICATOR_STATE_DIR="+stateDir), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -70,7 +81,7 @@ func replicator(t *testing.T, env []string, args ...string) result {
 		t.Fatalf("run replicator: %v", err)
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("replicator did not finish: %s", r.stderr)
+		t.Fatalf("replicator %v did not finish: %s", args, r.stderr)
 	}
 	for _, secret := range []string{pair.Source.Password, pair.Target.Password, "s3cr3t-typo", "limited-pw"} {
 		if strings.Contains(r.stdout+r.stderr, secret) {

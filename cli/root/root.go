@@ -7,8 +7,10 @@ import (
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/initcmd"
 	"github.com/replicatorhq/replicator/cli/jobscmd"
+	"github.com/replicatorhq/replicator/cli/setupcmd"
 	"github.com/replicatorhq/replicator/cli/statuscmd"
 	"github.com/replicatorhq/replicator/cli/synccmd"
+	"github.com/replicatorhq/replicator/cli/teardowncmd"
 	"github.com/replicatorhq/replicator/cli/validatecmd"
 	"github.com/replicatorhq/replicator/cli/verifycmd"
 )
@@ -34,5 +36,7 @@ snapshot per database.`,
 	cmd.AddCommand(synccmd.NewCmdSync(f))
 	cmd.AddCommand(statuscmd.NewCmdStatus(f))
 	cmd.AddCommand(jobscmd.NewCmdJobs(f))
+	cmd.AddCommand(setupcmd.NewCmdSetup(f))
+	cmd.AddCommand(teardowncmd.NewCmdTeardown(f))
 	return cmd
 }

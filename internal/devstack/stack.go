@@ -208,8 +208,20 @@ func (s *Stack) clients(ctx context.Context, extra ...func(*config.LoadOptions) 
 // indexes, the log group, the worker launch template.
 func (s *Stack) provision(ctx context.Context) error {
 	str := func(v string) *string { return &v }
+	if err := s.CreateTable(ctx, s.Config.Table); err != nil {
+		return err
+	}
+	if _, err := s.Clients.Logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: str(s.Config.LogGroup)}); err != nil {
+		return fmt.Errorf("create log group: %w", err)
+	}
+	return s.createLaunchTemplate(ctx)
+}
+
+// CreateTable creates a jobs table with its indexes.
+func (s *Stack) CreateTable(ctx context.Context, name string) error {
+	str := func(v string) *string { return &v }
 	_, err := s.Clients.DynamoDB.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:   str(s.Config.Table),
+		TableName:   str(name),
 		BillingMode: dtypes.BillingModePayPerRequest,
 		AttributeDefinitions: []dtypes.AttributeDefinition{
 			{AttributeName: str("pk"), AttributeType: dtypes.ScalarAttributeTypeS}, {AttributeName: str("sk"), AttributeType: dtypes.ScalarAttributeTypeS},
@@ -227,9 +239,11 @@ func (s *Stack) provision(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create table: %w", err)
 	}
-	if _, err := s.Clients.Logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: str(s.Config.LogGroup)}); err != nil {
-		return fmt.Errorf("create log group: %w", err)
-	}
+	return nil
+}
+
+func (s *Stack) createLaunchTemplate(ctx context.Context) error {
+	str := func(v string) *string { return &v }
 	images, err := s.Clients.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{})
 	if err != nil || len(images.Images) == 0 {
 		return fmt.Errorf("find an image in moto: %v", err)

@@ -1,0 +1,135 @@
+// Package setupcmd is `replicator setup`: deploy the remote job platform into
+// the user's AWS account.
+package setupcmd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
+	"github.com/spf13/cobra"
+
+	"github.com/replicatorhq/replicator/cli/cmdutil"
+	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/internal/deploy"
+	"github.com/replicatorhq/replicator/platform"
+)
+
+// Options of setup.
+type Options struct {
+	Region, Stack, Backend      string
+	VPCID                       string
+	SubnetIDs, SecurityGroupIDs []string
+	InstanceType                string
+	MaxJobs                     int
+	TimeLimit                   time.Duration
+}
+
+// NewCmdSetup builds the command.
+func NewCmdSetup(f *factory.Factory) *cobra.Command {
+	opts := &Options{}
+	cmd := &cobra.Command{
+		Use:   "setup",
+		Short: "Deploy the remote job platform into your AWS account",
+		Long: `Deploy what replicator init --remote needs into your own AWS account, with the
+Pulumi Automation API (no Pulumi account needed): a DynamoDB table, the job API
+(a Lambda behind an API Gateway HTTP API, every route AWS_IAM), the reaper's
+schedule, a KMS key for job secrets, an S3 bucket with the worker binary, the
+worker AMI (built in your account by EC2 Image Builder: the slow step) and its
+launch template, and least-privilege IAM roles.
+
+The deployment state goes to an S3 bucket and KMS key that setup creates in the
+account (like CDK's bootstrap), unless --backend names another Pulumi backend.
+Running setup again changes only what changed; an interrupted setup can be run
+again. The outputs are remembered, so init --remote needs no flags.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return run(cmd.Context(), f, opts) },
+	}
+	AddStackFlags(cmd, &opts.Region, &opts.Stack, &opts.Backend)
+	fl := cmd.Flags()
+	fl.StringVar(&opts.VPCID, "vpc-id", "", "VPC of the workers (for databases in private networks)")
+	fl.StringSliceVar(&opts.SubnetIDs, "subnet-ids", nil, "subnets of the workers")
+	fl.StringSliceVar(&opts.SecurityGroupIDs, "security-group-ids", nil, "security groups of the workers")
+	fl.StringVar(&opts.InstanceType, "instance-type", "c7g.large", "default worker instance type (arm64)")
+	fl.IntVar(&opts.MaxJobs, "max-jobs", 5, "jobs allowed to run at once")
+	fl.DurationVar(&opts.TimeLimit, "time-limit", 24*time.Hour, "default time limit of a job")
+	return cmd
+}
+
+// AddStackFlags registers the flags setup and teardown share.
+func AddStackFlags(cmd *cobra.Command, region, stack, backend *string) {
+	cmd.Flags().StringVar(region, "region", "", "AWS region (default: the AWS configuration's)")
+	cmd.Flags().StringVar(stack, "stack", "replicator", "deployment name: several can live side by side")
+	cmd.Flags().StringVar(backend, "backend", "", "Pulumi state backend URL (default: an S3 bucket and KMS key setup creates in the account; e.g. file://~/.replicator-state)")
+}
+
+// Target resolves the AWS account, region and backend of a setup or teardown.
+func Target(ctx context.Context, f *factory.Factory, region, backend string, bootstrap bool) (*deploy.Account, string, string, error) {
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("AWS configuration: %w", err)
+	}
+	acct, err := deploy.WhoAmI(ctx, cfg)
+	if err != nil {
+		return nil, "", "", err
+	}
+	fmt.Fprintf(f.IOStreams.ErrOut, "AWS account %s, region %s, as %s\n", acct.ID, acct.Region, acct.ARN)
+	if backend != "" {
+		return acct, backend, "", nil
+	}
+	if !bootstrap {
+		return acct, "s3://" + deploy.StateBucket(acct), "awskms://" + deploy.StateKeyAlias + "?region=" + acct.Region, nil
+	}
+	b, s, err := deploy.Bootstrap(ctx, cfg, acct, f.IOStreams.ErrOut)
+	return acct, b, s, err
+}
+
+func run(ctx context.Context, f *factory.Factory, o *Options) error {
+	cfg := platform.Config{Stack: o.Stack, Version: f.Version, VPCID: o.VPCID, SubnetIDs: o.SubnetIDs, SecurityGroupIDs: o.SecurityGroupIDs,
+		DefaultInstanceType: o.InstanceType, MaxConcurrentJobs: o.MaxJobs, DefaultTimeLimitMinutes: int(o.TimeLimit.Minutes())}
+	dir, err := os.MkdirTemp("", "replicator-setup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if cfg.LambdaZip, cfg.WorkerBinary, err = platform.WriteArtifacts(dir); err != nil {
+		return err
+	}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return cmdutil.FlagErrorf("%v", err)
+	}
+	acct, backend, secrets, err := Target(ctx, f, o.Region, o.Backend, true)
+	if err != nil {
+		return err
+	}
+	errOut := f.IOStreams.ErrOut
+	pulumi, err := deploy.FindPulumi(ctx, errOut)
+	if err != nil {
+		return err
+	}
+	out, err := deploy.Up(ctx, deploy.Options{Config: cfg, Region: acct.Region, Backend: backend, SecretsProvider: secrets, Pulumi: pulumi, Out: errOut})
+	if err != nil {
+		return err
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(acct.Region), config.WithLogger(logging.Nop{}))
+	if err == nil {
+		if _, err := deploy.RemoveImages(ctx, awsCfg, cfg.Stack, out.AMI, errOut); err != nil {
+			fmt.Fprintf(errOut, "warning: old worker images were not removed: %v\n", err)
+		}
+	}
+	if err := deploy.SaveOutputs(out); err != nil {
+		return err
+	}
+	fmt.Fprintf(f.IOStreams.Out, "API URL:    %s\nregion:     %s\njobs table: %s\nworker AMI: %s\nversion:    %s\n",
+		out.APIURL, out.Region, out.Table, out.AMI, out.Version)
+	fmt.Fprintf(errOut, "Ready: replicator init --remote uses this deployment (stack %s).\n", cfg.Stack)
+	return nil
+}

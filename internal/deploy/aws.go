@@ -1,0 +1,172 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	etypes "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	stypes "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// Account is who and where a deployment goes.
+type Account struct {
+	ID, ARN, Region string
+}
+
+// WhoAmI checks the AWS credentials and names the account.
+func WhoAmI(ctx context.Context, cfg aws.Config) (*Account, error) {
+	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return nil, fmt.Errorf("AWS credentials: %w (configure a profile, SSO or AWS_ACCESS_KEY_ID)", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region: pass --region or set AWS_REGION")
+	}
+	return &Account{ID: aws.ToString(out.Account), ARN: aws.ToString(out.Arn), Region: cfg.Region}, nil
+}
+
+// StateKeyAlias is the KMS key of the Pulumi state's secrets.
+const StateKeyAlias = "alias/replicator-state"
+
+// StateBucket is the state bucket of an account and region.
+func StateBucket(a *Account) string { return fmt.Sprintf("replicator-state-%s-%s", a.ID, a.Region) }
+
+// Bootstrap makes the state backend in the account, idempotently (as CDK's
+// bootstrap does): a private, versioned, encrypted S3 bucket for the state and a
+// KMS key for the stack's secrets. It returns the backend URL and the secrets
+// provider.
+func Bootstrap(ctx context.Context, cfg aws.Config, a *Account, out io.Writer) (backend, secrets string, err error) {
+	s3c := s3.NewFromConfig(cfg)
+	bucket := StateBucket(a)
+	if _, err := s3c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &bucket}); err != nil {
+		fmt.Fprintf(out, "Creating the state bucket s3://%s\n", bucket)
+		in := &s3.CreateBucketInput{Bucket: &bucket}
+		if a.Region != "us-east-1" {
+			in.CreateBucketConfiguration = &stypes.CreateBucketConfiguration{LocationConstraint: stypes.BucketLocationConstraint(a.Region)}
+		}
+		if _, err := s3c.CreateBucket(ctx, in); err != nil && !strings.Contains(err.Error(), "BucketAlreadyOwnedByYou") {
+			return "", "", fmt.Errorf("create state bucket: %w", err)
+		}
+	}
+	if _, err := s3c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: &bucket, PublicAccessBlockConfiguration: &stypes.PublicAccessBlockConfiguration{
+		BlockPublicAcls: aws.Bool(true), BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}}); err != nil {
+		return "", "", fmt.Errorf("state bucket: %w", err)
+	}
+	if _, err := s3c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &bucket,
+		VersioningConfiguration: &stypes.VersioningConfiguration{Status: stypes.BucketVersioningStatusEnabled}}); err != nil {
+		return "", "", fmt.Errorf("state bucket: %w", err)
+	}
+	if _, err := s3c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: &bucket, ServerSideEncryptionConfiguration: &stypes.ServerSideEncryptionConfiguration{
+		Rules: []stypes.ServerSideEncryptionRule{{ApplyServerSideEncryptionByDefault: &stypes.ServerSideEncryptionByDefault{SSEAlgorithm: stypes.ServerSideEncryptionAwsKms}, BucketKeyEnabled: aws.Bool(true)}},
+	}}); err != nil {
+		return "", "", fmt.Errorf("state bucket: %w", err)
+	}
+	kc := kms.NewFromConfig(cfg)
+	if _, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(StateKeyAlias)}); err != nil {
+		var nf *ktypes.NotFoundException
+		if !errors.As(err, &nf) {
+			return "", "", fmt.Errorf("state key: %w", err)
+		}
+		fmt.Fprintf(out, "Creating the state key %s\n", StateKeyAlias)
+		key, err := kc.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("replicator: secrets in the Pulumi state")})
+		if err != nil {
+			return "", "", fmt.Errorf("create state key: %w", err)
+		}
+		if _, err := kc.EnableKeyRotation(ctx, &kms.EnableKeyRotationInput{KeyId: key.KeyMetadata.KeyId}); err != nil {
+			return "", "", err
+		}
+		if _, err := kc.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(StateKeyAlias), TargetKeyId: key.KeyMetadata.KeyId}); err != nil {
+			return "", "", fmt.Errorf("state key alias: %w", err)
+		}
+	}
+	return "s3://" + bucket, "awskms://" + StateKeyAlias + "?region=" + a.Region, nil
+}
+
+// Purge deletes the state bucket (every version of every object) and schedules
+// the state key's deletion.
+func Purge(ctx context.Context, cfg aws.Config, a *Account, out io.Writer) error {
+	s3c := s3.NewFromConfig(cfg)
+	bucket := StateBucket(a)
+	p := s3.NewListObjectVersionsPaginator(s3c, &s3.ListObjectVersionsInput{Bucket: &bucket})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			var nb *stypes.NoSuchBucket
+			if errors.As(err, &nb) {
+				break
+			}
+			return fmt.Errorf("list state: %w", err)
+		}
+		var ids []stypes.ObjectIdentifier
+		for _, v := range page.Versions {
+			ids = append(ids, stypes.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+		}
+		for _, m := range page.DeleteMarkers {
+			ids = append(ids, stypes.ObjectIdentifier{Key: m.Key, VersionId: m.VersionId})
+		}
+		if len(ids) > 0 {
+			if _, err := s3c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &bucket, Delete: &stypes.Delete{Objects: ids}}); err != nil {
+				return fmt.Errorf("empty state bucket: %w", err)
+			}
+		}
+	}
+	if _, err := s3c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket}); err != nil && !strings.Contains(err.Error(), "NoSuchBucket") {
+		return fmt.Errorf("delete state bucket: %w", err)
+	}
+	fmt.Fprintf(out, "Deleted the state bucket s3://%s\n", bucket)
+	kc := kms.NewFromConfig(cfg)
+	key, err := kc.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(StateKeyAlias)})
+	if err == nil {
+		if _, err := kc.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(StateKeyAlias)}); err != nil {
+			return err
+		}
+		if _, err := kc.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: key.KeyMetadata.KeyId, PendingWindowInDays: aws.Int32(7)}); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "Scheduled the deletion of the state key (AWS keeps it 7 days)\n")
+	}
+	return nil
+}
+
+// RemoveImages deregisters the worker AMIs of a stack (all but keep) and deletes
+// their snapshots: Image Builder leaves them behind when an image is rebuilt or
+// destroyed.
+func RemoveImages(ctx context.Context, cfg aws.Config, stack, keep string, out io.Writer) (int, error) {
+	c := ec2.NewFromConfig(cfg)
+	imgs, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []etypes.Filter{
+		{Name: aws.String("tag:replicator:stack"), Values: []string{stack}},
+		{Name: aws.String("tag:replicator:role"), Values: []string{"worker-image"}},
+	}})
+	if err != nil {
+		return 0, fmt.Errorf("list worker images: %w", err)
+	}
+	n := 0
+	for _, img := range imgs.Images {
+		id := aws.ToString(img.ImageId)
+		if id == keep {
+			continue
+		}
+		if _, err := c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: img.ImageId}); err != nil {
+			return n, fmt.Errorf("deregister %s: %w", id, err)
+		}
+		for _, bd := range img.BlockDeviceMappings {
+			if bd.Ebs != nil && bd.Ebs.SnapshotId != nil {
+				if _, err := c.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: bd.Ebs.SnapshotId}); err != nil {
+					return n, fmt.Errorf("delete snapshot of %s: %w", id, err)
+				}
+			}
+		}
+		fmt.Fprintf(out, "  removed old worker image %s and its snapshots\n", id)
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,365 @@
+// Package deploy runs the platform's Pulumi program (platform/) through the
+// Automation API: it picks the state backend (an S3 bucket and KMS key it
+// bootstraps in the account, or any backend URL given), selects or creates the
+// stack, deploys or destroys it while printing each step, recovers from an
+// interrupted run (stale lock, pending operations), and caches the outputs so
+// that remote commands need no flags.
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+
+	"github.com/replicatorhq/replicator/platform"
+)
+
+// Options of a deployment.
+type Options struct {
+	Config platform.Config
+	Region string
+	// Backend is the Pulumi state backend URL (s3://, file://, ...);
+	// SecretsProvider encrypts the stack's secrets ("" means a passphrase, from
+	// $PULUMI_CONFIG_PASSPHRASE, empty by default).
+	Backend, SecretsProvider string
+	Pulumi                   auto.PulumiCommand
+	// Env are extra variables for the pulumi CLI.
+	Env map[string]string
+	Out io.Writer
+}
+
+// Outputs of a deployed stack.
+type Outputs struct {
+	Stack          string `json:"stack"`
+	Backend        string `json:"backend"`
+	APIURL         string `json:"api_url"`
+	Region         string `json:"region"`
+	Table          string `json:"table"`
+	LogGroup       string `json:"jobs_log_group"`
+	Bucket         string `json:"artifacts_bucket"`
+	AMI            string `json:"ami_id"`
+	Version        string `json:"version"`
+	LaunchTemplate string `json:"launch_template"`
+	SecretsKey     string `json:"secrets_key_arn"`
+}
+
+func (o *Options) stack(ctx context.Context) (auto.Stack, error) {
+	env := map[string]string{"PULUMI_BACKEND_URL": o.Backend, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+	if o.SecretsProvider == "" {
+		if _, ok := os.LookupEnv("PULUMI_CONFIG_PASSPHRASE"); !ok {
+			env["PULUMI_CONFIG_PASSPHRASE"] = ""
+		}
+	}
+	for k, v := range o.Env {
+		env[k] = v
+	}
+	wsOpts := []auto.LocalWorkspaceOption{
+		auto.Project(workspace.Project{Name: "replicator", Runtime: workspace.NewProjectRuntimeInfo("go", nil),
+			Description: stringPtr("replicator's job platform")}),
+		auto.Pulumi(o.Pulumi), auto.EnvVars(env),
+	}
+	if o.SecretsProvider != "" {
+		wsOpts = append(wsOpts, auto.SecretsProvider(o.SecretsProvider))
+	}
+	s, err := auto.UpsertStackInlineSource(ctx, o.Config.Stack, "replicator", platform.Program(o.Config), wsOpts...)
+	if err != nil {
+		return s, fmt.Errorf("select stack %s in %s: %w", o.Config.Stack, o.Backend, err)
+	}
+	if err := s.SetConfig(ctx, "aws:region", auto.ConfigValue{Value: o.Region}); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// Up deploys (or updates) the stack and returns its outputs.
+func Up(ctx context.Context, o Options) (*Outputs, error) {
+	s, err := o.stack(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := recoverInterrupted(ctx, &s, o.Out); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.Out, "Deploying stack %s to %s (state in %s)\n", o.Config.Stack, o.Region, o.Backend)
+	start := time.Now()
+	up := func() (auto.UpResult, error) {
+		ch := make(chan events.EngineEvent)
+		done := make(chan struct{})
+		go func() { printEvents(o.Out, ch); close(done) }()
+		res, err := s.Up(ctx, optup.EventStreams(ch))
+		drain(done)
+		return res, err
+	}
+	res, err := up()
+	if err != nil && strings.Contains(err.Error(), "currently locked") {
+		// A lock left by an interrupted setup: nothing else runs (locks are
+		// only taken by setup and teardown); remove it and go again.
+		fmt.Fprintln(o.Out, "The stack is locked by an interrupted run: removing the stale lock and retrying.")
+		if cerr := s.Cancel(ctx); cerr != nil {
+			return nil, fmt.Errorf("remove stale lock: %w", cerr)
+		}
+		res, err = up()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %s", lastLines(err.Error(), 6))
+	}
+	changes := map[string]int{}
+	if res.Summary.ResourceChanges != nil {
+		changes = *res.Summary.ResourceChanges
+	}
+	changed := 0
+	for op, n := range changes {
+		if op != "same" {
+			changed += n
+		}
+	}
+	if changed == 0 {
+		fmt.Fprintln(o.Out, "No changes: the platform is up to date.")
+	} else {
+		fmt.Fprintf(o.Out, "Done in %s: %s\n", time.Since(start).Round(time.Second), summarize(changes))
+	}
+	return outputs(o, res.Outputs), nil
+}
+
+// StackOutputs reads the outputs of a deployed stack without changing it.
+func StackOutputs(ctx context.Context, o Options) (*Outputs, error) {
+	s, err := o.stack(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.Outputs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return outputs(o, out), nil
+}
+
+// Destroy removes every resource of the stack, then the stack itself.
+func Destroy(ctx context.Context, o Options) error {
+	s, err := o.stack(ctx)
+	if err != nil {
+		return err
+	}
+	if err := recoverInterrupted(ctx, &s, o.Out); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "Destroying stack %s in %s\n", o.Config.Stack, o.Region)
+	ch := make(chan events.EngineEvent)
+	done := make(chan struct{})
+	go func() { printEvents(o.Out, ch); close(done) }()
+	_, err = s.Destroy(ctx, optdestroy.EventStreams(ch))
+	drain(done)
+	if err != nil && strings.Contains(err.Error(), "currently locked") {
+		if cerr := s.Cancel(ctx); cerr == nil {
+			_, err = s.Destroy(ctx)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("destroy: %s", lastLines(err.Error(), 6))
+	}
+	return s.Workspace().RemoveStack(ctx, o.Config.Stack)
+}
+
+// recoverInterrupted clears the pending operations a killed run leaves in the
+// state (the engine refuses to go on otherwise), then refreshes the state from
+// what exists, so the next update creates what is missing.
+func recoverInterrupted(ctx context.Context, s *auto.Stack, out io.Writer) error {
+	state, err := s.Export(ctx)
+	if err != nil {
+		if strings.Contains(err.Error(), "currently locked") {
+			if cerr := s.Cancel(ctx); cerr != nil {
+				return cerr
+			}
+			fmt.Fprintln(out, "Removed a stale lock left by an interrupted run.")
+			state, err = s.Export(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("read state: %w", err)
+		}
+	}
+	var d apitype.DeploymentV3
+	if len(state.Deployment) == 0 || json.Unmarshal(state.Deployment, &d) != nil || len(d.PendingOperations) == 0 {
+		return nil
+	}
+	fmt.Fprintf(out, "Recovering from an interrupted run: clearing %d pending operation(s) and refreshing the state.\n", len(d.PendingOperations))
+	d.PendingOperations = nil
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	state.Deployment = raw
+	if err := s.Import(ctx, state); err != nil {
+		return fmt.Errorf("clear pending operations: %w", err)
+	}
+	if _, err := s.Refresh(ctx, optrefresh.ProgressStreams(io.Discard)); err != nil {
+		return fmt.Errorf("refresh after an interrupted run: %w", err)
+	}
+	return nil
+}
+
+func outputs(o Options, m auto.OutputMap) *Outputs {
+	get := func(k string) string {
+		if v, ok := m[k]; ok {
+			if s, ok := v.Value.(string); ok {
+				return s
+			}
+		}
+		return ""
+	}
+	return &Outputs{
+		Stack: o.Config.Stack, Backend: o.Backend, APIURL: strings.TrimRight(get(platform.OutAPIURL), "/"), Region: get(platform.OutRegion),
+		Table: get(platform.OutTable), LogGroup: get(platform.OutLogGroup), Bucket: get(platform.OutBucket), AMI: get(platform.OutAMI),
+		Version: get(platform.OutVersion), LaunchTemplate: get(platform.OutLaunchTemplate), SecretsKey: get(platform.OutSecretsKey),
+	}
+}
+
+// printEvents writes one line per resource step: what is being created,
+// updated or deleted, and when it is done. The worker image build is named as
+// the slow step it is.
+func printEvents(w io.Writer, ch <-chan events.EngineEvent) {
+	started := map[string]time.Time{}
+	for ev := range ch {
+		switch {
+		case ev.ResourcePreEvent != nil:
+			m := ev.ResourcePreEvent.Metadata
+			if m.Op == apitype.OpSame || m.Op == apitype.OpRead || m.Type == "pulumi:pulumi:Stack" || strings.HasPrefix(m.Type, "pulumi:providers:") {
+				continue
+			}
+			started[m.URN] = time.Now()
+			note := ""
+			if m.Type == platform.ImageResourceType && (m.Op == apitype.OpCreate || m.Op == apitype.OpReplace || m.Op == apitype.OpCreateReplacement) {
+				note = "  <- the worker AMI build: the slow step, usually 20 to 40 minutes"
+			}
+			fmt.Fprintf(w, "  %-9s %-50s %s%s\n", verb(m.Op, false), m.Type, name(m.URN), note)
+		case ev.ResOutputsEvent != nil:
+			m := ev.ResOutputsEvent.Metadata
+			t, ok := started[m.URN]
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(w, "  %-9s %-50s %s (%s)\n", verb(m.Op, true), m.Type, name(m.URN), time.Since(t).Round(100*time.Millisecond))
+		case ev.ResOpFailedEvent != nil:
+			m := ev.ResOpFailedEvent.Metadata
+			fmt.Fprintf(w, "  failed    %-50s %s\n", m.Type, name(m.URN))
+		case ev.DiagnosticEvent != nil && (ev.DiagnosticEvent.Severity == "error" || ev.DiagnosticEvent.Severity == "warning"):
+			if msg := strings.TrimSpace(ev.DiagnosticEvent.Message); msg != "" {
+				fmt.Fprintf(w, "  %s: %s\n", ev.DiagnosticEvent.Severity, lastLines(msg, 3))
+			}
+		}
+	}
+}
+
+// drain waits for the event printer to see the end of the stream. When the
+// engine fails before streaming, the Automation API never closes the channel:
+// do not wait for ever.
+func drain(done <-chan struct{}) {
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+func verb(op apitype.OpType, done bool) string {
+	v := map[apitype.OpType][2]string{
+		apitype.OpCreate: {"creating", "created"}, apitype.OpUpdate: {"updating", "updated"}, apitype.OpDelete: {"deleting", "deleted"},
+		apitype.OpReplace: {"replacing", "replaced"}, apitype.OpCreateReplacement: {"creating", "created"}, apitype.OpDeleteReplaced: {"deleting", "deleted"},
+	}[op]
+	if v[0] == "" {
+		return string(op)
+	}
+	if done {
+		return v[1]
+	}
+	return v[0]
+}
+
+func name(urn string) string { return urn[strings.LastIndex(urn, "::")+2:] }
+
+func summarize(changes map[string]int) string {
+	var parts []string
+	for _, op := range []string{"create", "update", "replace", "delete", "same"} {
+		if n := changes[op]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, map[string]string{"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted", "same": "unchanged"}[op]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func stringPtr(s string) *string { return &s }
+
+// CacheDir is where stack outputs are cached: $XDG_CONFIG_HOME/replicator/stacks.
+func CacheDir() (string, error) {
+	if d := os.Getenv("REPLICATOR_CONFIG_DIR"); d != "" {
+		return filepath.Join(d, "stacks"), nil
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, "replicator", "stacks"), nil
+}
+
+// SaveOutputs caches a stack's outputs.
+func SaveOutputs(o *Outputs) error {
+	dir, err := CacheDir()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(o, "", "  ")
+	return os.WriteFile(filepath.Join(dir, o.Stack+".json"), b, 0o600)
+}
+
+// LoadOutputs reads cached outputs of stack.
+func LoadOutputs(stack string) (*Outputs, error) {
+	dir, err := CacheDir()
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, stack+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no deployment %q known here: run replicator setup, or pass --api-url", stack)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var o Outputs
+	return &o, json.Unmarshal(b, &o)
+}
+
+// ForgetOutputs removes cached outputs.
+func ForgetOutputs(stack string) error {
+	dir, err := CacheDir()
+	if err != nil {
+		return err
+	}
+	err = os.Remove(filepath.Join(dir, stack+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,42 @@
+// Command pulumi runs the platform program with the plain pulumi CLI (see
+// Pulumi.yaml at the repository root), for those who manage stacks themselves:
+//
+//	pulumi config set aws:region eu-west-1
+//	pulumi config set replicator:lambdaZip ./lambda.zip        # zip holding bootstrap (linux/arm64)
+//	pulumi config set replicator:workerBinary ./platform/artifacts/worker
+//	pulumi up
+//
+// replicator setup runs the same program through the Automation API.
+package main
+
+import (
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+
+	"github.com/replicatorhq/replicator/platform"
+)
+
+func main() {
+	pulumi.Run(func(ctx *pulumi.Context) error {
+		c := config.New(ctx, "replicator")
+		split := func(s string) []string {
+			if s == "" {
+				return nil
+			}
+			return strings.Split(s, ",")
+		}
+		version := c.Get("version")
+		if version == "" {
+			version = "dev"
+		}
+		cfg := platform.Config{
+			Stack: ctx.Stack(), Version: version,
+			LambdaZip: c.Require("lambdaZip"), WorkerBinary: c.Require("workerBinary"),
+			VPCID: c.Get("vpcId"), SubnetIDs: split(c.Get("subnetIds")), SecurityGroupIDs: split(c.Get("securityGroupIds")),
+			DefaultInstanceType: c.Get("instanceType"), MaxConcurrentJobs: c.GetInt("maxJobs"), DefaultTimeLimitMinutes: c.GetInt("timeLimitMinutes"),
+		}
+		return platform.Program(cfg)(ctx)
+	})
+}
