@@ -152,7 +152,9 @@ func (f *fake) Invoke(_ context.Context, req *pulumirpc.InvokeRequest) (*pulumir
 	return &pulumirpc.InvokeResponse{Return: s}, err
 }
 
-func (f *fake) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) { return &emptypb.Empty{}, nil }
+func (f *fake) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
+	return &emptypb.Empty{}, nil
+}
 
 // outputs are the inputs with the values AWS would compute.
 func outputs(urn string, in *structpb.Struct) (*structpb.Struct, string) {
