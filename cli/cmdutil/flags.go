@@ -120,3 +120,15 @@ func (e *FlagError) Error() string { return e.msg }
 func FlagErrorf(format string, args ...any) error {
 	return &FlagError{msg: fmt.Sprintf(format, args...)}
 }
+
+// ParseInputs reads what every data command starts from: both endpoints and
+// the filters (a bad filter is a usage error).
+func ParseInputs(e *Endpoints, f *Filters) (src, dst *conninfo.Endpoint, rules *filter.Rules, err error) {
+	if src, dst, err = e.Parse(); err != nil {
+		return nil, nil, nil, err
+	}
+	if rules, err = f.Spec().Compile(); err != nil {
+		return nil, nil, nil, FlagErrorf("%v", err)
+	}
+	return src, dst, rules, nil
+}

@@ -99,13 +99,9 @@ changes, unless --drop-existing replaces it.`,
 
 func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 	ios := f.IOStreams
-	src, dst, err := opts.Endpoints.Parse()
+	src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
 	if err != nil {
 		return err
-	}
-	rules, err := opts.Filters.Spec().Compile()
-	if err != nil {
-		return cmdutil.FlagErrorf("%v", err)
 	}
 	split, err := cmdutil.ParseSize(opts.SplitLargerThan)
 	if err != nil {

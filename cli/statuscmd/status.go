@@ -43,13 +43,9 @@ state, the slot's lag in bytes and seconds, and when a change was last applied.
 --watch refreshes until Ctrl-C.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, dst, err := opts.Endpoints.Parse()
+			src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
 			if err != nil {
 				return err
-			}
-			rules, err := opts.Filters.Spec().Compile()
-			if err != nil {
-				return cmdutil.FlagErrorf("%v", err)
 			}
 			return run(cmd.Context(), f, opts, src, dst, rules)
 		},

@@ -53,13 +53,9 @@ at cut-over, before stopping).`,
   replicator sync --source $SRC --target $DST --stop --sequences   # at cut-over`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, dst, err := opts.Endpoints.Parse()
+			src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
 			if err != nil {
 				return err
-			}
-			rules, err := opts.Filters.Spec().Compile()
-			if err != nil {
-				return cmdutil.FlagErrorf("%v", err)
 			}
 			via, err := ParseSourceFromTarget(opts.SourceFromTarget)
 			if err != nil {

@@ -43,13 +43,9 @@ Each finding is ok, warn or fail, with the fix in one line. Exits non-zero
 when a check fails. replicator init runs the same checks first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, dst, err := opts.Endpoints.Parse()
+			src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
 			if err != nil {
 				return err
-			}
-			rules, err := opts.Filters.Spec().Compile()
-			if err != nil {
-				return cmdutil.FlagErrorf("%v", err)
 			}
 			rep, err := validate.Run(cmd.Context(), validate.Options{Source: src, Target: dst, Filters: rules,
 				FindTools: f.FindTools, PGBin: opts.Endpoints.PGBin, Sync: opts.Sync, Jobs: opts.Jobs})

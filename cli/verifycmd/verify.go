@@ -45,13 +45,9 @@ Rows are compared as text under identical session settings; tables with a
 will show the changes as differences.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, dst, err := opts.Endpoints.Parse()
+			src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
 			if err != nil {
 				return err
-			}
-			rules, err := opts.Filters.Spec().Compile()
-			if err != nil {
-				return cmdutil.FlagErrorf("%v", err)
 			}
 			return Run(cmd.Context(), f, verify.Options{Source: src, Target: dst, Filters: rules, Jobs: opts.Jobs}, opts.JSON)
 		},

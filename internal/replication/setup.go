@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -266,22 +267,8 @@ func (s *session) stopDB(ctx context.Context, db string, src, dst *pgx.Conn, cut
 }
 
 func joinAnd(s []string) string {
-	switch len(s) {
-	case 1:
-		return s[0]
-	case 2:
-		return s[0] + " and " + s[1]
+	if len(s) < 2 {
+		return strings.Join(s, "")
 	}
-	out := ""
-	for i, x := range s {
-		switch {
-		case i == len(s)-1:
-			out += ", and " + x
-		case i > 0:
-			out += ", " + x
-		default:
-			out = x
-		}
-	}
-	return out
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
