@@ -341,3 +341,19 @@ func TestRemoteSync(t *testing.T) {
 		t.Errorf("left behind: %v", got)
 	}
 }
+
+// After replicator setup, remote commands find the API from the cached outputs.
+func TestRemoteCommandsUseSetupOutputs(t *testing.T) {
+	s := platform(t)
+	configDir := t.TempDir()
+	os.MkdirAll(filepath.Join(configDir, "stacks"), 0o700)
+	os.WriteFile(filepath.Join(configDir, "stacks", "replicator.json"),
+		[]byte(`{"stack":"replicator","api_url":"`+s.API.URL+`","region":"us-east-1"}`), 0o600)
+	env := append(s.CallerEnv("alice"), "REPLICATOR_API_URL=", "AWS_REGION=", "REPLICATOR_CONFIG_DIR="+configDir)
+	r := replicator(t, env, "jobs", "list", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"jobs"`) {
+		t.Fatalf("jobs list from the cached outputs: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = replicator(t, env, "jobs", "list", "--stack", "elsewhere")
+	assertOneLineError(t, r, `no deployment "elsewhere" known here: run replicator setup, or pass --api-url`)
+}
