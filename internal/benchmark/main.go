@@ -58,15 +58,11 @@ func run(bin, dataset string, scale, rounds int, only, extra string) error {
 		"max_connections": "100", "max_worker_processes": "16", "log_min_messages": "warning",
 	}
 	fmt.Println("starting source and target clusters")
-	src, err := pgcluster.Start(ctx, pgcluster.Options{Name: "bench-src", Settings: settings})
+	src, dst, err := pgcluster.StartPair(ctx, "bench", pgcluster.Options{Settings: settings}, pgcluster.Options{Settings: settings})
 	if err != nil {
 		return err
 	}
 	defer src.Stop()
-	dst, err := pgcluster.Start(ctx, pgcluster.Options{Name: "bench-dst", Settings: settings})
-	if err != nil {
-		return err
-	}
 	defer dst.Stop()
 	binDir := src.BinDir
 

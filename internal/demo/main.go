@@ -41,15 +41,12 @@ func run(bin, worker string, scale int, keep bool) error {
 
 	step("starting two throwaway PostgreSQL clusters")
 	settings := map[string]string{"max_wal_size": "2GB", "shared_buffers": "256MB", "fsync": "off"}
-	src, err := pgcluster.Start(ctx, pgcluster.Options{Name: "demo-source", Password: "demo-source-pw", Settings: settings})
+	src, dst, err := pgcluster.StartPair(ctx, "demo",
+		pgcluster.Options{Password: "demo-source-pw", Settings: settings}, pgcluster.Options{Password: "demo-target-pw", Settings: settings})
 	if err != nil {
 		return err
 	}
 	defer src.Stop()
-	dst, err := pgcluster.Start(ctx, pgcluster.Options{Name: "demo-target", Password: "demo-target-pw", Settings: settings})
-	if err != nil {
-		return err
-	}
 	defer dst.Stop()
 	fmt.Printf("    source on 127.0.0.1:%d, target on 127.0.0.1:%d\n", src.Port, dst.Port)
 

@@ -20,6 +20,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/replicatorhq/replicator/internal/lambdafn"
+	"github.com/replicatorhq/replicator/internal/loopback"
 )
 
 // APIServer serves the Lambda handler over HTTP as API Gateway would: every
@@ -36,7 +37,7 @@ type APIServer struct {
 
 // StartAPI listens on a free loopback port.
 func StartAPI(h *lambdafn.Handler) (*APIServer, error) {
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}

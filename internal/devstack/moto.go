@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/replicatorhq/replicator/internal/loopback"
 )
 
 // Moto is a running moto_server.
@@ -55,7 +56,7 @@ func StartMoto(ctx context.Context) (*Moto, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
+		port, err := loopback.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -98,13 +99,4 @@ func (m *Moto) Stop() {
 	if m != nil && m.cmd != nil && m.cmd.Process != nil {
 		syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

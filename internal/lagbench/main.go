@@ -41,15 +41,11 @@ func run(bin string, rate, seconds, scale int) error {
 		srcSettings[k] = v
 	}
 	fmt.Println("starting source and target clusters")
-	src, err := pgcluster.Start(ctx, pgcluster.Options{Name: "lag-src", Settings: srcSettings})
+	src, dst, err := pgcluster.StartPair(ctx, "lag", pgcluster.Options{Settings: srcSettings}, pgcluster.Options{Settings: common})
 	if err != nil {
 		return err
 	}
 	defer src.Stop()
-	dst, err := pgcluster.Start(ctx, pgcluster.Options{Name: "lag-dst", Settings: common})
-	if err != nil {
-		return err
-	}
 	defer dst.Stop()
 	if err := src.Exec(ctx, "postgres", "CREATE DATABASE bench"); err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/replicatorhq/replicator/internal/loopback"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 )
 
@@ -108,7 +109,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 8; attempt++ {
-		port, err := freePort()
+		port, err := loopback.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -255,15 +256,6 @@ func (c *Cluster) chown(path string) error {
 	return os.Chown(path, uid, gid)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func sanitize(s string) string {
 	if s == "" {
 		return "cluster"
@@ -281,4 +273,18 @@ func tail(s string, n int) string {
 		return s
 	}
 	return s[len(s)-n:]
+}
+
+// StartPair starts a source and a target cluster (settings for each), named
+// name-src and name-dst. When the target fails to start, the source is stopped.
+func StartPair(ctx context.Context, name string, src, dst Options) (source, target *Cluster, err error) {
+	src.Name, dst.Name = name+"-src", name+"-dst"
+	if source, err = Start(ctx, src); err != nil {
+		return nil, nil, err
+	}
+	if target, err = Start(ctx, dst); err != nil {
+		source.Stop()
+		return nil, nil, err
+	}
+	return source, target, nil
 }

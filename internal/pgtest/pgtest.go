@@ -44,13 +44,10 @@ func StartPair(name string, sourceExtra ...map[string]string) (*Pair, error) {
 			settings[k] = v
 		}
 	}
-	src, err := pgcluster.Start(ctx, pgcluster.Options{Name: name + "-src", Password: "src-pw-" + name, Settings: settings})
+	src, dst, err := pgcluster.StartPair(ctx, name,
+		pgcluster.Options{Password: "src-pw-" + name, Settings: settings},
+		pgcluster.Options{Password: "dst-pw-" + name, Settings: pgcluster.TestSettings})
 	if err != nil {
-		return nil, err
-	}
-	dst, err := pgcluster.Start(ctx, pgcluster.Options{Name: name + "-dst", Password: "dst-pw-" + name, Settings: pgcluster.TestSettings})
-	if err != nil {
-		src.Stop()
 		return nil, err
 	}
 	return &Pair{Source: src, Target: dst}, nil
