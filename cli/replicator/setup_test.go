@@ -246,13 +246,3 @@ func injectPendingOperation(t *testing.T, env []string, state string) {
 		t.Fatal(err)
 	}
 }
-
-func envValue(env []string, key string) string {
-	v := ""
-	for _, kv := range env {
-		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
-			v = val
-		}
-	}
-	return v
-}
