@@ -8,6 +8,10 @@ package platform
 import (
 	"fmt"
 	"regexp"
+
+	"github.com/replicatorhq/replicator/platform/names"
+
+	"github.com/replicatorhq/replicator/internal/jobs"
 )
 
 // Config is what the program is a function of.
@@ -20,10 +24,18 @@ type Config struct {
 	// LambdaZip is the Lambda's code (a zip holding "bootstrap", linux/arm64);
 	// WorkerBinary the worker (linux/arm64).
 	LambdaZip, WorkerBinary string
-	// Networking for workers that must reach databases in private networks.
+	// Networking for workers that must reach databases in private networks:
+	// every subnet is used (a launch moves on to the next one when a zone has
+	// no capacity). VPCID is the subnets' VPC ("" for the region's default
+	// VPC); without SecurityGroupIDs the stack creates a worker security group
+	// in it.
 	VPCID            string
 	SubnetIDs        []string
 	SecurityGroupIDs []string
+	// BuildSubnetID is where Image Builder builds the AMI ("" for the default
+	// VPC): it needs a route to the package repositories and to SSM, which the
+	// workers' subnets may not have. BuildVPCID is its VPC.
+	BuildSubnetID, BuildVPCID string
 	// Limits and defaults of jobs.
 	DefaultInstanceType     string
 	MaxConcurrentJobs       int
@@ -40,7 +52,7 @@ func (c *Config) Defaults() {
 		c.Stack = "replicator"
 	}
 	if c.DefaultInstanceType == "" {
-		c.DefaultInstanceType = "c7g.large"
+		c.DefaultInstanceType = jobs.DefaultInstanceType
 	}
 	if c.MaxConcurrentJobs == 0 {
 		c.MaxConcurrentJobs = 5
@@ -58,8 +70,18 @@ func (c *Config) Validate() error {
 	if !stackRE.MatchString(c.Stack) {
 		return fmt.Errorf("stack name %q: use lowercase letters, digits and dashes, at most 24 characters", c.Stack)
 	}
-	if len(c.SubnetIDs) > 0 && c.VPCID == "" {
-		return fmt.Errorf("--subnet-ids needs --vpc-id")
+	if c.Stack == "state" {
+		// replicator-state-ACCOUNT-REGION is the state bucket's name.
+		return fmt.Errorf("stack name %q is reserved: choose another", c.Stack)
+	}
+	if (len(c.SubnetIDs) > 0 || len(c.SecurityGroupIDs) > 0) && c.VPCID == "" {
+		return fmt.Errorf("subnets and security groups need their VPC id")
+	}
+	if c.BuildSubnetID != "" && c.BuildVPCID == "" {
+		return fmt.Errorf("the build subnet needs its VPC id")
+	}
+	if err := jobs.CheckInstanceType(c.DefaultInstanceType); err != nil {
+		return fmt.Errorf("--instance-type: %w", err)
 	}
 	if c.MaxConcurrentJobs < 1 || c.DefaultTimeLimitMinutes < 1 {
 		return fmt.Errorf("max concurrent jobs and the default time limit must be positive")
@@ -83,11 +105,8 @@ const (
 	OutSecretsKey     = "secretsKeyArn"
 )
 
-// Prefix is the name prefix of every resource of the stack.
-func (c *Config) Prefix() string { return "replicator-" + c.Stack }
-
-// SecretPrefix is where job secrets live (the worker may read only there).
-func (c *Config) SecretPrefix() string { return "replicator/" + c.Stack + "/jobs/" }
+// Names are the stack's fixed resource names.
+func (c *Config) Names() names.Names { return names.Of(c.Stack) }
 
 // WorkerKey is the artifacts bucket key of this version's worker.
 func (c *Config) WorkerKey() string { return "worker/" + c.Version + "/worker" }

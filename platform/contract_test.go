@@ -9,15 +9,14 @@ import (
 
 // Actions the policies grant that the recorded calls do not show, each with why.
 var justified = map[string]string{
-	"lambda secretsmanager:TagResource": "CreateSecret with tags needs it",
-	"lambda kms:GenerateDataKey":        "CreateSecret with the customer key encrypts through KMS",
-	"lambda kms:Decrypt":                "same, for Secrets Manager's envelope encryption",
-	"lambda ec2:CreateTags":             "RunInstances with tag specifications needs it (limited to RunInstances)",
-	"lambda iam:PassRole":               "RunInstances hands the worker role to the instance",
-	"lambda logs:CreateLogStream":       "the Lambda runtime writes the function's own logs",
-	"lambda logs:PutLogEvents":          "the Lambda runtime writes the function's own logs",
-	"worker kms:Decrypt":                "GetSecretValue decrypts with the customer key",
-	"worker s3:GetObject":               "the image's boot script fetches the worker binary (aws CLI, not recorded)",
+	"lambda kms:GenerateDataKey":  "CreateSecret with the customer key encrypts through KMS",
+	"lambda kms:Decrypt":          "same, for Secrets Manager's envelope encryption",
+	"lambda ec2:CreateTags":       "RunInstances with tag specifications needs it (limited to RunInstances)",
+	"lambda iam:PassRole":         "RunInstances hands the worker role to the instance",
+	"lambda logs:CreateLogStream": "the Lambda runtime writes the function's own logs",
+	"lambda logs:PutLogEvents":    "the Lambda runtime writes the function's own logs",
+	"worker kms:Decrypt":          "GetSecretValue decrypts with the customer key",
+	"worker s3:GetObject":         "the image's boot script fetches the worker binary (aws CLI, not recorded)",
 }
 
 // The IAM policies allow every AWS action the Lambda and the worker actually

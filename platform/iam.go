@@ -1,6 +1,10 @@
 package platform
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/replicatorhq/replicator/platform/names"
+)
 
 // Policy is an IAM policy document.
 type Policy struct {
@@ -8,13 +12,13 @@ type Policy struct {
 	Statement []Statement `json:"Statement"`
 }
 
-// Statement of a policy.
+// Statement of a policy. A condition value is a string or a list of strings.
 type Statement struct {
-	Sid       string                       `json:"Sid"`
-	Effect    string                       `json:"Effect"`
-	Action    []string                     `json:"Action"`
-	Resource  []string                     `json:"Resource"`
-	Condition map[string]map[string]string `json:"Condition,omitempty"`
+	Sid       string                    `json:"Sid"`
+	Effect    string                    `json:"Effect"`
+	Action    []string                  `json:"Action"`
+	Resource  []string                  `json:"Resource"`
+	Condition map[string]map[string]any `json:"Condition,omitempty"`
 }
 
 // JSON renders the document.
@@ -26,6 +30,7 @@ func (p Policy) JSON() string {
 // ARNs the policies are scoped to.
 type ARNs struct {
 	Partition, Region, Account string
+	Stack                      string
 	Table                      string // table ARN
 	SecretsKey                 string // KMS key ARN
 	JobsLogGroup               string // log group ARN
@@ -44,24 +49,42 @@ func (a ARNs) ec2(kind string) string {
 	return "arn:" + a.Partition + ":ec2:" + a.Region + ":" + a.Account + ":" + kind + "/*"
 }
 
-// workerTag limits EC2 actions to instances tagged as replicator workers.
-var workerTag = map[string]map[string]string{"StringEquals": {"ec2:ResourceTag/replicator:role": "worker"}}
+// stackWorker matches the stack's worker instances by their tags: another
+// stack's workers, or any other instance, are out of reach.
+func (a ARNs) stackWorker() map[string]map[string]any {
+	return map[string]map[string]any{"StringEquals": {"ec2:ResourceTag/" + names.TagStack: a.Stack, "ec2:ResourceTag/" + names.TagRole: names.RoleWorker}}
+}
 
-// LambdaPolicy is the API's and the reaper's: the job table, job secrets (create
-// and delete, never read), launching and terminating workers, reading job logs.
+// LambdaPolicy is the API's and the reaper's: the job table; job secrets
+// (create, tag with their worker, delete; never read); launching workers only
+// from the stack's launch template and only with the stack's worker tags;
+// terminating only the stack's workers; reading job logs.
 func LambdaPolicy(a ARNs) Policy {
 	return Policy{Version: "2012-10-17", Statement: []Statement{
 		{Sid: "Jobs", Effect: "Allow", Action: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:TransactWriteItems"},
 			Resource: []string{a.Table, a.Table + "/index/*"}},
-		{Sid: "JobSecrets", Effect: "Allow", Action: []string{"secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:DeleteSecret"},
-			Resource: []string{a.secrets()}},
+		{Sid: "CreateJobSecrets", Effect: "Allow", Action: []string{"secretsmanager:CreateSecret"}, Resource: []string{a.secrets()},
+			Condition: map[string]map[string]any{"StringEquals": {"aws:RequestTag/" + names.TagStack: a.Stack}}},
+		// CreateSecret with tags needs TagResource; after a launch, the secret
+		// is tagged with the worker allowed to read it.
+		{Sid: "TagJobSecrets", Effect: "Allow", Action: []string{"secretsmanager:TagResource"}, Resource: []string{a.secrets()},
+			Condition: map[string]map[string]any{"ForAllValues:StringEquals": {"aws:TagKeys": []string{names.TagStack, names.TagJob, names.TagInstance}}}},
+		{Sid: "DeleteJobSecrets", Effect: "Allow", Action: []string{"secretsmanager:DeleteSecret"}, Resource: []string{a.secrets()}},
 		{Sid: "JobSecretsKey", Effect: "Allow", Action: []string{"kms:GenerateDataKey", "kms:Decrypt"}, Resource: []string{a.SecretsKey}},
-		{Sid: "LaunchWorkers", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{
-			a.LaunchTemplate, a.ec2("instance"), a.ec2("volume"), a.ec2("network-interface"), a.ec2("subnet"), a.ec2("security-group"),
+		// The instance and its volume: only from the stack's launch template,
+		// only tagged as the stack's worker.
+		{Sid: "LaunchWorkers", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{a.ec2("instance"), a.ec2("volume")},
+			Condition: map[string]map[string]any{
+				"ArnEquals":    {"ec2:LaunchTemplate": a.LaunchTemplate},
+				"StringEquals": {"aws:RequestTag/" + names.TagStack: a.Stack, "aws:RequestTag/" + names.TagRole: names.RoleWorker},
+			}},
+		// What such a launch also touches (none of these can be tagged in it).
+		{Sid: "LaunchWorkersWith", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{
+			a.LaunchTemplate, a.ec2("network-interface"), a.ec2("subnet"), a.ec2("security-group"),
 			"arn:" + a.Partition + ":ec2:" + a.Region + "::image/*"}},
 		{Sid: "TagWorkersAtLaunch", Effect: "Allow", Action: []string{"ec2:CreateTags"}, Resource: []string{a.ec2("instance"), a.ec2("volume")},
-			Condition: map[string]map[string]string{"StringEquals": {"ec2:CreateAction": "RunInstances"}}},
-		{Sid: "TerminateWorkers", Effect: "Allow", Action: []string{"ec2:TerminateInstances"}, Resource: []string{a.ec2("instance")}, Condition: workerTag},
+			Condition: map[string]map[string]any{"StringEquals": {"ec2:CreateAction": "RunInstances"}}},
+		{Sid: "TerminateWorkers", Effect: "Allow", Action: []string{"ec2:TerminateInstances"}, Resource: []string{a.ec2("instance")}, Condition: a.stackWorker()},
 		// DescribeInstances has no resource-level permissions: "*" is the only form.
 		{Sid: "FindWorkers", Effect: "Allow", Action: []string{"ec2:DescribeInstances"}, Resource: []string{"*"}},
 		{Sid: "PassWorkerRole", Effect: "Allow", Action: []string{"iam:PassRole"}, Resource: []string{a.WorkerRole}},
@@ -70,16 +93,25 @@ func LambdaPolicy(a ARNs) Policy {
 	}}
 }
 
-// WorkerPolicy is a worker's: its job's items and checkpoints, its job's secret,
-// its log stream, the worker binary, and terminating itself.
+// WorkerPolicy is a worker's. It reads only the secret tagged with its own
+// instance (ec2:SourceInstanceARN is the caller's instance, set by EC2 and not
+// forgeable). It writes job items and the slot counter of the table, and never
+// the platform's configuration; IAM cannot tie the items to its own job (no
+// policy variable carries the job id), see the README. It has no EC2 rights:
+// it ends its instance by powering off (the launch template's shutdown
+// behaviour terminates it).
 func WorkerPolicy(a ARNs) Policy {
+	ownInstance := map[string]map[string]any{"StringEquals": {"secretsmanager:ResourceTag/" + names.TagInstance: "${ec2:SourceInstanceARN}"}}
 	return Policy{Version: "2012-10-17", Statement: []Statement{
-		{Sid: "JobAndCheckpoints", Effect: "Allow", Action: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:TransactWriteItems"},
-			Resource: []string{a.Table}},
-		{Sid: "JobSecret", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"}, Resource: []string{a.secrets()}},
+		{Sid: "ReadJobs", Effect: "Allow", Action: []string{"dynamodb:GetItem", "dynamodb:Query"}, Resource: []string{a.Table},
+			Condition: map[string]map[string]any{"ForAllValues:StringLike": {"dynamodb:LeadingKeys": []string{"JOB#*", "PLATFORM"}}}},
+		{Sid: "WriteJobs", Effect: "Allow", Action: []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:TransactWriteItems"},
+			Resource:  []string{a.Table},
+			Condition: map[string]map[string]any{"ForAllValues:StringLike": {"dynamodb:LeadingKeys": []string{"JOB#*", "ACCOUNT"}}}},
+		{Sid: "OwnJobSecret", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"}, Resource: []string{a.secrets()},
+			Condition: ownInstance},
 		{Sid: "JobSecretKey", Effect: "Allow", Action: []string{"kms:Decrypt"}, Resource: []string{a.SecretsKey}},
 		{Sid: "JobLog", Effect: "Allow", Action: []string{"logs:CreateLogStream", "logs:PutLogEvents"}, Resource: []string{a.JobsLogGroup + ":log-stream:*"}},
 		{Sid: "WorkerBinary", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: []string{a.Bucket + "/worker/*"}},
-		{Sid: "TerminateSelf", Effect: "Allow", Action: []string{"ec2:TerminateInstances"}, Resource: []string{a.ec2("instance")}, Condition: workerTag},
 	}}
 }

@@ -1,8 +1,15 @@
 package platform
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/binary"
+	"fmt"
+	"strings"
 
+	"github.com/replicatorhq/replicator/platform/names"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/imagebuilder"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -17,89 +24,135 @@ var componentYAML string
 // a setup (20 to 40 minutes).
 const ImageCreateTimeout = "90m"
 
+// ImageTestTimeoutMinutes bounds Image Builder's test stage (the smallest value
+// it accepts is 60).
+const ImageTestTimeoutMinutes = 60
+
 // ImageResourceType is the Pulumi type of the AMI build, which setup names in
 // its progress as the slow step.
 const ImageResourceType = "aws:imagebuilder/image:Image"
+
+// The build instance: the smallest Graviton that builds in minutes.
+const imageBuildInstanceType = "t4g.small"
 
 type builtImage struct {
 	amiID pulumi.StringOutput
 }
 
-// workerImage builds the worker AMI in the account with EC2 Image Builder:
-// Amazon Linux 2023 arm64, the PostgreSQL client tools and the worker's systemd
-// unit. The worker binary is not in the image: it is fetched from the artifacts
-// bucket at boot, so a new CLI version does not rebuild the AMI.
-func workerImage(ctx *pulumi.Context, cfg Config, tags pulumi.StringMap) (*builtImage, error) {
-	p := cfg.Prefix()
-	role, err := iam.NewRole(ctx, p+"-image-builder", &iam.RoleArgs{AssumeRolePolicy: pulumi.String(assume("ec2.amazonaws.com")), Tags: tags})
+// contentVersion derives an Image Builder semantic version from content.
+// Components and recipes are immutable per name and version, and every input
+// of theirs forces a replacement, which Pulumi creates before deleting the old
+// one: a fixed "1.0.0" would collide with itself. Each part of a version must
+// be below 2^30; 24 bits of the hash stay well within.
+func contentVersion(parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return fmt.Sprintf("1.0.%d", binary.BigEndian.Uint32(h[:4])>>8)
+}
+
+// ComponentVersion is the version of the worker component built from doc.
+func ComponentVersion(doc string) string { return contentVersion("component", doc) }
+
+// recipeVersion covers everything the recipe declares.
+func recipeVersion(componentVersion, parentImage string) string {
+	return contentVersion("recipe", componentVersion, parentImage, fmt.Sprint(names.VolumeGiB), "gp3", "encrypted")
+}
+
+// image builds the worker AMI in the account with EC2 Image Builder: Amazon
+// Linux 2023 arm64, the newest PostgreSQL client tools and the worker's
+// systemd units. The worker binary is not in the image: it is fetched from the
+// artifacts bucket at boot, so a new CLI version does not rebuild the AMI; a
+// changed component.yaml does.
+func (s *stack) image() (*builtImage, error) {
+	p, name := s.names.Prefix(), s.names.Image()
+	role, err := iam.NewRole(s.ctx, p+"-image-builder", &iam.RoleArgs{AssumeRolePolicy: pulumi.String(assume("ec2.amazonaws.com")), Tags: s.tags})
 	if err != nil {
 		return nil, err
 	}
-	for i, arn := range []string{
-		"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-		"arn:aws:iam::aws:policy/EC2InstanceProfileForImageBuilder",
-	} {
-		if _, err := iam.NewRolePolicyAttachment(ctx, p+"-image-builder-"+string(rune('a'+i)), &iam.RolePolicyAttachmentArgs{Role: role.Name, PolicyArn: pulumi.String(arn)}); err != nil {
+	for i, policy := range []string{"AmazonSSMManagedInstanceCore", "EC2InstanceProfileForImageBuilder"} {
+		if _, err := iam.NewRolePolicyAttachment(s.ctx, p+"-image-builder-"+string(rune('a'+i)), &iam.RolePolicyAttachmentArgs{
+			Role: role.Name, PolicyArn: pulumi.String(s.at.arn("iam", "", "aws", "policy/"+policy))}); err != nil {
 			return nil, err
 		}
 	}
-	profile, err := iam.NewInstanceProfile(ctx, p+"-image-builder", &iam.InstanceProfileArgs{Role: role.Name, Tags: tags})
+	profile, err := iam.NewInstanceProfile(s.ctx, p+"-image-builder", &iam.InstanceProfileArgs{Role: role.Name, Tags: s.tags})
 	if err != nil {
 		return nil, err
 	}
-	component, err := imagebuilder.NewComponent(ctx, p+"-worker", &imagebuilder.ComponentArgs{
-		Name: pulumi.String(p + "-worker"), Platform: pulumi.String("Linux"), Version: pulumi.String("1.0.0"),
-		Data: pulumi.String(componentYAML), Tags: tags,
+	// Image Builder logs each build to /aws/imagebuilder/RECIPE; owning the
+	// group gives it a retention and lets teardown remove it.
+	logs, err := s.logGroup(p+"-image-builds", s.names.ImageLogGroup())
+	if err != nil {
+		return nil, err
+	}
+	compVersion := ComponentVersion(componentYAML)
+	component, err := imagebuilder.NewComponent(s.ctx, p+"-worker", &imagebuilder.ComponentArgs{
+		Name: pulumi.String(name), Platform: pulumi.String("Linux"), Version: pulumi.String(compVersion),
+		Data: pulumi.String(componentYAML), Tags: s.tags,
 	})
 	if err != nil {
 		return nil, err
 	}
-	recipe, err := imagebuilder.NewImageRecipe(ctx, p+"-worker", &imagebuilder.ImageRecipeArgs{
-		Name: pulumi.String(p + "-worker"), Version: pulumi.String("1.0.0"),
-		ParentImage: pulumi.Sprintf("arn:aws:imagebuilder:%s:aws:image/amazon-linux-2023-arm64/x.x.x", regionOf(ctx)),
-		Components:  imagebuilder.ImageRecipeComponentArray{&imagebuilder.ImageRecipeComponentArgs{ComponentArn: component.Arn}},
+	parent := s.at.arn("imagebuilder", s.at.Region, "aws", "image/amazon-linux-2023-arm64/x.x.x")
+	recipe, err := imagebuilder.NewImageRecipe(s.ctx, p+"-worker", &imagebuilder.ImageRecipeArgs{
+		Name: pulumi.String(name), Version: pulumi.String(recipeVersion(compVersion, parent)), ParentImage: pulumi.String(parent),
+		Components: imagebuilder.ImageRecipeComponentArray{&imagebuilder.ImageRecipeComponentArgs{ComponentArn: component.Arn}},
 		BlockDeviceMappings: imagebuilder.ImageRecipeBlockDeviceMappingArray{&imagebuilder.ImageRecipeBlockDeviceMappingArgs{
 			DeviceName: pulumi.String("/dev/xvda"),
-			Ebs: &imagebuilder.ImageRecipeBlockDeviceMappingEbsArgs{Encrypted: pulumi.String("true"), VolumeSize: pulumi.Int(20),
+			Ebs: &imagebuilder.ImageRecipeBlockDeviceMappingEbsArgs{Encrypted: pulumi.String("true"), VolumeSize: pulumi.Int(names.VolumeGiB),
 				VolumeType: pulumi.String("gp3"), DeleteOnTermination: pulumi.String("true")},
 		}},
-		Tags: tags,
+		Tags: s.tags,
 	})
 	if err != nil {
 		return nil, err
 	}
 	infraArgs := &imagebuilder.InfrastructureConfigurationArgs{
-		Name: pulumi.String(p + "-worker"), InstanceProfileName: profile.Name,
-		InstanceTypes:              pulumi.StringArray{pulumi.String("t4g.small")},
+		Name: pulumi.String(name), InstanceProfileName: profile.Name,
+		InstanceTypes:              pulumi.StringArray{pulumi.String(imageBuildInstanceType)},
 		TerminateInstanceOnFailure: pulumi.Bool(true),
 		InstanceMetadataOptions:    &imagebuilder.InfrastructureConfigurationInstanceMetadataOptionsArgs{HttpTokens: pulumi.String("required")},
-		Tags:                       tags,
+		Tags:                       s.tags,
 	}
-	if len(cfg.SubnetIDs) > 0 {
-		infraArgs.SubnetId = pulumi.String(cfg.SubnetIDs[0])
-		infraArgs.SecurityGroupIds = pulumi.ToStringArray(cfg.SecurityGroupIDs)
+	// The build's own network: the default VPC, or the subnet setup checked
+	// for a route to the package repositories and SSM. Never the workers'.
+	if s.cfg.BuildSubnetID != "" {
+		sg, err := ec2.NewSecurityGroup(s.ctx, p+"-image-build", &ec2.SecurityGroupArgs{
+			Description: pulumi.String("replicator " + s.cfg.Stack + ": AMI builds (outbound only)"), VpcId: pulumi.String(s.cfg.BuildVPCID),
+			Egress: ec2.SecurityGroupEgressArray{&ec2.SecurityGroupEgressArgs{Protocol: pulumi.String("-1"), FromPort: pulumi.Int(0), ToPort: pulumi.Int(0),
+				CidrBlocks: pulumi.StringArray{pulumi.String("0.0.0.0/0")}}},
+			Tags: s.tags,
+		})
+		if err != nil {
+			return nil, err
+		}
+		infraArgs.SubnetId = pulumi.String(s.cfg.BuildSubnetID)
+		infraArgs.SecurityGroupIds = pulumi.StringArray{sg.ID()}
 	}
-	infra, err := imagebuilder.NewInfrastructureConfiguration(ctx, p+"-worker", infraArgs)
+	infra, err := imagebuilder.NewInfrastructureConfiguration(s.ctx, p+"-worker", infraArgs)
 	if err != nil {
 		return nil, err
 	}
-	dist, err := imagebuilder.NewDistributionConfiguration(ctx, p+"-worker", &imagebuilder.DistributionConfigurationArgs{
-		Name: pulumi.String(p + "-worker"),
+	dist, err := imagebuilder.NewDistributionConfiguration(s.ctx, p+"-worker", &imagebuilder.DistributionConfigurationArgs{
+		Name: pulumi.String(name),
 		Distributions: imagebuilder.DistributionConfigurationDistributionArray{&imagebuilder.DistributionConfigurationDistributionArgs{
-			Region: pulumi.String(regionOf(ctx)),
+			Region: pulumi.String(s.at.Region),
 			AmiDistributionConfiguration: &imagebuilder.DistributionConfigurationDistributionAmiDistributionConfigurationArgs{
-				Name:    pulumi.String(p + "-worker-{{ imagebuilder:buildDate }}"),
-				AmiTags: pulumi.StringMap{"replicator:stack": pulumi.String(cfg.Stack), "replicator:role": pulumi.String("worker-image")},
+				Name:    pulumi.String(name + "-{{ imagebuilder:buildDate }}"),
+				AmiTags: pulumi.StringMap{names.TagStack: pulumi.String(s.cfg.Stack), names.TagRole: pulumi.String(names.RoleWorkerImage)},
 			},
 		}},
-		Tags: tags,
+		Tags: s.tags,
 	})
 	if err != nil {
 		return nil, err
 	}
-	img, err := imagebuilder.NewImage(ctx, p+"-worker", &imagebuilder.ImageArgs{
-		ImageRecipeArn: recipe.Arn, InfrastructureConfigurationArn: infra.Arn, DistributionConfigurationArn: dist.Arn, Tags: tags,
-	}, pulumi.Timeouts(&pulumi.CustomTimeouts{Create: ImageCreateTimeout}))
+	img, err := imagebuilder.NewImage(s.ctx, p+"-worker", &imagebuilder.ImageArgs{
+		ImageRecipeArn: recipe.Arn, InfrastructureConfigurationArn: infra.Arn, DistributionConfigurationArn: dist.Arn,
+		// The test stage boots the image without a job: the component's test
+		// phase checks the worker stays idle and the tools are there.
+		ImageTestsConfiguration: &imagebuilder.ImageImageTestsConfigurationArgs{ImageTestsEnabled: pulumi.Bool(true), TimeoutMinutes: pulumi.Int(ImageTestTimeoutMinutes)},
+		Tags:                    s.tags,
+	}, pulumi.Timeouts(&pulumi.CustomTimeouts{Create: ImageCreateTimeout}), pulumi.DependsOn([]pulumi.Resource{logs}))
 	if err != nil {
 		return nil, err
 	}
@@ -116,10 +169,6 @@ func workerImage(ctx *pulumi.Context, cfg Config, tags pulumi.StringMap) (*built
 	return &builtImage{amiID: ami}, nil
 }
 
-// regionOf is the stack's region, from the aws:region configuration.
-func regionOf(ctx *pulumi.Context) string {
-	if r, ok := ctx.GetConfig("aws:region"); ok {
-		return r
-	}
-	return "us-east-1"
+func assume(service string) string {
+	return fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":%q},"Action":"sts:AssumeRole"}]}`, service)
 }

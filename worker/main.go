@@ -31,18 +31,17 @@ func main() {
 	table := flag.String("table", os.Getenv("REPLICATOR_TABLE"), "jobs table (default: from the instance's user data)")
 	instanceID := flag.String("instance-id", os.Getenv("REPLICATOR_INSTANCE_ID"), "this instance (default: from instance metadata)")
 	pgBin := flag.String("pg-bin", "", "PostgreSQL client tools directory")
-	noShutdown := flag.Bool("no-shutdown", false, "keep the instance when the job ends")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, log, *jobID, *table, *instanceID, *pgBin, *noShutdown); err != nil {
+	if err := run(ctx, log, *jobID, *table, *instanceID, *pgBin); err != nil {
 		log.Error("worker failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin string, noShutdown bool) error {
+func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin string) error {
 	if jobID == "" || table == "" || instanceID == "" {
 		meta := imds.New(imds.Options{})
 		if jobID == "" || table == "" {
@@ -77,10 +76,9 @@ func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin 
 	}
 	w := &jobworker.Worker{
 		JobID: jobID, InstanceID: instanceID, Store: store,
-		Secrets: &jobsecrets.Secrets{SM: clients.SecretsManager, Prefix: platform.SecretPrefix},
-		EC2:     clients.EC2,
+		Secrets: &jobsecrets.Secrets{SM: clients.SecretsManager, Stack: platform.Stack, Prefix: platform.SecretPrefix},
 		Logs:    &joblogs.Writer{CW: clients.Logs, Group: platform.LogGroup, Stream: jobID},
-		Tools:   tools, TempDir: os.TempDir(), NoShutdown: noShutdown, Log: log.With("job", jobID, "instance", instanceID),
+		Tools:   tools, TempDir: os.TempDir(), Log: log.With("job", jobID, "instance", instanceID),
 	}
 	return w.Run(ctx)
 }

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,16 +17,13 @@ import (
 	"github.com/replicatorhq/replicator/cli/progressui"
 	"github.com/replicatorhq/replicator/cli/remote"
 	"github.com/replicatorhq/replicator/cli/synccmd"
-	"github.com/replicatorhq/replicator/cli/validatecmd"
 	"github.com/replicatorhq/replicator/cli/verifycmd"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/engine"
-	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/jobs"
-	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/runner"
 	"github.com/replicatorhq/replicator/internal/validate"
-	"github.com/replicatorhq/replicator/internal/verify"
 )
 
 // Options of one init run, filled from flags.
@@ -70,6 +65,9 @@ changes, unless --drop-existing replaces it.`,
   replicator init --source $SRC --target $DST --table-filter 'app.public.events:created_at > now() - interval ''30 days''' --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFlags(cmd); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -97,29 +95,59 @@ changes, unless --drop-existing replaces it.`,
 	return cmd
 }
 
+// JobOptions are the job the flags describe, for a local run and a remote one
+// alike.
+func (opts *Options) JobOptions() (jobs.Options, error) {
+	split, err := cmdutil.ParseSize(opts.SplitLargerThan)
+	if err != nil {
+		return jobs.Options{}, cmdutil.FlagErrorf("--split-tables-larger-than: %v", err)
+	}
+	if split == 0 {
+		split = -1 // "0": never split
+	}
+	if opts.Jobs < 0 || opts.IndexJobs < 0 {
+		return jobs.Options{}, cmdutil.FlagErrorf("--jobs and --index-jobs must be positive")
+	}
+	return jobs.Options{
+		DropExisting: opts.DropExisting, NoRoles: opts.NoRoles, NoResume: opts.NoResume,
+		Jobs: opts.Jobs, IndexJobs: opts.IndexJobs, SplitLargerThan: split, MaintenanceWorkMem: opts.MaintenanceWorkMem,
+		SkipValidate: opts.SkipValidate, Verify: opts.Verify, Sync: opts.Sync, ReplicaIdentityFull: opts.FixIdentity,
+	}, nil
+}
+
+// checkFlags refuses flags that would do nothing: remote-only ones without
+// --remote, local-only ones with it, sync-only ones without --sync.
+func checkFlags(cmd *cobra.Command) error {
+	if err := cmdutil.NeedsFlag(cmd, "remote", "detach", "instance-type", "time-limit", "api-url", "region", "stack"); err != nil {
+		return err
+	}
+	if err := cmdutil.NeedsFlag(cmd, "sync", "source-from-target", "replica-identity-full"); err != nil {
+		return err
+	}
+	return cmdutil.Conflicts(cmd, "remote", map[string]string{
+		"pg-bin":    "the worker uses the client tools of its image (the newest its distribution offers)",
+		"state-dir": "the worker keeps its checkpoints in the platform's table",
+	})
+}
+
 func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 	ios := f.IOStreams
 	src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
 	if err != nil {
 		return err
 	}
-	split, err := cmdutil.ParseSize(opts.SplitLargerThan)
-	if err != nil {
-		return cmdutil.FlagErrorf("--split-tables-larger-than: %v", err)
-	}
-	if split == 0 {
-		split = -1
-	}
-	if opts.Jobs < 0 || opts.IndexJobs < 0 {
-		return cmdutil.FlagErrorf("--jobs and --index-jobs must be positive")
-	}
-	if opts.Remote.Remote {
-		return submit(ctx, f, opts, src, split)
-	}
-	tools, err := f.FindTools(ctx, opts.Endpoints.PGBin)
+	o, err := opts.JobOptions()
 	if err != nil {
 		return err
 	}
+	via, err := synccmd.ParseSourceFromTarget(opts.SourceFromTarget)
+	if err != nil {
+		return err
+	}
+	if opts.Remote.Remote {
+		return submit(ctx, f, opts, src, o)
+	}
+	job := runner.Job{Command: "init", Source: src, Target: dst, SourceForTarget: via, Filters: rules, Options: o}
 
 	stateDir := opts.StateDir
 	if stateDir == "" {
@@ -138,94 +166,49 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 	defer store.Close()
 	archiveDir := filepath.Join(stateDir, runID)
 	if opts.NoResume {
-		if err := store.Clear(ctx); err != nil {
-			return err
-		}
 		os.RemoveAll(archiveDir)
 	}
-
 	renderer := progressui.New(ios, opts.JSON)
-	if !opts.SkipValidate {
-		// Before anything changes: a failed check is the error, warnings show.
-		_, err := validatecmd.Run(ctx, f, validate.Options{Source: src, Target: dst, Filters: rules, FindTools: f.FindTools,
-			PGBin: opts.Endpoints.PGBin, Jobs: max(opts.Jobs, 2), Sync: opts.Sync}, func(m string) {
-			renderer.Emit(progress.Event{Time: time.Now(), Kind: progress.Warning, Message: m})
-		})
-		if err != nil {
-			renderer.Close()
-			return err
-		}
-	}
-	confirm := func(q string) (bool, error) {
-		if opts.Yes {
-			return true, nil
-		}
-		return ios.Confirm(q)
-	}
-	var syncOpts *engine.SyncOptions
-	if opts.Sync {
-		via, err := synccmd.ParseSourceFromTarget(opts.SourceFromTarget)
-		if err != nil {
-			renderer.Close()
-			return err
-		}
-		syncOpts = &engine.SyncOptions{SourceForTarget: via, FixReplicaIdentity: opts.FixIdentity}
-	}
-	res, err := engine.Run(ctx, engine.Options{
-		Sync:   syncOpts,
-		Source: src, Target: dst, Filters: rules, Tools: tools,
-		Jobs: opts.Jobs, IndexJobs: opts.IndexJobs, SplitThreshold: split,
-		MaintenanceWorkMem: opts.MaintenanceWorkMem,
-		DropExisting:       opts.DropExisting, Confirm: confirm, SkipRoles: opts.NoRoles,
+	res, err := runner.Init(ctx, job, runner.Env{
+		FindTools: f.FindTools, PGBin: opts.Endpoints.PGBin, Checkpoints: store, ArchiveDir: archiveDir,
+		Confirm: func(q string) (bool, error) {
+			if opts.Yes {
+				return true, nil
+			}
+			return ios.Confirm(q)
+		},
 		Progress: renderer, Logger: f.Logger(ios.ErrOut), TempDir: os.TempDir(),
-		Checkpoints: store, ArchiveDir: archiveDir,
 	})
 	renderer.Close()
-	if err != nil {
-		var ue *engine.UserError
-		if errors.As(err, &ue) || ctx.Err() != nil {
+	if res != nil && res.Copy != nil {
+		os.RemoveAll(archiveDir)
+		if err := progressui.Summary(ios.Out, res.Copy, opts.JSON); err != nil {
 			return err
 		}
-		if opts.Sync {
-			return fmt.Errorf("%w (a copy handing over to replication cannot resume: re-run with --drop-existing)", err)
+	}
+	if res != nil && res.Verify != nil {
+		if perr := verifycmd.Report(ios.Out, res.Verify, opts.JSON); perr != nil {
+			return perr
 		}
-		return fmt.Errorf("%w (re-run the same command to resume; --no-resume starts over)", err)
 	}
-	os.RemoveAll(archiveDir)
-	if opts.JSON {
-		if err := progressui.PrintSummaryJSON(ios.Out, res); err != nil {
-			return err
-		}
-		return verifyAfter(ctx, f, opts, src, dst, rules)
+	if err == nil || res == nil || res.Copy != nil {
+		return err // a verify that found differences says so itself
 	}
-	fmt.Fprintln(ios.Out)
-	progressui.PrintSummary(ios.Out, res)
-	if len(res.Tables) > 0 {
-		fmt.Fprintln(ios.Out, strings.TrimSpace(`
-Planner statistics are not copied: run ANALYZE (or vacuumdb --all --analyze-in-stages) on the target before heavy queries.`))
+	var ue *engine.UserError
+	var vf *validate.Failed
+	if errors.As(err, &ue) || errors.As(err, &vf) || ctx.Err() != nil {
+		return err
 	}
-	return verifyAfter(ctx, f, opts, src, dst, rules)
+	if opts.Sync {
+		return fmt.Errorf("%w (a copy handing over to replication cannot resume: re-run with --drop-existing)", err)
+	}
+	return fmt.Errorf("%w (re-run the same command to resume; --no-resume starts over)", err)
 }
 
-func verifyAfter(ctx context.Context, f *factory.Factory, opts *Options, src, dst *conninfo.Endpoint, rules *filter.Rules) error {
-	if !opts.Verify {
-		return nil
-	}
-	if !opts.JSON {
-		fmt.Fprintln(f.IOStreams.Out, "\nVerifying ...")
-	}
-	return verifycmd.Run(ctx, f, verify.Options{Source: src, Target: dst, Filters: rules, Jobs: max(4, opts.Jobs)}, opts.JSON)
-}
-
-// submit runs the copy remotely: the worker gets the same options.
-func submit(ctx context.Context, f *factory.Factory, opts *Options, src *conninfo.Endpoint, split int64) error {
-	source, target := opts.Endpoints.Raw()
-	req := &jobs.Request{Command: "init", Source: source, Target: target, Filters: opts.Filters.Spec(), Options: jobs.Options{
-		DropExisting: opts.DropExisting, NoRoles: opts.NoRoles, Jobs: opts.Jobs, IndexJobs: opts.IndexJobs,
-		SplitLargerThan: max(split, 0), MaintenanceWorkMem: opts.MaintenanceWorkMem, Verify: opts.Verify,
-		Sync: opts.Sync, ReplicaIdentityFull: opts.FixIdentity, SourceBytes: cmdutil.SourceSize(ctx, src),
-	}}
+// submit runs the copy remotely: the worker runs the same job.
+func submit(ctx context.Context, f *factory.Factory, opts *Options, src *conninfo.Endpoint, o jobs.Options) error {
 	if opts.DropExisting && !opts.Yes {
+		// The worker cannot ask: the answer is given before submitting.
 		ok, err := f.IOStreams.Confirm("Drop and replace target databases that already exist?")
 		if err != nil {
 			return err
@@ -234,6 +217,15 @@ func submit(ctx context.Context, f *factory.Factory, opts *Options, src *conninf
 			return fmt.Errorf("refusing to drop target databases without confirmation: pass --yes to confirm")
 		}
 	}
+	o.SourceBytes = cmdutil.SourceSize(ctx, src)
+	return remote.Submit(ctx, f, &opts.Remote, opts.Request(o), opts.JSON)
+}
+
+// Request is the remote job the flags describe, given its options.
+func (opts *Options) Request(o jobs.Options) *jobs.Request {
+	source, target := opts.Endpoints.Raw()
+	req := &jobs.Request{Command: "init", Source: source, Target: target, SourceForTarget: opts.SourceFromTarget,
+		Filters: opts.Filters.Spec(), Options: o}
 	opts.Remote.Options(&req.Options)
-	return remote.Submit(ctx, f, &opts.Remote, req, opts.JSON)
+	return req
 }

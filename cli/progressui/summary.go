@@ -34,6 +34,9 @@ func PrintSummary(w io.Writer, res *engine.Result) {
 	}
 	tw.Flush()
 
+	if res.StepsOmitted > 0 {
+		fmt.Fprintf(w, "... %d more steps\n", res.StepsOmitted)
+	}
 	if len(res.Tables) > 0 {
 		tables := append([]engine.TableResult(nil), res.Tables...)
 		sort.SliceStable(tables, func(i, j int) bool {
@@ -45,21 +48,37 @@ func PrintSummary(w io.Writer, res *engine.Result) {
 		fmt.Fprintln(tw, "--------\t-----\t----\t-----\t----\t-------\t-----\t------\t")
 		for i, t := range tables {
 			if i == maxTables {
-				fmt.Fprintf(tw, "\t... %d more tables (see --json)\t\t\t\t\t\t\t\n", len(tables)-maxTables)
 				break
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t\n", t.Database, t.Table, t.Rows, Bytes(t.Bytes),
 				Duration(t.CopySeconds), Duration(t.IndexSeconds), t.Parts, t.Format)
 		}
+		if more := res.TableCount() - min(len(tables), maxTables); more > 0 {
+			fmt.Fprintf(tw, "\t... %d more tables (see --json)\t\t\t\t\t\t\t\n", more)
+		}
 		tw.Flush()
 	}
-	fmt.Fprintf(w, "\nCopied %d tables, %d rows, %s in %s.\n", len(res.Tables), res.Rows, Bytes(res.Bytes), Duration(res.Seconds))
+	fmt.Fprintf(w, "\nCopied %d tables, %d rows, %s in %s.\n", res.TableCount(), res.Rows, Bytes(res.Bytes), Duration(res.Seconds))
 	if len(res.Warnings) > 0 {
 		fmt.Fprintf(w, "\n%d warning(s):\n", len(res.Warnings))
 		for _, m := range res.Warnings {
 			fmt.Fprintf(w, "  - %s\n", m)
 		}
 	}
+}
+
+// Summary prints what a copy did, at the end of a local or remote run: each
+// step and the slowest tables, or one JSON line.
+func Summary(w io.Writer, res *engine.Result, jsonOut bool) error {
+	if jsonOut {
+		return PrintSummaryJSON(w, res)
+	}
+	fmt.Fprintln(w)
+	PrintSummary(w, res)
+	if res.TableCount() > 0 {
+		fmt.Fprintln(w, "Planner statistics are not copied: run ANALYZE (or vacuumdb --all --analyze-in-stages) on the target before heavy queries.")
+	}
+	return nil
 }
 
 // PrintSummaryJSON writes the result as one JSON line.

@@ -15,11 +15,14 @@ import (
 
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
+	"github.com/replicatorhq/replicator/cli/verifycmd"
 	"github.com/replicatorhq/replicator/internal/deploy"
+	"github.com/replicatorhq/replicator/internal/engine"
 	"github.com/replicatorhq/replicator/internal/jobclient"
 	"github.com/replicatorhq/replicator/internal/joblogs"
 	"github.com/replicatorhq/replicator/internal/jobs"
 	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/verify"
 )
 
 // Flags are the remote options of init and sync.
@@ -121,7 +124,17 @@ func Submit(ctx context.Context, f *factory.Factory, fl *Flags, req *jobs.Reques
 // takes: the job goes on regardless. The error reflects the job's outcome.
 func Watch(ctx context.Context, f *factory.Factory, c *jobclient.Client, id string, jsonOut bool) error {
 	r := progressui.New(f.IOStreams, jsonOut)
-	defer r.Close()
+	closed := false
+	closeDisplay := func() {
+		if !closed {
+			r.Close()
+			closed = true
+		}
+	}
+	defer closeDisplay()
+	// The worker's results, printed once the job is over, as a local run does.
+	var copied *engine.Result
+	var verified *verify.Result
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = time.Second, 30*time.Second
 	var outage time.Time
@@ -154,13 +167,37 @@ func Watch(ctx context.Context, f *factory.Factory, c *jobclient.Client, id stri
 			if json.Unmarshal([]byte(l.Message), &ev) != nil || ev.Kind == "" {
 				ev = progress.Event{Time: l.Time, Kind: progress.Info, Message: l.Message}
 			}
-			r.Emit(ev)
+			switch ev.Kind {
+			case progress.Summary:
+				copied = &engine.Result{}
+				if json.Unmarshal(ev.Data, copied) != nil {
+					copied = nil
+				}
+			case progress.VerifyResult:
+				verified = &verify.Result{}
+				if json.Unmarshal(ev.Data, verified) != nil {
+					verified = nil
+				}
+			default:
+				r.Emit(ev)
+			}
 		}
 		cursor = page.Next
 		if job.Progress != nil {
 			r.Emit(progress.Event{Time: time.Now(), Kind: progress.Tick, Overall: job.Progress})
 		}
 		if job.Status.Terminal() && len(page.Lines) == 0 {
+			closeDisplay()
+			if copied != nil {
+				if err := progressui.Summary(f.IOStreams.Out, copied, jsonOut); err != nil {
+					return err
+				}
+			}
+			if verified != nil {
+				if err := verifycmd.Report(f.IOStreams.Out, verified, jsonOut); err != nil {
+					return err
+				}
+			}
 			return Outcome(job)
 		}
 		if !job.Status.Terminal() && !sleep(ctx, 2*time.Second) {

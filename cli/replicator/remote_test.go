@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/replicatorhq/replicator/internal/deploy"
 	"github.com/replicatorhq/replicator/internal/devstack"
 	"github.com/replicatorhq/replicator/internal/jobs"
 	"github.com/replicatorhq/replicator/internal/pgtest"
@@ -356,4 +358,69 @@ func TestRemoteCommandsUseSetupOutputs(t *testing.T) {
 	}
 	r = replicator(t, env, "jobs", "list", "--stack", "elsewhere")
 	assertOneLineError(t, r, `no deployment "elsewhere" known here: run replicator setup, or pass --api-url`)
+}
+
+// Two stacks in one account and region: a reaper pass and a teardown of one
+// never touch the other's worker, secret or job. Every lookup is scoped by the
+// replicator:stack tag.
+func TestStacksSideBySide(t *testing.T) {
+	base := platform(t)
+	ctx := context.Background()
+	start := func(name string) *devstack.Stack {
+		st, err := devstack.Start(ctx, devstack.Options{Stack: name, Moto: base.Moto, WorkerBin: workerBin, ReaperEvery: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Stop)
+		return st
+	}
+	alpha, beta := start("alpha"), start("beta")
+	bigRemoteDB(t, "side_alpha")
+	bigRemoteDB(t, "side_beta")
+	submit := func(s *devstack.Stack, db string) string {
+		r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--detach", "--no-roles", "--include-databases", db,
+			"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+		if r.code != 0 {
+			t.Fatalf("submit to %s: %s", s.Config.Stack, r.stderr)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	a, b := submit(alpha, "side_alpha"), submit(beta, "side_beta")
+	running := func(j *jobs.Job) bool { return j.Status == jobs.Running }
+	waitJob(t, alpha, a, time.Minute, running)
+	jb := waitJob(t, beta, b, time.Minute, running)
+
+	// alpha's reaper: beta's worker is no orphan of alpha's.
+	if _, err := alpha.Handler.Invoke(ctx, []byte(`{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	// alpha's teardown, the steps it takes on AWS after the stack's checks.
+	var out bytes.Buffer
+	tj := deploy.StackJobs(alpha.Clients.AWS, "alpha", alpha.Config.Table)
+	active, err := tj.Active(ctx)
+	if err != nil || len(active) != 1 || active[0].ID != a {
+		t.Fatalf("alpha's active jobs: %v %v", active, err)
+	}
+	if err := tj.Cancel(ctx, active, "cancelled by replicator teardown --force", &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := tj.StopWorkers(ctx, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := tj.RemoveSecrets(ctx, &out); err != nil {
+		t.Fatal(err)
+	}
+	if st := instanceState(t, beta, jb.InstanceID); st != "running" {
+		t.Fatalf("beta's worker is %s after alpha's reaper and teardown", st)
+	}
+	if j, _ := alpha.Store().Get(ctx, a); j.Status != jobs.Cancelled {
+		t.Errorf("alpha's job: %s", j.Status)
+	}
+	j := waitJob(t, beta, b, 3*time.Minute, func(j *jobs.Job) bool { return j.Status.Terminal() })
+	if j.Status != jobs.Succeeded || j.Attempts != 1 {
+		t.Errorf("beta's job: %s after %d attempts (%s)", j.Status, j.Attempts, j.Error)
+	}
+	if src, dst := pgtest.TableHashes(t, pair.Source, "side_beta"), pgtest.TableHashes(t, pair.Target, "side_beta"); !reflect.DeepEqual(src, dst) {
+		t.Errorf("beta's copy differs")
+	}
 }

@@ -33,7 +33,7 @@ snapshot per database.`,
 	cmd.AddCommand(initcmd.NewCmdInit(f, nil))
 	cmd.AddCommand(verifycmd.NewCmdVerify(f))
 	cmd.AddCommand(validatecmd.NewCmdValidate(f))
-	cmd.AddCommand(synccmd.NewCmdSync(f))
+	cmd.AddCommand(synccmd.NewCmdSync(f, nil))
 	cmd.AddCommand(statuscmd.NewCmdStatus(f))
 	cmd.AddCommand(jobscmd.NewCmdJobs(f))
 	cmd.AddCommand(setupcmd.NewCmdSetup(f))

@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go/logging"
 	"github.com/spf13/cobra"
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/internal/deploy"
+	"github.com/replicatorhq/replicator/internal/jobs"
 	"github.com/replicatorhq/replicator/platform"
 )
 
@@ -23,9 +25,11 @@ type Options struct {
 	Region, Stack, Backend      string
 	VPCID                       string
 	SubnetIDs, SecurityGroupIDs []string
+	BuildSubnetID               string
 	InstanceType                string
 	MaxJobs                     int
 	TimeLimit                   time.Duration
+	Unlock, Yes                 bool
 }
 
 // NewCmdSetup builds the command.
@@ -48,26 +52,31 @@ again. The outputs are remembered, so init --remote needs no flags.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return run(cmd.Context(), f, opts) },
 	}
-	AddStackFlags(cmd, &opts.Region, &opts.Stack, &opts.Backend)
+	AddStackFlags(cmd, &opts.Region, &opts.Stack, &opts.Backend, &opts.Unlock, &opts.Yes)
 	fl := cmd.Flags()
-	fl.StringVar(&opts.VPCID, "vpc-id", "", "VPC of the workers (for databases in private networks)")
-	fl.StringSliceVar(&opts.SubnetIDs, "subnet-ids", nil, "subnets of the workers")
-	fl.StringSliceVar(&opts.SecurityGroupIDs, "security-group-ids", nil, "security groups of the workers")
-	fl.StringVar(&opts.InstanceType, "instance-type", "c7g.large", "default worker instance type (arm64)")
+	fl.StringSliceVar(&opts.SubnetIDs, "subnet-ids", nil, "subnets of the workers, all of one VPC, tried in order when a zone has no capacity (default: the default VPC)")
+	fl.StringVar(&opts.VPCID, "vpc-id", "", "the workers' VPC: checked against the subnets' (default: theirs)")
+	fl.StringSliceVar(&opts.SecurityGroupIDs, "security-group-ids", nil, "security groups of the workers (default: one setup creates, outbound only)")
+	fl.StringVar(&opts.BuildSubnetID, "build-subnet-id", "", "subnet where the worker AMI is built, with a route to the internet or to SSM and S3 endpoints (default: the default VPC)")
+	fl.StringVar(&opts.InstanceType, "instance-type", jobs.DefaultInstanceType, "worker instance type of jobs that name none (Graviton, arm64); larger data gets a larger size of its family")
 	fl.IntVar(&opts.MaxJobs, "max-jobs", 5, "jobs allowed to run at once")
 	fl.DurationVar(&opts.TimeLimit, "time-limit", 24*time.Hour, "default time limit of a job")
 	return cmd
 }
 
 // AddStackFlags registers the flags setup and teardown share.
-func AddStackFlags(cmd *cobra.Command, region, stack, backend *string) {
+func AddStackFlags(cmd *cobra.Command, region, stack, backend *string, unlock, yes *bool) {
 	cmd.Flags().StringVar(region, "region", "", "AWS region (default: the AWS configuration's)")
 	cmd.Flags().StringVar(stack, "stack", "replicator", "deployment name: several can live side by side")
 	cmd.Flags().StringVar(backend, "backend", "", "Pulumi state backend URL (default: an S3 bucket and KMS key setup creates in the account; e.g. file://~/.replicator-state)")
+	cmd.Flags().BoolVar(unlock, "unlock", false, "remove the stack's lock even though its holder may still run (asks first; --yes to confirm)")
+	cmd.Flags().BoolVarP(yes, "yes", "y", false, "do not ask for confirmation")
 }
 
-// Target resolves the AWS account, region and backend of a setup or teardown.
-func Target(ctx context.Context, f *factory.Factory, region, backend string, bootstrap bool) (*deploy.Account, string, string, error) {
+// Target resolves the AWS account, region and backend of a setup or teardown:
+// the backend given, or the state bucket and key of the account and region
+// (which setup bootstraps).
+func Target(ctx context.Context, f *factory.Factory, region, backend string) (*deploy.Account, string, string, error) {
 	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
@@ -84,16 +93,12 @@ func Target(ctx context.Context, f *factory.Factory, region, backend string, boo
 	if backend != "" {
 		return acct, backend, "", nil
 	}
-	if !bootstrap {
-		return acct, "s3://" + deploy.StateBucket(acct), "awskms://" + deploy.StateKeyAlias + "?region=" + acct.Region, nil
-	}
-	b, s, err := deploy.Bootstrap(ctx, cfg, acct, f.IOStreams.ErrOut)
-	return acct, b, s, err
+	return acct, deploy.StateBackend(acct), deploy.StateSecrets(acct), nil
 }
 
 func run(ctx context.Context, f *factory.Factory, o *Options) error {
 	cfg := platform.Config{Stack: o.Stack, Version: f.Version, VPCID: o.VPCID, SubnetIDs: o.SubnetIDs, SecurityGroupIDs: o.SecurityGroupIDs,
-		DefaultInstanceType: o.InstanceType, MaxConcurrentJobs: o.MaxJobs, DefaultTimeLimitMinutes: int(o.TimeLimit.Minutes())}
+		BuildSubnetID: o.BuildSubnetID, DefaultInstanceType: o.InstanceType, MaxConcurrentJobs: o.MaxJobs, DefaultTimeLimitMinutes: int(o.TimeLimit.Minutes())}
 	dir, err := os.MkdirTemp("", "replicator-setup-")
 	if err != nil {
 		return err
@@ -103,27 +108,52 @@ func run(ctx context.Context, f *factory.Factory, o *Options) error {
 		return err
 	}
 	cfg.Defaults()
-	if err := cfg.Validate(); err != nil {
-		return cmdutil.FlagErrorf("%v", err)
+	// The shape is checked before the network is resolved (which fills in the
+	// VPCs the config requires).
+	if err := jobs.CheckInstanceType(cfg.DefaultInstanceType); err != nil {
+		return cmdutil.FlagErrorf("--instance-type: %v", err)
 	}
-	acct, backend, secrets, err := Target(ctx, f, o.Region, o.Backend, true)
+	acct, backend, secrets, err := Target(ctx, f, o.Region, o.Backend)
 	if err != nil {
 		return err
 	}
 	errOut := f.IOStreams.ErrOut
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(acct.Region), config.WithLogger(logging.Nop{}))
+	if err != nil {
+		return err
+	}
+	// Networks first: a build subnet with no way out would hang the AMI build
+	// for 90 minutes.
+	netw := deploy.Network{VPCID: cfg.VPCID, SubnetIDs: cfg.SubnetIDs, SecurityGroupIDs: cfg.SecurityGroupIDs, BuildSubnetID: cfg.BuildSubnetID}
+	if err := deploy.ResolveNetwork(ctx, ec2.NewFromConfig(awsCfg), acct.Region, &netw, errOut); err != nil {
+		return err
+	}
+	cfg.VPCID, cfg.BuildVPCID = netw.VPCID, netw.BuildVPCID
+	if err := cfg.Validate(); err != nil {
+		return cmdutil.FlagErrorf("%v", err)
+	}
+	if o.Backend == "" {
+		if backend, secrets, err = deploy.Bootstrap(ctx, awsCfg, acct, errOut); err != nil {
+			return err
+		}
+	}
 	pulumi, err := deploy.FindPulumi(ctx, errOut)
 	if err != nil {
 		return err
 	}
-	out, err := deploy.Up(ctx, deploy.Options{Config: cfg, Region: acct.Region, Backend: backend, SecretsProvider: secrets, Pulumi: pulumi, Out: errOut})
+	out, err := deploy.Up(ctx, deploy.Options{Config: cfg, Region: acct.Region, Backend: backend, SecretsProvider: secrets, Pulumi: pulumi, Out: errOut,
+		Unlock: UnlockFunc(f, o.Unlock, o.Yes), AWS: awsCfg})
 	if err != nil {
 		return err
 	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(acct.Region), config.WithLogger(logging.Nop{}))
+	// Old AMIs go, but never one a launch template version or an instance
+	// still uses.
+	keep, err := deploy.ImagesInUse(ctx, awsCfg, cfg.Stack)
 	if err == nil {
-		if _, err := deploy.RemoveImages(ctx, awsCfg, cfg.Stack, out.AMI, errOut); err != nil {
-			fmt.Fprintf(errOut, "warning: old worker images were not removed: %v\n", err)
-		}
+		_, err = deploy.RemoveImages(ctx, awsCfg, cfg.Stack, append(keep, out.AMI), errOut)
+	}
+	if err != nil {
+		fmt.Fprintf(errOut, "warning: old worker images were not removed: %v\n", err)
 	}
 	if err := deploy.SaveOutputs(out); err != nil {
 		return err
@@ -132,4 +162,18 @@ func run(ctx context.Context, f *factory.Factory, o *Options) error {
 		out.APIURL, out.Region, out.Table, out.AMI, out.Version)
 	fmt.Fprintf(errOut, "Ready: replicator init --remote uses this deployment (stack %s).\n", cfg.Stack)
 	return nil
+}
+
+// UnlockFunc decides about a lock that is not provably stale: only with
+// --unlock, and only once the user confirms (or passed --yes).
+func UnlockFunc(f *factory.Factory, unlock, yes bool) func(lock deploy.Lock) (bool, error) {
+	return func(lock deploy.Lock) (bool, error) {
+		if !unlock {
+			return false, nil
+		}
+		if yes {
+			return true, nil
+		}
+		return f.IOStreams.Confirm(fmt.Sprintf("Remove the lock of %s? Only do this if that run is dead", lock))
+	}
 }

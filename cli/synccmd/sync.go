@@ -3,7 +3,7 @@
 package synccmd
 
 import (
-	"errors"
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -12,9 +12,8 @@ import (
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/remote"
 	"github.com/replicatorhq/replicator/internal/conninfo"
-	"github.com/replicatorhq/replicator/internal/engine"
 	"github.com/replicatorhq/replicator/internal/jobs"
-	"github.com/replicatorhq/replicator/internal/replication"
+	"github.com/replicatorhq/replicator/internal/runner"
 )
 
 // Options of one sync run.
@@ -29,7 +28,7 @@ type Options struct {
 }
 
 // NewCmdSync builds the command.
-func NewCmdSync(f *factory.Factory) *cobra.Command {
+func NewCmdSync(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{}
 	cmd := &cobra.Command{
 		Use:   "sync --source URL --target URL",
@@ -53,38 +52,13 @@ at cut-over, before stopping).`,
   replicator sync --source $SRC --target $DST --stop --sequences   # at cut-over`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
-			if err != nil {
+			if err := checkFlags(cmd); err != nil {
 				return err
 			}
-			via, err := ParseSourceFromTarget(opts.SourceFromTarget)
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(cmd.Context(), opts)
 			}
-			if opts.Remote.Remote {
-				source, target := opts.Endpoints.Raw()
-				req := &jobs.Request{Command: "sync", Source: source, Target: target, Filters: opts.Filters.Spec(),
-					Options: jobs.Options{Stop: opts.Stop, Sequences: opts.Sequences, ReplicaIdentityFull: opts.ReplicaIdentityFul}}
-				opts.Remote.Options(&req.Options)
-				return remote.Submit(cmd.Context(), f, &opts.Remote, req, false)
-			}
-			out := f.IOStreams.Out
-			o := replication.Options{
-				Source: src, Target: dst, SourceForTarget: via, Filters: rules,
-				Force: opts.Force, FixReplicaIdentity: opts.ReplicaIdentityFul,
-				Sequences: opts.Sequences, CopySequences: engine.CopySequences,
-				Log: func(db, msg string) { fmt.Fprintf(out, "[%s] %s\n", db, msg) },
-			}
-			if opts.Stop {
-				err = replication.Stop(cmd.Context(), o)
-			} else {
-				err = replication.Setup(cmd.Context(), o)
-			}
-			var p *replication.Problem
-			if errors.As(err, &p) {
-				return errors.New(p.Error())
-			}
-			return err
+			return run(cmd.Context(), f, opts)
 		},
 	}
 	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
@@ -95,6 +69,53 @@ at cut-over, before stopping).`,
 	cmd.Flags().BoolVar(&opts.Sequences, "sequences", false, "copy the sequences' current values to the target")
 	remote.AddFlags(cmd, &opts.Remote, true)
 	return cmd
+}
+
+// checkFlags refuses flags that would do nothing.
+func checkFlags(cmd *cobra.Command) error {
+	if err := cmdutil.NeedsFlag(cmd, "remote", "detach", "instance-type", "time-limit", "api-url", "region", "stack"); err != nil {
+		return err
+	}
+	if err := cmdutil.Conflicts(cmd, "stop", map[string]string{"force": "--force recreates the replication that --stop removes",
+		"replica-identity-full": "--stop changes no table", "source-from-target": "--stop creates no subscription"}); err != nil {
+		return err
+	}
+	if cmd.Flags().Changed("pg-bin") {
+		return cmdutil.FlagErrorf("--pg-bin has no effect on sync, which runs no client tools")
+	}
+	return nil
+}
+
+func run(ctx context.Context, f *factory.Factory, opts *Options) error {
+	src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
+	if err != nil {
+		return err
+	}
+	via, err := ParseSourceFromTarget(opts.SourceFromTarget)
+	if err != nil {
+		return err
+	}
+	if opts.Remote.Remote {
+		return remote.Submit(ctx, f, &opts.Remote, opts.Request(), false)
+	}
+	out := f.IOStreams.Out
+	job := runner.Job{Command: "sync", Source: src, Target: dst, SourceForTarget: via, Filters: rules, Options: opts.JobOptions()}
+	return runner.Sync(ctx, job, func(db, msg string) { fmt.Fprintf(out, "[%s] %s\n", db, msg) })
+}
+
+// JobOptions are the job the flags describe, for a local run and a remote one
+// alike.
+func (opts *Options) JobOptions() jobs.Options {
+	return jobs.Options{Stop: opts.Stop, Force: opts.Force, Sequences: opts.Sequences, ReplicaIdentityFull: opts.ReplicaIdentityFul}
+}
+
+// Request is the remote job the flags describe.
+func (opts *Options) Request() *jobs.Request {
+	source, target := opts.Endpoints.Raw()
+	req := &jobs.Request{Command: "sync", Source: source, Target: target, SourceForTarget: opts.SourceFromTarget,
+		Filters: opts.Filters.Spec(), Options: opts.JobOptions()}
+	opts.Remote.Options(&req.Options)
+	return req
 }
 
 // AddFlags registers the flags sync and init --sync share.

@@ -3,7 +3,6 @@
 package validatecmd
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -88,43 +87,4 @@ func Print(w io.Writer, rep *validate.Report) {
 
 // Outcome is nil unless a check failed; then one line naming the first failure
 // and its fix.
-func Outcome(rep *validate.Report) error {
-	var failed []validate.Finding
-	for _, f := range rep.Findings {
-		if f.Severity == validate.Fail {
-			failed = append(failed, f)
-		}
-	}
-	if len(failed) == 0 {
-		return nil
-	}
-	msg := failed[0].Message
-	if failed[0].Fix != "" {
-		msg += ": " + failed[0].Fix
-	}
-	if len(failed) > 1 {
-		msg += fmt.Sprintf(" (and %d more failed check(s): see replicator validate)", len(failed)-1)
-	}
-	return fmt.Errorf("%s", msg)
-}
-
-// Run validates for init: failures become the error, warnings go to warn.
-func Run(ctx context.Context, f *factory.Factory, opts validate.Options, warn func(string)) (*validate.Report, error) {
-	rep, err := validate.Run(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := Outcome(rep); err != nil {
-		return rep, err
-	}
-	for _, fd := range rep.Findings {
-		if fd.Severity == validate.Warn {
-			m := fd.Check + ": " + fd.Message
-			if fd.Fix != "" {
-				m += "; fix: " + fd.Fix
-			}
-			warn(m)
-		}
-	}
-	return rep, nil
-}
+func Outcome(rep *validate.Report) error { return rep.Err() }

@@ -69,21 +69,29 @@ func Run(ctx context.Context, f *factory.Factory, opts verify.Options, jsonOut b
 		opts.Progress = progressui.New(ios, false)
 	}
 	res, err := verify.Run(ctx, opts)
+	if r, ok := opts.Progress.(interface{ Close() }); ok {
+		r.Close() // the bar goes before the results are printed
+	}
 	var diff *verify.ErrDifferent
 	if err != nil && !errors.As(err, &diff) {
 		return err
 	}
-	if jsonOut {
-		if err := json.NewEncoder(ios.Out).Encode(struct {
-			Event string `json:"event"`
-			*verify.Result
-		}{"verify", res}); err != nil {
-			return err
-		}
-	} else {
-		Print(ios.Out, res)
+	if perr := Report(ios.Out, res, jsonOut); perr != nil {
+		return perr
 	}
 	return err
+}
+
+// Report prints a verify result, as lines or JSON.
+func Report(w io.Writer, res *verify.Result, jsonOut bool) error {
+	if jsonOut {
+		return json.NewEncoder(w).Encode(struct {
+			Event string `json:"event"`
+			*verify.Result
+		}{"verify", res})
+	}
+	Print(w, res)
+	return nil
 }
 
 // Print writes one line per table, the differences with their ranges and keys.

@@ -17,7 +17,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/replicatorhq/replicator/internal/awsenv"
 	"github.com/replicatorhq/replicator/internal/joblogs"
@@ -25,6 +24,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/jobsecrets"
 	"github.com/replicatorhq/replicator/internal/jobstore"
 	"github.com/replicatorhq/replicator/internal/launch"
+	"github.com/replicatorhq/replicator/internal/lifecycle"
 )
 
 // MaxBody caps a request body.
@@ -32,13 +32,12 @@ const MaxBody = 64 << 10
 
 // API serves the routes.
 type API struct {
-	Config   awsenv.Config
-	Store    *jobstore.Store
-	Secrets  *jobsecrets.Secrets
-	Launcher *launch.Launcher
-	EC2      *ec2.Client
-	Logs     *cloudwatchlogs.Client
-	Log      *slog.Logger
+	Config  awsenv.Config
+	Store   *jobstore.Store
+	Secrets *jobsecrets.Secrets
+	Life    *lifecycle.Lifecycle
+	Logs    *cloudwatchlogs.Client
+	Log     *slog.Logger
 }
 
 type response = events.APIGatewayV2HTTPResponse
@@ -122,7 +121,7 @@ func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2
 	}
 	instanceType := r.Options.InstanceType
 	if instanceType == "" {
-		instanceType = jobs.InstanceTypeFor(r.Options.SourceBytes)
+		instanceType = jobs.InstanceTypeFor(a.Config.DefaultInstanceType, r.Options.SourceBytes)
 	}
 	now := a.Store.Now().UTC()
 	job := &jobs.Job{
@@ -138,26 +137,26 @@ func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2
 	}
 	arn, err := a.Secrets.Create(ctx, job.ID, jobs.Secret{Source: r.Source, Target: r.Target})
 	if err != nil {
-		_, _ = a.Store.Transition(ctx, job.ID, jobstore.Change{From: []jobs.Status{jobs.Queued}, To: jobs.Failed, Set: map[string]any{"error": err.Error()}})
+		_, _ = a.Life.End(ctx, job, lifecycle.End{To: jobs.Failed, From: []jobs.Status{jobs.Queued}, Error: "the job's connection URLs could not be stored; try again"})
 		return response{}, err
 	}
-	instance, err := a.Launcher.Launch(ctx, job.ID, instanceType)
+	job.SecretARN = arn
+	if _, err := a.Store.Transition(ctx, job.ID, jobstore.Change{From: []jobs.Status{jobs.Queued}, Set: map[string]any{"secret_arn": arn}}); err != nil {
+		return response{}, err
+	}
+	j, err := a.Life.Launch(ctx, job, nil)
 	if err != nil {
-		// The AWS error says what is wrong (capacity, quota, permissions).
-		_ = a.Secrets.Delete(ctx, job.ID)
-		j, terr := a.Store.Transition(ctx, job.ID, jobstore.Change{From: []jobs.Status{jobs.Queued}, To: jobs.Failed,
-			Set: map[string]any{"error": err.Error(), "secret_arn": arn}})
+		if lifecycle.IsConflict(err) {
+			return response{}, err
+		}
+		a.Log.Error("launch worker", "job", job.ID, "err", err)
+		j, terr := a.Life.End(ctx, job, lifecycle.End{To: jobs.Failed, From: []jobs.Status{jobs.Queued}, Error: launch.Cause(err, instanceType)})
 		if terr != nil {
 			return response{}, terr
 		}
 		return reply(http.StatusCreated, j), nil
 	}
-	j, err := a.Store.Transition(ctx, job.ID, jobstore.Change{From: []jobs.Status{jobs.Queued}, To: jobs.Provisioning,
-		Set: map[string]any{"secret_arn": arn, "instance_id": instance, "attempts": 1}})
-	if err != nil {
-		return response{}, err
-	}
-	a.Log.Info("job submitted", "job", j.ID, "owner", caller, "instance", instance, "type", instanceType)
+	a.Log.Info("job submitted", "job", j.ID, "owner", caller, "instance", j.InstanceID, "type", instanceType)
 	return reply(http.StatusCreated, j), nil
 }
 
@@ -241,21 +240,13 @@ func (a *API) cancel(ctx context.Context, caller, id string) (response, error) {
 			return fail(http.StatusConflict, "job %s already %s", id, j.Status), nil
 		}
 	}
-	j, err = a.Store.Transition(ctx, id, jobstore.Change{From: []jobs.Status{jobs.Queued, jobs.Provisioning}, To: jobs.Cancelled,
-		Set: map[string]any{"cancel_requested": true, "message": "cancelled before the worker started"}})
+	j, err = a.Life.End(ctx, j, lifecycle.End{To: jobs.Cancelled, From: []jobs.Status{jobs.Queued, jobs.Provisioning},
+		Message: "cancelled before the worker started", Set: map[string]any{"cancel_requested": true}})
 	if errors.Is(err, jobstore.ErrConflict) {
 		return a.cancel(ctx, caller, id) // the worker started meanwhile
 	}
 	if err != nil {
 		return response{}, err
-	}
-	if j.InstanceID != "" {
-		if err := launch.Terminate(ctx, a.EC2, j.InstanceID); err != nil {
-			a.Log.Warn("terminate after cancel", "job", id, "err", err)
-		}
-	}
-	if err := a.Secrets.Delete(ctx, id); err != nil {
-		a.Log.Warn("delete secret after cancel", "job", id, "err", err)
 	}
 	return reply(http.StatusOK, j), nil
 }

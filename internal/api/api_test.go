@@ -166,9 +166,10 @@ func TestConcurrencyCapAndOwnership(t *testing.T) {
 	}
 }
 
-// A launch that AWS refuses fails the job at once, with AWS's reason in it.
+// A launch that AWS refuses fails the job at once, with a readable reason
+// (never AWS's raw text, which goes to the API's log).
 func TestLaunchFailureFailsTheJob(t *testing.T) {
-	l := stack.Handler.API.Launcher
+	l := stack.Handler.API.Life.Launcher
 	saved := l.LaunchTemplate
 	l.LaunchTemplate = "no-such-template"
 	defer func() { l.LaunchTemplate = saved }()
@@ -176,7 +177,8 @@ func TestLaunchFailureFailsTheJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.Status != jobs.Failed || !strings.Contains(j.Error, "launch worker") || !strings.Contains(j.Error, "InvalidLaunchTemplateName") {
+	if j.Status != jobs.Failed || !strings.Contains(j.Error, "the worker image or launch template is missing (InvalidLaunchTemplateName") ||
+		!strings.Contains(j.Error, "run replicator setup again") || strings.Contains(j.Error, "RequestID") || strings.Contains(j.Error, "api error") {
 		t.Errorf("job after a failed launch: %s %q", j.Status, j.Error)
 	}
 }

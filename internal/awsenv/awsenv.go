@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,11 +22,23 @@ import (
 
 // Config names the platform's resources and limits.
 type Config struct {
+	Stack          string // REPLICATOR_STACK: every resource carries its tag
+	Version        string // REPLICATOR_VERSION: the CLI version that deployed it
+	Partition      string // REPLICATOR_PARTITION (aws, aws-cn, aws-us-gov)
+	Region         string // AWS_REGION
+	AccountID      string // REPLICATOR_ACCOUNT_ID
 	Table          string // REPLICATOR_TABLE
-	LaunchTemplate string // REPLICATOR_LAUNCH_TEMPLATE
 	LogGroup       string // REPLICATOR_LOG_GROUP
 	SecretPrefix   string // REPLICATOR_SECRET_PREFIX
 	KMSKeyID       string // REPLICATOR_KMS_KEY_ID
+	LaunchTemplate string // REPLICATOR_LAUNCH_TEMPLATE
+	// LaunchTemplateVersion is the version the stack deployed
+	// (REPLICATOR_LAUNCH_TEMPLATE_VERSION); "" means the default version.
+	LaunchTemplateVersion string
+	SubnetIDs             []string // REPLICATOR_SUBNET_IDS, comma-separated, tried in order
+	DefaultInstanceType   string   // REPLICATOR_DEFAULT_INSTANCE_TYPE
+	ArtifactsBucket       string   // REPLICATOR_ARTIFACTS_BUCKET
+	WorkerKey             string   // REPLICATOR_WORKER_KEY
 
 	MaxActiveJobs           int           // REPLICATOR_MAX_ACTIVE_JOBS
 	DefaultTimeLimitMinutes int           // REPLICATOR_DEFAULT_TIME_LIMIT_MINUTES
@@ -35,12 +48,29 @@ type Config struct {
 	MaxAttempts             int           // REPLICATOR_MAX_ATTEMPTS
 }
 
+// Defaults of the limits, when the environment does not set them.
+const (
+	DefaultMaxActiveJobs    = 5
+	DefaultTimeLimitMinutes = 24 * 60
+	DefaultMaxAttempts      = 3
+	DefaultHeartbeatTimeout = 3 * time.Minute
+	DefaultProvisionTimeout = 10 * time.Minute
+	DefaultCancelGrace      = 2 * time.Minute
+	defaultPartition        = "aws"
+)
+
 // Env returns the configuration as environment variables (for child processes).
 func (c Config) Env() []string {
 	return []string{
+		"REPLICATOR_STACK=" + c.Stack, "REPLICATOR_VERSION=" + c.Version,
+		"REPLICATOR_PARTITION=" + c.Partition, "REPLICATOR_ACCOUNT_ID=" + c.AccountID,
 		"REPLICATOR_TABLE=" + c.Table, "REPLICATOR_LAUNCH_TEMPLATE=" + c.LaunchTemplate,
+		"REPLICATOR_LAUNCH_TEMPLATE_VERSION=" + c.LaunchTemplateVersion,
+		"REPLICATOR_SUBNET_IDS=" + strings.Join(c.SubnetIDs, ","),
+		"REPLICATOR_DEFAULT_INSTANCE_TYPE=" + c.DefaultInstanceType,
 		"REPLICATOR_LOG_GROUP=" + c.LogGroup, "REPLICATOR_SECRET_PREFIX=" + c.SecretPrefix,
 		"REPLICATOR_KMS_KEY_ID=" + c.KMSKeyID,
+		"REPLICATOR_ARTIFACTS_BUCKET=" + c.ArtifactsBucket, "REPLICATOR_WORKER_KEY=" + c.WorkerKey,
 		"REPLICATOR_MAX_ACTIVE_JOBS=" + strconv.Itoa(c.MaxActiveJobs),
 		"REPLICATOR_DEFAULT_TIME_LIMIT_MINUTES=" + strconv.Itoa(c.DefaultTimeLimitMinutes),
 		"REPLICATOR_HEARTBEAT_TIMEOUT=" + c.HeartbeatTimeout.String(),
@@ -53,16 +83,27 @@ func (c Config) Env() []string {
 // FromEnv reads the configuration; names are required, limits have defaults.
 func FromEnv() (Config, error) {
 	c := Config{
+		Stack: os.Getenv("REPLICATOR_STACK"), Version: os.Getenv("REPLICATOR_VERSION"),
+		Partition: os.Getenv("REPLICATOR_PARTITION"), Region: os.Getenv("AWS_REGION"), AccountID: os.Getenv("REPLICATOR_ACCOUNT_ID"),
 		Table: os.Getenv("REPLICATOR_TABLE"), LaunchTemplate: os.Getenv("REPLICATOR_LAUNCH_TEMPLATE"),
-		LogGroup: os.Getenv("REPLICATOR_LOG_GROUP"), SecretPrefix: os.Getenv("REPLICATOR_SECRET_PREFIX"),
-		KMSKeyID: os.Getenv("REPLICATOR_KMS_KEY_ID"),
+		LaunchTemplateVersion: os.Getenv("REPLICATOR_LAUNCH_TEMPLATE_VERSION"),
+		DefaultInstanceType:   os.Getenv("REPLICATOR_DEFAULT_INSTANCE_TYPE"),
+		LogGroup:              os.Getenv("REPLICATOR_LOG_GROUP"), SecretPrefix: os.Getenv("REPLICATOR_SECRET_PREFIX"),
+		KMSKeyID: os.Getenv("REPLICATOR_KMS_KEY_ID"), ArtifactsBucket: os.Getenv("REPLICATOR_ARTIFACTS_BUCKET"),
+		WorkerKey: os.Getenv("REPLICATOR_WORKER_KEY"),
 	}
-	if c.SecretPrefix == "" {
-		c.SecretPrefix = "replicator/jobs/"
+	if v := os.Getenv("REPLICATOR_SUBNET_IDS"); v != "" {
+		c.SubnetIDs = strings.Split(v, ",")
 	}
-	for name, v := range map[string]string{"REPLICATOR_TABLE": c.Table, "REPLICATOR_LOG_GROUP": c.LogGroup} {
-		if v == "" {
-			return c, fmt.Errorf("%s is not set", name)
+	if c.Partition == "" {
+		c.Partition = defaultPartition
+	}
+	for _, req := range []struct{ name, v string }{
+		{"REPLICATOR_STACK", c.Stack}, {"REPLICATOR_TABLE", c.Table}, {"REPLICATOR_LOG_GROUP", c.LogGroup},
+		{"REPLICATOR_SECRET_PREFIX", c.SecretPrefix},
+	} {
+		if req.v == "" {
+			return c, fmt.Errorf("%s is not set", req.name)
 		}
 	}
 	var err error
@@ -71,9 +112,9 @@ func FromEnv() (Config, error) {
 		dst *int
 		def int
 	}{
-		{"REPLICATOR_MAX_ACTIVE_JOBS", &c.MaxActiveJobs, 5},
-		{"REPLICATOR_DEFAULT_TIME_LIMIT_MINUTES", &c.DefaultTimeLimitMinutes, 24 * 60},
-		{"REPLICATOR_MAX_ATTEMPTS", &c.MaxAttempts, 3},
+		{"REPLICATOR_MAX_ACTIVE_JOBS", &c.MaxActiveJobs, DefaultMaxActiveJobs},
+		{"REPLICATOR_DEFAULT_TIME_LIMIT_MINUTES", &c.DefaultTimeLimitMinutes, DefaultTimeLimitMinutes},
+		{"REPLICATOR_MAX_ATTEMPTS", &c.MaxAttempts, DefaultMaxAttempts},
 	}
 	for _, i := range ints {
 		*i.dst = i.def
@@ -88,9 +129,9 @@ func FromEnv() (Config, error) {
 		dst *time.Duration
 		def time.Duration
 	}{
-		{"REPLICATOR_HEARTBEAT_TIMEOUT", &c.HeartbeatTimeout, 3 * time.Minute},
-		{"REPLICATOR_PROVISION_TIMEOUT", &c.ProvisionTimeout, 10 * time.Minute},
-		{"REPLICATOR_CANCEL_GRACE", &c.CancelGrace, 2 * time.Minute},
+		{"REPLICATOR_HEARTBEAT_TIMEOUT", &c.HeartbeatTimeout, DefaultHeartbeatTimeout},
+		{"REPLICATOR_PROVISION_TIMEOUT", &c.ProvisionTimeout, DefaultProvisionTimeout},
+		{"REPLICATOR_CANCEL_GRACE", &c.CancelGrace, DefaultCancelGrace},
 	}
 	for _, d := range durs {
 		*d.dst = d.def
@@ -101,6 +142,11 @@ func FromEnv() (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// InstanceARN is the ARN of an instance of this platform's account and region.
+func (c Config) InstanceARN(id string) string {
+	return "arn:" + c.Partition + ":ec2:" + c.Region + ":" + c.AccountID + ":instance/" + id
 }
 
 // Clients are the AWS APIs the platform uses.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	stypes "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/replicatorhq/replicator/platform/names"
 )
 
 // Account is who and where a deployment goes.
@@ -39,6 +44,18 @@ const StateKeyAlias = "alias/replicator-state"
 
 // StateBucket is the state bucket of an account and region.
 func StateBucket(a *Account) string { return fmt.Sprintf("replicator-state-%s-%s", a.ID, a.Region) }
+
+// StateBackend is the Pulumi backend URL of the state bucket. The region is in
+// the URL: without it the pulumi CLI takes the profile's region (S3 then answers
+// PermanentRedirect) or none at all ("region is required").
+func StateBackend(a *Account) string {
+	return "s3://" + StateBucket(a) + "?region=" + url.QueryEscape(a.Region)
+}
+
+// StateSecrets is the secrets provider URL of the state key.
+func StateSecrets(a *Account) string {
+	return "awskms://" + StateKeyAlias + "?region=" + url.QueryEscape(a.Region)
+}
 
 // Bootstrap makes the state backend in the account, idempotently (as CDK's
 // bootstrap does): a private, versioned, encrypted S3 bucket for the state and a
@@ -88,7 +105,7 @@ func Bootstrap(ctx context.Context, cfg aws.Config, a *Account, out io.Writer) (
 			return "", "", fmt.Errorf("state key alias: %w", err)
 		}
 	}
-	return "s3://" + bucket, "awskms://" + StateKeyAlias + "?region=" + a.Region, nil
+	return StateBackend(a), StateSecrets(a), nil
 }
 
 // Purge deletes the state bucket (every version of every object) and schedules
@@ -137,14 +154,53 @@ func Purge(ctx context.Context, cfg aws.Config, a *Account, out io.Writer) error
 	return nil
 }
 
-// RemoveImages deregisters the worker AMIs of a stack (all but keep) and deletes
-// their snapshots: Image Builder leaves them behind when an image is rebuilt or
-// destroyed.
-func RemoveImages(ctx context.Context, cfg aws.Config, stack, keep string, out io.Writer) (int, error) {
+// ImagesInUse are the AMIs a stack may still launch or run: those of its
+// launch template's default and latest versions, and those of its instances
+// that still exist. setup never removes them: a launch from a version that
+// points at a deregistered image fails with InvalidAMIID.
+func ImagesInUse(ctx context.Context, cfg aws.Config, stack string) ([]string, error) {
+	c := ec2.NewFromConfig(cfg)
+	var out []string
+	vers, err := c.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{
+		LaunchTemplateName: aws.String(names.Of(stack).LaunchTemplate()), Versions: []string{"$Default", "$Latest"}})
+	var ae smithy.APIError
+	switch {
+	case errors.As(err, &ae) && strings.HasPrefix(ae.ErrorCode(), "InvalidLaunchTemplateName"):
+	case err != nil:
+		return nil, fmt.Errorf("read the launch template: %w", err)
+	default:
+		for _, v := range vers.LaunchTemplateVersions {
+			if v.LaunchTemplateData != nil && v.LaunchTemplateData.ImageId != nil {
+				out = append(out, aws.ToString(v.LaunchTemplateData.ImageId))
+			}
+		}
+	}
+	p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{Filters: []etypes.Filter{
+		{Name: aws.String("tag:" + names.TagStack), Values: []string{stack}},
+		{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}},
+	}})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list the stack's instances: %w", err)
+		}
+		for _, r := range page.Reservations {
+			for _, in := range r.Instances {
+				out = append(out, aws.ToString(in.ImageId))
+			}
+		}
+	}
+	return out, nil
+}
+
+// RemoveImages deregisters the worker AMIs of a stack but those in keep, and
+// deletes their snapshots: Image Builder leaves them behind when an image is
+// rebuilt or destroyed.
+func RemoveImages(ctx context.Context, cfg aws.Config, stack string, keep []string, out io.Writer) (int, error) {
 	c := ec2.NewFromConfig(cfg)
 	imgs, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []etypes.Filter{
-		{Name: aws.String("tag:replicator:stack"), Values: []string{stack}},
-		{Name: aws.String("tag:replicator:role"), Values: []string{"worker-image"}},
+		{Name: aws.String("tag:" + names.TagStack), Values: []string{stack}},
+		{Name: aws.String("tag:" + names.TagRole), Values: []string{names.RoleWorkerImage}},
 	}})
 	if err != nil {
 		return 0, fmt.Errorf("list worker images: %w", err)
@@ -152,7 +208,7 @@ func RemoveImages(ctx context.Context, cfg aws.Config, stack, keep string, out i
 	n := 0
 	for _, img := range imgs.Images {
 		id := aws.ToString(img.ImageId)
-		if id == keep {
+		if slices.Contains(keep, id) {
 			continue
 		}
 		if _, err := c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: img.ImageId}); err != nil {

@@ -40,7 +40,7 @@ func TestBootstrapPurgeAndImages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
-	if backend != "s3://replicator-state-"+acct.ID+"-eu-west-1" || secrets != "awskms://alias/replicator-state?region=eu-west-1" {
+	if backend != "s3://replicator-state-"+acct.ID+"-eu-west-1?region=eu-west-1" || secrets != "awskms://alias/replicator-state?region=eu-west-1" {
 		t.Errorf("backend %s, secrets %s", backend, secrets)
 	}
 	if !strings.Contains(out.String(), "Creating the state bucket") || !strings.Contains(out.String(), "Creating the state key") {
@@ -68,10 +68,10 @@ func TestBootstrapPurgeAndImages(t *testing.T) {
 		}
 		amis = append(amis, aws.ToString(img.ImageId))
 	}
-	if n, err := RemoveImages(ctx, cfg, "prod", amis[1], &out); err != nil || n != 1 {
+	if n, err := RemoveImages(ctx, cfg, "prod", []string{amis[1]}, &out); err != nil || n != 1 {
 		t.Fatalf("rebuild clean-up: %d %v", n, err)
 	}
-	if n, err := RemoveImages(ctx, cfg, "prod", "", &out); err != nil || n != 1 {
+	if n, err := RemoveImages(ctx, cfg, "prod", nil, &out); err != nil || n != 1 {
 		t.Fatalf("teardown clean-up: %d %v", n, err)
 	}
 
@@ -83,5 +83,73 @@ func TestBootstrapPurgeAndImages(t *testing.T) {
 	}
 	if _, err := kms.NewFromConfig(cfg).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(StateKeyAlias)}); err == nil {
 		t.Errorf("state key alias left after purge")
+	}
+}
+
+// Rule: a launch template version that a launch may use (the default, and the
+// latest, which the stack's Lambda names) must never point at a deregistered
+// AMI, nor may an instance's AMI go while it lives: setup keeps them.
+func TestImagesInUseAreKept(t *testing.T) {
+	ctx := context.Background()
+	moto, err := devstack.StartMoto(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer moto.Stop()
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("eu-west-1"), config.WithBaseEndpoint(moto.URL),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIA", "secret", "")),
+		config.WithSharedConfigFiles(nil), config.WithSharedCredentialsFiles(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ec2.NewFromConfig(cfg)
+	base, _ := c.DescribeImages(ctx, &ec2.DescribeImagesInput{})
+	stackTags := []etypes.Tag{{Key: aws.String("replicator:stack"), Value: aws.String("prod")}}
+	image := func(name string) string {
+		inst, err := c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: base.Images[0].ImageId, MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := c.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: inst.Instances[0].InstanceId, Name: aws.String(name),
+			TagSpecifications: []etypes.TagSpecification{{ResourceType: etypes.ResourceTypeImage, Tags: append(stackTags,
+				etypes.Tag{Key: aws.String("replicator:role"), Value: aws.String("worker-image")})}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(img.ImageId)
+	}
+	v1, v2, running, unused := image("v1"), image("v2"), image("running"), image("unused")
+	if _, err := c.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String("replicator-prod-worker"),
+		LaunchTemplateData: &etypes.RequestLaunchTemplateData{ImageId: aws.String(v1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{LaunchTemplateName: aws.String("replicator-prod-worker"),
+		LaunchTemplateData: &etypes.RequestLaunchTemplateData{ImageId: aws.String(v2)}}); err != nil {
+		t.Fatal(err)
+	}
+	// A worker still runs on an older image.
+	if _, err := c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(running), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		TagSpecifications: []etypes.TagSpecification{{ResourceType: etypes.ResourceTypeInstance, Tags: stackTags}}}); err != nil {
+		t.Fatal(err)
+	}
+	keep, err := ImagesInUse(ctx, cfg, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := RemoveImages(ctx, cfg, "prod", keep, &out); err != nil {
+		t.Fatal(err)
+	}
+	left := map[string]bool{}
+	imgs, _ := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}})
+	for _, i := range imgs.Images {
+		left[aws.ToString(i.ImageId)] = true
+	}
+	// v1 is the default version (CreateLaunchTemplateVersion does not move
+	// it), v2 the latest, "running" an instance's: all stay.
+	for id, want := range map[string]bool{v1: true, v2: true, running: true, unused: false} {
+		if left[id] != want {
+			t.Errorf("image %s kept=%v, want %v (in use: %v)", id, left[id], want, keep)
+		}
 	}
 }

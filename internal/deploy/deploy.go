@@ -17,12 +17,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 
 	"github.com/replicatorhq/replicator/platform"
@@ -40,6 +42,11 @@ type Options struct {
 	// Env are extra variables for the pulumi CLI.
 	Env map[string]string
 	Out io.Writer
+	// Unlock decides about a lock whose holder may be alive (nil: never).
+	// Provably stale locks are removed without asking.
+	Unlock func(Lock) (bool, error)
+	// AWS finds what an interrupted run created but did not record.
+	AWS aws.Config
 }
 
 // Outputs of a deployed stack.
@@ -58,7 +65,10 @@ type Outputs struct {
 }
 
 func (o *Options) stack(ctx context.Context) (auto.Stack, error) {
-	env := map[string]string{"PULUMI_BACKEND_URL": o.Backend, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+	// The region goes to the pulumi CLI too: its S3 backend and KMS secrets
+	// provider must not fall back on the profile's region, or on none.
+	env := map[string]string{"PULUMI_BACKEND_URL": o.Backend, "PULUMI_SKIP_UPDATE_CHECK": "true",
+		"AWS_REGION": o.Region, "AWS_DEFAULT_REGION": o.Region}
 	if o.SecretsProvider == "" {
 		if _, ok := os.LookupEnv("PULUMI_CONFIG_PASSPHRASE"); !ok {
 			env["PULUMI_CONFIG_PASSPHRASE"] = ""
@@ -91,30 +101,26 @@ func Up(ctx context.Context, o Options) (*Outputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := recoverInterrupted(ctx, &s, o.Out); err != nil {
+	if err := o.recoverInterrupted(ctx, &s); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(o.Out, "Deploying stack %s to %s (state in %s)\n", o.Config.Stack, o.Region, o.Backend)
 	start := time.Now()
-	up := func() (auto.UpResult, error) {
+	var res auto.UpResult
+	err = o.locked(ctx, &s, func() error {
 		ch := make(chan events.EngineEvent)
 		done := make(chan struct{})
 		go func() { printEvents(o.Out, ch); close(done) }()
-		res, err := s.Up(ctx, optup.EventStreams(ch))
+		var err error
+		res, err = s.Up(ctx, optup.EventStreams(ch))
 		drain(done)
-		return res, err
-	}
-	res, err := up()
-	if err != nil && strings.Contains(err.Error(), "currently locked") {
-		// A lock left by an interrupted setup: nothing else runs (locks are
-		// only taken by setup and teardown); remove it and go again.
-		fmt.Fprintln(o.Out, "The stack is locked by an interrupted run: removing the stale lock and retrying.")
-		if cerr := s.Cancel(ctx); cerr != nil {
-			return nil, fmt.Errorf("remove stale lock: %w", cerr)
-		}
-		res, err = up()
-	}
+		return err
+	})
 	if err != nil {
+		var le *ErrLocked
+		if errors.As(err, &le) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("deploy: %s", lastLines(err.Error(), 6))
 	}
 	changes := map[string]int{}
@@ -154,59 +160,137 @@ func Destroy(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := recoverInterrupted(ctx, &s, o.Out); err != nil {
+	if err := o.recoverInterrupted(ctx, &s); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.Out, "Destroying stack %s in %s\n", o.Config.Stack, o.Region)
-	ch := make(chan events.EngineEvent)
-	done := make(chan struct{})
-	go func() { printEvents(o.Out, ch); close(done) }()
-	_, err = s.Destroy(ctx, optdestroy.EventStreams(ch))
-	drain(done)
-	if err != nil && strings.Contains(err.Error(), "currently locked") {
-		if cerr := s.Cancel(ctx); cerr == nil {
-			_, err = s.Destroy(ctx)
-		}
-	}
+	err = o.locked(ctx, &s, func() error {
+		ch := make(chan events.EngineEvent)
+		done := make(chan struct{})
+		go func() { printEvents(o.Out, ch); close(done) }()
+		_, err := s.Destroy(ctx, optdestroy.EventStreams(ch))
+		drain(done)
+		return err
+	})
 	if err != nil {
+		var le *ErrLocked
+		if errors.As(err, &le) {
+			return err
+		}
 		return fmt.Errorf("destroy: %s", lastLines(err.Error(), 6))
 	}
 	return s.Workspace().RemoveStack(ctx, o.Config.Stack)
 }
 
-// recoverInterrupted clears the pending operations a killed run leaves in the
-// state (the engine refuses to go on otherwise), then refreshes the state from
-// what exists, so the next update creates what is missing.
-func recoverInterrupted(ctx context.Context, s *auto.Stack, out io.Writer) error {
-	state, err := s.Export(ctx)
-	if err != nil {
-		if strings.Contains(err.Error(), "currently locked") {
-			if cerr := s.Cancel(ctx); cerr != nil {
-				return cerr
+// locked runs op; when the stack is locked, it removes the lock only if every
+// holder is provably gone, or if the user says so (--unlock), and runs op
+// again. A live teammate's lock on a shared backend is never taken away
+// silently: the error names who holds it.
+func (o *Options) locked(ctx context.Context, s *auto.Stack, op func() error) error {
+	err := op()
+	locks := locksOf(err)
+	if locks == nil {
+		return err
+	}
+	if err := o.unlock(ctx, s, locks); err != nil {
+		return err
+	}
+	return op()
+}
+
+func (o *Options) unlock(ctx context.Context, s *auto.Stack, locks []Lock) error {
+	now, host := time.Now(), hostname()
+	var live []Lock
+	var why []string
+	for _, l := range locks {
+		if stale, reason := l.Stale(now, host); stale {
+			why = append(why, l.String()+": "+reason)
+		} else {
+			live = append(live, l)
+		}
+	}
+	if len(live) > 0 {
+		ok := false
+		if o.Unlock != nil {
+			var err error
+			if ok, err = o.Unlock(live[0]); err != nil {
+				return err
 			}
-			fmt.Fprintln(out, "Removed a stale lock left by an interrupted run.")
-			state, err = s.Export(ctx)
 		}
-		if err != nil {
-			return fmt.Errorf("read state: %w", err)
+		if !ok {
+			return &ErrLocked{Stack: o.Config.Stack, Locks: live}
 		}
+		for _, l := range live {
+			why = append(why, l.String()+": removed on request (--unlock)")
+		}
+	}
+	if err := s.Cancel(ctx); err != nil {
+		return fmt.Errorf("remove the lock: %w", err)
+	}
+	for _, w := range why {
+		fmt.Fprintf(o.Out, "Removed the stack's lock held by %s\n", w)
+	}
+	return nil
+}
+
+// recoverInterrupted repairs what a killed run leaves in the state (the
+// engine refuses to go on otherwise): a resource it was creating may exist in
+// AWS without being recorded, and creating it again would fail with "already
+// exists". Such pending creates are imported (their AWS id found by name, or
+// the AMI build waited for); the others are cleared, and the state refreshed.
+func (o *Options) recoverInterrupted(ctx context.Context, s *auto.Stack) error {
+	var state apitype.UntypedDeployment
+	err := o.locked(ctx, s, func() error {
+		var err error
+		state, err = s.Export(ctx)
+		return err
+	})
+	if err != nil {
+		var le *ErrLocked
+		if errors.As(err, &le) {
+			return err
+		}
+		return fmt.Errorf("read state: %w", err)
 	}
 	var d apitype.DeploymentV3
 	if len(state.Deployment) == 0 || json.Unmarshal(state.Deployment, &d) != nil || len(d.PendingOperations) == 0 {
 		return nil
 	}
-	fmt.Fprintf(out, "Recovering from an interrupted run: clearing %d pending operation(s) and refreshing the state.\n", len(d.PendingOperations))
-	d.PendingOperations = nil
+	fmt.Fprintf(o.Out, "Recovering from an interrupted run: %d pending operation(s).\n", len(d.PendingOperations))
+	// A create found in AWS becomes a resource of the state with its id (the
+	// refresh then reads it whole); the rest are dropped and created again.
+	var pending []apitype.OperationV2
+	for _, op := range d.PendingOperations {
+		if op.Type != apitype.OperationTypeCreating {
+			continue // updates and deletes left pending: the refresh settles them
+		}
+		id, why, err := o.findCreated(ctx, op.Resource, &d)
+		if err != nil {
+			return fmt.Errorf("recover %s: %w", name(string(op.Resource.URN)), err)
+		}
+		if id == "" {
+			fmt.Fprintf(o.Out, "  %-50s %s: %s, created again\n", op.Resource.Type, name(string(op.Resource.URN)), why)
+			continue
+		}
+		fmt.Fprintf(o.Out, "  %-50s %s: %s, imported\n", op.Resource.Type, name(string(op.Resource.URN)), why)
+		r := op.Resource
+		r.ID = resource.ID(id)
+		r.Outputs = r.Inputs
+		// Its dependencies were created before it: appending keeps the
+		// resources in dependency order.
+		d.Resources = append(d.Resources, r)
+	}
+	d.PendingOperations = pending
 	raw, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
 	state.Deployment = raw
 	if err := s.Import(ctx, state); err != nil {
-		return fmt.Errorf("clear pending operations: %w", err)
+		return fmt.Errorf("record the recovered state: %w", err)
 	}
 	if _, err := s.Refresh(ctx, optrefresh.ProgressStreams(io.Discard)); err != nil {
-		return fmt.Errorf("refresh after an interrupted run: %w", err)
+		return fmt.Errorf("refresh after an interrupted run: %s", lastLines(err.Error(), 6))
 	}
 	return nil
 }

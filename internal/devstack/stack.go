@@ -17,8 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/replicatorhq/replicator/internal/awsenv"
+	"github.com/replicatorhq/replicator/internal/jobs"
 	"github.com/replicatorhq/replicator/internal/jobstore"
 	"github.com/replicatorhq/replicator/internal/lambdafn"
+	"github.com/replicatorhq/replicator/platform/names"
 )
 
 // Region of the emulated platform.
@@ -40,6 +42,12 @@ var platformCreds = User{AccessKey: "AKIAPLATFORM00000001", SecretKey: "platform
 
 // Options of a stack.
 type Options struct {
+	// Stack names the emulated deployment (default "replicator"); its
+	// resources get the names and tags setup would give them.
+	Stack string
+	// Moto, when set, is shared with other stacks (two stacks side by side in
+	// one account and region); Stop then leaves it running.
+	Moto *Moto
 	// WorkerBin is the worker binary the launcher runs.
 	WorkerBin string
 	// Config overrides (timeouts kept short for tests).
@@ -59,9 +67,13 @@ type Stack struct {
 	Handler  *lambdafn.Handler
 	API      *APIServer
 	Launcher *Launcher
+	ownMoto  bool
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
+
+// Account is moto's default account id.
+const Account = "123456789012"
 
 // Start brings the platform up.
 func Start(ctx context.Context, o Options) (*Stack, error) {
@@ -72,17 +84,18 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	cfg := o.Config
-	if cfg.Table == "" {
-		cfg.Table = "replicator-jobs"
+	if o.Stack == "" {
+		o.Stack = "replicator"
 	}
-	if cfg.LogGroup == "" {
-		cfg.LogGroup = "/replicator/jobs"
-	}
-	if cfg.LaunchTemplate == "" {
-		cfg.LaunchTemplate = "replicator-worker"
-	}
-	if cfg.SecretPrefix == "" {
-		cfg.SecretPrefix = "replicator/jobs/"
+	n := names.Of(o.Stack)
+	cfg.Stack, cfg.Partition, cfg.Region, cfg.AccountID = o.Stack, "aws", Region, Account
+	defaults := map[*string]string{&cfg.Table: n.Table(), &cfg.LogGroup: n.JobsLogGroup(), &cfg.LaunchTemplate: n.LaunchTemplate(),
+		&cfg.SecretPrefix: n.SecretPrefix(), &cfg.DefaultInstanceType: jobs.DefaultInstanceType, &cfg.Version: "dev",
+		&cfg.ArtifactsBucket: n.ArtifactsBucket(Account, Region), &cfg.WorkerKey: "worker/dev/worker"}
+	for dst, v := range defaults {
+		if *dst == "" {
+			*dst = v
+		}
 	}
 	if cfg.MaxActiveJobs == 0 {
 		cfg.MaxActiveJobs = 5
@@ -102,11 +115,16 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = 3
 	}
-	moto, err := StartMoto(ctx)
-	if err != nil {
-		return nil, err
+	moto, ownMoto := o.Moto, false
+	if moto == nil {
+		var err error
+		if moto, err = StartMoto(ctx); err != nil {
+			return nil, err
+		}
+		ownMoto = true
 	}
-	s := &Stack{Moto: moto, Config: cfg, done: make(chan struct{})}
+	s := &Stack{Moto: moto, ownMoto: ownMoto, Config: cfg, done: make(chan struct{})}
+	var err error
 	// The stack's own clients (provisioning, the launcher, tests' inspections)
 	// are kept apart from the Lambda's, whose calls are recorded for the IAM
 	// contract.
@@ -133,7 +151,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.Launcher = &Launcher{EC2: s.Clients.EC2, Bin: o.WorkerBin, Env: s.PlatformEnv(), Table: cfg.Table, Out: o.WorkerLog}
+	s.Launcher = &Launcher{EC2: s.Clients.EC2, Stack: cfg.Stack, Bin: o.WorkerBin, Env: s.PlatformEnv(), Table: cfg.Table, Out: o.WorkerLog}
 	go func() {
 		defer close(s.done)
 		s.loop(runCtx, o.ReaperEvery)
@@ -169,7 +187,9 @@ func (s *Stack) Stop() {
 	if s.API != nil {
 		s.API.Stop()
 	}
-	s.Moto.Stop()
+	if s.ownMoto {
+		s.Moto.Stop()
+	}
 }
 
 // PlatformEnv is the environment of the platform's own processes (workers).
@@ -193,7 +213,13 @@ func (s *Stack) CallerEnv(user string) []string {
 func (s *Stack) Store() *jobstore.Store { return jobstore.New(s.Clients.DynamoDB, s.Config.Table) }
 
 func (s *Stack) clients(ctx context.Context, extra ...func(*config.LoadOptions) error) (*awsenv.Clients, error) {
-	opts := append([]func(*config.LoadOptions) error{config.WithRegion(Region), config.WithBaseEndpoint(s.Moto.URL),
+	return MotoClients(ctx, s.Moto.URL, extra...)
+}
+
+// MotoClients are AWS clients of the platform's identity for endpoint (moto,
+// or something standing in front of it).
+func MotoClients(ctx context.Context, endpoint string, extra ...func(*config.LoadOptions) error) (*awsenv.Clients, error) {
+	opts := append([]func(*config.LoadOptions) error{config.WithRegion(Region), config.WithBaseEndpoint(endpoint),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(platformCreds.AccessKey, platformCreds.SecretKey, "")),
 		config.WithSharedConfigFiles(nil), config.WithSharedCredentialsFiles(nil), config.WithEC2IMDSClientEnableState(0)}, extra...)
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
@@ -255,6 +281,8 @@ func (s *Stack) createLaunchTemplate(ctx context.Context) error {
 			InstanceType:                      etypes.InstanceTypeC7gLarge,
 			MetadataOptions:                   &etypes.LaunchTemplateInstanceMetadataOptionsRequest{HttpTokens: etypes.LaunchTemplateHttpTokensStateRequired},
 			InstanceInitiatedShutdownBehavior: etypes.ShutdownBehaviorTerminate,
+			TagSpecifications: []etypes.LaunchTemplateTagSpecificationRequest{{ResourceType: etypes.ResourceTypeInstance,
+				Tags: []etypes.Tag{{Key: str(names.TagStack), Value: str(s.Config.Stack)}, {Key: str(names.TagRole), Value: str(names.RoleWorker)}}}},
 		},
 	})
 	if err != nil {

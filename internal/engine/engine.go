@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sort"
 	"sync"
 	"time"
 
@@ -119,6 +120,32 @@ type Result struct {
 	Seconds  float64       `json:"seconds"`
 	Rows     int64         `json:"rows"`
 	Bytes    int64         `json:"bytes"`
+	// TablesOmitted and StepsOmitted count what Trimmed left out.
+	TablesOmitted int `json:"tables_omitted,omitempty"`
+	StepsOmitted  int `json:"steps_omitted,omitempty"`
+}
+
+// TableCount is the number of tables copied, listed or not.
+func (r *Result) TableCount() int { return len(r.Tables) + r.TablesOmitted }
+
+// Trimmed keeps the slowest tables and the first steps, counting the rest:
+// a remote worker ships the summary as one log event, which CloudWatch Logs
+// caps at 256 KiB.
+func (r *Result) Trimmed(tables, steps int) *Result {
+	c := *r
+	if len(c.Tables) > tables {
+		c.Tables = append([]TableResult(nil), c.Tables...)
+		sort.SliceStable(c.Tables, func(i, j int) bool {
+			return c.Tables[i].CopySeconds+c.Tables[i].IndexSeconds > c.Tables[j].CopySeconds+c.Tables[j].IndexSeconds
+		})
+		c.TablesOmitted += len(c.Tables) - tables
+		c.Tables = c.Tables[:tables]
+	}
+	if len(c.Steps) > steps {
+		c.StepsOmitted += len(c.Steps) - steps
+		c.Steps = c.Steps[:steps]
+	}
+	return &c
 }
 
 // StepResult times one step. Steps that overlap (copy and index builds) report

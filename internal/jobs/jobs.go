@@ -9,6 +9,7 @@ import (
 	"encoding/base32"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -36,18 +37,26 @@ func (s Status) Terminal() bool { return s == Succeeded || s == Failed || s == C
 // Active are the statuses of a job that holds a slot under the concurrency cap.
 var Active = []Status{Queued, Provisioning, Running}
 
-// Options of a job, as the CLI's flags give them.
+// Options of a job: every flag of init and sync that changes what is done.
+// The CLI builds them once from its flags; the local run and the worker turn
+// them into engine and replication options the same way (internal/runner).
 type Options struct {
-	DropExisting        bool   `json:"drop_existing,omitempty"`
-	NoRoles             bool   `json:"no_roles,omitempty"`
-	Jobs                int    `json:"jobs,omitempty"`
-	IndexJobs           int    `json:"index_jobs,omitempty"`
+	DropExisting bool `json:"drop_existing,omitempty"`
+	NoRoles      bool `json:"no_roles,omitempty"`
+	// NoResume starts over instead of resuming an interrupted run (a
+	// relaunched worker still resumes its own job).
+	NoResume  bool `json:"no_resume,omitempty"`
+	Jobs      int  `json:"jobs,omitempty"`
+	IndexJobs int  `json:"index_jobs,omitempty"`
+	// SplitLargerThan is in bytes: 0 for the default (1 GiB), -1 never.
 	SplitLargerThan     int64  `json:"split_tables_larger_than,omitempty"`
 	MaintenanceWorkMem  string `json:"maintenance_work_mem,omitempty"`
+	SkipValidate        bool   `json:"skip_validate,omitempty"`
 	Verify              bool   `json:"verify,omitempty"`
 	Sync                bool   `json:"sync,omitempty"` // init: continue into replication
 	ReplicaIdentityFull bool   `json:"replica_identity_full,omitempty"`
-	Stop                bool   `json:"stop,omitempty"` // sync: stop replicating
+	Stop                bool   `json:"stop,omitempty"`  // sync: stop replicating
+	Force               bool   `json:"force,omitempty"` // sync: recreate the replication
 	Sequences           bool   `json:"sequences,omitempty"`
 	TimeLimitMinutes    int    `json:"time_limit_minutes,omitempty"`
 	InstanceType        string `json:"instance_type,omitempty"`
@@ -58,11 +67,14 @@ type Options struct {
 
 // Request is the body of POST /jobs.
 type Request struct {
-	Command string      `json:"command"`
-	Source  string      `json:"source"`
-	Target  string      `json:"target"`
-	Filters filter.Spec `json:"filters"`
-	Options Options     `json:"options"`
+	Command string `json:"command"`
+	Source  string `json:"source"`
+	Target  string `json:"target"`
+	// SourceForTarget is the source as the target server reaches it
+	// (--source-from-target); kept in the secret like the other URLs.
+	SourceForTarget string      `json:"source_from_target,omitempty"`
+	Filters         filter.Spec `json:"filters"`
+	Options         Options     `json:"options"`
 }
 
 // Job is the record of one remote job.
@@ -112,18 +124,30 @@ func NewID() string {
 // ValidID checks the shape of a job id before it reaches a query.
 func ValidID(id string) bool { return idRE.MatchString(id) }
 
-// FieldErrors maps a request field to what is wrong with it.
+// FieldErrors maps a request field to what is wrong with it: every invalid
+// field is reported, a field's problems are joined, and the order is stable
+// (sorted by field; JSON sorts map keys too).
 type FieldErrors map[string]string
 
+func (f FieldErrors) add(field, problem string) {
+	if prev, ok := f[field]; ok {
+		problem = prev + "; " + problem
+	}
+	f[field] = problem
+}
+
 func (f FieldErrors) Error() string {
-	var parts []string
-	for k, v := range f {
-		parts = append(parts, k+": "+v)
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ": " + f[k]
 	}
 	return "invalid job: " + strings.Join(parts, "; ")
 }
-
-var instanceTypeRE = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 
 // Limits of a submission.
 const (
@@ -137,44 +161,72 @@ func (r *Request) Validate() (src, dst *conninfo.Endpoint, err error) {
 	switch r.Command {
 	case "init", "sync":
 	case "":
-		fe["command"] = "required: init or sync"
+		fe.add("command", "required: init or sync")
 	default:
-		fe["command"] = fmt.Sprintf("unknown command %q: init or sync", r.Command)
+		fe.add("command", fmt.Sprintf("unknown command %q: init or sync", r.Command))
 	}
 	var perr error
 	if src, perr = conninfo.Parse("source", r.Source); perr != nil {
-		fe["source"] = perr.Error()
+		fe.add("source", perr.Error())
 	}
 	if dst, perr = conninfo.Parse("target", r.Target); perr != nil {
-		fe["target"] = perr.Error()
+		fe.add("target", perr.Error())
 	}
 	if _, perr := r.Filters.Compile(); perr != nil {
-		fe["filters"] = perr.Error()
+		fe.add("filters", perr.Error())
 	}
 	o := r.Options
 	if o.Jobs < 0 || o.Jobs > MaxJobs {
-		fe["options.jobs"] = fmt.Sprintf("must be between 1 and %d", MaxJobs)
+		fe.add("options.jobs", fmt.Sprintf("must be between 1 and %d", MaxJobs))
 	}
 	if o.IndexJobs < 0 || o.IndexJobs > MaxJobs {
-		fe["options.index_jobs"] = fmt.Sprintf("must be between 1 and %d", MaxJobs)
+		fe.add("options.index_jobs", fmt.Sprintf("must be between 1 and %d", MaxJobs))
 	}
 	if o.TimeLimitMinutes < 0 || o.TimeLimitMinutes > MaxTimeLimitMinutes {
-		fe["options.time_limit_minutes"] = fmt.Sprintf("must be between 1 and %d", MaxTimeLimitMinutes)
+		fe.add("options.time_limit_minutes", fmt.Sprintf("must be between 1 and %d", MaxTimeLimitMinutes))
 	}
-	if o.InstanceType != "" && !instanceTypeRE.MatchString(o.InstanceType) {
-		fe["options.instance_type"] = "not an EC2 instance type (e.g. c7g.xlarge)"
+	if o.InstanceType != "" {
+		if err := CheckInstanceType(o.InstanceType); err != nil {
+			fe.add("options.instance_type", err.Error())
+		}
 	}
 	if o.MaintenanceWorkMem != "" && !regexp.MustCompile(`^[0-9]+\s*(kB|MB|GB|TB)?$`).MatchString(o.MaintenanceWorkMem) {
-		fe["options.maintenance_work_mem"] = "a size such as 512MB"
+		fe.add("options.maintenance_work_mem", "a size such as 512MB")
 	}
-	if o.SplitLargerThan < 0 || o.SourceBytes < 0 {
-		fe["options"] = "sizes must not be negative"
+	if o.SplitLargerThan < -1 {
+		fe.add("options.split_tables_larger_than", "a size in bytes, 0 for the default or -1 never to split")
 	}
-	if r.Command == "sync" && (o.DropExisting || o.Verify || o.Sync) {
-		fe["options"] = "drop_existing, verify and sync apply to init"
+	if o.SourceBytes < 0 {
+		fe.add("options.source_bytes", "must not be negative")
 	}
-	if r.Command == "init" && (o.Stop || o.Sequences) {
-		fe["options"] = "stop and sequences apply to sync"
+	if r.SourceForTarget != "" {
+		if _, perr := conninfo.Parse("source_from_target", r.SourceForTarget); perr != nil {
+			fe.add("source_from_target", perr.Error())
+		}
+		if r.Command == "init" && !o.Sync {
+			fe.add("source_from_target", "applies to sync and init with sync")
+		}
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"drop_existing", o.DropExisting}, {"verify", o.Verify}, {"sync", o.Sync}, {"no_roles", o.NoRoles}, {"no_resume", o.NoResume},
+		{"skip_validate", o.SkipValidate}, {"jobs", o.Jobs != 0}, {"index_jobs", o.IndexJobs != 0}, {"split_tables_larger_than", o.SplitLargerThan != 0},
+		{"maintenance_work_mem", o.MaintenanceWorkMem != ""}} {
+		if r.Command == "sync" && f.set {
+			fe.add("options."+f.name, "applies to init, not sync")
+		}
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"stop", o.Stop}, {"force", o.Force}, {"sequences", o.Sequences}} {
+		if r.Command == "init" && f.set {
+			fe.add("options."+f.name, "applies to sync, not init")
+		}
+	}
+	if r.Command == "init" && o.ReplicaIdentityFull && !o.Sync {
+		fe.add("options.replica_identity_full", "applies to sync and init with sync")
 	}
 	if len(fe) > 0 {
 		return nil, nil, fe
@@ -184,21 +236,7 @@ func (r *Request) Validate() (src, dst *conninfo.Endpoint, err error) {
 
 // Secret is what a job's secret holds: the real connection URLs.
 type Secret struct {
-	Source string `json:"source"`
-	Target string `json:"target"`
-}
-
-// InstanceTypeFor sizes the worker by the data to copy (Graviton, arm64, like
-// the worker image): network and CPU grow with the instance.
-func InstanceTypeFor(bytes int64) string {
-	switch {
-	case bytes <= 0 || bytes < 50<<30:
-		return "c7g.large"
-	case bytes < 500<<30:
-		return "c7g.xlarge"
-	case bytes < 2<<40:
-		return "c7g.2xlarge"
-	default:
-		return "c7g.4xlarge"
-	}
+	Source          string `json:"source"`
+	Target          string `json:"target"`
+	SourceForTarget string `json:"source_from_target,omitempty"`
 }

@@ -8,19 +8,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/replicatorhq/replicator/internal/jobs"
+	"github.com/replicatorhq/replicator/platform/names"
 )
 
-// Secrets stores job secrets under Prefix (the worker's IAM policy allows only
-// that prefix).
+// Secrets stores job secrets under Prefix, tagged with the stack and the job.
+// A worker may read a secret only once it is tagged with that worker's
+// instance (TagInstance), which its IAM policy compares with the caller.
 type Secrets struct {
 	SM       *secretsmanager.Client
-	Prefix   string // e.g. "replicator/jobs/"
+	Stack    string
+	Prefix   string // e.g. "replicator/prod/jobs/"
 	KMSKeyID string // optional customer-managed key
 }
 
@@ -34,7 +38,8 @@ func (s *Secrets) Create(ctx context.Context, jobID string, sec jobs.Secret) (st
 		Name:         aws.String(s.Prefix + jobID),
 		SecretString: aws.String(string(b)),
 		Description:  aws.String("connection URLs of replicator job " + jobID),
-		Tags:         []types.Tag{{Key: aws.String("replicator:job-id"), Value: aws.String(jobID)}},
+		Tags: []types.Tag{{Key: aws.String(names.TagJob), Value: aws.String(jobID)},
+			{Key: aws.String(names.TagStack), Value: aws.String(s.Stack)}},
 	}
 	if s.KMSKeyID != "" {
 		in.KmsKeyId = aws.String(s.KMSKeyID)
@@ -44,6 +49,61 @@ func (s *Secrets) Create(ctx context.Context, jobID string, sec jobs.Secret) (st
 		return "", fmt.Errorf("store the job's connection URLs: %w", err)
 	}
 	return aws.ToString(out.ARN), nil
+}
+
+// TagInstance names the worker instance (its ARN) allowed to read the job's
+// secret; a relaunch re-tags it for the new instance.
+func (s *Secrets) TagInstance(ctx context.Context, jobID, instanceARN string) error {
+	_, err := s.SM.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String(s.Prefix + jobID),
+		Tags: []types.Tag{{Key: aws.String(names.TagInstance), Value: aws.String(instanceARN)}}})
+	if err != nil {
+		return fmt.Errorf("hand the job's secret to its worker: %w", err)
+	}
+	return nil
+}
+
+// Has reports whether the job's secret exists.
+func (s *Secrets) Has(ctx context.Context, jobID string) (bool, error) {
+	_, err := s.SM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(s.Prefix + jobID)})
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// List lists the job ids of every secret of the stack (teardown removes
+// what a crash left).
+func (s *Secrets) List(ctx context.Context) ([]string, error) {
+	p := secretsmanager.NewListSecretsPaginator(s.SM, &secretsmanager.ListSecretsInput{Filters: []types.Filter{
+		{Key: types.FilterNameStringTypeTagKey, Values: []string{names.TagStack}},
+		{Key: types.FilterNameStringTypeTagValue, Values: []string{s.Stack}},
+	}})
+	var ids []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list job secrets: %w", err)
+		}
+		for _, sec := range page.SecretList {
+			name := aws.ToString(sec.Name)
+			if strings.HasPrefix(name, s.Prefix) && stackTagged(sec.Tags, s.Stack) {
+				ids = append(ids, strings.TrimPrefix(name, s.Prefix))
+			}
+		}
+	}
+	return ids, nil
+}
+
+// stackTagged checks the tag itself: ListSecrets' tag filters match keys and
+// values separately.
+func stackTagged(tags []types.Tag, stack string) bool {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == names.TagStack && aws.ToString(t.Value) == stack {
+			return true
+		}
+	}
+	return false
 }
 
 // Get reads a job's URLs.

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/cenkalti/backoff/v5"
 
 	"github.com/replicatorhq/replicator/internal/jobs"
 	"github.com/replicatorhq/replicator/internal/progress"
@@ -91,7 +92,7 @@ func (s *Store) Create(ctx context.Context, j *jobs.Job, cap int) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	err = s.transact(ctx, []types.TransactWriteItem{
 		{Update: &types.Update{
 			TableName:           &s.Table,
 			Key:                 counterKey,
@@ -103,9 +104,9 @@ func (s *Store) Create(ctx context.Context, j *jobs.Job, cap int) error {
 			},
 		}},
 		{Put: &types.Put{TableName: &s.Table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-	}})
-	var tce *types.TransactionCanceledException
-	if errors.As(err, &tce) && len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+	})
+	var cf *conditionFailed
+	if errors.As(err, &cf) && cf.item == 0 {
 		return ErrCapacity
 	}
 	if err != nil {
@@ -275,13 +276,13 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*jobs.Job,
 		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 	}
 	if terminal {
-		_, err = s.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		err = s.transact(ctx, []types.TransactWriteItem{
 			{Update: update},
 			{Update: &types.Update{TableName: &s.Table, Key: counterKey, UpdateExpression: aws.String("ADD n :minus"),
 				ExpressionAttributeValues: map[string]types.AttributeValue{":minus": &types.AttributeValueMemberN{Value: "-1"}}}},
-		}})
-		var tce *types.TransactionCanceledException
-		if errors.As(err, &tce) {
+		})
+		var cf *conditionFailed
+		if errors.As(err, &cf) {
 			return nil, ErrConflict
 		}
 	} else {
@@ -299,6 +300,49 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*jobs.Job,
 		return nil, fmt.Errorf("update job %s: %w", id, err)
 	}
 	return s.Get(ctx, id)
+}
+
+// conditionFailed is a transaction cancelled because the condition of one of
+// its items (by index) failed: the state is not what the caller expected.
+type conditionFailed struct{ item int }
+
+func (c *conditionFailed) Error() string {
+	return fmt.Sprintf("condition of transaction item %d failed", c.item)
+}
+
+// TransactRetries bounds the retries of a transaction cancelled for a
+// transient reason (a conflicting transaction, throttling).
+var TransactRetries = 8
+
+// transact runs a transaction. A cancellation names a reason per item: a
+// failed condition is final (conditionFailed); any other reason
+// (TransactionConflict, ThrottlingError, ProvisionedThroughputExceeded, ...) is
+// transient and the transaction is tried again. Treating a transient
+// cancellation as a failed condition once made a worker's final write look
+// lost, and the job was relaunched and copied again.
+func (s *Store) transact(ctx context.Context, items []types.TransactWriteItem) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 2*time.Second
+	for attempt := 0; ; attempt++ {
+		_, err := s.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) {
+			return err
+		}
+		for i, r := range tce.CancellationReasons {
+			if aws.ToString(r.Code) == "ConditionalCheckFailed" {
+				return &conditionFailed{item: i}
+			}
+		}
+		if attempt >= TransactRetries {
+			return fmt.Errorf("transaction kept being cancelled: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(bo.NextBackOff()):
+		}
+	}
 }
 
 // Heartbeat records that the worker on instance is alive, with its progress,
@@ -331,6 +375,7 @@ func value(v any) expression.ValueBuilder {
 // Platform is what a worker needs to know beyond its job id and table name,
 // kept in the table itself (the worker's user data carries only those two).
 type Platform struct {
+	Stack        string `json:"stack"`
 	LogGroup     string `json:"log_group"`
 	SecretPrefix string `json:"secret_prefix"`
 	// The worker binary the image's boot script fetches.

@@ -1,8 +1,9 @@
 // Package jobworker runs one remote job on its EC2 instance: it reads the job
 // and its secret, marks it running, runs the engine with checkpoints in DynamoDB
 // (a replacement worker resumes), heart-beats with progress, ships its log to
-// CloudWatch Logs, watches for cancel and the time limit, writes the final
-// status, deletes the secret and terminates its instance.
+// CloudWatch Logs, watches for cancel and the time limit, and ends the job
+// (final status, secret deleted). It then exits; the image's unit powers the
+// instance off, which terminates it.
 package jobworker
 
 import (
@@ -16,20 +17,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-
 	"github.com/replicatorhq/replicator/internal/conninfo"
-	"github.com/replicatorhq/replicator/internal/engine"
 	"github.com/replicatorhq/replicator/internal/joblogs"
 	"github.com/replicatorhq/replicator/internal/jobs"
 	"github.com/replicatorhq/replicator/internal/jobsecrets"
 	"github.com/replicatorhq/replicator/internal/jobstore"
-	"github.com/replicatorhq/replicator/internal/launch"
+	"github.com/replicatorhq/replicator/internal/lifecycle"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/progress"
-	"github.com/replicatorhq/replicator/internal/replication"
-	"github.com/replicatorhq/replicator/internal/validate"
-	"github.com/replicatorhq/replicator/internal/verify"
+	"github.com/replicatorhq/replicator/internal/runner"
 )
 
 // Worker runs one job.
@@ -37,14 +33,11 @@ type Worker struct {
 	JobID, InstanceID string
 	Store             *jobstore.Store
 	Secrets           *jobsecrets.Secrets
-	EC2               *ec2.Client
 	Logs              *joblogs.Writer
 	Tools             *pgtools.Tools
 	HeartbeatEvery    time.Duration
 	TempDir           string
-	// NoShutdown keeps the instance when the job ends (debugging).
-	NoShutdown bool
-	Log        *slog.Logger
+	Log               *slog.Logger
 }
 
 var (
@@ -58,7 +51,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.HeartbeatEvery == 0 {
 		w.HeartbeatEvery = 5 * time.Second
 	}
-	defer w.shutdown()
 	job, err := w.Store.Get(ctx, w.JobID)
 	if err != nil {
 		return err
@@ -121,23 +113,22 @@ func (w *Worker) Run(ctx context.Context) error {
 		status, msg = jobs.Failed, pgtools.Scrub(oneLine(runErr.Error()), s.secrets)
 	}
 	s.event(progress.Event{Kind: progress.Info, Message: "job " + string(status)})
-	final := map[string]any{"message": "job " + string(status)}
-	if msg != "" {
-		final["error"] = msg
-	}
+	final := map[string]any{}
 	if snap := s.snapshot(); snap != nil {
 		final["progress"] = snap
 	}
 	fctx, fcancel := context.WithTimeout(context.Background(), time.Minute)
 	defer fcancel()
 	_ = w.Logs.Flush(fctx) // the whole log is readable once the status is final
-	if _, err := w.Store.Transition(fctx, w.JobID, jobstore.Change{From: []jobs.Status{jobs.Running}, To: status, IfInstance: w.InstanceID, Set: final}); err != nil {
+	life := &lifecycle.Lifecycle{Store: w.Store, Secrets: w.Secrets, Log: w.Log}
+	if _, err := life.End(fctx, job, lifecycle.End{To: status, Error: msg, From: []jobs.Status{jobs.Running}, IfInstance: w.InstanceID,
+		OwnInstance: true, Set: final}); err != nil {
 		return fmt.Errorf("record final status: %w", err)
 	}
 	if status == jobs.Succeeded {
 		_ = w.Store.Checkpoints(w.JobID).Clear(fctx)
 	}
-	return w.Secrets.Delete(fctx, w.JobID)
+	return nil
 }
 
 // heartbeat reports progress every few seconds and hears about cancels and
@@ -166,94 +157,41 @@ func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 	}
 }
 
-// execute runs the job's command.
+// execute runs the job's command with the same runner as a local run.
 func (w *Worker) execute(ctx context.Context, job *jobs.Job, s *sink) error {
 	sec, err := w.Secrets.Get(ctx, job.ID)
 	if err != nil {
 		return err
 	}
-	src, err := conninfo.Parse("source", sec.Source)
+	j, err := runner.Parse(job.Command, *sec, job.Filters, job.Options)
 	if err != nil {
 		return err
 	}
-	dst, err := conninfo.Parse("target", sec.Target)
-	if err != nil {
-		return err
+	for _, ep := range []*conninfo.Endpoint{j.Source, j.Target, j.SourceForTarget} {
+		if ep != nil {
+			s.secrets = append(s.secrets, ep.Secrets()...)
+		}
 	}
-	s.secrets = append(src.Secrets(), dst.Secrets()...)
-	rules, err := job.Filters.Compile()
-	if err != nil {
-		return err
-	}
-	o := job.Options
 	if job.Command == "sync" {
-		ro := replication.Options{Source: src, Target: dst, Filters: rules, FixReplicaIdentity: o.ReplicaIdentityFull,
-			Sequences: o.Sequences, CopySequences: engine.CopySequences,
-			Log: func(db, msg string) { s.event(progress.Event{Kind: progress.Info, Database: db, Message: msg}) }}
-		if o.Stop {
-			return problem(replication.Stop(ctx, ro))
-		}
-		return problem(replication.Setup(ctx, ro))
+		return runner.Sync(ctx, j, func(db, msg string) { s.event(progress.Event{Kind: progress.Info, Database: db, Message: msg}) })
 	}
-	rep, err := validate.Run(ctx, validate.Options{Source: src, Target: dst, Filters: rules, Jobs: max(o.Jobs, 2), Sync: o.Sync,
-		FindTools: func(context.Context, string) (*pgtools.Tools, error) { return w.Tools, nil }})
-	if err != nil {
-		return err
+	// --no-resume starts the job over once; a relaunched worker resumes it.
+	if job.Attempts > 1 {
+		j.Options.NoResume = false
 	}
-	for _, f := range rep.Findings {
-		if f.Severity == validate.Fail {
-			return fmt.Errorf("validate: %s: %s", f.Message, f.Fix)
-		}
-		if f.Severity == validate.Warn {
-			s.event(progress.Event{Kind: progress.Warning, Message: f.Check + ": " + f.Message})
-		}
+	res, err := runner.Init(ctx, j, runner.Env{
+		FindTools:   func(context.Context, string) (*pgtools.Tools, error) { return w.Tools, nil },
+		Checkpoints: w.Store.Checkpoints(job.ID), TempDir: w.TempDir, Progress: s, Logger: w.Log, OnWorker: true,
+		// The CLI asked before submitting (--drop-existing needs --yes or a yes).
+		Confirm: func(string) (bool, error) { return true, nil },
+	})
+	if res != nil && res.Copy != nil {
+		s.result(progress.Summary, res.Copy.Trimmed(100, 500))
 	}
-	opts := engine.Options{
-		Source: src, Target: dst, Filters: rules, Tools: w.Tools,
-		Jobs: o.Jobs, IndexJobs: o.IndexJobs, SplitThreshold: o.SplitLargerThan, MaintenanceWorkMem: o.MaintenanceWorkMem,
-		DropExisting: o.DropExisting, Confirm: func(string) (bool, error) { return true, nil }, SkipRoles: o.NoRoles,
-		Checkpoints: w.Store.Checkpoints(job.ID), TempDir: w.TempDir, Progress: s, Logger: w.Log,
-	}
-	if o.Sync {
-		opts.Sync = &engine.SyncOptions{FixReplicaIdentity: o.ReplicaIdentityFull}
-	}
-	res, err := engine.Run(ctx, opts)
-	if err != nil {
-		return err
-	}
-	s.event(progress.Event{Kind: progress.Info, Message: fmt.Sprintf("copied %d tables, %d rows, %d bytes in %.1fs", len(res.Tables), res.Rows, res.Bytes, res.Seconds)})
-	if !o.Verify {
-		return nil
-	}
-	vres, err := verify.Run(ctx, verify.Options{Source: src, Target: dst, Filters: rules, Jobs: max(4, o.Jobs), Progress: s})
-	if vres != nil {
-		for _, t := range vres.Tables {
-			if !t.Match {
-				s.event(progress.Event{Kind: progress.Warning, Database: t.Database, Message: fmt.Sprintf("verify: %s differs (source %d rows, target %d rows)", t.Table, t.SourceRows, t.TargetRows)})
-			}
-		}
+	if res != nil && res.Verify != nil {
+		s.result(progress.VerifyResult, res.Verify)
 	}
 	return err
-}
-
-func problem(err error) error {
-	var p *replication.Problem
-	if errors.As(err, &p) {
-		return errors.New(p.Error())
-	}
-	return err
-}
-
-// shutdown terminates the worker's own instance: a finished worker costs nothing.
-func (w *Worker) shutdown() {
-	if w.NoShutdown || w.InstanceID == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := launch.Terminate(ctx, w.EC2, w.InstanceID); err != nil {
-		w.Log.Error("terminate own instance", "err", err)
-	}
 }
 
 // sink receives the engine's events: progress snapshots for the heartbeat, every
@@ -283,6 +221,9 @@ func (s *sink) event(e progress.Event) {
 		e.Time = time.Now()
 	}
 	e.Message = pgtools.Scrub(e.Message, s.secrets)
+	if len(e.Data) > 0 {
+		e.Data = json.RawMessage(pgtools.Scrub(string(e.Data), s.secrets))
+	}
 	if e.Kind == progress.Warning || e.Kind == progress.Info || e.Kind == progress.StepDone {
 		s.mu.Lock()
 		s.msg = strings.TrimSpace(e.Database + " " + e.Step + " " + e.Message)
@@ -291,6 +232,15 @@ func (s *sink) event(e progress.Event) {
 	b, _ := json.Marshal(e)
 	s.w.Logs.Write(string(b))
 	fmt.Fprintln(os.Stderr, string(b))
+}
+
+// result ships a result as one event (the CLI prints it as a local run does).
+func (s *sink) result(kind progress.Kind, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	s.event(progress.Event{Kind: kind, Data: b})
 }
 
 func (s *sink) snapshot() *progress.Snapshot {

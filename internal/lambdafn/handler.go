@@ -17,6 +17,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/jobsecrets"
 	"github.com/replicatorhq/replicator/internal/jobstore"
 	"github.com/replicatorhq/replicator/internal/launch"
+	"github.com/replicatorhq/replicator/internal/lifecycle"
 	"github.com/replicatorhq/replicator/internal/reaper"
 )
 
@@ -42,16 +43,18 @@ func New(ctx context.Context) (*Handler, error) {
 // With wires the handler from explicit configuration and clients.
 func With(ctx context.Context, cfg awsenv.Config, c *awsenv.Clients, log *slog.Logger) (*Handler, error) {
 	store := jobstore.New(c.DynamoDB, cfg.Table)
-	secrets := &jobsecrets.Secrets{SM: c.SecretsManager, Prefix: cfg.SecretPrefix, KMSKeyID: cfg.KMSKeyID}
-	launcher := &launch.Launcher{EC2: c.EC2, LaunchTemplate: cfg.LaunchTemplate, Table: cfg.Table}
+	secrets := &jobsecrets.Secrets{SM: c.SecretsManager, Stack: cfg.Stack, Prefix: cfg.SecretPrefix, KMSKeyID: cfg.KMSKeyID}
+	launcher := &launch.Launcher{EC2: c.EC2, Stack: cfg.Stack, LaunchTemplate: cfg.LaunchTemplate, Version: cfg.LaunchTemplateVersion,
+		SubnetIDs: cfg.SubnetIDs, Table: cfg.Table}
+	life := &lifecycle.Lifecycle{Store: store, Secrets: secrets, Launcher: launcher, EC2: c.EC2, InstanceARN: cfg.InstanceARN, Log: log}
 	// Workers learn the platform's names from the table.
-	if err := store.PutPlatform(ctx, jobstore.Platform{LogGroup: cfg.LogGroup, SecretPrefix: cfg.SecretPrefix,
-		ArtifactsBucket: os.Getenv("REPLICATOR_ARTIFACTS_BUCKET"), WorkerKey: os.Getenv("REPLICATOR_WORKER_KEY")}); err != nil {
+	if err := store.PutPlatform(ctx, jobstore.Platform{LogGroup: cfg.LogGroup, SecretPrefix: cfg.SecretPrefix, Stack: cfg.Stack,
+		ArtifactsBucket: cfg.ArtifactsBucket, WorkerKey: cfg.WorkerKey}); err != nil {
 		return nil, fmt.Errorf("record platform configuration: %w", err)
 	}
 	return &Handler{
-		API:    &api.API{Config: cfg, Store: store, Secrets: secrets, Launcher: launcher, EC2: c.EC2, Logs: c.Logs, Log: log},
-		Reaper: &reaper.Reaper{Config: cfg, Store: store, Secrets: secrets, Launcher: launcher, EC2: c.EC2, Log: log},
+		API:    &api.API{Config: cfg, Store: store, Secrets: secrets, Life: life, Logs: c.Logs, Log: log},
+		Reaper: &reaper.Reaper{Config: cfg, Store: store, Life: life, EC2: c.EC2, Log: log},
 	}, nil
 }
 

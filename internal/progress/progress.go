@@ -5,6 +5,7 @@
 package progress
 
 import (
+	"encoding/json"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,11 @@ const (
 	Tick         Kind = "progress"
 	Warning      Kind = "warning"
 	Info         Kind = "info"
+	// Summary carries the copy's result in Data (the engine's Result);
+	// VerifyResult carries verify's (verify.Result). A remote worker ships
+	// them so that the CLI ends its display as a local run does.
+	Summary      Kind = "summary"
+	VerifyResult Kind = "verify_result"
 )
 
 // Event is one thing that happened.
@@ -34,9 +40,10 @@ type Event struct {
 	Rows     int64     `json:"rows,omitempty"`
 	Bytes    int64     `json:"bytes,omitempty"`
 	// Seconds is the duration of a finished step or table.
-	Seconds float64   `json:"seconds,omitempty"`
-	Message string    `json:"message,omitempty"`
-	Overall *Snapshot `json:"overall,omitempty"`
+	Seconds float64         `json:"seconds,omitempty"`
+	Message string          `json:"message,omitempty"`
+	Overall *Snapshot       `json:"overall,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
 }
 
 // Sink receives events. Implementations must be safe for concurrent use.

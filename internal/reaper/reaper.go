@@ -16,19 +16,18 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/awsenv"
 	"github.com/replicatorhq/replicator/internal/jobs"
-	"github.com/replicatorhq/replicator/internal/jobsecrets"
 	"github.com/replicatorhq/replicator/internal/jobstore"
 	"github.com/replicatorhq/replicator/internal/launch"
+	"github.com/replicatorhq/replicator/internal/lifecycle"
 )
 
 // Reaper holds what it needs.
 type Reaper struct {
-	Config   awsenv.Config
-	Store    *jobstore.Store
-	Secrets  *jobsecrets.Secrets
-	Launcher *launch.Launcher
-	EC2      *ec2.Client
-	Log      *slog.Logger
+	Config awsenv.Config
+	Store  *jobstore.Store
+	Life   *lifecycle.Lifecycle
+	EC2    *ec2.Client
+	Log    *slog.Logger
 }
 
 // Report counts what one pass did.
@@ -86,46 +85,32 @@ func (r *Reaper) relaunch(ctx context.Context, j *jobs.Job, rep *Report) error {
 			r.Log.Warn("terminate silent worker", "job", j.ID, "err", err)
 		}
 	}
-	instance, err := r.Launcher.Launch(ctx, j.ID, j.InstanceType)
-	if err != nil {
-		rep.Failed++
-		return r.finish(ctx, j, jobs.Failed, err.Error())
-	}
-	_, err = r.Store.Transition(ctx, j.ID, jobstore.Change{
-		From: []jobs.Status{j.Status}, To: jobs.Provisioning, IfInstance: j.InstanceID,
-		Set: map[string]any{"instance_id": instance, "attempts": j.Attempts + 1,
-			"message": fmt.Sprintf("worker %s stopped heart-beating; relaunched on %s (attempt %d), resuming from the checkpoints", j.InstanceID, instance, j.Attempts+1)},
+	started, err := r.Life.Launch(ctx, j, func(instance string) string {
+		return fmt.Sprintf("worker %s stopped heart-beating; relaunched on %s (attempt %d), resuming from the checkpoints", j.InstanceID, instance, j.Attempts+1)
 	})
-	if err != nil {
-		_ = launch.Terminate(ctx, r.EC2, instance)
+	if errors.Is(err, jobstore.ErrConflict) {
 		return err
 	}
+	if err != nil {
+		r.Log.Error("relaunch", "job", j.ID, "err", err)
+		rep.Failed++
+		return r.finish(ctx, j, jobs.Failed, launch.Cause(err, j.InstanceType))
+	}
 	rep.Relaunched++
-	r.Log.Info("relaunched", "job", j.ID, "old", j.InstanceID, "new", instance)
+	r.Log.Info("relaunched", "job", j.ID, "old", j.InstanceID, "new", started.InstanceID)
 	return nil
 }
 
 // finish ends a job the reaper gave up on: status, instance, secret.
 func (r *Reaper) finish(ctx context.Context, j *jobs.Job, to jobs.Status, msg string) error {
-	if _, err := r.Store.Transition(ctx, j.ID, jobstore.Change{From: jobs.Active, To: to, Set: map[string]any{"error": msg, "message": msg}}); err != nil {
-		return err
-	}
-	if j.InstanceID != "" {
-		if err := launch.Terminate(ctx, r.EC2, j.InstanceID); err != nil {
-			r.Log.Warn("terminate", "job", j.ID, "err", err)
-		}
-	}
-	if err := r.Secrets.Delete(ctx, j.ID); err != nil {
-		r.Log.Warn("delete secret", "job", j.ID, "err", err)
-	}
-	r.Log.Info("job ended by the reaper", "job", j.ID, "status", to, "reason", msg)
-	return nil
+	_, err := r.Life.End(ctx, j, lifecycle.End{To: to, Error: msg})
+	return err
 }
 
 // orphans terminates worker instances whose job is over or unknown, or which
 // are no longer the job's current instance.
 func (r *Reaper) orphans(ctx context.Context, rep *Report) error {
-	workers, err := launch.Workers(ctx, r.EC2)
+	workers, err := launch.Workers(ctx, r.EC2, r.Config.Stack)
 	if err != nil {
 		return err
 	}

@@ -42,10 +42,10 @@ func job(t *testing.T, status jobs.Status, mutate func(*jobs.Job)) *jobs.Job {
 		t.Fatal(err)
 	}
 	h := stack.Handler.Reaper
-	if _, err := h.Secrets.Create(ctx, j.ID, jobs.Secret{Source: "postgres://a", Target: "postgres://b"}); err != nil {
+	if _, err := h.Life.Secrets.Create(ctx, j.ID, jobs.Secret{Source: "postgres://a", Target: "postgres://b"}); err != nil {
 		t.Fatal(err)
 	}
-	instance, err := h.Launcher.Launch(ctx, j.ID, "c7g.large")
+	instance, err := h.Life.Launcher.Launch(ctx, j.ID, "c7g.large")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func state(t *testing.T, id string) string {
 }
 
 func mustWorkers(t *testing.T) []launch.Instance {
-	ws, err := launch.Workers(context.Background(), stack.Clients.EC2)
+	ws, err := launch.Workers(context.Background(), stack.Clients.EC2, stack.Config.Stack)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func mustWorkers(t *testing.T) []launch.Instance {
 }
 
 func secretExists(id string) bool {
-	s := &jobsecrets.Secrets{SM: stack.Clients.SecretsManager, Prefix: stack.Config.SecretPrefix}
+	s := &jobsecrets.Secrets{SM: stack.Clients.SecretsManager, Stack: stack.Config.Stack, Prefix: stack.Config.SecretPrefix}
 	_, err := s.Get(context.Background(), id)
 	return err == nil
 }
@@ -148,7 +148,7 @@ func TestOrphanedInstancesAreTerminated(t *testing.T) {
 	if _, err := stack.Store().Transition(ctx, j.ID, jobstore.Change{From: []jobs.Status{jobs.Running}, To: jobs.Succeeded}); err != nil {
 		t.Fatal(err)
 	}
-	stray, err := stack.Handler.Reaper.Launcher.Launch(ctx, "j-aaaaaaaaaaaaaaaa", "c7g.large")
+	stray, err := stack.Handler.Reaper.Life.Launcher.Launch(ctx, "j-aaaaaaaaaaaaaaaa", "c7g.large")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,48 @@ func (r *Report) Failed() bool {
 	return false
 }
 
+// Err is nil unless a check failed; then one line naming the first failure
+// and its fix.
+func (r *Report) Err() error {
+	var failed []Finding
+	for _, f := range r.Findings {
+		if f.Severity == Fail {
+			failed = append(failed, f)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	msg := failed[0].Message
+	if failed[0].Fix != "" {
+		msg += ": " + failed[0].Fix
+	}
+	if len(failed) > 1 {
+		msg += fmt.Sprintf(" (and %d more failed check(s): see replicator validate)", len(failed)-1)
+	}
+	return &Failed{msg: msg}
+}
+
+// Failed is a validation that found a problem the user must fix first.
+type Failed struct{ msg string }
+
+func (f *Failed) Error() string { return f.msg }
+
+// Warnings are the warnings of the report, one line each with their fix.
+func (r *Report) Warnings() []string {
+	var out []string
+	for _, f := range r.Findings {
+		if f.Severity == Warn {
+			m := f.Check + ": " + f.Message
+			if f.Fix != "" {
+				m += "; fix: " + f.Fix
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Options of a validation.
 type Options struct {
 	Source, Target *conninfo.Endpoint
@@ -64,6 +106,9 @@ type Options struct {
 	Sync bool
 	// Jobs is the planned concurrency (connections needed on each side).
 	Jobs int
+	// OnWorker: the checks run on a remote worker, whose client tools come
+	// with its image (the fixes say so).
+	OnWorker bool
 }
 
 // ThroughputBytesPerSecond is the rate behind the time estimate: what one copy
@@ -168,6 +213,9 @@ func (c *checker) tools(ctx context.Context, si *catalog.Server) {
 	switch {
 	case err != nil:
 		c.add("pg_dump", Fail, err.Error(), fmt.Sprintf("install the PostgreSQL %d client tools", si.Version.Major))
+	case t.Version.Major < si.Version.Major && c.opts.OnWorker:
+		c.add("pg_dump", Fail, fmt.Sprintf("the worker's pg_dump %s is older than the source server %d", t.Version, si.Version.Major),
+			fmt.Sprintf("run replicator setup again to rebuild the worker image with the newest client tools, or copy locally with the PostgreSQL %d client tools", si.Version.Major))
 	case t.Version.Major < si.Version.Major:
 		c.add("pg_dump", Fail, fmt.Sprintf("pg_dump %s in %s is older than the source server %d", t.Version, t.Dir, si.Version.Major),
 			fmt.Sprintf("install the PostgreSQL %d client tools or pass --pg-bin", si.Version.Major))

@@ -1,10 +1,17 @@
 // Command pulumi runs the platform program with the plain pulumi CLI (see
 // Pulumi.yaml at the repository root), for those who manage stacks themselves:
 //
-//	pulumi config set aws:region eu-west-1
+//	pulumi config set aws:region eu-west-1                    # or AWS_REGION
 //	pulumi config set replicator:lambdaZip ./lambda.zip        # zip holding bootstrap (linux/arm64)
 //	pulumi config set replicator:workerBinary ./platform/artifacts/worker
 //	pulumi up
+//
+// Optional: replicator:vpcId with replicator:subnetIds (comma-separated) and
+// replicator:securityGroupIds, replicator:buildSubnetId with
+// replicator:buildVpcId, replicator:instanceType, replicator:maxJobs,
+// replicator:timeLimitMinutes. The region and partition come from the AWS
+// provider. replicator setup checks the networks before deploying; this path
+// does not.
 //
 // replicator setup runs the same program through the Automation API.
 package main
@@ -35,6 +42,7 @@ func main() {
 			Stack: ctx.Stack(), Version: version,
 			LambdaZip: c.Require("lambdaZip"), WorkerBinary: c.Require("workerBinary"),
 			VPCID: c.Get("vpcId"), SubnetIDs: split(c.Get("subnetIds")), SecurityGroupIDs: split(c.Get("securityGroupIds")),
+			BuildSubnetID: c.Get("buildSubnetId"), BuildVPCID: c.Get("buildVpcId"),
 			DefaultInstanceType: c.Get("instanceType"), MaxConcurrentJobs: c.GetInt("maxJobs"), DefaultTimeLimitMinutes: c.GetInt("timeLimitMinutes"),
 		}
 		return platform.Program(cfg)(ctx)

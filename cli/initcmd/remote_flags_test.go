@@ -1,0 +1,331 @@
+package initcmd_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/replicatorhq/replicator/cli/cmdutil"
+	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/cli/initcmd"
+	"github.com/replicatorhq/replicator/cli/synccmd"
+	"github.com/replicatorhq/replicator/internal/engine"
+	"github.com/replicatorhq/replicator/internal/iostreams"
+	"github.com/replicatorhq/replicator/internal/jobs"
+	"github.com/replicatorhq/replicator/internal/runner"
+)
+
+const (
+	src = "postgres://copier:pw1@source.example:5432/postgres"
+	dst = "postgres://admin:pw2@target.example:5432/postgres"
+	via = "postgres://copier:pw1@10.0.0.5:5432/postgres"
+)
+
+// flagCase says what becomes of a flag under --remote.
+type flagCase struct {
+	args []string
+	// carried: the worker's job (after the request's JSON round trip)
+	// equals the local run's, and differs from the job without the flag.
+	carried bool
+	// refused: the error --remote with this flag gives, before submitting.
+	refused string
+	// why a flag neither travels nor is refused (it configures the
+	// submission or the local display).
+	other string
+}
+
+var initFlags = map[string]flagCase{
+	"source":                   {other: "in the job's secret"},
+	"target":                   {other: "in the job's secret"},
+	"include-databases":        {args: []string{"--include-databases", "shop,Analytics Db"}, carried: true},
+	"exclude-databases":        {args: []string{"--exclude-databases", "tmp_*"}, carried: true},
+	"include-tables":           {args: []string{"--include-tables", `shop.public."Orders"`}, carried: true},
+	"exclude-tables":           {args: []string{"--exclude-tables", "shop.public.audit_*"}, carried: true},
+	"schema-only-tables":       {args: []string{"--schema-only-tables", "shop.public.log"}, carried: true},
+	"table-filter":             {args: []string{"--table-filter", "shop.public.events:created_at > now() - interval '1 day'"}, carried: true},
+	"jobs":                     {args: []string{"--jobs", "7"}, carried: true},
+	"index-jobs":               {args: []string{"--index-jobs", "3"}, carried: true},
+	"split-tables-larger-than": {args: []string{"--split-tables-larger-than", "0"}, carried: true},
+	"maintenance-work-mem":     {args: []string{"--maintenance-work-mem", "2GB"}, carried: true},
+	"drop-existing":            {args: []string{"--drop-existing", "--yes"}, carried: true},
+	"yes":                      {other: "answers --drop-existing's question before submitting"},
+	"no-roles":                 {args: []string{"--no-roles"}, carried: true},
+	"no-resume":                {args: []string{"--no-resume"}, carried: true},
+	"skip-validate":            {args: []string{"--skip-validate"}, carried: true},
+	"verify":                   {args: []string{"--verify"}, carried: true},
+	"sync":                     {args: []string{"--sync"}, carried: true},
+	"source-from-target":       {args: []string{"--sync", "--source-from-target", via}, carried: true},
+	"replica-identity-full":    {args: []string{"--sync", "--replica-identity-full"}, carried: true},
+	"json":                     {other: "the display: remote output is JSON lines too"},
+	"pg-bin":                   {args: []string{"--pg-bin", "/opt/pg/bin"}, refused: "--pg-bin cannot be used with --remote: the worker uses the client tools of its image"},
+	"state-dir":                {args: []string{"--state-dir", "/tmp/x"}, refused: "--state-dir cannot be used with --remote: the worker keeps its checkpoints"},
+	"remote":                   {other: "submits the job"},
+	"detach":                   {other: "the submission"},
+	"instance-type":            {other: "the worker's size"},
+	"time-limit":               {other: "the job's time limit"},
+	"api-url":                  {other: "where to submit"},
+	"region":                   {other: "where to submit"},
+	"stack":                    {other: "where to submit"},
+}
+
+var syncFlags = map[string]flagCase{
+	"source":                {other: "in the job's secret"},
+	"target":                {other: "in the job's secret"},
+	"include-databases":     {args: []string{"--include-databases", "shop"}, carried: true},
+	"exclude-databases":     {args: []string{"--exclude-databases", "tmp_*"}, carried: true},
+	"include-tables":        {args: []string{"--include-tables", "shop.public.orders"}, carried: true},
+	"exclude-tables":        {args: []string{"--exclude-tables", "shop.public.audit"}, carried: true},
+	"schema-only-tables":    {args: []string{"--schema-only-tables", "shop.public.log"}, carried: true},
+	"table-filter":          {args: []string{"--table-filter", "shop.public.events:id > 10"}, carried: true},
+	"source-from-target":    {args: []string{"--source-from-target", via}, carried: true},
+	"replica-identity-full": {args: []string{"--replica-identity-full"}, carried: true},
+	"stop":                  {args: []string{"--stop"}, carried: true},
+	"force":                 {args: []string{"--force"}, carried: true},
+	"sequences":             {args: []string{"--sequences"}, carried: true},
+	"pg-bin":                {args: []string{"--pg-bin", "/opt/pg/bin"}, refused: "--pg-bin has no effect on sync"},
+	"remote":                {other: "submits the job"},
+	"detach":                {other: "the submission"},
+	"instance-type":         {other: "the worker's size"},
+	"time-limit":            {other: "the job's time limit"},
+	"api-url":               {other: "where to submit"},
+	"region":                {other: "where to submit"},
+	"stack":                 {other: "where to submit"},
+}
+
+func testFactory() *factory.Factory {
+	f := factory.New("test")
+	f.IOStreams = &iostreams.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}
+	return f
+}
+
+// parse runs the command's flag handling only and returns what run would get.
+func parse[O any](t *testing.T, newCmd func(*factory.Factory, func(context.Context, *O) error) *cobra.Command, args []string) (*O, error) {
+	t.Helper()
+	var got *O
+	cmd := newCmd(testFactory(), func(_ context.Context, o *O) error { got = o; return nil })
+	cmd.SetArgs(args)
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	err := cmd.Execute()
+	return got, err
+}
+
+// jobs of a parse: the local run's and the worker's, the latter rebuilt from
+// the request after its JSON round trip, as the API and the worker read it.
+func localAndRemote(t *testing.T, command string, local jobs.Options, localSpec func() (runner.Job, error), req *jobs.Request) (runner.Job, runner.Job) {
+	t.Helper()
+	lj, err := localSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lj.Options = local
+	b, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got jobs.Request
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := got.Validate(); err != nil {
+		t.Fatalf("the API would refuse the request: %v", err)
+	}
+	rj, err := runner.Parse(got.Command, jobs.Secret{Source: got.Source, Target: got.Target, SourceForTarget: got.SourceForTarget}, got.Filters, got.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lj, rj
+}
+
+// comparable renders a job's effect: the engine's, verify's and replication's
+// options, endpoints by their URLs and filters by what they select.
+func comparable(j runner.Job) string {
+	eo := runner.EngineOptions(j)
+	vo := runner.VerifyOptions(j)
+	so := runner.SyncOptions(j, nil)
+	str := func(e interface{ String() string }) string {
+		if reflect.ValueOf(e).IsNil() {
+			return ""
+		}
+		return e.String()
+	}
+	type view struct {
+		Command, Source, Target, Via string
+		Filters                      string
+		Engine                       map[string]any
+		VerifyJobs                   int
+		Force, Stop, Sequences, Fix  bool
+		SkipValidate, NoResume       bool
+		Verify                       bool
+	}
+	filters, _ := json.Marshal(j.Filters)
+	v := view{Command: j.Command, Source: str(j.Source), Target: str(j.Target), Via: str(j.SourceForTarget),
+		Filters: string(filters), VerifyJobs: vo.Jobs, Force: so.Force, Stop: j.Options.Stop, Sequences: so.Sequences,
+		Fix: so.FixReplicaIdentity, SkipValidate: j.Options.SkipValidate, NoResume: j.Options.NoResume, Verify: j.Options.Verify}
+	eo.Source, eo.Target, eo.Filters = nil, nil, nil
+	if eo.Sync != nil {
+		v.Via = str(eo.Sync.SourceForTarget)
+		eo.Sync = &engine.SyncOptions{FixReplicaIdentity: eo.Sync.FixReplicaIdentity}
+	}
+	// Every field of the engine's options but the environment's (funcs,
+	// interfaces: set by the runner's Env on each side alike).
+	v.Engine = map[string]any{}
+	rv := reflect.ValueOf(eo)
+	for i := 0; i < rv.NumField(); i++ {
+		switch rv.Field(i).Kind() {
+		case reflect.Func, reflect.Interface, reflect.Chan:
+			continue
+		}
+		v.Engine[rv.Type().Field(i).Name] = rv.Field(i).Interface()
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+func checkEveryFlag(t *testing.T, cmd *cobra.Command, cases map[string]flagCase) {
+	t.Helper()
+	cmd.Flags().VisitAll(func(fl *pflag.Flag) {
+		if _, ok := cases[fl.Name]; !ok {
+			t.Errorf("--%s is neither carried by --remote nor refused with it: add it to this test's table", fl.Name)
+		}
+	})
+	for name := range cases {
+		if cmd.Flags().Lookup(name) == nil {
+			t.Errorf("the table names --%s, which the command no longer has", name)
+		}
+	}
+}
+
+// Every flag of init either travels with --remote (the worker runs the job a
+// local run would) or is refused with a clear error before anything is
+// submitted.
+func TestInitRemoteCarriesEveryFlag(t *testing.T) {
+	checkEveryFlag(t, initcmd.NewCmdInit(testFactory(), nil), initFlags)
+	base := []string{"--source", src, "--target", dst, "--remote"}
+	job := func(args []string) (runner.Job, runner.Job) {
+		o, err := parse(t, initcmd.NewCmdInit, append(append([]string{}, base...), args...))
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		jo, err := o.JobOptions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return localAndRemote(t, "init", jo, func() (runner.Job, error) {
+			s, d, rules, err := cmdutil.ParseInputs(&o.Endpoints, &o.Filters)
+			if err != nil {
+				return runner.Job{}, err
+			}
+			v, err := synccmd.ParseSourceFromTarget(o.SourceFromTarget)
+			return runner.Job{Command: "init", Source: s, Target: d, SourceForTarget: v, Filters: rules}, err
+		}, o.Request(jo))
+	}
+	baseLocal, baseRemote := job(nil)
+	if comparable(baseLocal) != comparable(baseRemote) {
+		t.Fatalf("without flags the worker's job differs:\nlocal  %s\nremote %s", comparable(baseLocal), comparable(baseRemote))
+	}
+	for name, c := range initFlags {
+		t.Run(name, func(t *testing.T) {
+			switch {
+			case c.carried:
+				l, r := job(c.args)
+				if comparable(l) != comparable(r) {
+					t.Errorf("the worker's job differs from a local run's:\nlocal  %s\nremote %s", comparable(l), comparable(r))
+				}
+				if comparable(r) == comparable(baseRemote) {
+					t.Errorf("%v changes nothing the worker runs", c.args)
+				}
+			case c.refused != "":
+				_, err := parse(t, initcmd.NewCmdInit, append(append([]string{}, base...), c.args...))
+				var fe *cmdutil.FlagError
+				if !errors.As(err, &fe) || !strings.Contains(err.Error(), c.refused) {
+					t.Errorf("%v with --remote: %v, want %q", c.args, err, c.refused)
+				}
+			}
+		})
+	}
+}
+
+// Every flag of sync likewise.
+func TestSyncRemoteCarriesEveryFlag(t *testing.T) {
+	checkEveryFlag(t, synccmd.NewCmdSync(testFactory(), nil), syncFlags)
+	base := []string{"--source", src, "--target", dst, "--remote"}
+	job := func(args []string) (runner.Job, runner.Job) {
+		o, err := parse(t, synccmd.NewCmdSync, append(append([]string{}, base...), args...))
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return localAndRemote(t, "sync", o.JobOptions(), func() (runner.Job, error) {
+			s, d, rules, err := cmdutil.ParseInputs(&o.Endpoints, &o.Filters)
+			if err != nil {
+				return runner.Job{}, err
+			}
+			v, err := synccmd.ParseSourceFromTarget(o.SourceFromTarget)
+			return runner.Job{Command: "sync", Source: s, Target: d, SourceForTarget: v, Filters: rules}, err
+		}, o.Request())
+	}
+	_, baseRemote := job(nil)
+	for name, c := range syncFlags {
+		t.Run(name, func(t *testing.T) {
+			switch {
+			case c.carried:
+				l, r := job(c.args)
+				if comparable(l) != comparable(r) {
+					t.Errorf("the worker's job differs from a local run's:\nlocal  %s\nremote %s", comparable(l), comparable(r))
+				}
+				if comparable(r) == comparable(baseRemote) {
+					t.Errorf("%v changes nothing the worker runs", c.args)
+				}
+			case c.refused != "":
+				_, err := parse(t, synccmd.NewCmdSync, append(append([]string{}, base...), c.args...))
+				if err == nil || !strings.Contains(err.Error(), c.refused) {
+					t.Errorf("%v with --remote: %v, want %q", c.args, err, c.refused)
+				}
+			}
+		})
+	}
+}
+
+// Flags that only mean something with --remote (or --sync) are refused
+// without it, instead of doing nothing.
+func TestFlagsWithoutEffectAreRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--detach"}, "--detach needs --remote"},
+		{[]string{"--instance-type", "c7g.xlarge"}, "--instance-type needs --remote"},
+		{[]string{"--time-limit", "2h"}, "--time-limit needs --remote"},
+		{[]string{"--source-from-target", via}, "--source-from-target needs --sync"},
+		{[]string{"--replica-identity-full"}, "--replica-identity-full needs --sync"},
+	} {
+		_, err := parse(t, initcmd.NewCmdInit, append([]string{"--source", src, "--target", dst}, tc.args...))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("init %v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--detach"}, "--detach needs --remote"},
+		{[]string{"--stop", "--force"}, "--force cannot be used with --stop"},
+	} {
+		_, err := parse(t, synccmd.NewCmdSync, append([]string{"--source", src, "--target", dst}, tc.args...))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("sync %v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

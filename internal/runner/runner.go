@@ -1,0 +1,172 @@
+// Package runner runs a job's command the same way on a laptop and on a
+// remote worker. init is validate → copy (handing over to replication with
+// sync) → verify; sync sets replication up or stops it. A job is its
+// jobs.Options, built once from the flags; EngineOptions and SyncOptions turn
+// them into the engine's and replication's options, in this one place. What
+// differs between the laptop and the worker is only their Env: where
+// checkpoints are kept, how questions are answered, where events go.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/replicatorhq/replicator/internal/checkpoint"
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/engine"
+	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/jobs"
+	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/replication"
+	"github.com/replicatorhq/replicator/internal/validate"
+	"github.com/replicatorhq/replicator/internal/verify"
+)
+
+// Job is what to run.
+type Job struct {
+	Command string // "init" or "sync"
+	Source  *conninfo.Endpoint
+	Target  *conninfo.Endpoint
+	// SourceForTarget is how the target reaches the source (nil: Source).
+	SourceForTarget *conninfo.Endpoint
+	Filters         *filter.Rules
+	Options         jobs.Options
+}
+
+// Env is where the job runs.
+type Env struct {
+	// FindTools locates pg_dump and friends in PGBin ("" to search).
+	FindTools func(ctx context.Context, dir string) (*pgtools.Tools, error)
+	PGBin     string
+	// Checkpoints and ArchiveDir make an interrupted copy resumable.
+	Checkpoints checkpoint.Store
+	ArchiveDir  string
+	// Confirm answers the copy's questions (dropping existing databases).
+	Confirm  func(question string) (bool, error)
+	Progress progress.Sink
+	Logger   *slog.Logger
+	TempDir  string
+	// OnWorker: a remote worker, whose client tools came with its image.
+	OnWorker bool
+}
+
+// Result is what an init did.
+type Result struct {
+	Validate *validate.Report
+	Copy     *engine.Result
+	Verify   *verify.Result
+}
+
+// Init runs validate (unless skipped), the copy, and verify (when asked). A
+// failed check stops it before anything changes; the error of a verify that
+// found differences is *verify.ErrDifferent, with the result.
+func Init(ctx context.Context, j Job, env Env) (*Result, error) {
+	res := &Result{}
+	o := j.Options
+	if env.Progress == nil {
+		env.Progress = progress.Discard
+	}
+	tools, err := env.FindTools(ctx, env.PGBin)
+	if !o.SkipValidate {
+		rep, err := validate.Run(ctx, validate.Options{Source: j.Source, Target: j.Target, Filters: j.Filters, FindTools: env.FindTools,
+			PGBin: env.PGBin, Jobs: max(o.Jobs, 2), Sync: o.Sync, OnWorker: env.OnWorker})
+		if err != nil {
+			return res, err
+		}
+		res.Validate = rep
+		if err := rep.Err(); err != nil {
+			return res, err
+		}
+		for _, w := range rep.Warnings() {
+			env.Progress.Emit(progress.Event{Kind: progress.Warning, Message: w})
+		}
+	}
+	if err != nil {
+		return res, err
+	}
+	if o.NoResume && env.Checkpoints != nil {
+		if err := env.Checkpoints.Clear(ctx); err != nil {
+			return res, err
+		}
+	}
+	eo := EngineOptions(j)
+	eo.Tools, eo.Checkpoints, eo.ArchiveDir, eo.Confirm = tools, env.Checkpoints, env.ArchiveDir, env.Confirm
+	eo.Progress, eo.Logger, eo.TempDir = env.Progress, env.Logger, env.TempDir
+	if res.Copy, err = engine.Run(ctx, eo); err != nil {
+		return res, err
+	}
+	if !o.Verify {
+		return res, nil
+	}
+	env.Progress.Emit(progress.Event{Kind: progress.Info, Message: "verifying"})
+	res.Verify, err = verify.Run(ctx, VerifyOptions(j))
+	return res, err
+}
+
+// EngineOptions are the copy's options of a job: the one place where job
+// options become engine options (the environment's parts are left unset).
+func EngineOptions(j Job) engine.Options {
+	o := j.Options
+	eo := engine.Options{
+		Source: j.Source, Target: j.Target, Filters: j.Filters,
+		Jobs: o.Jobs, IndexJobs: o.IndexJobs, SplitThreshold: o.SplitLargerThan, MaintenanceWorkMem: o.MaintenanceWorkMem,
+		DropExisting: o.DropExisting, SkipRoles: o.NoRoles,
+	}
+	if o.Sync {
+		eo.Sync = &engine.SyncOptions{SourceForTarget: j.SourceForTarget, FixReplicaIdentity: o.ReplicaIdentityFull}
+	}
+	return eo
+}
+
+// VerifyOptions are verify's options of a job.
+func VerifyOptions(j Job) verify.Options {
+	return verify.Options{Source: j.Source, Target: j.Target, Filters: j.Filters, Jobs: max(4, j.Options.Jobs)}
+}
+
+// SyncOptions are replication's options of a sync job; log reports what
+// happens, database by database.
+func SyncOptions(j Job, log func(db, msg string)) replication.Options {
+	o := j.Options
+	return replication.Options{Source: j.Source, Target: j.Target, SourceForTarget: j.SourceForTarget, Filters: j.Filters,
+		Force: o.Force, FixReplicaIdentity: o.ReplicaIdentityFull, Sequences: o.Sequences, CopySequences: engine.CopySequences, Log: log}
+}
+
+// Sync sets up replication, or stops it with Options.Stop.
+func Sync(ctx context.Context, j Job, log func(db, msg string)) error {
+	ro := SyncOptions(j, log)
+	var err error
+	if j.Options.Stop {
+		err = replication.Stop(ctx, ro)
+	} else {
+		err = replication.Setup(ctx, ro)
+	}
+	var p *replication.Problem
+	if errors.As(err, &p) {
+		return errors.New(p.Error())
+	}
+	return err
+}
+
+// Parse reads a job from its request and secret (the worker's side).
+func Parse(command string, sec jobs.Secret, spec filter.Spec, o jobs.Options) (Job, error) {
+	j := Job{Command: command, Options: o}
+	var err error
+	if j.Source, err = conninfo.Parse("source", sec.Source); err != nil {
+		return j, err
+	}
+	if j.Target, err = conninfo.Parse("target", sec.Target); err != nil {
+		return j, err
+	}
+	if sec.SourceForTarget != "" {
+		if j.SourceForTarget, err = conninfo.Parse("source (from the target)", sec.SourceForTarget); err != nil {
+			return j, err
+		}
+	}
+	if j.Filters, err = spec.Compile(); err != nil {
+		return j, fmt.Errorf("filters: %w", err)
+	}
+	return j, nil
+}
