@@ -43,7 +43,7 @@ func cancelTransactions(n int32, code string) (*dynamodb.Client, *atomic.Int32) 
 		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("conflict", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			if _, ok := in.Parameters.(*dynamodb.TransactWriteItemsInput); ok && left.Add(-1) >= 0 {
 				return middleware.InitializeOutput{}, middleware.Metadata{}, &types.TransactionCanceledException{
-					Message: aws.String("Transaction cancelled, please refer cancellation reasons for specific reasons [None, " + code + "]"),
+					Message:             aws.String("Transaction cancelled, please refer cancellation reasons for specific reasons [None, " + code + "]"),
 					CancellationReasons: []types.CancellationReason{{Code: aws.String("None")}, {Code: aws.String(code)}}}
 			}
 			return next.HandleInitialize(ctx, in)
