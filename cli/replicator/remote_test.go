@@ -6,11 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,6 +139,13 @@ func TestRemoteInit(t *testing.T) {
 	for _, want := range []string{"submitted job j-", "[remote1] copied public.items: 50000 rows", "[remote1] post-data done", "job succeeded"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	// The remote display ends as a local run does: the summary, then verify's.
+	for _, want := range []string{"Database  Step", "remote1   copy + indexes", "Copied 2 tables, 50100 rows", "Planner statistics are not copied",
+		"ok      remote1.public.items: 50000 rows", "2 table(s) compared in"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, r.stdout)
 		}
 	}
 	id := jobIDFrom(t, r.stderr)
@@ -422,5 +436,121 @@ func TestStacksSideBySide(t *testing.T) {
 	}
 	if src, dst := pgtest.TableHashes(t, pair.Source, "side_beta"), pgtest.TableHashes(t, pair.Target, "side_beta"); !reflect.DeepEqual(src, dst) {
 		t.Errorf("beta's copy differs")
+	}
+}
+
+// Refused credentials (expired, or not allowed) end jobs watch and --remote
+// at once with the cause; only the network and the API's own failures are
+// waited out.
+func TestRemoteStopsOnRefusedCredentials(t *testing.T) {
+	s := platform(t)
+	remoteDB(t, "remote_creds", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10)")
+	r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--detach", "--no-roles", "--include-databases", "remote_creds",
+		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	if r.code != 0 {
+		t.Fatalf("submit: %s", r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	start := time.Now()
+	r = replicator(t, s.CallerEnv("carol"), "jobs", "watch", id)
+	assertOneLineError(t, r, "the job API refused these AWS credentials: The security token included in the request is expired (refresh them")
+	r = replicator(t, s.CallerEnv("carol"), "init", "--remote", "--no-roles", "--include-databases", "remote_creds",
+		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	assertOneLineError(t, r, "The security token included in the request is expired")
+	t.Logf("both refusals took %s", time.Since(start).Round(time.Millisecond))
+	waitJob(t, s, id, time.Minute, func(j *jobs.Job) bool { return j.Status.Terminal() })
+}
+
+// The worker's pg_dump must be at least the source's major version: validate,
+// run on the worker, refuses an older one in one line with the fix.
+func TestRemoteRefusesAnOlderWorkerPgDump(t *testing.T) {
+	base := platform(t)
+	old := t.TempDir()
+	for _, tool := range []string{"pg_dump", "pg_restore", "pg_dumpall"} {
+		os.WriteFile(filepath.Join(old, tool), []byte("#!/bin/sh\necho '"+tool+" (PostgreSQL) 13.20'\n"), 0o755)
+	}
+	s, err := devstack.Start(context.Background(), devstack.Options{Stack: "oldtools", Moto: base.Moto, WorkerBin: workerBin, WorkerArgs: []string{"-pg-bin", old}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	remoteDB(t, "remote_oldtools", "CREATE TABLE t (id int PRIMARY KEY)")
+	r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--no-roles", "--include-databases", "remote_oldtools",
+		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	want := "the worker's pg_dump 13.20 is older than the source server 15: run replicator setup again to rebuild the worker image"
+	if r.code == 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("want the job to fail with %q, got %d:\n%s", want, r.code, r.stderr)
+	}
+	if dbs := pgtest.Databases(t, pair.Target); slices.Contains(dbs, "remote_oldtools") {
+		t.Errorf("the target was changed")
+	}
+}
+
+// CloudWatch Logs down for 60 seconds in the middle of a copy: the worker's
+// log shipping never blocks it, the job succeeds, and the log says what was
+// lost once the service is back.
+func TestRemoteCopyRidesOutALogsOutage(t *testing.T) {
+	base := platform(t)
+	var down atomic.Bool
+	over := make(chan struct{})
+	target, _ := url.Parse(base.Moto.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	outage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			// No answer, as over a half-open connection (the body is read so
+			// that the server notices when the client gives up).
+			io.Copy(io.Discard, r.Body)
+			select {
+			case <-r.Context().Done():
+			case <-over:
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer outage.Close()
+	workerLog, _ := os.Create(filepath.Join(t.TempDir(), "workers.log"))
+	defer func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(workerLog.Name())
+			t.Logf("workers' log:\n%s", b)
+		}
+	}()
+	s, err := devstack.Start(context.Background(), devstack.Options{Stack: "logsdown", Moto: base.Moto, WorkerBin: workerBin,
+		WorkerEnv: []string{"AWS_ENDPOINT_URL_CLOUDWATCH_LOGS=" + outage.URL}, WorkerLog: workerLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	bigRemoteDB(t, "remote_logsdown")
+	r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--detach", "--no-roles", "--include-databases", "remote_logsdown",
+		"--split-tables-larger-than", "30MB", "--jobs", "2", "--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	if r.code != 0 {
+		t.Fatalf("submit: %s", r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	waitJob(t, s, id, time.Minute, func(j *jobs.Job) bool { return j.Status == jobs.Running })
+	down.Store(true)
+	start := time.Now()
+	j := waitJob(t, s, id, 3*time.Minute, func(j *jobs.Job) bool { return j.Status.Terminal() || time.Since(start) > 60*time.Second })
+	copied := time.Since(start)
+	down.Store(false)
+	close(over)
+	j = waitJob(t, s, id, 3*time.Minute, func(j *jobs.Job) bool { return j.Status.Terminal() })
+	if j.Status != jobs.Succeeded {
+		t.Fatalf("job %s: %s", j.Status, j.Error)
+	}
+	during := copied < 60*time.Second
+	t.Logf("the copy ran %s into the outage (finished during it: %v)", copied.Round(time.Second), during)
+	if during && !strings.Contains(j.Message, "log line(s) could not be shipped to CloudWatch Logs") {
+		t.Errorf("the job ended during the outage without saying its log is incomplete: %q", j.Message)
+	}
+	if src, dst := pgtest.TableHashes(t, pair.Source, "remote_logsdown"), pgtest.TableHashes(t, pair.Target, "remote_logsdown"); !reflect.DeepEqual(src, dst) {
+		t.Errorf("target differs")
+	}
+	r = replicator(t, s.CallerEnv("alice"), "jobs", "logs", id)
+	if r.code != 0 || !during && !strings.Contains(r.stdout, "job succeeded") {
+		t.Errorf("the log after the outage:\n%s\n%s", r.stdout, r.stderr)
 	}
 }

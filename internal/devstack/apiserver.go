@@ -163,7 +163,10 @@ func VerifySigV4(r *http.Request, body []byte, region string) (string, error) {
 		}
 	}
 	if user == nil {
-		return "", errors.New("the security token included in the request is invalid")
+		return "", errors.New("The security token included in the request is invalid.")
+	}
+	if user.Expired {
+		return "", errors.New("The security token included in the request is expired")
 	}
 	if service != "execute-api" || reg != region {
 		return "", fmt.Errorf("credential scope %s/%s: expected %s/execute-api", reg, service, region)

@@ -24,6 +24,7 @@ type Launcher struct {
 	Stack string
 	Bin   string
 	Env   []string
+	Args  []string
 	Table string
 	Out   io.Writer
 
@@ -50,7 +51,7 @@ func (l *Launcher) Sync(ctx context.Context) {
 			continue
 		}
 		l.seen[w.ID] = true
-		cmd := exec.Command(l.Bin, "-job-id", w.JobID, "-table", l.Table, "-instance-id", w.ID)
+		cmd := exec.Command(l.Bin, append([]string{"-job-id", w.JobID, "-table", l.Table, "-instance-id", w.ID}, l.Args...)...)
 		cmd.Env = append(os.Environ(), l.Env...)
 		cmd.Stdout, cmd.Stderr = l.Out, l.Out
 		if l.Out == nil {

@@ -29,6 +29,9 @@ const Region = "us-east-1"
 // User is an IAM identity allowed to call the API.
 type User struct {
 	AccessKey, SecretKey, ARN string
+	// Expired credentials are refused as API Gateway refuses an expired
+	// session token (403).
+	Expired bool
 }
 
 // Users the local API accepts. The platform's own identity (Lambda, workers) is
@@ -36,6 +39,7 @@ type User struct {
 var Users = map[string]User{
 	"alice": {AccessKey: "AKIAALICEEXAMPLE0001", SecretKey: "alice-secret-key", ARN: "arn:aws:iam::123456789012:user/alice"},
 	"bob":   {AccessKey: "AKIABOBEXAMPLE000002", SecretKey: "bob-secret-key", ARN: "arn:aws:iam::123456789012:user/bob"},
+	"carol": {AccessKey: "ASIACAROLEXAMPLE0003", SecretKey: "carol-secret-key", ARN: "arn:aws:sts::123456789012:assumed-role/dev/carol", Expired: true},
 }
 
 var platformCreds = User{AccessKey: "AKIAPLATFORM00000001", SecretKey: "platform-secret-key"}
@@ -56,6 +60,9 @@ type Options struct {
 	ReaperEvery time.Duration
 	// WorkerLog receives the workers' stderr (default discarded).
 	WorkerLog io.Writer
+	// WorkerEnv and WorkerArgs are added to every worker's environment and
+	// command line (a Logs endpoint in an outage, older client tools).
+	WorkerEnv, WorkerArgs []string
 	Log       *slog.Logger
 }
 
@@ -151,7 +158,8 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.Launcher = &Launcher{EC2: s.Clients.EC2, Stack: cfg.Stack, Bin: o.WorkerBin, Env: s.PlatformEnv(), Table: cfg.Table, Out: o.WorkerLog}
+	s.Launcher = &Launcher{EC2: s.Clients.EC2, Stack: cfg.Stack, Bin: o.WorkerBin, Env: append(s.PlatformEnv(), o.WorkerEnv...),
+		Args: o.WorkerArgs, Table: cfg.Table, Out: o.WorkerLog}
 	go func() {
 		defer close(s.done)
 		s.loop(runCtx, o.ReaperEvery)

@@ -66,16 +66,18 @@ func New(ctx context.Context, apiURL, region string) (*Client, error) {
 func (c *Client) Identity(ctx context.Context) (string, error) {
 	out, err := sts.NewFromConfig(c.awsCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		return "", fmt.Errorf("AWS credentials: %w (configure a profile, SSO or AWS_ACCESS_KEY_ID)", err)
+		return "", &CredentialsError{Err: err}
 	}
 	return aws.ToString(out.Arn), nil
 }
 
-// Error is an API error response.
+// Error is an API error response: the job API's ({"error": ...}) or API
+// Gateway's own ({"message": ...}, e.g. a refused signature).
 type Error struct {
-	Status int
-	Msg    string            `json:"error"`
-	Fields map[string]string `json:"fields"`
+	Status  int
+	Msg     string            `json:"error"`
+	Gateway string            `json:"message"`
+	Fields  map[string]string `json:"fields"`
 }
 
 func (e *Error) Error() string {
@@ -90,13 +92,34 @@ func (e *Error) Error() string {
 	return e.Msg + ": " + strings.Join(parts, "; ")
 }
 
-// Retryable says whether trying again may help (the network, 5xx, 429).
+// CredentialsError is AWS credentials that could not be had (none, an
+// expired SSO session, a profile that does not exist).
+type CredentialsError struct{ Err error }
+
+func (e *CredentialsError) Error() string {
+	return fmt.Sprintf("AWS credentials: %v (configure a profile, SSO or AWS_ACCESS_KEY_ID)", e.Err)
+}
+
+func (e *CredentialsError) Unwrap() error { return e.Err }
+
+// NetworkError is the API not reached at all.
+type NetworkError struct{ Err error }
+
+func (e *NetworkError) Error() string { return fmt.Sprintf("job API unreachable: %v", e.Err) }
+
+func (e *NetworkError) Unwrap() error { return e.Err }
+
+// Retryable says whether trying again may help: the network, and the API's
+// side failing (5xx, or 429 when throttled). Refused credentials (401, 403,
+// expired tokens) and refused requests are not: retrying would only hide the
+// cause.
 func Retryable(err error) bool {
 	var ae *Error
 	if errors.As(err, &ae) {
 		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests
 	}
-	return err != nil && !errors.Is(err, context.Canceled)
+	var ne *NetworkError
+	return errors.As(err, &ne) && !errors.Is(err, context.Canceled)
 }
 
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
@@ -118,7 +141,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("Content-Type", "application/json")
 	creds, err := c.Creds.Retrieve(ctx)
 	if err != nil {
-		return fmt.Errorf("AWS credentials: %w (configure a profile, SSO or AWS_ACCESS_KEY_ID)", err)
+		return &CredentialsError{Err: err}
 	}
 	sum := sha256.Sum256(body)
 	if err := c.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "execute-api", c.Region, time.Now()); err != nil {
@@ -126,7 +149,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("job API unreachable: %w", err)
+		return &NetworkError{Err: err}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -135,11 +158,20 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	if resp.StatusCode >= 300 {
 		e := &Error{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Msg == "" {
-			e.Msg = fmt.Sprintf("job API answered %s", resp.Status)
-			if resp.StatusCode == http.StatusForbidden {
-				e.Msg += ": these AWS credentials may not call it (check the profile and the region)"
+		_ = json.Unmarshal(data, e)
+		switch {
+		case e.Msg != "":
+		case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
+			// API Gateway refused the signature: say why, and what to do.
+			why := e.Gateway
+			if why == "" {
+				why = resp.Status
 			}
+			e.Msg = fmt.Sprintf("the job API refused these AWS credentials: %s (refresh them, e.g. aws sso login; check the profile and that the region is the platform's)", strings.TrimSuffix(why, "."))
+		case e.Gateway != "":
+			e.Msg = fmt.Sprintf("job API answered %s: %s", resp.Status, e.Gateway)
+		default:
+			e.Msg = fmt.Sprintf("job API answered %s", resp.Status)
 		}
 		return e
 	}

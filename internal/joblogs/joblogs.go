@@ -52,13 +52,14 @@ type Writer struct {
 	droppedAll  int64
 	created     bool
 	wake        chan struct{}
-	sending     sync.Mutex
+	sending     chan struct{} // one flush at a time; waiting for it honours the context
 	initialized sync.Once
 }
 
 func (w *Writer) init() {
 	w.initialized.Do(func() {
 		w.wake = make(chan struct{}, 1)
+		w.sending = make(chan struct{}, 1)
 		if w.MaxBuffered == 0 {
 			w.MaxBuffered = DefaultMaxBuffered
 		}
@@ -118,6 +119,14 @@ func (w *Writer) Dropped() int64 {
 	return w.droppedAll
 }
 
+// Unsent is how many lines never reached the service: dropped, or still
+// queued.
+func (w *Writer) Unsent() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.droppedAll + int64(len(w.pending))
+}
+
 // batch takes the oldest pending events that fit one call.
 func (w *Writer) batch() []types.InputLogEvent {
 	w.mu.Lock()
@@ -145,8 +154,12 @@ func (w *Writer) sent(batch []types.InputLogEvent) {
 // FlushTimeout. It stops at the first failure (the lines stay queued).
 func (w *Writer) Flush(ctx context.Context) error {
 	w.init()
-	w.sending.Lock()
-	defer w.sending.Unlock()
+	select {
+	case w.sending <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-w.sending }()
 	for {
 		// The loss is said where it happened: before the oldest line kept.
 		w.mu.Lock()

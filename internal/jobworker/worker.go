@@ -51,13 +51,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.HeartbeatEvery == 0 {
 		w.HeartbeatEvery = 5 * time.Second
 	}
-	job, err := w.Store.Get(ctx, w.JobID)
-	if err != nil {
+	job, err := w.awaitJob(ctx)
+	if err != nil || job == nil {
 		return err
-	}
-	if job.Status.Terminal() || job.InstanceID != w.InstanceID {
-		w.Log.Info("nothing to do", "job", w.JobID, "status", job.Status, "instance", job.InstanceID)
-		return nil
 	}
 	set := map[string]any{"heartbeat_at": w.Store.Now().UTC(), "message": "worker started on " + w.InstanceID}
 	if job.StartedAt == nil {
@@ -85,13 +81,17 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer stop()
 	}
 	s := &sink{w: w}
+	// The heartbeat goes on until the final status is written: the last log
+	// flush (bounded, but slow when CloudWatch Logs is down) must not look
+	// like a dead worker.
+	hbCtx, stopHeartbeat := context.WithCancel(ctx)
 	hbDone := make(chan struct{})
-	go func() { w.heartbeat(runCtx, cancel, s); close(hbDone) }()
+	go func() { w.heartbeat(hbCtx, cancel, s); close(hbDone) }()
+	defer func() { stopHeartbeat(); <-hbDone }()
 
 	runErr := w.execute(runCtx, job, s)
 	cause := context.Cause(runCtx)
 	cancel(nil)
-	<-hbDone
 
 	if errors.Is(cause, errReplaced) {
 		w.Log.Warn("another worker owns the job now; leaving", "job", w.JobID)
@@ -117,11 +117,23 @@ func (w *Worker) Run(ctx context.Context) error {
 	if snap := s.snapshot(); snap != nil {
 		final["progress"] = snap
 	}
+	// The whole log is readable once the status is final; CloudWatch Logs
+	// being down delays the status by FinalFlush at most.
+	lctx, lcancel := context.WithTimeout(context.Background(), FinalFlush)
+	_ = w.Logs.Flush(lctx)
+	lcancel()
 	fctx, fcancel := context.WithTimeout(context.Background(), time.Minute)
 	defer fcancel()
-	_ = w.Logs.Flush(fctx) // the whole log is readable once the status is final
+	message := ""
+	if n := w.Logs.Unsent(); n > 0 {
+		// CloudWatch Logs was down: the job's record says what is missing.
+		message = fmt.Sprintf("job %s; %d log line(s) could not be shipped to CloudWatch Logs", status, n)
+		if msg != "" {
+			message = msg + "; " + message
+		}
+	}
 	life := &lifecycle.Lifecycle{Store: w.Store, Secrets: w.Secrets, Log: w.Log}
-	if _, err := life.End(fctx, job, lifecycle.End{To: status, Error: msg, From: []jobs.Status{jobs.Running}, IfInstance: w.InstanceID,
+	if _, err := life.End(fctx, job, lifecycle.End{To: status, Error: msg, Message: message, From: []jobs.Status{jobs.Running}, IfInstance: w.InstanceID,
 		OwnInstance: true, Set: final}); err != nil {
 		return fmt.Errorf("record final status: %w", err)
 	}
@@ -129,6 +141,39 @@ func (w *Worker) Run(ctx context.Context) error {
 		_ = w.Store.Checkpoints(w.JobID).Clear(fctx)
 	}
 	return nil
+}
+
+// FinalFlush bounds the last shipping of the log before the final status.
+var FinalFlush = 15 * time.Second
+
+// ClaimWait bounds how long a worker waits for its job to name its instance:
+// the instance can boot before the launch is recorded on the job.
+var ClaimWait = 2 * time.Minute
+
+// awaitJob reads the job once it names this instance; nil when the job is
+// over or belongs to another instance (nothing to do).
+func (w *Worker) awaitJob(ctx context.Context) (*jobs.Job, error) {
+	deadline := time.Now().Add(ClaimWait)
+	for {
+		job, err := w.Store.Get(ctx, w.JobID)
+		if err != nil {
+			return nil, err
+		}
+		mine := job.InstanceID == w.InstanceID
+		launching := job.Status == jobs.Queued || job.Status == jobs.Provisioning
+		switch {
+		case mine && !job.Status.Terminal():
+			return job, nil
+		case job.Status.Terminal(), !launching, time.Now().After(deadline):
+			w.Log.Info("nothing to do", "job", w.JobID, "status", job.Status, "instance", job.InstanceID)
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // heartbeat reports progress every few seconds and hears about cancels and

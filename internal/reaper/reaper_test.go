@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/replicatorhq/replicator/internal/awsenv"
 	"github.com/replicatorhq/replicator/internal/devstack"
 	"github.com/replicatorhq/replicator/internal/jobs"
@@ -113,6 +115,10 @@ func TestSilentWorkerIsRelaunchedThenGivenUp(t *testing.T) {
 	if state(t, j.InstanceID) != "stopped" || state(t, got.InstanceID) != "running" {
 		t.Errorf("old instance not replaced")
 	}
+	// Only the new worker may read the job's secret.
+	if tag := instanceTag(t, j.ID); tag != stack.Config.InstanceARN(got.InstanceID) {
+		t.Errorf("the secret is handed to %q, want the new worker %s", tag, got.InstanceID)
+	}
 	at(t, 10*time.Minute) // the new one never started either, and attempts are spent
 	got, _ = stack.Store().Get(context.Background(), j.ID)
 	if got.Status != jobs.Failed || got.Error == "" || state(t, got.InstanceID) != "stopped" || secretExists(j.ID) {
@@ -156,4 +162,18 @@ func TestOrphanedInstancesAreTerminated(t *testing.T) {
 	if state(t, j.InstanceID) != "stopped" || state(t, stray) != "stopped" {
 		t.Errorf("orphans left running")
 	}
+}
+
+func instanceTag(t *testing.T, jobID string) string {
+	t.Helper()
+	out, err := stack.Clients.SecretsManager.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String(stack.Config.SecretPrefix + jobID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range out.Tags {
+		if aws.ToString(tag.Key) == "replicator:instance" {
+			return aws.ToString(tag.Value)
+		}
+	}
+	return ""
 }
