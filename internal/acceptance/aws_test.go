@@ -285,7 +285,9 @@ func TestAWSAcceptance(t *testing.T) {
 	if _, err := ec2.NewFromConfig(a.cfg).TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{j.InstanceID}}); err != nil {
 		t.Fatal(err)
 	}
-	j = a.wait(t, id, 40*time.Minute, func(j jobView) bool { return j.Status == "succeeded" || j.Status == "failed" || j.Status == "cancelled" })
+	j = a.wait(t, id, 40*time.Minute, func(j jobView) bool {
+		return j.Status == "succeeded" || j.Status == "failed" || j.Status == "cancelled"
+	})
 	if j.Status != "succeeded" || j.Attempts < 2 {
 		t.Fatalf("after a killed worker: %+v", j)
 	}

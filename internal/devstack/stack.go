@@ -63,7 +63,7 @@ type Options struct {
 	// WorkerEnv and WorkerArgs are added to every worker's environment and
 	// command line (a Logs endpoint in an outage, older client tools).
 	WorkerEnv, WorkerArgs []string
-	Log       *slog.Logger
+	Log                   *slog.Logger
 }
 
 // Stack is the running platform.
