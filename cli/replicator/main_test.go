@@ -47,13 +47,26 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	defer os.RemoveAll(dir)
 	// Every AWS call the Lambda and the workers make is recorded, for the IAM
 	// contract (zz_contract_test.go).
 	if os.Getenv("REPLICATOR_RECORD_AWS_CALLS") == "" {
 		os.Setenv("REPLICATOR_RECORD_AWS_CALLS", filepath.Join(dir, "aws-calls.txt"))
 	}
-	pgtest.Main(m, "cli", &pair, pgtest.LogicalSettings)
+	p, err := pgtest.StartPair("cli", pgtest.LogicalSettings)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cannot start PostgreSQL clusters: %v\n", err)
+		os.Exit(1)
+	}
+	pair = p
+	code := m.Run()
+	// The emulated platform, if a test started it, goes too: a test run
+	// leaves no process behind.
+	if stack != nil {
+		stack.Stop()
+	}
+	p.Stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 type result struct {
