@@ -118,7 +118,7 @@ func (opts *Options) JobOptions() (jobs.Options, error) {
 // checkFlags refuses flags that would do nothing: remote-only ones without
 // --remote, local-only ones with it, sync-only ones without --sync.
 func checkFlags(cmd *cobra.Command) error {
-	if err := cmdutil.NeedsFlag(cmd, "remote", "detach", "instance-type", "time-limit", "api-url", "region", "stack"); err != nil {
+	if err := remote.NeedRemote(cmd); err != nil {
 		return err
 	}
 	if err := cmdutil.NeedsFlag(cmd, "sync", "source-from-target", "replica-identity-full"); err != nil {

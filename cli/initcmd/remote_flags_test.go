@@ -119,7 +119,7 @@ func parse[O any](t *testing.T, newCmd func(*factory.Factory, func(context.Conte
 
 // jobs of a parse: the local run's and the worker's, the latter rebuilt from
 // the request after its JSON round trip, as the API and the worker read it.
-func localAndRemote(t *testing.T, command string, local jobs.Options, localSpec func() (runner.Job, error), req *jobs.Request) (runner.Job, runner.Job) {
+func localAndRemote(t *testing.T, local jobs.Options, localSpec func() (runner.Job, error), req *jobs.Request) (runner.Job, runner.Job) {
 	t.Helper()
 	lj, err := localSpec()
 	if err != nil {
@@ -208,14 +208,59 @@ func checkEveryFlag(t *testing.T, cmd *cobra.Command, cases map[string]flagCase)
 	}
 }
 
+// walk checks every case: a carried flag gives the worker the local run's
+// job, and changes it; a refused one fails with its message, as a usage error.
+func walk(t *testing.T, cases map[string]flagCase, job func(args []string) (runner.Job, runner.Job), refuse func(args []string) error) {
+	t.Helper()
+	baseLocal, baseRemote := job(nil)
+	if comparable(baseLocal) != comparable(baseRemote) {
+		t.Fatalf("without flags the worker's job differs:\nlocal  %s\nremote %s", comparable(baseLocal), comparable(baseRemote))
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			switch {
+			case c.carried:
+				l, r := job(c.args)
+				if comparable(l) != comparable(r) {
+					t.Errorf("the worker's job differs from a local run's:\nlocal  %s\nremote %s", comparable(l), comparable(r))
+				}
+				if comparable(r) == comparable(baseRemote) {
+					t.Errorf("%v changes nothing the worker runs", c.args)
+				}
+			case c.refused != "":
+				err := refuse(c.args)
+				var fe *cmdutil.FlagError
+				if !errors.As(err, &fe) || !strings.Contains(err.Error(), c.refused) {
+					t.Errorf("%v with --remote: %v, want the usage error %q", c.args, err, c.refused)
+				}
+			}
+		})
+	}
+}
+
+// localJob is the job a local run of the flags would run.
+func localJob(command string, e *cmdutil.Endpoints, f *cmdutil.Filters, via string) func() (runner.Job, error) {
+	return func() (runner.Job, error) {
+		s, d, rules, err := cmdutil.ParseInputs(e, f)
+		if err != nil {
+			return runner.Job{}, err
+		}
+		v, err := synccmd.ParseSourceFromTarget(via)
+		return runner.Job{Command: command, Source: s, Target: d, SourceForTarget: v, Filters: rules}, err
+	}
+}
+
+var remoteBase = []string{"--source", src, "--target", dst, "--remote"}
+
+func withBase(args []string) []string { return append(append([]string{}, remoteBase...), args...) }
+
 // Every flag of init either travels with --remote (the worker runs the job a
 // local run would) or is refused with a clear error before anything is
 // submitted.
 func TestInitRemoteCarriesEveryFlag(t *testing.T) {
 	checkEveryFlag(t, initcmd.NewCmdInit(testFactory(), nil), initFlags)
-	base := []string{"--source", src, "--target", dst, "--remote"}
-	job := func(args []string) (runner.Job, runner.Job) {
-		o, err := parse(t, initcmd.NewCmdInit, append(append([]string{}, base...), args...))
+	walk(t, initFlags, func(args []string) (runner.Job, runner.Job) {
+		o, err := parse(t, initcmd.NewCmdInit, withBase(args))
 		if err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
@@ -223,79 +268,26 @@ func TestInitRemoteCarriesEveryFlag(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return localAndRemote(t, "init", jo, func() (runner.Job, error) {
-			s, d, rules, err := cmdutil.ParseInputs(&o.Endpoints, &o.Filters)
-			if err != nil {
-				return runner.Job{}, err
-			}
-			v, err := synccmd.ParseSourceFromTarget(o.SourceFromTarget)
-			return runner.Job{Command: "init", Source: s, Target: d, SourceForTarget: v, Filters: rules}, err
-		}, o.Request(jo))
-	}
-	baseLocal, baseRemote := job(nil)
-	if comparable(baseLocal) != comparable(baseRemote) {
-		t.Fatalf("without flags the worker's job differs:\nlocal  %s\nremote %s", comparable(baseLocal), comparable(baseRemote))
-	}
-	for name, c := range initFlags {
-		t.Run(name, func(t *testing.T) {
-			switch {
-			case c.carried:
-				l, r := job(c.args)
-				if comparable(l) != comparable(r) {
-					t.Errorf("the worker's job differs from a local run's:\nlocal  %s\nremote %s", comparable(l), comparable(r))
-				}
-				if comparable(r) == comparable(baseRemote) {
-					t.Errorf("%v changes nothing the worker runs", c.args)
-				}
-			case c.refused != "":
-				_, err := parse(t, initcmd.NewCmdInit, append(append([]string{}, base...), c.args...))
-				var fe *cmdutil.FlagError
-				if !errors.As(err, &fe) || !strings.Contains(err.Error(), c.refused) {
-					t.Errorf("%v with --remote: %v, want %q", c.args, err, c.refused)
-				}
-			}
-		})
-	}
+		return localAndRemote(t, jo, localJob("init", &o.Endpoints, &o.Filters, o.SourceFromTarget), o.Request(jo))
+	}, func(args []string) error {
+		_, err := parse(t, initcmd.NewCmdInit, withBase(args))
+		return err
+	})
 }
 
 // Every flag of sync likewise.
 func TestSyncRemoteCarriesEveryFlag(t *testing.T) {
 	checkEveryFlag(t, synccmd.NewCmdSync(testFactory(), nil), syncFlags)
-	base := []string{"--source", src, "--target", dst, "--remote"}
-	job := func(args []string) (runner.Job, runner.Job) {
-		o, err := parse(t, synccmd.NewCmdSync, append(append([]string{}, base...), args...))
+	walk(t, syncFlags, func(args []string) (runner.Job, runner.Job) {
+		o, err := parse(t, synccmd.NewCmdSync, withBase(args))
 		if err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
-		return localAndRemote(t, "sync", o.JobOptions(), func() (runner.Job, error) {
-			s, d, rules, err := cmdutil.ParseInputs(&o.Endpoints, &o.Filters)
-			if err != nil {
-				return runner.Job{}, err
-			}
-			v, err := synccmd.ParseSourceFromTarget(o.SourceFromTarget)
-			return runner.Job{Command: "sync", Source: s, Target: d, SourceForTarget: v, Filters: rules}, err
-		}, o.Request())
-	}
-	_, baseRemote := job(nil)
-	for name, c := range syncFlags {
-		t.Run(name, func(t *testing.T) {
-			switch {
-			case c.carried:
-				l, r := job(c.args)
-				if comparable(l) != comparable(r) {
-					t.Errorf("the worker's job differs from a local run's:\nlocal  %s\nremote %s", comparable(l), comparable(r))
-				}
-				if comparable(r) == comparable(baseRemote) {
-					t.Errorf("%v changes nothing the worker runs", c.args)
-				}
-			case c.refused != "":
-				_, err := parse(t, synccmd.NewCmdSync, append(append([]string{}, base...), c.args...))
-				if err == nil || !strings.Contains(err.Error(), c.refused) {
-					t.Errorf("%v with --remote: %v, want %q", c.args, err, c.refused)
-				}
-			}
-		})
-	}
+		return localAndRemote(t, o.JobOptions(), localJob("sync", &o.Endpoints, &o.Filters, o.SourceFromTarget), o.Request())
+	}, func(args []string) error {
+		_, err := parse(t, synccmd.NewCmdSync, withBase(args))
+		return err
+	})
 }
 
 // Flags that only mean something with --remote (or --sync) are refused

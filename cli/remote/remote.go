@@ -13,6 +13,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
 	"github.com/replicatorhq/replicator/cli/verifycmd"
@@ -46,6 +47,12 @@ func AddFlags(cmd *cobra.Command, f *Flags, submitting bool) {
 		fl.DurationVar(&f.TimeLimit, "time-limit", 0, "with --remote: stop the job after this long (default: the platform's, 24h)")
 	}
 	AddAPIFlags(cmd, f)
+}
+
+// NeedRemote refuses the submission flags without --remote: they would do
+// nothing.
+func NeedRemote(cmd *cobra.Command) error {
+	return cmdutil.NeedsFlag(cmd, "remote", "detach", "instance-type", "time-limit", "api-url", "region", "stack")
 }
 
 // AddAPIFlags registers --api-url and --region.

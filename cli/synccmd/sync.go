@@ -73,7 +73,7 @@ at cut-over, before stopping).`,
 
 // checkFlags refuses flags that would do nothing.
 func checkFlags(cmd *cobra.Command) error {
-	if err := cmdutil.NeedsFlag(cmd, "remote", "detach", "instance-type", "time-limit", "api-url", "region", "stack"); err != nil {
+	if err := remote.NeedRemote(cmd); err != nil {
 		return err
 	}
 	if err := cmdutil.Conflicts(cmd, "stop", map[string]string{"force": "--force recreates the replication that --stop removes",

@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	etypes "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -20,17 +18,7 @@ import (
 // The state backend's bootstrap, its purge and the AMI clean-up, against moto.
 func TestBootstrapPurgeAndImages(t *testing.T) {
 	ctx := context.Background()
-	moto, err := devstack.StartMoto(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer moto.Stop()
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("eu-west-1"), config.WithBaseEndpoint(moto.URL),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIA", "secret", "")),
-		config.WithSharedConfigFiles(nil), config.WithSharedCredentialsFiles(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := motoConfig(t, "eu-west-1")
 	acct, err := WhoAmI(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -91,17 +79,7 @@ func TestBootstrapPurgeAndImages(t *testing.T) {
 // AMI, nor may an instance's AMI go while it lives: setup keeps them.
 func TestImagesInUseAreKept(t *testing.T) {
 	ctx := context.Background()
-	moto, err := devstack.StartMoto(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer moto.Stop()
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("eu-west-1"), config.WithBaseEndpoint(moto.URL),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIA", "secret", "")),
-		config.WithSharedConfigFiles(nil), config.WithSharedCredentialsFiles(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := motoConfig(t, "eu-west-1")
 	c := ec2.NewFromConfig(cfg)
 	base, _ := c.DescribeImages(ctx, &ec2.DescribeImagesInput{})
 	stackTags := []etypes.Tag{{Key: aws.String("replicator:stack"), Value: aws.String("prod")}}
@@ -152,4 +130,20 @@ func TestImagesInUseAreKept(t *testing.T) {
 			t.Errorf("image %s kept=%v, want %v (in use: %v)", id, left[id], want, keep)
 		}
 	}
+}
+
+// motoConfig starts a moto_server for the test and returns a configuration
+// for it.
+func motoConfig(t *testing.T, region string) aws.Config {
+	t.Helper()
+	moto, err := devstack.StartMoto(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(moto.Stop)
+	cfg, err := moto.Config(context.Background(), region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

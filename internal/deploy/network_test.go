@@ -7,12 +7,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-
-	"github.com/replicatorhq/replicator/internal/devstack"
 )
 
 // The AMI build must reach SSM and the package repositories, or Image Builder
@@ -20,17 +16,7 @@ import (
 // anything is deployed, and says what to do. Against moto's EC2.
 func TestBuildNetworkIsCheckedFirst(t *testing.T) {
 	ctx := context.Background()
-	moto, err := devstack.StartMoto(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer moto.Stop()
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("eu-west-1"), config.WithBaseEndpoint(moto.URL),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIA", "secret", "")),
-		config.WithSharedConfigFiles(nil), config.WithSharedCredentialsFiles(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := motoConfig(t, "eu-west-1")
 	c := ec2.NewFromConfig(cfg)
 	vpc, err := c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.9.0.0/16")})
 	if err != nil {

@@ -18,6 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
 	"github.com/replicatorhq/replicator/internal/loopback"
 )
 
@@ -99,4 +103,25 @@ func (m *Moto) Stop() {
 	if m != nil && m.cmd != nil && m.cmd.Process != nil {
 		syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
 	}
+}
+
+// Config is an AWS configuration for moto in region, with made-up static
+// credentials and no shared profile.
+func (m *Moto) Config(ctx context.Context, region string) (aws.Config, error) {
+	return config.LoadDefaultConfig(ctx, config.WithRegion(region), config.WithBaseEndpoint(m.URL),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIA", "secret", "")),
+		config.WithSharedConfigFiles(nil), config.WithSharedCredentialsFiles(nil), config.WithEC2IMDSClientEnableState(0))
+}
+
+// Main runs a package's tests with one moto_server, stopped afterwards: for a
+// TestMain. m is a *testing.M.
+func Main(m interface{ Run() int }, moto **Moto) {
+	var err error
+	if *moto, err = StartMoto(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	(*moto).Stop()
+	os.Exit(code)
 }

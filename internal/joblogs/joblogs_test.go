@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,16 +20,7 @@ import (
 
 var moto *devstack.Moto
 
-func TestMain(m *testing.M) {
-	var err error
-	if moto, err = devstack.StartMoto(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	moto.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { devstack.Main(m, &moto) }
 
 type call struct{ events, bytes, largest int }
 

@@ -3,12 +3,9 @@ package launch_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
@@ -20,22 +17,11 @@ import (
 
 var moto *devstack.Moto
 
-func TestMain(m *testing.M) {
-	var err error
-	if moto, err = devstack.StartMoto(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	moto.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { devstack.Main(m, &moto) }
 
 func client(t *testing.T, extra ...func(*middleware.Stack) error) *ec2.Client {
 	t.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("eu-west-1"), config.WithBaseEndpoint(moto.URL),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIA", "secret", "")),
-		config.WithSharedConfigFiles(nil), config.WithSharedCredentialsFiles(nil), config.WithEC2IMDSClientEnableState(0))
+	cfg, err := moto.Config(context.Background(), "eu-west-1")
 	if err != nil {
 		t.Fatal(err)
 	}
