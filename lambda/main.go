@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/replicatorhq/replicator/internal/lambdafn"
+	"github.com/replicatorhq/replicator/internal/remote/lambdafn"
 )
 
 func main() {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/replicatorhq/replicator/platform/names"
 
-	"github.com/replicatorhq/replicator/internal/jobs"
+	"github.com/replicatorhq/replicator/internal/remote"
 )
 
 // Config is what the program is a function of.
@@ -52,7 +52,7 @@ func (c *Config) Defaults() {
 		c.Stack = "replicator"
 	}
 	if c.DefaultInstanceType == "" {
-		c.DefaultInstanceType = jobs.DefaultInstanceType
+		c.DefaultInstanceType = remote.DefaultInstanceType
 	}
 	if c.MaxConcurrentJobs == 0 {
 		c.MaxConcurrentJobs = 5
@@ -80,7 +80,7 @@ func (c *Config) Validate() error {
 	if c.BuildSubnetID != "" && c.BuildVPCID == "" {
 		return fmt.Errorf("the build subnet needs its VPC id")
 	}
-	if err := jobs.CheckInstanceType(c.DefaultInstanceType); err != nil {
+	if err := remote.CheckInstanceType(c.DefaultInstanceType); err != nil {
 		return fmt.Errorf("--instance-type: %w", err)
 	}
 	if c.MaxConcurrentJobs < 1 || c.DefaultTimeLimitMinutes < 1 {

@@ -18,12 +18,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
-	"github.com/replicatorhq/replicator/internal/awsenv"
-	"github.com/replicatorhq/replicator/internal/joblogs"
-	"github.com/replicatorhq/replicator/internal/jobsecrets"
-	"github.com/replicatorhq/replicator/internal/jobstore"
-	"github.com/replicatorhq/replicator/internal/jobworker"
 	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/remote/awsenv"
+	"github.com/replicatorhq/replicator/internal/remote/logs"
+	"github.com/replicatorhq/replicator/internal/remote/secrets"
+	"github.com/replicatorhq/replicator/internal/remote/store"
+	"github.com/replicatorhq/replicator/internal/remote/worker"
 )
 
 func main() {
@@ -65,7 +65,7 @@ func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin 
 	if err != nil {
 		return err
 	}
-	store := jobstore.New(clients.DynamoDB, table)
+	store := store.New(clients.DynamoDB, table)
 	platform, err := store.GetPlatform(ctx)
 	if err != nil {
 		return err
@@ -74,10 +74,10 @@ func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin 
 	if err != nil {
 		return err
 	}
-	w := &jobworker.Worker{
+	w := &worker.Worker{
 		JobID: jobID, InstanceID: instanceID, Store: store,
-		Secrets: &jobsecrets.Secrets{SM: clients.SecretsManager, Stack: platform.Stack, Prefix: platform.SecretPrefix},
-		Logs:    &joblogs.Writer{CW: clients.Logs, Group: platform.LogGroup, Stream: jobID},
+		Secrets: &secrets.Store{SM: clients.SecretsManager, Stack: platform.Stack, Prefix: platform.SecretPrefix},
+		Logs:    &logs.Writer{CW: clients.Logs, Group: platform.LogGroup, Stream: jobID},
 		Tools:   tools, TempDir: os.TempDir(), Log: log.With("job", jobID, "instance", instanceID),
 	}
 	return w.Run(ctx)

@@ -15,13 +15,13 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
-	"github.com/replicatorhq/replicator/cli/remote"
+	"github.com/replicatorhq/replicator/cli/remoteui"
 	"github.com/replicatorhq/replicator/cli/synccmd"
 	"github.com/replicatorhq/replicator/cli/verifycmd"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/engine"
-	"github.com/replicatorhq/replicator/internal/jobs"
+	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/runner"
 	"github.com/replicatorhq/replicator/internal/validate"
 )
@@ -41,7 +41,7 @@ type Options struct {
 	Verify             bool
 	SkipValidate       bool
 	Sync               bool
-	Remote             remote.Flags
+	Remote             remoteui.Flags
 	SourceFromTarget   string
 	FixIdentity        bool
 	JSON               bool
@@ -88,7 +88,7 @@ changes, unless --drop-existing replaces it.`,
 	fl.StringVar(&opts.StateDir, "state-dir", "", "where checkpoints of interrupted runs are kept (default $XDG_STATE_HOME/replicator or ~/.local/state/replicator)")
 	fl.BoolVar(&opts.Sync, "sync", false, "continue into logical replication without a gap: create the slot first, copy in its snapshot, then subscribe (see replicator sync)")
 	synccmd.AddFlags(cmd, &opts.SourceFromTarget, &opts.FixIdentity)
-	remote.AddFlags(cmd, &opts.Remote, true)
+	remoteui.AddFlags(cmd, &opts.Remote, true)
 	fl.BoolVar(&opts.SkipValidate, "skip-validate", false, "do not run the checks of replicator validate first")
 	fl.BoolVar(&opts.Verify, "verify", false, "compare row counts and content hashes of every table once the copy is done (see replicator verify)")
 	fl.BoolVar(&opts.JSON, "json", false, "print progress and the summary as JSON lines on stdout")
@@ -97,18 +97,18 @@ changes, unless --drop-existing replaces it.`,
 
 // JobOptions are the job the flags describe, for a local run and a remote one
 // alike.
-func (opts *Options) JobOptions() (jobs.Options, error) {
+func (opts *Options) JobOptions() (remote.Options, error) {
 	split, err := cmdutil.ParseSize(opts.SplitLargerThan)
 	if err != nil {
-		return jobs.Options{}, cmdutil.FlagErrorf("--split-tables-larger-than: %v", err)
+		return remote.Options{}, cmdutil.FlagErrorf("--split-tables-larger-than: %v", err)
 	}
 	if split == 0 {
 		split = -1 // "0": never split
 	}
 	if opts.Jobs < 0 || opts.IndexJobs < 0 {
-		return jobs.Options{}, cmdutil.FlagErrorf("--jobs and --index-jobs must be positive")
+		return remote.Options{}, cmdutil.FlagErrorf("--jobs and --index-jobs must be positive")
 	}
-	return jobs.Options{
+	return remote.Options{
 		DropExisting: opts.DropExisting, NoRoles: opts.NoRoles, NoResume: opts.NoResume,
 		Jobs: opts.Jobs, IndexJobs: opts.IndexJobs, SplitLargerThan: split, MaintenanceWorkMem: opts.MaintenanceWorkMem,
 		SkipValidate: opts.SkipValidate, Verify: opts.Verify, Sync: opts.Sync, ReplicaIdentityFull: opts.FixIdentity,
@@ -118,7 +118,7 @@ func (opts *Options) JobOptions() (jobs.Options, error) {
 // checkFlags refuses flags that would do nothing: remote-only ones without
 // --remote, local-only ones with it, sync-only ones without --sync.
 func checkFlags(cmd *cobra.Command) error {
-	if err := remote.NeedRemote(cmd); err != nil {
+	if err := remoteui.NeedRemote(cmd); err != nil {
 		return err
 	}
 	if err := cmdutil.NeedsFlag(cmd, "sync", "source-from-target", "replica-identity-full"); err != nil {
@@ -206,7 +206,7 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 }
 
 // submit runs the copy remotely: the worker runs the same job.
-func submit(ctx context.Context, f *factory.Factory, opts *Options, src *conninfo.Endpoint, o jobs.Options) error {
+func submit(ctx context.Context, f *factory.Factory, opts *Options, src *conninfo.Endpoint, o remote.Options) error {
 	if opts.DropExisting && !opts.Yes {
 		// The worker cannot ask: the answer is given before submitting.
 		ok, err := f.IOStreams.Confirm("Drop and replace target databases that already exist?")
@@ -218,13 +218,13 @@ func submit(ctx context.Context, f *factory.Factory, opts *Options, src *conninf
 		}
 	}
 	o.SourceBytes = cmdutil.SourceSize(ctx, src)
-	return remote.Submit(ctx, f, &opts.Remote, opts.Request(o), opts.JSON)
+	return remoteui.Submit(ctx, f, &opts.Remote, opts.Request(o), opts.JSON)
 }
 
 // Request is the remote job the flags describe, given its options.
-func (opts *Options) Request(o jobs.Options) *jobs.Request {
+func (opts *Options) Request(o remote.Options) *remote.Request {
 	source, target := opts.Endpoints.Raw()
-	req := &jobs.Request{Command: "init", Source: source, Target: target, SourceForTarget: opts.SourceFromTarget,
+	req := &remote.Request{Command: "init", Source: source, Target: target, SourceForTarget: opts.SourceFromTarget,
 		Filters: opts.Filters.Spec(), Options: o}
 	opts.Remote.Options(&req.Options)
 	return req

@@ -18,7 +18,7 @@ import (
 	"github.com/replicatorhq/replicator/cli/synccmd"
 	"github.com/replicatorhq/replicator/internal/engine"
 	"github.com/replicatorhq/replicator/internal/iostreams"
-	"github.com/replicatorhq/replicator/internal/jobs"
+	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/runner"
 )
 
@@ -119,7 +119,7 @@ func parse[O any](t *testing.T, newCmd func(*factory.Factory, func(context.Conte
 
 // jobs of a parse: the local run's and the worker's, the latter rebuilt from
 // the request after its JSON round trip, as the API and the worker read it.
-func localAndRemote(t *testing.T, local jobs.Options, localSpec func() (runner.Job, error), req *jobs.Request) (runner.Job, runner.Job) {
+func localAndRemote(t *testing.T, local remote.Options, localSpec func() (runner.Job, error), req *remote.Request) (runner.Job, runner.Job) {
 	t.Helper()
 	lj, err := localSpec()
 	if err != nil {
@@ -130,7 +130,7 @@ func localAndRemote(t *testing.T, local jobs.Options, localSpec func() (runner.J
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got jobs.Request
+	var got remote.Request
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&got); err != nil {
@@ -139,7 +139,7 @@ func localAndRemote(t *testing.T, local jobs.Options, localSpec func() (runner.J
 	if _, _, err := got.Validate(); err != nil {
 		t.Fatalf("the API would refuse the request: %v", err)
 	}
-	rj, err := runner.Parse(got.Command, jobs.Secret{Source: got.Source, Target: got.Target, SourceForTarget: got.SourceForTarget}, got.Filters, got.Options)
+	rj, err := runner.Parse(got.Command, remote.Secret{Source: got.Source, Target: got.Target, SourceForTarget: got.SourceForTarget}, got.Filters, got.Options)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,42 +16,42 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
-	"github.com/replicatorhq/replicator/cli/remote"
-	"github.com/replicatorhq/replicator/internal/jobclient"
-	"github.com/replicatorhq/replicator/internal/jobs"
+	"github.com/replicatorhq/replicator/cli/remoteui"
 	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/client"
 )
 
 // NewCmdJobs builds `jobs` and its subcommands.
 func NewCmdJobs(f *factory.Factory) *cobra.Command {
-	fl := &remote.Flags{}
+	fl := &remoteui.Flags{}
 	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "jobs <command>",
 		Short: "Remote jobs: list, show, watch, logs, cancel",
 	}
-	client := func(cmd *cobra.Command) (*jobclient.Client, error) { return fl.Client(cmd.Context()) }
-	sub := func(use, short string, args cobra.PositionalArgs, run func(cmd *cobra.Command, c *jobclient.Client, args []string) error) *cobra.Command {
+	apiClient := func(cmd *cobra.Command) (*client.Client, error) { return fl.Client(cmd.Context()) }
+	sub := func(use, short string, args cobra.PositionalArgs, run func(cmd *cobra.Command, c *client.Client, args []string) error) *cobra.Command {
 		c := &cobra.Command{Use: use, Short: short, Args: args, RunE: func(cmd *cobra.Command, args []string) error {
 			for _, a := range args {
-				if !jobs.ValidID(a) {
+				if !remote.ValidID(a) {
 					return cmdutil.FlagErrorf("%q is not a job id (j- and 16 letters or digits; see replicator jobs list)", a)
 				}
 			}
-			c, err := client(cmd)
+			c, err := apiClient(cmd)
 			if err != nil {
 				return err
 			}
 			return run(cmd, c, args)
 		}}
-		remote.AddAPIFlags(c, fl)
+		remoteui.AddAPIFlags(c, fl)
 		c.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 		return c
 	}
 	var limit int
 	var all, follow bool
-	list := sub("list", "List your jobs, newest first", cobra.NoArgs, func(cmd *cobra.Command, c *jobclient.Client, _ []string) error {
-		var out []*jobs.Job
+	list := sub("list", "List your jobs, newest first", cobra.NoArgs, func(cmd *cobra.Command, c *client.Client, _ []string) error {
+		var out []*remote.Job
 		cursor := ""
 		for {
 			page, next, err := c.List(cmd.Context(), limit, cursor)
@@ -72,7 +72,7 @@ func NewCmdJobs(f *factory.Factory) *cobra.Command {
 	})
 	list.Flags().IntVar(&limit, "limit", 20, "jobs per page")
 	list.Flags().BoolVar(&all, "all", false, "every job, not just the first page")
-	show := sub("show ID", "Show a job", cobra.ExactArgs(1), func(cmd *cobra.Command, c *jobclient.Client, args []string) error {
+	show := sub("show ID", "Show a job", cobra.ExactArgs(1), func(cmd *cobra.Command, c *client.Client, args []string) error {
 		j, err := c.Get(cmd.Context(), args[0])
 		if err != nil {
 			return err
@@ -83,14 +83,14 @@ func NewCmdJobs(f *factory.Factory) *cobra.Command {
 		printJob(f.IOStreams.Out, j)
 		return nil
 	})
-	watch := sub("watch ID", "Follow a job to its end, with the same display as a local run", cobra.ExactArgs(1), func(cmd *cobra.Command, c *jobclient.Client, args []string) error {
-		return remote.Watch(cmd.Context(), f, c, args[0], jsonOut)
+	watch := sub("watch ID", "Follow a job to its end, with the same display as a local run", cobra.ExactArgs(1), func(cmd *cobra.Command, c *client.Client, args []string) error {
+		return remoteui.Watch(cmd.Context(), f, c, args[0], jsonOut)
 	})
-	logs := sub("logs ID", "Print a job's log", cobra.ExactArgs(1), func(cmd *cobra.Command, c *jobclient.Client, args []string) error {
+	logs := sub("logs ID", "Print a job's log", cobra.ExactArgs(1), func(cmd *cobra.Command, c *client.Client, args []string) error {
 		return printLogs(cmd.Context(), f, c, args[0], follow, jsonOut)
 	})
 	logs.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the job ends")
-	cancel := sub("cancel ID", "Stop a job (the worker stops cleanly, or is terminated)", cobra.ExactArgs(1), func(cmd *cobra.Command, c *jobclient.Client, args []string) error {
+	cancel := sub("cancel ID", "Stop a job (the worker stops cleanly, or is terminated)", cobra.ExactArgs(1), func(cmd *cobra.Command, c *client.Client, args []string) error {
 		j, err := c.Cancel(cmd.Context(), args[0])
 		if err != nil {
 			return err
@@ -98,7 +98,7 @@ func NewCmdJobs(f *factory.Factory) *cobra.Command {
 		if jsonOut {
 			return json.NewEncoder(f.IOStreams.Out).Encode(j)
 		}
-		if j.Status == jobs.Cancelled {
+		if j.Status == remote.Cancelled {
 			fmt.Fprintf(f.IOStreams.Out, "job %s cancelled\n", j.ID)
 		} else {
 			fmt.Fprintf(f.IOStreams.Out, "job %s: cancel requested; the worker stops at its next heartbeat (replicator jobs watch %s)\n", j.ID, j.ID)
@@ -109,7 +109,7 @@ func NewCmdJobs(f *factory.Factory) *cobra.Command {
 	return cmd
 }
 
-func printList(w io.Writer, list []*jobs.Job) {
+func printList(w io.Writer, list []*remote.Job) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tCOMMAND\tCREATED\tPROGRESS\tSOURCE -> TARGET")
 	for _, j := range list {
@@ -122,7 +122,7 @@ func printList(w io.Writer, list []*jobs.Job) {
 	tw.Flush()
 }
 
-func printJob(w io.Writer, j *jobs.Job) {
+func printJob(w io.Writer, j *remote.Job) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
@@ -156,7 +156,7 @@ func printJob(w io.Writer, j *jobs.Job) {
 }
 
 // printLogs prints a job's events as a local run would (or raw with --json).
-func printLogs(ctx context.Context, f *factory.Factory, c *jobclient.Client, id string, follow, jsonOut bool) error {
+func printLogs(ctx context.Context, f *factory.Factory, c *client.Client, id string, follow, jsonOut bool) error {
 	cursor := ""
 	for {
 		page, err := c.Logs(ctx, id, cursor)

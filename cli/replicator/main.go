@@ -12,7 +12,7 @@ import (
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
-	"github.com/replicatorhq/replicator/cli/remote"
+	"github.com/replicatorhq/replicator/cli/remoteui"
 	"github.com/replicatorhq/replicator/cli/root"
 )
 
@@ -32,7 +32,7 @@ func run() int {
 	if err == nil {
 		return 0
 	}
-	var detached *remote.Detached
+	var detached *remoteui.Detached
 	if errors.As(err, &detached) {
 		fmt.Fprintln(f.IOStreams.ErrOut, detached.Error())
 		return 130

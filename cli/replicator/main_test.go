@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicatorhq/replicator/internal/pgtest"
+	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
 
 var (

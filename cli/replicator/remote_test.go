@@ -29,9 +29,9 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/replicatorhq/replicator/internal/deploy"
-	"github.com/replicatorhq/replicator/internal/devstack"
-	"github.com/replicatorhq/replicator/internal/jobs"
-	"github.com/replicatorhq/replicator/internal/pgtest"
+	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/testenv/devstack"
+	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
 
 var (
@@ -67,7 +67,7 @@ func remoteDB(t *testing.T, db, sql string) {
 func jobIDFrom(t *testing.T, out string) string {
 	t.Helper()
 	for _, f := range strings.Fields(out) {
-		if jobs.ValidID(f) {
+		if remote.ValidID(f) {
 			return f
 		}
 	}
@@ -75,9 +75,9 @@ func jobIDFrom(t *testing.T, out string) string {
 	return ""
 }
 
-func waitJob(t *testing.T, s *devstack.Stack, id string, timeout time.Duration, cond func(*jobs.Job) bool) *jobs.Job {
+func waitJob(t *testing.T, s *devstack.Stack, id string, timeout time.Duration, cond func(*remote.Job) bool) *remote.Job {
 	t.Helper()
-	var j *jobs.Job
+	var j *remote.Job
 	waitFor(t, "job "+id, timeout, func() bool {
 		var err error
 		j, err = s.Store().Get(context.Background(), id)
@@ -152,7 +152,7 @@ func TestRemoteInit(t *testing.T) {
 	if src, dst := pgtest.TableHashes(t, pair.Source, "remote1"), pgtest.TableHashes(t, pair.Target, "remote1"); !reflect.DeepEqual(src, dst) {
 		t.Errorf("target differs:\nsource %v\ntarget %v", src, dst)
 	}
-	j := waitJob(t, s, id, 30*time.Second, func(j *jobs.Job) bool { return j.Status == jobs.Succeeded })
+	j := waitJob(t, s, id, 30*time.Second, func(j *remote.Job) bool { return j.Status == remote.Succeeded })
 	if j.Owner != devstack.Users["alice"].ARN || j.Attempts != 1 || strings.Contains(j.Source, pair.Source.Password) {
 		t.Errorf("job record %+v", j)
 	}
@@ -224,8 +224,8 @@ func TestRemoteWorkerDiesAndResumes(t *testing.T) {
 	if !s.Launcher.Crash(id) {
 		t.Fatal("no worker process to kill")
 	}
-	j := waitJob(t, s, id, 2*time.Minute, func(j *jobs.Job) bool { return j.Status.Terminal() })
-	if j.Status != jobs.Succeeded || j.Attempts != 2 {
+	j := waitJob(t, s, id, 2*time.Minute, func(j *remote.Job) bool { return j.Status.Terminal() })
+	if j.Status != remote.Succeeded || j.Attempts != 2 {
 		t.Fatalf("job after the crash: %s, %d attempts, error %q", j.Status, j.Attempts, j.Error)
 	}
 	if src, dst := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db); !reflect.DeepEqual(src, dst) {
@@ -256,14 +256,14 @@ func TestRemoteCancel(t *testing.T) {
 	}
 	id := strings.TrimSpace(r.stdout)
 	start := time.Now()
-	waitJob(t, s, id, time.Minute, func(j *jobs.Job) bool { return j.Status == jobs.Running })
+	waitJob(t, s, id, time.Minute, func(j *remote.Job) bool { return j.Status == remote.Running })
 	t.Logf("running after %s", time.Since(start))
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "cancel", id)
 	if r.code != 0 || !strings.Contains(r.stdout, "cancel requested") {
 		t.Fatalf("cancel: %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	j := waitJob(t, s, id, time.Minute, func(j *jobs.Job) bool { return j.Status.Terminal() })
-	if j.Status != jobs.Cancelled {
+	j := waitJob(t, s, id, time.Minute, func(j *remote.Job) bool { return j.Status.Terminal() })
+	if j.Status != remote.Cancelled {
 		t.Fatalf("status %s (%s)", j.Status, j.Error)
 	}
 	t.Logf("cancelled after %s", time.Since(start))
@@ -400,7 +400,7 @@ func TestStacksSideBySide(t *testing.T) {
 		return strings.TrimSpace(r.stdout)
 	}
 	a, b := submit(alpha, "side_alpha"), submit(beta, "side_beta")
-	running := func(j *jobs.Job) bool { return j.Status == jobs.Running }
+	running := func(j *remote.Job) bool { return j.Status == remote.Running }
 	waitJob(t, alpha, a, time.Minute, running)
 	jb := waitJob(t, beta, b, time.Minute, running)
 
@@ -427,11 +427,11 @@ func TestStacksSideBySide(t *testing.T) {
 	if st := instanceState(t, beta, jb.InstanceID); st != "running" {
 		t.Fatalf("beta's worker is %s after alpha's reaper and teardown", st)
 	}
-	if j, _ := alpha.Store().Get(ctx, a); j.Status != jobs.Cancelled {
+	if j, _ := alpha.Store().Get(ctx, a); j.Status != remote.Cancelled {
 		t.Errorf("alpha's job: %s", j.Status)
 	}
-	j := waitJob(t, beta, b, 3*time.Minute, func(j *jobs.Job) bool { return j.Status.Terminal() })
-	if j.Status != jobs.Succeeded || j.Attempts != 1 {
+	j := waitJob(t, beta, b, 3*time.Minute, func(j *remote.Job) bool { return j.Status.Terminal() })
+	if j.Status != remote.Succeeded || j.Attempts != 1 {
 		t.Errorf("beta's job: %s after %d attempts (%s)", j.Status, j.Attempts, j.Error)
 	}
 	if src, dst := pgtest.TableHashes(t, pair.Source, "side_beta"), pgtest.TableHashes(t, pair.Target, "side_beta"); !reflect.DeepEqual(src, dst) {
@@ -458,7 +458,7 @@ func TestRemoteStopsOnRefusedCredentials(t *testing.T) {
 		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
 	assertOneLineError(t, r, "The security token included in the request is expired")
 	t.Logf("both refusals took %s", time.Since(start).Round(time.Millisecond))
-	waitJob(t, s, id, time.Minute, func(j *jobs.Job) bool { return j.Status.Terminal() })
+	waitJob(t, s, id, time.Minute, func(j *remote.Job) bool { return j.Status.Terminal() })
 }
 
 // The worker's pg_dump must be at least the source's major version: validate,
@@ -530,15 +530,15 @@ func TestRemoteCopyRidesOutALogsOutage(t *testing.T) {
 		t.Fatalf("submit: %s", r.stderr)
 	}
 	id := strings.TrimSpace(r.stdout)
-	waitJob(t, s, id, time.Minute, func(j *jobs.Job) bool { return j.Status == jobs.Running })
+	waitJob(t, s, id, time.Minute, func(j *remote.Job) bool { return j.Status == remote.Running })
 	down.Store(true)
 	start := time.Now()
-	j := waitJob(t, s, id, 3*time.Minute, func(j *jobs.Job) bool { return j.Status.Terminal() || time.Since(start) > 60*time.Second })
+	j := waitJob(t, s, id, 3*time.Minute, func(j *remote.Job) bool { return j.Status.Terminal() || time.Since(start) > 60*time.Second })
 	copied := time.Since(start)
 	down.Store(false)
 	close(over)
-	j = waitJob(t, s, id, 3*time.Minute, func(j *jobs.Job) bool { return j.Status.Terminal() })
-	if j.Status != jobs.Succeeded {
+	j = waitJob(t, s, id, 3*time.Minute, func(j *remote.Job) bool { return j.Status.Terminal() })
+	if j.Status != remote.Succeeded {
 		t.Fatalf("job %s: %s", j.Status, j.Error)
 	}
 	during := copied < 60*time.Second

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/replicatorhq/replicator/internal/checkpoint"
-	"github.com/replicatorhq/replicator/internal/pgtest"
+	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
 
 // startReplicator runs the binary in the background, returning it and a channel

@@ -19,10 +19,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/replicatorhq/replicator/internal/devstack"
-	"github.com/replicatorhq/replicator/internal/jobs"
-	"github.com/replicatorhq/replicator/internal/jobsecrets"
-	"github.com/replicatorhq/replicator/internal/jobstore"
+	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/secrets"
+	"github.com/replicatorhq/replicator/internal/remote/store"
+	"github.com/replicatorhq/replicator/internal/testenv/devstack"
 	"github.com/replicatorhq/replicator/platform/names"
 )
 
@@ -99,7 +99,7 @@ func count(ops []fakeOp, op, typ string) int {
 
 // setupHarness runs a replicator binary that embeds (stand-in) artifacts
 // against the real pulumi CLI and engine, offline. The AWS provider plugin
-// cannot be fetched here, so a stand-in (internal/deploy/fakeaws) plays it,
+// cannot be fetched here, so a stand-in (internal/testenv/fakeaws) plays it,
 // keeping AWS's naming and uniqueness rules; STS, EC2, S3, KMS, DynamoDB,
 // Secrets Manager and CloudWatch Logs calls of the CLI itself go to moto.
 type setupHarness struct {
@@ -123,7 +123,7 @@ func newSetupHarness(t *testing.T, s *devstack.Stack) *setupHarness {
 			return
 		}
 		pluginsDir = filepath.Join(dir, "plugins")
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(pluginsDir, "pulumi-resource-aws"), "../../internal/deploy/fakeaws").CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(pluginsDir, "pulumi-resource-aws"), "../../internal/testenv/fakeaws").CombinedOutput(); err != nil {
 			setupBinErr = fmt.Errorf("build the stand-in provider: %v\n%s", err, out)
 			return
 		}
@@ -291,10 +291,10 @@ func TestSetupAndTeardown(t *testing.T) {
 
 	// Teardown refuses while a job runs...
 	ctx := context.Background()
-	store := jobstore.New(s.Clients.DynamoDB, "replicator-e2e-jobs")
+	store := store.New(s.Clients.DynamoDB, "replicator-e2e-jobs")
 	provisionTable(t, s, "replicator-e2e-jobs")
 	now := time.Now().UTC()
-	job := &jobs.Job{ID: jobs.NewID(), Owner: "arn:aws:iam::123456789012:user/alice", Command: "init", Status: jobs.Queued, CreatedAt: now, UpdatedAt: now}
+	job := &remote.Job{ID: remote.NewID(), Owner: "arn:aws:iam::123456789012:user/alice", Command: "init", Status: remote.Queued, CreatedAt: now, UpdatedAt: now}
 	if err := store.Create(ctx, job, 10); err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestSetupAndTeardown(t *testing.T) {
 	// ...and without --yes and a terminal, it does not wait for an answer.
 	r = run(append([]string{"teardown", "--force"}, backend...)...)
 	assertLastLineError(t, r, "teardown not confirmed: nothing was changed")
-	if j, _ := store.Get(ctx, job.ID); j.Status != jobs.Queued {
+	if j, _ := store.Get(ctx, job.ID); j.Status != remote.Queued {
 		t.Fatalf("an unconfirmed teardown touched the job: %s", j.Status)
 	}
 
@@ -315,8 +315,8 @@ func TestSetupAndTeardown(t *testing.T) {
 	if _, err := s.Clients.Logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("/aws/imagebuilder/replicator-e2e-worker")}); err != nil {
 		t.Fatal(err)
 	}
-	leftover := &jobsecrets.Secrets{SM: s.Clients.SecretsManager, Stack: "e2e", Prefix: names.Of("e2e").SecretPrefix()}
-	if _, err := leftover.Create(ctx, "j-zzzzzzzzzzzzzzzz", jobs.Secret{Source: "postgres://a", Target: "postgres://b"}); err != nil {
+	leftover := &secrets.Store{SM: s.Clients.SecretsManager, Stack: "e2e", Prefix: names.Of("e2e").SecretPrefix()}
+	if _, err := leftover.Create(ctx, "j-zzzzzzzzzzzzzzzz", remote.Secret{Source: "postgres://a", Target: "postgres://b"}); err != nil {
 		t.Fatal(err)
 	}
 	// --force cancels the job, then everything goes.
@@ -324,7 +324,7 @@ func TestSetupAndTeardown(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "nothing of it remains billable") {
 		t.Fatalf("teardown (%d):\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	if j, _ := store.Get(ctx, job.ID); j.Status != jobs.Cancelled {
+	if j, _ := store.Get(ctx, job.ID); j.Status != remote.Cancelled {
 		t.Errorf("job not cancelled by teardown --force: %s", j.Status)
 	}
 	if reg, _ := os.ReadFile(h.fakeState); string(reg) != "{}" {

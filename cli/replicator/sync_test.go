@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicatorhq/replicator/internal/pgtest"
+	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
 
 // pgbenchOn runs pgbench against db on the source; wait returns its output.

@@ -16,7 +16,7 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/internal/deploy"
-	"github.com/replicatorhq/replicator/internal/jobs"
+	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/platform"
 )
 
@@ -58,7 +58,7 @@ again. The outputs are remembered, so init --remote needs no flags.`,
 	fl.StringVar(&opts.VPCID, "vpc-id", "", "the workers' VPC: checked against the subnets' (default: theirs)")
 	fl.StringSliceVar(&opts.SecurityGroupIDs, "security-group-ids", nil, "security groups of the workers (default: one setup creates, outbound only)")
 	fl.StringVar(&opts.BuildSubnetID, "build-subnet-id", "", "subnet where the worker AMI is built, with a route to the internet or to SSM and S3 endpoints (default: the default VPC)")
-	fl.StringVar(&opts.InstanceType, "instance-type", jobs.DefaultInstanceType, "worker instance type of jobs that name none (Graviton, arm64); larger data gets a larger size of its family")
+	fl.StringVar(&opts.InstanceType, "instance-type", remote.DefaultInstanceType, "worker instance type of jobs that name none (Graviton, arm64); larger data gets a larger size of its family")
 	fl.IntVar(&opts.MaxJobs, "max-jobs", 5, "jobs allowed to run at once")
 	fl.DurationVar(&opts.TimeLimit, "time-limit", 24*time.Hour, "default time limit of a job")
 	return cmd
@@ -110,7 +110,7 @@ func run(ctx context.Context, f *factory.Factory, o *Options) error {
 	cfg.Defaults()
 	// The shape is checked before the network is resolved (which fills in the
 	// VPCs the config requires).
-	if err := jobs.CheckInstanceType(cfg.DefaultInstanceType); err != nil {
+	if err := remote.CheckInstanceType(cfg.DefaultInstanceType); err != nil {
 		return cmdutil.FlagErrorf("--instance-type: %v", err)
 	}
 	acct, backend, secrets, err := Target(ctx, f, o.Region, o.Backend)

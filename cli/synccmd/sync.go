@@ -10,9 +10,9 @@ import (
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
-	"github.com/replicatorhq/replicator/cli/remote"
+	"github.com/replicatorhq/replicator/cli/remoteui"
 	"github.com/replicatorhq/replicator/internal/conninfo"
-	"github.com/replicatorhq/replicator/internal/jobs"
+	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/runner"
 )
 
@@ -24,7 +24,7 @@ type Options struct {
 	Stop, Force        bool
 	Sequences          bool
 	ReplicaIdentityFul bool
-	Remote             remote.Flags
+	Remote             remoteui.Flags
 }
 
 // NewCmdSync builds the command.
@@ -67,13 +67,13 @@ at cut-over, before stopping).`,
 	cmd.Flags().BoolVar(&opts.Stop, "stop", false, "stop replicating: drop the subscription, the slot and the publication")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "recreate the replication even if it is set up")
 	cmd.Flags().BoolVar(&opts.Sequences, "sequences", false, "copy the sequences' current values to the target")
-	remote.AddFlags(cmd, &opts.Remote, true)
+	remoteui.AddFlags(cmd, &opts.Remote, true)
 	return cmd
 }
 
 // checkFlags refuses flags that would do nothing.
 func checkFlags(cmd *cobra.Command) error {
-	if err := remote.NeedRemote(cmd); err != nil {
+	if err := remoteui.NeedRemote(cmd); err != nil {
 		return err
 	}
 	if err := cmdutil.Conflicts(cmd, "stop", map[string]string{"force": "--force recreates the replication that --stop removes",
@@ -96,7 +96,7 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 		return err
 	}
 	if opts.Remote.Remote {
-		return remote.Submit(ctx, f, &opts.Remote, opts.Request(), false)
+		return remoteui.Submit(ctx, f, &opts.Remote, opts.Request(), false)
 	}
 	out := f.IOStreams.Out
 	job := runner.Job{Command: "sync", Source: src, Target: dst, SourceForTarget: via, Filters: rules, Options: opts.JobOptions()}
@@ -105,14 +105,14 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 
 // JobOptions are the job the flags describe, for a local run and a remote one
 // alike.
-func (opts *Options) JobOptions() jobs.Options {
-	return jobs.Options{Stop: opts.Stop, Force: opts.Force, Sequences: opts.Sequences, ReplicaIdentityFull: opts.ReplicaIdentityFul}
+func (opts *Options) JobOptions() remote.Options {
+	return remote.Options{Stop: opts.Stop, Force: opts.Force, Sequences: opts.Sequences, ReplicaIdentityFull: opts.ReplicaIdentityFul}
 }
 
 // Request is the remote job the flags describe.
-func (opts *Options) Request() *jobs.Request {
+func (opts *Options) Request() *remote.Request {
 	source, target := opts.Endpoints.Raw()
-	req := &jobs.Request{Command: "sync", Source: source, Target: target, SourceForTarget: opts.SourceFromTarget,
+	req := &remote.Request{Command: "sync", Source: source, Target: target, SourceForTarget: opts.SourceFromTarget,
 		Filters: opts.Filters.Spec(), Options: opts.JobOptions()}
 	opts.Remote.Options(&req.Options)
 	return req

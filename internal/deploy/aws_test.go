@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/replicatorhq/replicator/internal/devstack"
+	"github.com/replicatorhq/replicator/internal/testenv/devstack"
 )
 
 // The state backend's bootstrap, its purge and the AMI clean-up, against moto.

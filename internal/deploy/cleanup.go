@@ -15,11 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/replicatorhq/replicator/internal/jobs"
-	"github.com/replicatorhq/replicator/internal/jobsecrets"
-	"github.com/replicatorhq/replicator/internal/jobstore"
-	"github.com/replicatorhq/replicator/internal/launch"
-	"github.com/replicatorhq/replicator/internal/lifecycle"
+	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/launch"
+	"github.com/replicatorhq/replicator/internal/remote/lifecycle"
+	"github.com/replicatorhq/replicator/internal/remote/secrets"
+	"github.com/replicatorhq/replicator/internal/remote/store"
 	"github.com/replicatorhq/replicator/platform/names"
 )
 
@@ -27,7 +27,7 @@ import (
 // the stack's name and tag: stacks side by side never touch each other.
 type Jobs struct {
 	Stack string
-	Store *jobstore.Store // nil when the stack has no table (nothing was deployed)
+	Store *store.Store // nil when the stack has no table (nothing was deployed)
 	life  *lifecycle.Lifecycle
 	ec2   *ec2.Client
 }
@@ -36,9 +36,9 @@ type Jobs struct {
 func StackJobs(cfg aws.Config, stack, table string) *Jobs {
 	n := names.Of(stack)
 	j := &Jobs{Stack: stack, ec2: ec2.NewFromConfig(cfg)}
-	secrets := &jobsecrets.Secrets{SM: secretsmanager.NewFromConfig(cfg), Stack: stack, Prefix: n.SecretPrefix()}
+	secrets := &secrets.Store{SM: secretsmanager.NewFromConfig(cfg), Stack: stack, Prefix: n.SecretPrefix()}
 	if table != "" {
-		j.Store = jobstore.New(dynamodb.NewFromConfig(cfg), table)
+		j.Store = store.New(dynamodb.NewFromConfig(cfg), table)
 	}
 	j.life = &lifecycle.Lifecycle{Store: j.Store, Secrets: secrets, EC2: j.ec2, Log: slog.New(slog.DiscardHandler)}
 	return j
@@ -46,7 +46,7 @@ func StackJobs(cfg aws.Config, stack, table string) *Jobs {
 
 // Active lists the jobs still queued or running. A table that does not exist
 // (a setup that stopped before creating it) has none.
-func (j *Jobs) Active(ctx context.Context) ([]*jobs.Job, error) {
+func (j *Jobs) Active(ctx context.Context) ([]*remote.Job, error) {
 	if j.Store == nil {
 		return nil, nil
 	}
@@ -59,9 +59,9 @@ func (j *Jobs) Active(ctx context.Context) ([]*jobs.Job, error) {
 }
 
 // Cancel ends active jobs as cancelled (status, instance, secret).
-func (j *Jobs) Cancel(ctx context.Context, active []*jobs.Job, reason string, out io.Writer) error {
+func (j *Jobs) Cancel(ctx context.Context, active []*remote.Job, reason string, out io.Writer) error {
 	for _, job := range active {
-		_, err := j.life.End(ctx, job, lifecycle.End{To: jobs.Cancelled, Error: reason, Message: reason})
+		_, err := j.life.End(ctx, job, lifecycle.End{To: remote.Cancelled, Error: reason, Message: reason})
 		if err != nil && !lifecycle.IsConflict(err) {
 			return fmt.Errorf("cancel %s: %w", job.ID, err)
 		}

@@ -12,8 +12,8 @@ import (
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/engine"
 	"github.com/replicatorhq/replicator/internal/filter"
-	"github.com/replicatorhq/replicator/internal/pgtest"
 	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
 
 //go:embed testdata/roles.sql

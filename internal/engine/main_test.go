@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/replicatorhq/replicator/internal/pgtest"
+	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
 
 // TestPair is the source and target cluster every test of the package shares

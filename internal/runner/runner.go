@@ -1,7 +1,7 @@
 // Package runner runs a job's command the same way on a laptop and on a
 // remote worker. init is validate → copy (handing over to replication with
 // sync) → verify; sync sets replication up or stops it. A job is its
-// jobs.Options, built once from the flags; EngineOptions and SyncOptions turn
+// remote.Options, built once from the flags; EngineOptions and SyncOptions turn
 // them into the engine's and replication's options, in this one place. What
 // differs between the laptop and the worker is only their Env: where
 // checkpoints are kept, how questions are answered, where events go.
@@ -17,9 +17,9 @@ import (
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/engine"
 	"github.com/replicatorhq/replicator/internal/filter"
-	"github.com/replicatorhq/replicator/internal/jobs"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/replication"
 	"github.com/replicatorhq/replicator/internal/validate"
 	"github.com/replicatorhq/replicator/internal/verify"
@@ -33,7 +33,7 @@ type Job struct {
 	// SourceForTarget is how the target reaches the source (nil: Source).
 	SourceForTarget *conninfo.Endpoint
 	Filters         *filter.Rules
-	Options         jobs.Options
+	Options         remote.Options
 }
 
 // Env is where the job runs.
@@ -151,7 +151,7 @@ func Sync(ctx context.Context, j Job, log func(db, msg string)) error {
 }
 
 // Parse reads a job from its request and secret (the worker's side).
-func Parse(command string, sec jobs.Secret, spec filter.Spec, o jobs.Options) (Job, error) {
+func Parse(command string, sec remote.Secret, spec filter.Spec, o remote.Options) (Job, error) {
 	j := Job{Command: command, Options: o}
 	var err error
 	if j.Source, err = conninfo.Parse("source", sec.Source); err != nil {

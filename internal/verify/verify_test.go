@@ -9,7 +9,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/filter"
-	"github.com/replicatorhq/replicator/internal/pgtest"
+	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 	"github.com/replicatorhq/replicator/internal/verify"
 )
 

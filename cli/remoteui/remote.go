@@ -1,0 +1,249 @@
+// Package remote is the CLI side of remote jobs: the flags, submission, and the
+// watch loop that renders a remote job exactly as a local run is rendered, from
+// the polled job status and its log of events.
+package remoteui
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/replicatorhq/replicator/cli/cmdutil"
+	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/cli/progressui"
+	"github.com/replicatorhq/replicator/cli/verifycmd"
+	"github.com/replicatorhq/replicator/internal/deploy"
+	"github.com/replicatorhq/replicator/internal/engine"
+	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/client"
+	"github.com/replicatorhq/replicator/internal/remote/logs"
+	"github.com/replicatorhq/replicator/internal/verify"
+)
+
+// Flags are the remote options of init and sync.
+type Flags struct {
+	Remote       bool
+	APIURL       string
+	Region       string
+	Stack        string
+	Detach       bool
+	InstanceType string
+	TimeLimit    time.Duration
+}
+
+// AddFlags registers them.
+func AddFlags(cmd *cobra.Command, f *Flags, submitting bool) {
+	fl := cmd.Flags()
+	if submitting {
+		fl.BoolVar(&f.Remote, "remote", false, "run on a worker in your AWS account (see replicator setup); the CLI only submits and watches")
+		fl.BoolVar(&f.Detach, "detach", false, "with --remote: return once the job is submitted")
+		fl.StringVar(&f.InstanceType, "instance-type", "", "with --remote: worker instance type (default: sized from the source)")
+		fl.DurationVar(&f.TimeLimit, "time-limit", 0, "with --remote: stop the job after this long (default: the platform's, 24h)")
+	}
+	AddAPIFlags(cmd, f)
+}
+
+// NeedRemote refuses the submission flags without --remote: they would do
+// nothing.
+func NeedRemote(cmd *cobra.Command) error {
+	return cmdutil.NeedsFlag(cmd, "remote", "detach", "instance-type", "time-limit", "api-url", "region", "stack")
+}
+
+// AddAPIFlags registers --api-url and --region.
+func AddAPIFlags(cmd *cobra.Command, f *Flags) {
+	cmd.Flags().StringVar(&f.APIURL, "api-url", "", "job API URL (default $REPLICATOR_API_URL, or the one replicator setup recorded)")
+	cmd.Flags().StringVar(&f.Region, "region", "", "AWS region of the job platform (default: the deployment's, or the AWS configuration's)")
+	cmd.Flags().StringVar(&f.Stack, "stack", "replicator", "deployment to use (as named in replicator setup)")
+}
+
+// Client builds the API client from the flags.
+func (f *Flags) Client(ctx context.Context) (*client.Client, error) {
+	u, region := f.APIURL, f.Region
+	if u == "" {
+		u = os.Getenv("REPLICATOR_API_URL")
+	}
+	if u == "" {
+		// What replicator setup deployed and remembered.
+		out, err := deploy.LoadOutputs(f.Stack)
+		if err != nil {
+			return nil, err
+		}
+		u = out.APIURL
+		if region == "" {
+			region = out.Region
+		}
+	}
+	return client.New(ctx, u, region)
+}
+
+// Options applies the remote flags to a job's options.
+func (f *Flags) Options(o *remote.Options) {
+	o.InstanceType = f.InstanceType
+	if f.TimeLimit > 0 {
+		o.TimeLimitMinutes = max(1, int(f.TimeLimit.Minutes()))
+	}
+}
+
+// Detached is returned when the user leaves a job running (Ctrl-C).
+type Detached struct{ ID string }
+
+func (d *Detached) Error() string {
+	return fmt.Sprintf("detached from job %s, which goes on: re-attach with replicator jobs watch %s", d.ID, d.ID)
+}
+
+// Submit sends a job and, unless detached, watches it to its end.
+func Submit(ctx context.Context, f *factory.Factory, fl *Flags, req *remote.Request, jsonOut bool) error {
+	c, err := fl.Client(ctx)
+	if err != nil {
+		return err
+	}
+	who, err := c.Identity(ctx)
+	if err != nil {
+		return err
+	}
+	job, err := c.Submit(ctx, req)
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	if jsonOut {
+		_ = json.NewEncoder(f.IOStreams.Out).Encode(map[string]any{"event": "submitted", "job": job})
+	} else {
+		fmt.Fprintf(f.IOStreams.ErrOut, "submitted job %s to %s as %s (worker %s)\nre-attach any time with: replicator jobs watch %s\n",
+			job.ID, c.BaseURL, who, job.InstanceType, job.ID)
+	}
+	if fl.Detach {
+		if !jsonOut {
+			fmt.Fprintln(f.IOStreams.Out, job.ID)
+		}
+		return nil
+	}
+	return Watch(ctx, f, c, job.ID, jsonOut)
+}
+
+// Watch follows a job to its end: events from its log, progress from its
+// record. When the API cannot be reached it keeps trying, for as long as it
+// takes: the job goes on regardless. The error reflects the job's outcome.
+func Watch(ctx context.Context, f *factory.Factory, c *client.Client, id string, jsonOut bool) error {
+	r := progressui.New(f.IOStreams, jsonOut)
+	closed := false
+	closeDisplay := func() {
+		if !closed {
+			r.Close()
+			closed = true
+		}
+	}
+	defer closeDisplay()
+	// The worker's results, printed once the job is over, as a local run does.
+	var copied *engine.Result
+	var verified *verify.Result
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = time.Second, 30*time.Second
+	var outage time.Time
+	cursor := ""
+	for {
+		job, page, err := poll(ctx, c, id, cursor)
+		if err != nil {
+			if ctx.Err() != nil {
+				return &Detached{ID: id}
+			}
+			if !client.Retryable(err) {
+				return err
+			}
+			if outage.IsZero() {
+				outage = time.Now()
+				r.Emit(progress.Event{Time: time.Now(), Kind: progress.Warning, Message: fmt.Sprintf("job API unreachable (%v); retrying: the job goes on", err)})
+			}
+			if !sleep(ctx, bo.NextBackOff()) {
+				return &Detached{ID: id}
+			}
+			continue
+		}
+		if !outage.IsZero() {
+			r.Emit(progress.Event{Time: time.Now(), Kind: progress.Info, Message: fmt.Sprintf("job API reachable again after %s", time.Since(outage).Round(time.Second))})
+			outage = time.Time{}
+			bo.Reset()
+		}
+		for _, l := range page.Lines {
+			var ev progress.Event
+			if json.Unmarshal([]byte(l.Message), &ev) != nil || ev.Kind == "" {
+				ev = progress.Event{Time: l.Time, Kind: progress.Info, Message: l.Message}
+			}
+			switch ev.Kind {
+			case progress.Summary:
+				copied = &engine.Result{}
+				if json.Unmarshal(ev.Data, copied) != nil {
+					copied = nil
+				}
+			case progress.VerifyResult:
+				verified = &verify.Result{}
+				if json.Unmarshal(ev.Data, verified) != nil {
+					verified = nil
+				}
+			default:
+				r.Emit(ev)
+			}
+		}
+		cursor = page.Next
+		if job.Progress != nil {
+			r.Emit(progress.Event{Time: time.Now(), Kind: progress.Tick, Overall: job.Progress})
+		}
+		if job.Status.Terminal() && len(page.Lines) == 0 {
+			closeDisplay()
+			if copied != nil {
+				if err := progressui.Summary(f.IOStreams.Out, copied, jsonOut); err != nil {
+					return err
+				}
+			}
+			if verified != nil {
+				if err := verifycmd.Report(f.IOStreams.Out, verified, jsonOut); err != nil {
+					return err
+				}
+			}
+			return Outcome(job)
+		}
+		if !job.Status.Terminal() && !sleep(ctx, 2*time.Second) {
+			return &Detached{ID: id}
+		}
+	}
+}
+
+func poll(ctx context.Context, c *client.Client, id, cursor string) (*remote.Job, *jobsPage, error) {
+	job, err := c.Get(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	page, err := c.Logs(ctx, id, cursor)
+	if err != nil {
+		return nil, nil, err
+	}
+	return job, (*jobsPage)(page), nil
+}
+
+// Outcome is the error a finished job means (nil when it succeeded).
+func Outcome(j *remote.Job) error {
+	switch j.Status {
+	case remote.Succeeded:
+		return nil
+	case remote.Cancelled:
+		return fmt.Errorf("job %s was cancelled", j.ID)
+	default:
+		return fmt.Errorf("job %s failed: %s", j.ID, j.Error)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+type jobsPage = logs.Page

@@ -1,0 +1,250 @@
+// Package client is the CLI's client of the job API: every request signed
+// with SigV4 (service execute-api) using the default AWS credential chain
+// (environment, profiles, SSO), as API Gateway's AWS_IAM authorisation expects.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
+
+	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/logs"
+)
+
+// Client talks to one deployment's API.
+type Client struct {
+	BaseURL string
+	Region  string
+	Creds   aws.CredentialsProvider
+	HTTP    *http.Client
+	signer  *v4.Signer
+	awsCfg  aws.Config
+}
+
+// New reads the default AWS configuration; region may be "" to use it.
+func New(ctx context.Context, apiURL, region string) (*Client, error) {
+	if apiURL == "" {
+		return nil, errors.New("no API URL: pass --api-url or set REPLICATOR_API_URL (replicator setup prints it)")
+	}
+	u, err := url.Parse(apiURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("invalid API URL %q: expected https://...", apiURL)
+	}
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region: pass --region or set AWS_REGION (the region of your replicator setup)")
+	}
+	return &Client{BaseURL: strings.TrimRight(apiURL, "/"), Region: cfg.Region, Creds: cfg.Credentials,
+		HTTP: &http.Client{Timeout: 30 * time.Second}, signer: v4.NewSigner(), awsCfg: cfg}, nil
+}
+
+// Identity is who the requests are signed as.
+func (c *Client) Identity(ctx context.Context) (string, error) {
+	out, err := sts.NewFromConfig(c.awsCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", &CredentialsError{Err: err}
+	}
+	return aws.ToString(out.Arn), nil
+}
+
+// Error is an API error response: the job API's ({"error": ...}) or API
+// Gateway's own ({"message": ...}, e.g. a refused signature).
+type Error struct {
+	Status  int
+	Msg     string            `json:"error"`
+	Gateway string            `json:"message"`
+	Fields  map[string]string `json:"fields"`
+}
+
+func (e *Error) Error() string {
+	if len(e.Fields) == 0 {
+		return e.Msg
+	}
+	var parts []string
+	for k, v := range e.Fields {
+		parts = append(parts, k+": "+v)
+	}
+	sort.Strings(parts)
+	return e.Msg + ": " + strings.Join(parts, "; ")
+}
+
+// CredentialsError is AWS credentials that could not be had (none, an
+// expired SSO session, a profile that does not exist).
+type CredentialsError struct{ Err error }
+
+func (e *CredentialsError) Error() string {
+	return fmt.Sprintf("AWS credentials: %v (configure a profile, SSO or AWS_ACCESS_KEY_ID)", e.Err)
+}
+
+func (e *CredentialsError) Unwrap() error { return e.Err }
+
+// NetworkError is the API not reached at all.
+type NetworkError struct{ Err error }
+
+func (e *NetworkError) Error() string { return fmt.Sprintf("job API unreachable: %v", e.Err) }
+
+func (e *NetworkError) Unwrap() error { return e.Err }
+
+// Retryable says whether trying again may help: the network, and the API's
+// side failing (5xx, or 429 when throttled). Refused credentials (401, 403,
+// expired tokens) and refused requests are not: retrying would only hide the
+// cause.
+func Retryable(err error) bool {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests
+	}
+	var ne *NetworkError
+	return errors.As(err, &ne) && !errors.Is(err, context.Canceled)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	u := c.BaseURL + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	creds, err := c.Creds.Retrieve(ctx)
+	if err != nil {
+		return &CredentialsError{Err: err}
+	}
+	sum := sha256.Sum256(body)
+	if err := c.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "execute-api", c.Region, time.Now()); err != nil {
+		return fmt.Errorf("sign request: %w", err)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return &NetworkError{Err: err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("job API: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		_ = json.Unmarshal(data, e)
+		switch {
+		case e.Msg != "":
+		case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
+			// API Gateway refused the signature: say why, and what to do.
+			why := e.Gateway
+			if why == "" {
+				why = resp.Status
+			}
+			e.Msg = fmt.Sprintf("the job API refused these AWS credentials: %s (refresh them, e.g. aws sso login; check the profile and that the region is the platform's)", strings.TrimSuffix(why, "."))
+		case e.Gateway != "":
+			e.Msg = fmt.Sprintf("job API answered %s: %s", resp.Status, e.Gateway)
+		default:
+			e.Msg = fmt.Sprintf("job API answered %s", resp.Status)
+		}
+		return e
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("job API: unreadable answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// Submit creates a job.
+func (c *Client) Submit(ctx context.Context, r *remote.Request) (*remote.Job, error) {
+	var j remote.Job
+	return &j, c.do(ctx, http.MethodPost, "/jobs", nil, r, &j)
+}
+
+// Get reads a job.
+func (c *Client) Get(ctx context.Context, id string) (*remote.Job, error) {
+	var j remote.Job
+	return &j, c.do(ctx, http.MethodGet, "/jobs/"+url.PathEscape(id), nil, nil, &j)
+}
+
+// List reads a page of the caller's jobs, newest first.
+func (c *Client) List(ctx context.Context, limit int, cursor string) ([]*remote.Job, string, error) {
+	q := url.Values{"limit": {fmt.Sprint(limit)}}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	var out struct {
+		Jobs []*remote.Job `json:"jobs"`
+		Next string        `json:"next_cursor"`
+	}
+	err := c.do(ctx, http.MethodGet, "/jobs", q, nil, &out)
+	return out.Jobs, out.Next, err
+}
+
+// Logs reads the job's log lines after cursor.
+func (c *Client) Logs(ctx context.Context, id, cursor string) (*logs.Page, error) {
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	var p logs.Page
+	return &p, c.do(ctx, http.MethodGet, "/jobs/"+url.PathEscape(id)+"/logs", q, nil, &p)
+}
+
+// Cancel asks the job to stop.
+func (c *Client) Cancel(ctx context.Context, id string) (*remote.Job, error) {
+	var j remote.Job
+	return &j, c.do(ctx, http.MethodPost, "/jobs/"+url.PathEscape(id)+"/cancel", nil, nil, &j)
+}
+
+// Raw sends a signed request with a literal body and returns the response and
+// its body (for tests of the API's contract).
+func (c *Client) Raw(ctx context.Context, method, path, body string) (*http.Response, string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, strings.NewReader(body))
+	if err != nil {
+		return nil, "", err
+	}
+	creds, err := c.Creds.Retrieve(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256([]byte(body))
+	if err := c.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "execute-api", c.Region, time.Now()); err != nil {
+		return nil, "", err
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp, string(data), err
+}

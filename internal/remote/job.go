@@ -1,0 +1,257 @@
+// Package remote is the remote runtime: what runs in the user's AWS account
+// and what talks to it. This package is the job model they all share: what a
+// job asks for, its lifecycle, and the validation of a submission. Connection
+// URLs never live in a job record, only redacted forms; the real ones are in
+// the job's secret.
+//
+// Its subpackages, one concern each:
+//
+//	store      jobs, checkpoints and the slot counter in DynamoDB (resume lives here remotely)
+//	secrets    each job's connection URLs in Secrets Manager
+//	logs       a worker's log lines to and from CloudWatch Logs
+//	launch     worker instances: RunInstances, lookups by stack
+//	lifecycle  starting and ending jobs, for every caller
+//	api        the job API (API Gateway → Lambda)
+//	reaper     the scheduled janitor
+//	lambdafn   the Lambda: API and reaper in one function
+//	worker     what a worker instance runs (the runner, with checkpoints in store)
+//	client     the CLI's SigV4 client of the API
+//	awsenv     the platform's configuration and AWS clients
+package remote
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/progress"
+)
+
+// Status of a job. queued → provisioning → running → succeeded | failed |
+// cancelled; a finished job never changes again.
+type Status string
+
+const (
+	Queued       Status = "queued"
+	Provisioning Status = "provisioning"
+	Running      Status = "running"
+	Succeeded    Status = "succeeded"
+	Failed       Status = "failed"
+	Cancelled    Status = "cancelled"
+)
+
+// Terminal reports whether the status is final.
+func (s Status) Terminal() bool { return s == Succeeded || s == Failed || s == Cancelled }
+
+// Active are the statuses of a job that holds a slot under the concurrency cap.
+var Active = []Status{Queued, Provisioning, Running}
+
+// Options of a job: every flag of init and sync that changes what is done.
+// The CLI builds them once from its flags; the local run and the worker turn
+// them into engine and replication options the same way (internal/runner).
+type Options struct {
+	DropExisting bool `json:"drop_existing,omitempty"`
+	NoRoles      bool `json:"no_roles,omitempty"`
+	// NoResume starts over instead of resuming an interrupted run (a
+	// relaunched worker still resumes its own job).
+	NoResume  bool `json:"no_resume,omitempty"`
+	Jobs      int  `json:"jobs,omitempty"`
+	IndexJobs int  `json:"index_jobs,omitempty"`
+	// SplitLargerThan is in bytes: 0 for the default (1 GiB), -1 never.
+	SplitLargerThan     int64  `json:"split_tables_larger_than,omitempty"`
+	MaintenanceWorkMem  string `json:"maintenance_work_mem,omitempty"`
+	SkipValidate        bool   `json:"skip_validate,omitempty"`
+	Verify              bool   `json:"verify,omitempty"`
+	Sync                bool   `json:"sync,omitempty"` // init: continue into replication
+	ReplicaIdentityFull bool   `json:"replica_identity_full,omitempty"`
+	Stop                bool   `json:"stop,omitempty"`  // sync: stop replicating
+	Force               bool   `json:"force,omitempty"` // sync: recreate the replication
+	Sequences           bool   `json:"sequences,omitempty"`
+	TimeLimitMinutes    int    `json:"time_limit_minutes,omitempty"`
+	InstanceType        string `json:"instance_type,omitempty"`
+	// SourceBytes is the CLI's estimate of the data size, used to size the
+	// worker when no instance type is given.
+	SourceBytes int64 `json:"source_bytes,omitempty"`
+}
+
+// Request is the body of POST /jobs.
+type Request struct {
+	Command string `json:"command"`
+	Source  string `json:"source"`
+	Target  string `json:"target"`
+	// SourceForTarget is the source as the target server reaches it
+	// (--source-from-target); kept in the secret like the other URLs.
+	SourceForTarget string      `json:"source_from_target,omitempty"`
+	Filters         filter.Spec `json:"filters"`
+	Options         Options     `json:"options"`
+}
+
+// Job is the record of one remote job.
+type Job struct {
+	ID           string             `json:"id"`
+	Owner        string             `json:"owner"`
+	Command      string             `json:"command"`
+	Status       Status             `json:"status"`
+	Source       string             `json:"source"` // redacted
+	Target       string             `json:"target"` // redacted
+	Filters      filter.Spec        `json:"filters"`
+	Options      Options            `json:"options"`
+	SecretARN    string             `json:"secret_arn,omitempty"`
+	InstanceID   string             `json:"instance_id,omitempty"`
+	InstanceType string             `json:"instance_type,omitempty"`
+	Attempts     int                `json:"attempts"`
+	CreatedAt    time.Time          `json:"created_at"`
+	UpdatedAt    time.Time          `json:"updated_at"`
+	StartedAt    *time.Time         `json:"started_at,omitempty"`
+	FinishedAt   *time.Time         `json:"finished_at,omitempty"`
+	HeartbeatAt  *time.Time         `json:"heartbeat_at,omitempty"`
+	CancelAsked  bool               `json:"cancel_requested,omitempty"`
+	Error        string             `json:"error,omitempty"`
+	Progress     *progress.Snapshot `json:"progress,omitempty"`
+	Message      string             `json:"message,omitempty"` // the last step or warning, for people
+}
+
+// Deadline is when the job's time limit runs out (zero without a start).
+func (j *Job) Deadline() time.Time {
+	if j.StartedAt == nil || j.Options.TimeLimitMinutes <= 0 {
+		return time.Time{}
+	}
+	return j.StartedAt.Add(time.Duration(j.Options.TimeLimitMinutes) * time.Minute)
+}
+
+var idRE = regexp.MustCompile(`^j-[a-z2-7]{16}$`)
+
+// NewID makes a job id: "j-" and 16 base32 characters (80 random bits).
+func NewID() string {
+	b := make([]byte, 10)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "j-" + strings.ToLower(base32.StdEncoding.EncodeToString(b))
+}
+
+// ValidID checks the shape of a job id before it reaches a query.
+func ValidID(id string) bool { return idRE.MatchString(id) }
+
+// FieldErrors maps a request field to what is wrong with it: every invalid
+// field is reported, a field's problems are joined, and the order is stable
+// (sorted by field; JSON sorts map keys too).
+type FieldErrors map[string]string
+
+func (f FieldErrors) add(field, problem string) {
+	if prev, ok := f[field]; ok {
+		problem = prev + "; " + problem
+	}
+	f[field] = problem
+}
+
+func (f FieldErrors) Error() string {
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ": " + f[k]
+	}
+	return "invalid job: " + strings.Join(parts, "; ")
+}
+
+// Limits of a submission.
+const (
+	MaxTimeLimitMinutes = 7 * 24 * 60
+	MaxJobs             = 64
+)
+
+// Validate checks a submission field by field. It returns the parsed endpoints.
+func (r *Request) Validate() (src, dst *conninfo.Endpoint, err error) {
+	fe := FieldErrors{}
+	switch r.Command {
+	case "init", "sync":
+	case "":
+		fe.add("command", "required: init or sync")
+	default:
+		fe.add("command", fmt.Sprintf("unknown command %q: init or sync", r.Command))
+	}
+	var perr error
+	if src, perr = conninfo.Parse("source", r.Source); perr != nil {
+		fe.add("source", perr.Error())
+	}
+	if dst, perr = conninfo.Parse("target", r.Target); perr != nil {
+		fe.add("target", perr.Error())
+	}
+	if _, perr := r.Filters.Compile(); perr != nil {
+		fe.add("filters", perr.Error())
+	}
+	o := r.Options
+	if o.Jobs < 0 || o.Jobs > MaxJobs {
+		fe.add("options.jobs", fmt.Sprintf("must be between 1 and %d", MaxJobs))
+	}
+	if o.IndexJobs < 0 || o.IndexJobs > MaxJobs {
+		fe.add("options.index_jobs", fmt.Sprintf("must be between 1 and %d", MaxJobs))
+	}
+	if o.TimeLimitMinutes < 0 || o.TimeLimitMinutes > MaxTimeLimitMinutes {
+		fe.add("options.time_limit_minutes", fmt.Sprintf("must be between 1 and %d", MaxTimeLimitMinutes))
+	}
+	if o.InstanceType != "" {
+		if err := CheckInstanceType(o.InstanceType); err != nil {
+			fe.add("options.instance_type", err.Error())
+		}
+	}
+	if o.MaintenanceWorkMem != "" && !regexp.MustCompile(`^[0-9]+\s*(kB|MB|GB|TB)?$`).MatchString(o.MaintenanceWorkMem) {
+		fe.add("options.maintenance_work_mem", "a size such as 512MB")
+	}
+	if o.SplitLargerThan < -1 {
+		fe.add("options.split_tables_larger_than", "a size in bytes, 0 for the default or -1 never to split")
+	}
+	if o.SourceBytes < 0 {
+		fe.add("options.source_bytes", "must not be negative")
+	}
+	if r.SourceForTarget != "" {
+		if _, perr := conninfo.Parse("source_from_target", r.SourceForTarget); perr != nil {
+			fe.add("source_from_target", perr.Error())
+		}
+		if r.Command == "init" && !o.Sync {
+			fe.add("source_from_target", "applies to sync and init with sync")
+		}
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"drop_existing", o.DropExisting}, {"verify", o.Verify}, {"sync", o.Sync}, {"no_roles", o.NoRoles}, {"no_resume", o.NoResume},
+		{"skip_validate", o.SkipValidate}, {"jobs", o.Jobs != 0}, {"index_jobs", o.IndexJobs != 0}, {"split_tables_larger_than", o.SplitLargerThan != 0},
+		{"maintenance_work_mem", o.MaintenanceWorkMem != ""}} {
+		if r.Command == "sync" && f.set {
+			fe.add("options."+f.name, "applies to init, not sync")
+		}
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"stop", o.Stop}, {"force", o.Force}, {"sequences", o.Sequences}} {
+		if r.Command == "init" && f.set {
+			fe.add("options."+f.name, "applies to sync, not init")
+		}
+	}
+	if r.Command == "init" && o.ReplicaIdentityFull && !o.Sync {
+		fe.add("options.replica_identity_full", "applies to sync and init with sync")
+	}
+	if len(fe) > 0 {
+		return nil, nil, fe
+	}
+	return src, dst, nil
+}
+
+// Secret is what a job's secret holds: the real connection URLs.
+type Secret struct {
+	Source          string `json:"source"`
+	Target          string `json:"target"`
+	SourceForTarget string `json:"source_from_target,omitempty"`
+}

@@ -1,0 +1,137 @@
+// Package reaper is the platform's scheduled janitor (EventBridge, every
+// minute): it relaunches jobs whose worker stopped heart-beating (the new worker
+// resumes from the checkpoints) or fails them after too many attempts, stops
+// jobs past their time limit, finishes cancellations a worker did not, and
+// terminates worker instances whose job is over.
+package reaper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/awsenv"
+	"github.com/replicatorhq/replicator/internal/remote/launch"
+	"github.com/replicatorhq/replicator/internal/remote/lifecycle"
+	"github.com/replicatorhq/replicator/internal/remote/store"
+)
+
+// Reaper holds what it needs.
+type Reaper struct {
+	Config awsenv.Config
+	Store  *store.Store
+	Life   *lifecycle.Lifecycle
+	EC2    *ec2.Client
+	Log    *slog.Logger
+}
+
+// Report counts what one pass did.
+type Report struct {
+	Relaunched, Failed, Cancelled, TimedOut, Terminated int
+}
+
+// Run makes one pass.
+func (r *Reaper) Run(ctx context.Context) (*Report, error) {
+	rep := &Report{}
+	active, err := r.Store.ListActive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := r.Store.Now()
+	for _, j := range active {
+		if err := r.check(ctx, j, now, rep); err != nil && !errors.Is(err, store.ErrConflict) {
+			r.Log.Error("reap job", "job", j.ID, "err", err)
+		}
+	}
+	if err := r.orphans(ctx, rep); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func (r *Reaper) check(ctx context.Context, j *remote.Job, now time.Time, rep *Report) error {
+	last := j.UpdatedAt
+	if j.HeartbeatAt != nil {
+		last = *j.HeartbeatAt
+	}
+	switch {
+	case !j.Deadline().IsZero() && now.After(j.Deadline().Add(r.Config.CancelGrace)):
+		rep.TimedOut++
+		return r.finish(ctx, j, remote.Failed, fmt.Sprintf("time limit of %d minutes exceeded", j.Options.TimeLimitMinutes))
+	case j.CancelAsked && j.Status == remote.Running && now.Sub(last) > r.Config.CancelGrace:
+		rep.Cancelled++
+		return r.finish(ctx, j, remote.Cancelled, "cancelled; the worker did not stop by itself and was terminated")
+	case j.Status == remote.Running && now.Sub(last) > r.Config.HeartbeatTimeout,
+		j.Status == remote.Provisioning && now.Sub(j.UpdatedAt) > r.Config.ProvisionTimeout,
+		j.Status == remote.Queued && now.Sub(j.UpdatedAt) > r.Config.ProvisionTimeout:
+		if j.Attempts >= r.Config.MaxAttempts {
+			rep.Failed++
+			return r.finish(ctx, j, remote.Failed, fmt.Sprintf("the worker stopped heart-beating (%d attempts); see replicator jobs logs %s", j.Attempts, j.ID))
+		}
+		return r.relaunch(ctx, j, rep)
+	}
+	return nil
+}
+
+// relaunch replaces a silent worker: the old instance goes, a new one resumes.
+func (r *Reaper) relaunch(ctx context.Context, j *remote.Job, rep *Report) error {
+	if j.InstanceID != "" {
+		if err := launch.Terminate(ctx, r.EC2, j.InstanceID); err != nil {
+			r.Log.Warn("terminate silent worker", "job", j.ID, "err", err)
+		}
+	}
+	started, err := r.Life.Launch(ctx, j, func(instance string) string {
+		return fmt.Sprintf("worker %s stopped heart-beating; relaunched on %s (attempt %d), resuming from the checkpoints", j.InstanceID, instance, j.Attempts+1)
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	if err != nil {
+		r.Log.Error("relaunch", "job", j.ID, "err", err)
+		rep.Failed++
+		return r.finish(ctx, j, remote.Failed, launch.Cause(err, j.InstanceType))
+	}
+	rep.Relaunched++
+	r.Log.Info("relaunched", "job", j.ID, "old", j.InstanceID, "new", started.InstanceID)
+	return nil
+}
+
+// finish ends a job the reaper gave up on: status, instance, secret.
+func (r *Reaper) finish(ctx context.Context, j *remote.Job, to remote.Status, msg string) error {
+	_, err := r.Life.End(ctx, j, lifecycle.End{To: to, Error: msg})
+	return err
+}
+
+// orphans terminates worker instances whose job is over or unknown, or which
+// are no longer the job's current instance.
+func (r *Reaper) orphans(ctx context.Context, rep *Report) error {
+	workers, err := launch.Workers(ctx, r.EC2, r.Config.Stack)
+	if err != nil {
+		return err
+	}
+	var stale []string
+	for _, w := range workers {
+		j, err := r.Store.Get(ctx, w.JobID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		// A worker just launched may not be recorded on its job yet.
+		replaced := j != nil && j.InstanceID != w.ID && time.Since(w.Launched) > 2*time.Minute
+		if j == nil || j.Status.Terminal() || replaced {
+			stale = append(stale, w.ID)
+		}
+	}
+	if len(stale) > 0 {
+		if err := launch.Terminate(ctx, r.EC2, stale...); err != nil {
+			return err
+		}
+		rep.Terminated += len(stale)
+		r.Log.Info("terminated orphaned workers", "instances", stale)
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+package reaper_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/awsenv"
+	"github.com/replicatorhq/replicator/internal/remote/launch"
+	"github.com/replicatorhq/replicator/internal/remote/secrets"
+	"github.com/replicatorhq/replicator/internal/remote/store"
+	"github.com/replicatorhq/replicator/internal/testenv/devstack"
+)
+
+var stack *devstack.Stack
+
+func TestMain(m *testing.M) {
+	var err error
+	// The stack's own reaper is kept out of the way: these tests run passes by hand.
+	stack, err = devstack.Start(context.Background(), devstack.Options{ReaperEvery: time.Hour,
+		Config: awsenv.Config{HeartbeatTimeout: time.Minute, ProvisionTimeout: 5 * time.Minute, CancelGrace: time.Minute, MaxAttempts: 2}})
+	if err != nil {
+		os.Stderr.WriteString("emulated platform: " + err.Error() + "\n")
+		os.Exit(1)
+	}
+	code := m.Run()
+	stack.Stop()
+	os.Exit(code)
+}
+
+// job stores a job as if a worker ran it, with its instance and secret.
+func job(t *testing.T, status remote.Status, mutate func(*remote.Job)) *remote.Job {
+	t.Helper()
+	ctx := context.Background()
+	jobs := stack.Store()
+	now := time.Now().UTC()
+	j := &remote.Job{ID: remote.NewID(), Owner: "arn:aws:iam::123456789012:user/alice", Command: "init", Status: remote.Queued,
+		InstanceType: "c7g.large", CreatedAt: now, UpdatedAt: now, Options: remote.Options{TimeLimitMinutes: 60}}
+	if err := jobs.Create(ctx, j, 100); err != nil {
+		t.Fatal(err)
+	}
+	h := stack.Handler.Reaper
+	if _, err := h.Life.Secrets.Create(ctx, j.ID, remote.Secret{Source: "postgres://a", Target: "postgres://b"}); err != nil {
+		t.Fatal(err)
+	}
+	instance, err := h.Life.Launcher.Launch(ctx, j.ID, "c7g.large")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]any{"instance_id": instance, "attempts": 1}
+	if status == remote.Running {
+		set["started_at"] = now
+		set["heartbeat_at"] = now
+	}
+	if _, err := jobs.Transition(ctx, j.ID, store.Change{From: []remote.Status{remote.Queued}, To: status, Set: set}); err != nil {
+		t.Fatal(err)
+	}
+	if mutate != nil {
+		got, _ := jobs.Get(ctx, j.ID)
+		mutate(got)
+	}
+	got, _ := jobs.Get(ctx, j.ID)
+	return got
+}
+
+// at runs one reaper pass as if the clock said now+d.
+func at(t *testing.T, d time.Duration) {
+	t.Helper()
+	r := stack.Handler.Reaper
+	r.Store.Now = func() time.Time { return time.Now().Add(d) }
+	defer func() { r.Store.Now = time.Now }()
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func state(t *testing.T, id string) string {
+	for _, w := range mustWorkers(t) {
+		if w.ID == id {
+			return "running"
+		}
+	}
+	return "stopped"
+}
+
+func mustWorkers(t *testing.T) []launch.Instance {
+	ws, err := launch.Workers(context.Background(), stack.Clients.EC2, stack.Config.Stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+func secretExists(id string) bool {
+	s := &secrets.Store{SM: stack.Clients.SecretsManager, Stack: stack.Config.Stack, Prefix: stack.Config.SecretPrefix}
+	_, err := s.Get(context.Background(), id)
+	return err == nil
+}
+
+func TestSilentWorkerIsRelaunchedThenGivenUp(t *testing.T) {
+	j := job(t, remote.Running, nil)
+	at(t, 30*time.Second) // heart-beat 30s ago: fine
+	if got, _ := stack.Store().Get(context.Background(), j.ID); got.InstanceID != j.InstanceID {
+		t.Fatalf("relaunched too early")
+	}
+	at(t, 2*time.Minute)
+	got, _ := stack.Store().Get(context.Background(), j.ID)
+	if got.Status != remote.Provisioning || got.Attempts != 2 || got.InstanceID == j.InstanceID {
+		t.Fatalf("after a silent minute: %+v", got)
+	}
+	if state(t, j.InstanceID) != "stopped" || state(t, got.InstanceID) != "running" {
+		t.Errorf("old instance not replaced")
+	}
+	// Only the new worker may read the job's secret.
+	if tag := instanceTag(t, j.ID); tag != stack.Config.InstanceARN(got.InstanceID) {
+		t.Errorf("the secret is handed to %q, want the new worker %s", tag, got.InstanceID)
+	}
+	at(t, 10*time.Minute) // the new one never started either, and attempts are spent
+	got, _ = stack.Store().Get(context.Background(), j.ID)
+	if got.Status != remote.Failed || got.Error == "" || state(t, got.InstanceID) != "stopped" || secretExists(j.ID) {
+		t.Fatalf("after the last attempt: %+v", got)
+	}
+}
+
+func TestTimeLimitAndStuckCancel(t *testing.T) {
+	late := job(t, remote.Running, nil)
+	stuck := job(t, remote.Running, func(j *remote.Job) {
+		stack.Store().Transition(context.Background(), j.ID, store.Change{From: []remote.Status{remote.Running}, Set: map[string]any{"cancel_requested": true}})
+	})
+	at(t, 50*time.Second) // within the heartbeat timeout, past the cancel grace? not yet
+	if got, _ := stack.Store().Get(context.Background(), stuck.ID); got.Status != remote.Running {
+		t.Fatalf("cancelled before the grace: %s", got.Status)
+	}
+	at(t, 62*time.Minute) // past the 60-minute limit and the grace
+	got, _ := stack.Store().Get(context.Background(), late.ID)
+	if got.Status != remote.Failed || got.Error != "time limit of 60 minutes exceeded" || state(t, late.InstanceID) != "stopped" || secretExists(late.ID) {
+		t.Errorf("late job: %+v", got)
+	}
+	got, _ = stack.Store().Get(context.Background(), stuck.ID)
+	if got.Status != remote.Failed && got.Status != remote.Cancelled {
+		t.Errorf("stuck cancel: %+v", got)
+	}
+}
+
+func TestOrphanedInstancesAreTerminated(t *testing.T) {
+	ctx := context.Background()
+	j := job(t, remote.Running, nil)
+	// The job finishes without its instance going away (a worker that could not
+	// terminate itself), and an instance exists for no known job.
+	if _, err := stack.Store().Transition(ctx, j.ID, store.Change{From: []remote.Status{remote.Running}, To: remote.Succeeded}); err != nil {
+		t.Fatal(err)
+	}
+	stray, err := stack.Handler.Reaper.Life.Launcher.Launch(ctx, "j-aaaaaaaaaaaaaaaa", "c7g.large")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at(t, 0)
+	if state(t, j.InstanceID) != "stopped" || state(t, stray) != "stopped" {
+		t.Errorf("orphans left running")
+	}
+}
+
+func instanceTag(t *testing.T, jobID string) string {
+	t.Helper()
+	out, err := stack.Clients.SecretsManager.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String(stack.Config.SecretPrefix + jobID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range out.Tags {
+		if aws.ToString(tag.Key) == "replicator:instance" {
+			return aws.ToString(tag.Value)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,112 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/store"
+	"github.com/replicatorhq/replicator/internal/testenv/devstack"
+)
+
+var stack *devstack.Stack
+
+func TestMain(m *testing.M) {
+	var err error
+	if stack, err = devstack.Start(context.Background(), devstack.Options{ReaperEvery: time.Hour}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	stack.Stop()
+	os.Exit(code)
+}
+
+// cancelTransactions makes the next n TransactWriteItems fail as DynamoDB does
+// when another transaction touched the same items (reason TransactionConflict:
+// nothing was written). moto cannot produce it: the error is injected.
+func cancelTransactions(n int32, code string) (*dynamodb.Client, *atomic.Int32) {
+	var left atomic.Int32
+	left.Store(n)
+	cfg := stack.Clients.AWS.Copy()
+	cfg.APIOptions = append(cfg.APIOptions, func(s *middleware.Stack) error {
+		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("conflict", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if _, ok := in.Parameters.(*dynamodb.TransactWriteItemsInput); ok && left.Add(-1) >= 0 {
+				return middleware.InitializeOutput{}, middleware.Metadata{}, &types.TransactionCanceledException{
+					Message:             aws.String("Transaction cancelled, please refer cancellation reasons for specific reasons [None, " + code + "]"),
+					CancellationReasons: []types.CancellationReason{{Code: aws.String("None")}, {Code: aws.String(code)}}}
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
+	})
+	return dynamodb.NewFromConfig(cfg), &left
+}
+
+func running(t *testing.T) *remote.Job {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	j := &remote.Job{ID: remote.NewID(), Owner: "arn:aws:iam::123456789012:user/alice", Command: "init", Status: remote.Queued, CreatedAt: now, UpdatedAt: now}
+	if err := stack.Store().Create(ctx, j, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stack.Store().Transition(ctx, j.ID, store.Change{From: []remote.Status{remote.Queued}, To: remote.Running, Set: map[string]any{"instance_id": "i-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// A transaction cancelled for a transient reason is tried again: taking it
+// for "someone else finished the job" once left a finished job running, and
+// the reaper relaunched it (with --drop-existing, a copy from scratch).
+func TestTransientCancellationsAreRetried(t *testing.T) {
+	ctx := context.Background()
+	j := running(t)
+	before, _ := stack.Store().ActiveCount(ctx)
+	db, left := cancelTransactions(3, "TransactionConflict")
+	st := store.New(db, stack.Config.Table)
+	got, err := st.Transition(ctx, j.ID, store.Change{From: []remote.Status{remote.Running}, To: remote.Succeeded, IfInstance: "i-1"})
+	if err != nil || got.Status != remote.Succeeded {
+		t.Fatalf("final write after transient cancellations: %v %+v", err, got)
+	}
+	if left.Load() >= 0 {
+		t.Errorf("the injected cancellations were not all met: %d left", left.Load())
+	}
+	if after, _ := stack.Store().ActiveCount(ctx); after != before-1 {
+		t.Errorf("the slot counter went from %d to %d, want one fewer", before, after)
+	}
+	// Throttling too.
+	j = running(t)
+	db, _ = cancelTransactions(2, "ThrottlingError")
+	if _, err := store.New(db, stack.Config.Table).Transition(ctx, j.ID, store.Change{From: []remote.Status{remote.Running}, To: remote.Failed}); err != nil {
+		t.Errorf("after throttling: %v", err)
+	}
+}
+
+// A failed condition is final: the job is not in the state the change needs.
+func TestFailedConditionIsAConflict(t *testing.T) {
+	ctx := context.Background()
+	j := running(t)
+	if _, err := stack.Store().Transition(ctx, j.ID, store.Change{From: []remote.Status{remote.Running}, To: remote.Succeeded}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := stack.Store().Transition(ctx, j.ID, store.Change{From: remote.Active, To: remote.Failed})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("ending an ended job: %v", err)
+	}
+	db, _ := cancelTransactions(1, "ConditionalCheckFailed")
+	_, err = store.New(db, stack.Config.Table).Transition(ctx, running(t).ID, store.Change{From: []remote.Status{remote.Running}, To: remote.Failed})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Errorf("a failed condition: %v", err)
+	}
+}

@@ -1,0 +1,303 @@
+// Package worker runs one remote job on its EC2 instance: it reads the job
+// and its secret, marks it running, runs the engine with checkpoints in DynamoDB
+// (a replacement worker resumes), heart-beats with progress, ships its log to
+// CloudWatch Logs, watches for cancel and the time limit, and ends the job
+// (final status, secret deleted). It then exits; the image's unit powers the
+// instance off, which terminates it.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/lifecycle"
+	"github.com/replicatorhq/replicator/internal/remote/logs"
+	"github.com/replicatorhq/replicator/internal/remote/secrets"
+	"github.com/replicatorhq/replicator/internal/remote/store"
+	"github.com/replicatorhq/replicator/internal/runner"
+)
+
+// Worker runs one job.
+type Worker struct {
+	JobID, InstanceID string
+	Store             *store.Store
+	Secrets           *secrets.Store
+	Logs              *logs.Writer
+	Tools             *pgtools.Tools
+	HeartbeatEvery    time.Duration
+	TempDir           string
+	Log               *slog.Logger
+}
+
+var (
+	errCancelled = errors.New("cancelled")
+	errReplaced  = errors.New("replaced by another worker")
+)
+
+// Run runs the job to its end. It returns an error only when the job could not
+// be handled at all; the job's own failure is recorded on the job.
+func (w *Worker) Run(ctx context.Context) error {
+	if w.HeartbeatEvery == 0 {
+		w.HeartbeatEvery = 5 * time.Second
+	}
+	job, err := w.awaitJob(ctx)
+	if err != nil || job == nil {
+		return err
+	}
+	set := map[string]any{"heartbeat_at": w.Store.Now().UTC(), "message": "worker started on " + w.InstanceID}
+	if job.StartedAt == nil {
+		set["started_at"] = w.Store.Now().UTC()
+	}
+	job, err = w.Store.Transition(ctx, w.JobID, store.Change{
+		From: []remote.Status{remote.Provisioning, remote.Running}, To: remote.Running, IfInstance: w.InstanceID, Set: set,
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	logCtx, stopLogs := context.WithCancel(context.Background())
+	logsDone := make(chan struct{})
+	go func() { w.Logs.Run(logCtx, 2*time.Second); close(logsDone) }()
+	defer func() { stopLogs(); <-logsDone }()
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if d := job.Deadline(); !d.IsZero() {
+		var stop context.CancelFunc
+		runCtx, stop = context.WithDeadline(runCtx, d)
+		defer stop()
+	}
+	s := &sink{w: w}
+	// The heartbeat goes on until the final status is written: the last log
+	// flush (bounded, but slow when CloudWatch Logs is down) must not look
+	// like a dead worker.
+	hbCtx, stopHeartbeat := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() { w.heartbeat(hbCtx, cancel, s); close(hbDone) }()
+	defer func() { stopHeartbeat(); <-hbDone }()
+
+	runErr := w.execute(runCtx, job, s)
+	cause := context.Cause(runCtx)
+	cancel(nil)
+
+	if errors.Is(cause, errReplaced) {
+		w.Log.Warn("another worker owns the job now; leaving", "job", w.JobID)
+		return nil
+	}
+	if ctx.Err() != nil {
+		// The instance is going down: leave the job running; the reaper sees the
+		// heartbeat stop and relaunches, and the next worker resumes.
+		w.Log.Warn("interrupted; leaving the job to be resumed", "job", w.JobID)
+		return ctx.Err()
+	}
+	status, msg := remote.Succeeded, ""
+	switch {
+	case errors.Is(cause, errCancelled):
+		status, msg = remote.Cancelled, "cancelled on request"
+	case errors.Is(cause, context.DeadlineExceeded):
+		status, msg = remote.Failed, fmt.Sprintf("time limit of %d minutes exceeded", job.Options.TimeLimitMinutes)
+	case runErr != nil:
+		status, msg = remote.Failed, pgtools.Scrub(oneLine(runErr.Error()), s.secrets)
+	}
+	s.event(progress.Event{Kind: progress.Info, Message: "job " + string(status)})
+	final := map[string]any{}
+	if snap := s.snapshot(); snap != nil {
+		final["progress"] = snap
+	}
+	// The whole log is readable once the status is final; CloudWatch Logs
+	// being down delays the status by FinalFlush at most.
+	lctx, lcancel := context.WithTimeout(context.Background(), FinalFlush)
+	_ = w.Logs.Flush(lctx)
+	lcancel()
+	fctx, fcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer fcancel()
+	message := ""
+	if n := w.Logs.Unsent(); n > 0 {
+		// CloudWatch Logs was down: the job's record says what is missing.
+		message = fmt.Sprintf("job %s; %d log line(s) could not be shipped to CloudWatch Logs", status, n)
+		if msg != "" {
+			message = msg + "; " + message
+		}
+	}
+	life := &lifecycle.Lifecycle{Store: w.Store, Secrets: w.Secrets, Log: w.Log}
+	if _, err := life.End(fctx, job, lifecycle.End{To: status, Error: msg, Message: message, From: []remote.Status{remote.Running}, IfInstance: w.InstanceID,
+		OwnInstance: true, Set: final}); err != nil {
+		return fmt.Errorf("record final status: %w", err)
+	}
+	if status == remote.Succeeded {
+		_ = w.Store.Checkpoints(w.JobID).Clear(fctx)
+	}
+	return nil
+}
+
+// FinalFlush bounds the last shipping of the log before the final status.
+var FinalFlush = 15 * time.Second
+
+// ClaimWait bounds how long a worker waits for its job to name its instance:
+// the instance can boot before the launch is recorded on the job.
+var ClaimWait = 2 * time.Minute
+
+// awaitJob reads the job once it names this instance; nil when the job is
+// over or belongs to another instance (nothing to do).
+func (w *Worker) awaitJob(ctx context.Context) (*remote.Job, error) {
+	deadline := time.Now().Add(ClaimWait)
+	for {
+		job, err := w.Store.Get(ctx, w.JobID)
+		if err != nil {
+			return nil, err
+		}
+		mine := job.InstanceID == w.InstanceID
+		launching := job.Status == remote.Queued || job.Status == remote.Provisioning
+		switch {
+		case mine && !job.Status.Terminal():
+			return job, nil
+		case job.Status.Terminal(), !launching, time.Now().After(deadline):
+			w.Log.Info("nothing to do", "job", w.JobID, "status", job.Status, "instance", job.InstanceID)
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// heartbeat reports progress every few seconds and hears about cancels and
+// replacement.
+func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, s *sink) {
+	t := time.NewTicker(w.HeartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cancelAsked, err := w.Store.Heartbeat(ctx, w.JobID, w.InstanceID, s.snapshot(), s.lastMessage())
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			cancel(errReplaced)
+			return
+		case err != nil:
+			w.Log.Warn("heartbeat", "err", err) // transient: the reaper tolerates a few misses
+		case cancelAsked:
+			s.event(progress.Event{Kind: progress.Info, Message: "cancel requested: stopping"})
+			cancel(errCancelled)
+			return
+		}
+	}
+}
+
+// execute runs the job's command with the same runner as a local run.
+func (w *Worker) execute(ctx context.Context, job *remote.Job, s *sink) error {
+	sec, err := w.Secrets.Get(ctx, job.ID)
+	if err != nil {
+		return err
+	}
+	j, err := runner.Parse(job.Command, *sec, job.Filters, job.Options)
+	if err != nil {
+		return err
+	}
+	for _, ep := range []*conninfo.Endpoint{j.Source, j.Target, j.SourceForTarget} {
+		if ep != nil {
+			s.secrets = append(s.secrets, ep.Secrets()...)
+		}
+	}
+	if job.Command == "sync" {
+		return runner.Sync(ctx, j, func(db, msg string) { s.event(progress.Event{Kind: progress.Info, Database: db, Message: msg}) })
+	}
+	// --no-resume starts the job over once; a relaunched worker resumes it.
+	if job.Attempts > 1 {
+		j.Options.NoResume = false
+	}
+	res, err := runner.Init(ctx, j, runner.Env{
+		FindTools:   func(context.Context, string) (*pgtools.Tools, error) { return w.Tools, nil },
+		Checkpoints: w.Store.Checkpoints(job.ID), TempDir: w.TempDir, Progress: s, Logger: w.Log, OnWorker: true,
+		// The CLI asked before submitting (--drop-existing needs --yes or a yes).
+		Confirm: func(string) (bool, error) { return true, nil },
+	})
+	if res != nil && res.Copy != nil {
+		s.result(progress.Summary, res.Copy.Trimmed(100, 500))
+	}
+	if res != nil && res.Verify != nil {
+		s.result(progress.VerifyResult, res.Verify)
+	}
+	return err
+}
+
+// sink receives the engine's events: progress snapshots for the heartbeat, every
+// other event as a JSON line in CloudWatch Logs (the CLI renders them as a local
+// run would).
+type sink struct {
+	w       *Worker
+	secrets []string
+
+	mu   sync.Mutex
+	snap *progress.Snapshot
+	msg  string
+}
+
+func (s *sink) Emit(e progress.Event) {
+	if e.Kind == progress.Tick {
+		s.mu.Lock()
+		s.snap = e.Overall
+		s.mu.Unlock()
+		return
+	}
+	s.event(e)
+}
+
+func (s *sink) event(e progress.Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Message = pgtools.Scrub(e.Message, s.secrets)
+	if len(e.Data) > 0 {
+		e.Data = json.RawMessage(pgtools.Scrub(string(e.Data), s.secrets))
+	}
+	if e.Kind == progress.Warning || e.Kind == progress.Info || e.Kind == progress.StepDone {
+		s.mu.Lock()
+		s.msg = strings.TrimSpace(e.Database + " " + e.Step + " " + e.Message)
+		s.mu.Unlock()
+	}
+	b, _ := json.Marshal(e)
+	s.w.Logs.Write(string(b))
+	fmt.Fprintln(os.Stderr, string(b))
+}
+
+// result ships a result as one event (the CLI prints it as a local run does).
+func (s *sink) result(kind progress.Kind, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	s.event(progress.Event{Kind: kind, Data: b})
+}
+
+func (s *sink) snapshot() *progress.Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap
+}
+
+func (s *sink) lastMessage() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.msg
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
