@@ -67,12 +67,8 @@ func (c *Config) Defaults() {
 
 // Validate checks the config before anything is deployed.
 func (c *Config) Validate() error {
-	if !stackRE.MatchString(c.Stack) {
-		return fmt.Errorf("stack name %q: use lowercase letters, digits and dashes, at most 24 characters", c.Stack)
-	}
-	if c.Stack == "state" {
-		// replicator-state-ACCOUNT-REGION is the state bucket's name.
-		return fmt.Errorf("stack name %q is reserved: choose another", c.Stack)
+	if err := c.ValidateOptions(); err != nil {
+		return err
 	}
 	if (len(c.SubnetIDs) > 0 || len(c.SecurityGroupIDs) > 0) && c.VPCID == "" {
 		return fmt.Errorf("subnets and security groups need their VPC id")
@@ -80,14 +76,27 @@ func (c *Config) Validate() error {
 	if c.BuildSubnetID != "" && c.BuildVPCID == "" {
 		return fmt.Errorf("the build subnet needs its VPC id")
 	}
+	if c.LambdaZip == "" || c.WorkerBinary == "" || c.Version == "" {
+		return fmt.Errorf("the Lambda and worker builds are missing")
+	}
+	return nil
+}
+
+// ValidateOptions checks what the user chose (the stack's name, the
+// instance type, the limits), before anything else: the flags of setup.
+func (c *Config) ValidateOptions() error {
+	if !stackRE.MatchString(c.Stack) {
+		return fmt.Errorf("stack name %q: use lowercase letters, digits and dashes, at most 24 characters", c.Stack)
+	}
+	if c.Stack == "state" {
+		// replicator-state-ACCOUNT-REGION is the state bucket's name.
+		return fmt.Errorf("stack name %q is reserved: choose another", c.Stack)
+	}
 	if err := remote.CheckInstanceType(c.DefaultInstanceType); err != nil {
 		return fmt.Errorf("--instance-type: %w", err)
 	}
 	if c.MaxConcurrentJobs < 1 || c.DefaultTimeLimitMinutes < 1 {
-		return fmt.Errorf("max concurrent jobs and the default time limit must be positive")
-	}
-	if c.LambdaZip == "" || c.WorkerBinary == "" || c.Version == "" {
-		return fmt.Errorf("the Lambda and worker builds are missing")
+		return fmt.Errorf("--max-jobs and --time-limit must be positive")
 	}
 	return nil
 }

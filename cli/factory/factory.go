@@ -1,5 +1,5 @@
 // Package factory hands commands their dependencies: the streams, a logger, the
-// PostgreSQL client tools. Commands take a *Factory rather than reaching for
+// PostgreSQL client tools, the job API's client. Commands take a *Factory rather than reaching for
 // globals, so tests can swap any of them.
 package factory
 
@@ -10,6 +10,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/iostreams"
 	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/remote/client"
 )
 
 // Factory is created once in main and passed to every command.
@@ -20,6 +21,8 @@ type Factory struct {
 	Verbose bool
 	// FindTools locates pg_dump and friends (dir from --pg-bin, "" to search).
 	FindTools func(ctx context.Context, dir string) (*pgtools.Tools, error)
+	// JobClient opens the job API of a deployment, when a command needs it.
+	JobClient func(ctx context.Context, t client.Target) (client.API, error)
 }
 
 // New returns the factory for a real process.
@@ -28,6 +31,7 @@ func New(version string) *Factory {
 		IOStreams: iostreams.System(),
 		Version:   version,
 		FindTools: pgtools.Find,
+		JobClient: func(ctx context.Context, t client.Target) (client.API, error) { return client.Open(ctx, t) },
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -20,36 +21,44 @@ import (
 	"github.com/replicatorhq/replicator/cli/verifycmd"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
-	"github.com/replicatorhq/replicator/internal/engine"
+	"github.com/replicatorhq/replicator/internal/iostreams"
+	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/problem"
 	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/client"
 	"github.com/replicatorhq/replicator/internal/runner"
-	"github.com/replicatorhq/replicator/internal/validate"
 )
 
-// Options of one init run, filled from flags.
+// Options of one init run: its dependencies, from the factory, and its
+// flags.
 type Options struct {
-	Endpoints          cmdutil.Endpoints
-	Filters            cmdutil.Filters
-	Jobs, IndexJobs    int
-	SplitLargerThan    string
-	MaintenanceWorkMem string
-	DropExisting       bool
-	Yes                bool
-	NoRoles            bool
-	NoResume           bool
-	StateDir           string
-	Verify             bool
-	SkipValidate       bool
-	Sync               bool
-	Remote             remoteui.Flags
-	SourceFromTarget   string
-	FixIdentity        bool
-	JSON               bool
+	IO        *iostreams.IOStreams
+	FindTools func(ctx context.Context, dir string) (*pgtools.Tools, error)
+	Logger    *slog.Logger
+	JobClient func(context.Context, client.Target) (client.API, error)
+
+	Endpoints           cmdutil.Endpoints
+	Filters             cmdutil.Filters
+	Jobs, IndexJobs     int
+	SplitLargerThan     string
+	MaintenanceWorkMem  string
+	DropExisting        bool
+	Yes                 bool
+	NoRoles             bool
+	NoResume            bool
+	StateDir            string
+	Verify              bool
+	SkipValidate        bool
+	Sync                bool
+	Remote              remoteui.Flags
+	SourceFromTarget    string
+	ReplicaIdentityFull bool
+	JSON                bool
 }
 
 // NewCmdInit builds the command. runF replaces the run in tests of flag handling.
 func NewCmdInit(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
-	opts := &Options{}
+	opts := &Options{IO: f.IOStreams, FindTools: f.FindTools, JobClient: f.JobClient}
 	cmd := &cobra.Command{
 		Use:   "init --source URL --target URL",
 		Short: "Copy a PostgreSQL cluster from a source to a target",
@@ -68,10 +77,11 @@ changes, unless --drop-existing replaces it.`,
 			if err := checkFlags(cmd); err != nil {
 				return err
 			}
+			opts.Logger = f.Logger(f.IOStreams.ErrOut) // after --verbose is read
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
-			return run(cmd.Context(), f, opts)
+			return runInit(cmd.Context(), opts)
 		},
 	}
 	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
@@ -87,7 +97,7 @@ changes, unless --drop-existing replaces it.`,
 	fl.BoolVar(&opts.NoResume, "no-resume", false, "start over instead of resuming an interrupted run of the same copy")
 	fl.StringVar(&opts.StateDir, "state-dir", "", "where checkpoints of interrupted runs are kept (default $XDG_STATE_HOME/replicator or ~/.local/state/replicator)")
 	fl.BoolVar(&opts.Sync, "sync", false, "continue into logical replication without a gap: create the slot first, copy in its snapshot, then subscribe (see replicator sync)")
-	synccmd.AddFlags(cmd, &opts.SourceFromTarget, &opts.FixIdentity)
+	synccmd.AddFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFull)
 	remoteui.AddFlags(cmd, &opts.Remote, true)
 	fl.BoolVar(&opts.SkipValidate, "skip-validate", false, "do not run the checks of replicator validate first")
 	fl.BoolVar(&opts.Verify, "verify", false, "compare row counts and content hashes of every table once the copy is done (see replicator verify)")
@@ -111,7 +121,7 @@ func (opts *Options) JobOptions() (remote.Options, error) {
 	return remote.Options{
 		DropExisting: opts.DropExisting, NoRoles: opts.NoRoles, NoResume: opts.NoResume,
 		Jobs: opts.Jobs, IndexJobs: opts.IndexJobs, SplitLargerThan: split, MaintenanceWorkMem: opts.MaintenanceWorkMem,
-		SkipValidate: opts.SkipValidate, Verify: opts.Verify, Sync: opts.Sync, ReplicaIdentityFull: opts.FixIdentity,
+		SkipValidate: opts.SkipValidate, Verify: opts.Verify, Sync: opts.Sync, ReplicaIdentityFull: opts.ReplicaIdentityFull,
 	}, nil
 }
 
@@ -130,8 +140,7 @@ func checkFlags(cmd *cobra.Command) error {
 	})
 }
 
-func run(ctx context.Context, f *factory.Factory, opts *Options) error {
-	ios := f.IOStreams
+func runInit(ctx context.Context, opts *Options) error {
 	src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
 	if err != nil {
 		return err
@@ -145,58 +154,83 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 		return err
 	}
 	if opts.Remote.Remote {
-		return submit(ctx, f, opts, src, o)
+		return submit(ctx, opts, src, o)
 	}
 	job := runner.Job{Command: "init", Source: src, Target: dst, SourceForTarget: via, Filters: rules, Options: o}
-
-	stateDir := opts.StateDir
-	if stateDir == "" {
-		if stateDir = os.Getenv("REPLICATOR_STATE_DIR"); stateDir == "" {
-			if stateDir, err = checkpoint.DefaultDir(); err != nil {
-				return err
-			}
-		}
-	}
-	// Same endpoints and filters: same run. The id holds no password.
-	runID := checkpoint.RunID("init", src.Identity(), dst.Identity(), opts.Filters.Spec())
-	store, err := checkpoint.NewFileStore(stateDir, runID)
+	store, archiveDir, err := opts.checkpoints(src, dst)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	archiveDir := filepath.Join(stateDir, runID)
-	if opts.NoResume {
-		os.RemoveAll(archiveDir)
-	}
-	renderer := progressui.New(ios, opts.JSON)
+	renderer := progressui.New(opts.IO, opts.JSON)
 	res, err := runner.Init(ctx, job, runner.Env{
-		FindTools: f.FindTools, PGBin: opts.Endpoints.PGBin, Checkpoints: store, ArchiveDir: archiveDir,
+		FindTools: opts.FindTools, PGBin: opts.Endpoints.PGBin, Checkpoints: store, ArchiveDir: archiveDir,
 		Confirm: func(q string) (bool, error) {
 			if opts.Yes {
 				return true, nil
 			}
-			return ios.Confirm(q)
+			return opts.IO.Confirm(q)
 		},
-		Progress: renderer, Logger: f.Logger(ios.ErrOut), TempDir: os.TempDir(),
+		Progress: renderer, Logger: opts.Logger, TempDir: os.TempDir(),
 	})
 	renderer.Close()
 	if res != nil && res.Copy != nil {
 		os.RemoveAll(archiveDir)
-		if err := progressui.Summary(ios.Out, res.Copy, opts.JSON); err != nil {
+	}
+	if perr := report(opts, res); perr != nil {
+		return perr
+	}
+	return explain(ctx, opts, res, err)
+}
+
+// checkpoints opens the local checkpoint store of this copy: same endpoints
+// and filters, same run (the id holds no password). This is where a local
+// run resumes from; a remote one keeps them in the platform's table.
+func (opts *Options) checkpoints(src, dst *conninfo.Endpoint) (*checkpoint.FileStore, string, error) {
+	stateDir := opts.StateDir
+	if stateDir == "" {
+		if stateDir = os.Getenv("REPLICATOR_STATE_DIR"); stateDir == "" {
+			var err error
+			if stateDir, err = checkpoint.DefaultDir(); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	runID := checkpoint.RunID("init", src.Identity(), dst.Identity(), opts.Filters.Spec())
+	store, err := checkpoint.NewFileStore(stateDir, runID)
+	if err != nil {
+		return nil, "", err
+	}
+	archiveDir := filepath.Join(stateDir, runID)
+	if opts.NoResume {
+		os.RemoveAll(archiveDir)
+	}
+	return store, archiveDir, nil
+}
+
+// report prints the copy's summary and verify's results.
+func report(opts *Options, res *runner.Result) error {
+	if res == nil {
+		return nil
+	}
+	if res.Copy != nil {
+		if err := progressui.Summary(opts.IO.Out, res.Copy, opts.JSON); err != nil {
 			return err
 		}
 	}
-	if res != nil && res.Verify != nil {
-		if perr := verifycmd.Report(ios.Out, res.Verify, opts.JSON); perr != nil {
-			return perr
-		}
+	if res.Verify != nil {
+		return verifycmd.Report(opts.IO.Out, res.Verify, opts.JSON)
 	}
+	return nil
+}
+
+// explain adds what to do next to the error of a copy that stopped midway.
+func explain(ctx context.Context, opts *Options, res *runner.Result, err error) error {
 	if err == nil || res == nil || res.Copy != nil {
 		return err // a verify that found differences says so itself
 	}
-	var ue *engine.UserError
-	var vf *validate.Failed
-	if errors.As(err, &ue) || errors.As(err, &vf) || ctx.Err() != nil {
+	var fix *problem.Problem
+	if errors.As(err, &fix) || ctx.Err() != nil {
 		return err
 	}
 	if opts.Sync {
@@ -206,10 +240,10 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 }
 
 // submit runs the copy remotely: the worker runs the same job.
-func submit(ctx context.Context, f *factory.Factory, opts *Options, src *conninfo.Endpoint, o remote.Options) error {
+func submit(ctx context.Context, opts *Options, src *conninfo.Endpoint, o remote.Options) error {
 	if opts.DropExisting && !opts.Yes {
 		// The worker cannot ask: the answer is given before submitting.
-		ok, err := f.IOStreams.Confirm("Drop and replace target databases that already exist?")
+		ok, err := opts.IO.Confirm("Drop and replace target databases that already exist?")
 		if err != nil {
 			return err
 		}
@@ -217,8 +251,12 @@ func submit(ctx context.Context, f *factory.Factory, opts *Options, src *conninf
 			return fmt.Errorf("refusing to drop target databases without confirmation: pass --yes to confirm")
 		}
 	}
+	c, err := opts.JobClient(ctx, opts.Remote.Target())
+	if err != nil {
+		return err
+	}
 	o.SourceBytes = cmdutil.SourceSize(ctx, src)
-	return remoteui.Submit(ctx, f, &opts.Remote, opts.Request(o), opts.JSON)
+	return remoteui.Submit(ctx, opts.IO, c, &opts.Remote, opts.Request(o), opts.JSON)
 }
 
 // Request is the remote job the flags describe, given its options.

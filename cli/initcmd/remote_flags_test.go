@@ -170,11 +170,11 @@ func comparable(j runner.Job) string {
 	filters, _ := json.Marshal(j.Filters)
 	v := view{Command: j.Command, Source: str(j.Source), Target: str(j.Target), Via: str(j.SourceForTarget),
 		Filters: string(filters), VerifyJobs: vo.Jobs, Force: so.Force, Stop: j.Options.Stop, Sequences: so.Sequences,
-		Fix: so.FixReplicaIdentity, SkipValidate: j.Options.SkipValidate, NoResume: j.Options.NoResume, Verify: j.Options.Verify}
+		Fix: so.ReplicaIdentityFull, SkipValidate: j.Options.SkipValidate, NoResume: j.Options.NoResume, Verify: j.Options.Verify}
 	eo.Source, eo.Target, eo.Filters = nil, nil, nil
 	if eo.Sync != nil {
 		v.Via = str(eo.Sync.SourceForTarget)
-		eo.Sync = &engine.SyncOptions{FixReplicaIdentity: eo.Sync.FixReplicaIdentity}
+		eo.Sync = &engine.SyncOptions{ReplicaIdentityFull: eo.Sync.ReplicaIdentityFull}
 	}
 	// Every field of the engine's options but the environment's (funcs,
 	// interfaces: set by the runner's Env on each side alike).

@@ -110,17 +110,28 @@ func overallLine(s *progress.Snapshot) string {
 }
 
 // barRenderer draws an overall bar (percent, bytes, ETA) and a line naming the
-// tables in flight; events print above it.
+// tables in flight; events print above it. The bar appears once preflight is
+// done: a question preflight asks (dropping existing databases) is never
+// drawn over.
 type barRenderer struct {
-	p    *mpb.Progress
-	bar  *mpb.Bar
-	info *mpb.Bar
-	mu   sync.Mutex
-	snap progress.Snapshot
+	w     io.Writer
+	width int
+	p     *mpb.Progress
+	bar   *mpb.Bar
+	info  *mpb.Bar
+	mu    sync.Mutex
+	snap  progress.Snapshot
+	// preflight is under way: its questions are asked on a plain terminal.
+	startMu           sync.Mutex
+	preflight, failed bool
 }
 
 func newBarRenderer(w io.Writer, width int) *barRenderer {
-	b := &barRenderer{}
+	return &barRenderer{w: w, width: width}
+}
+
+func (b *barRenderer) start() {
+	w, width := b.w, b.width
 	b.p = mpb.New(mpb.WithOutput(w), mpb.WithWidth(min(40, width/3)), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithAutoRefresh())
 	b.bar = b.p.AddBar(1000,
 		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
@@ -155,23 +166,45 @@ func newBarRenderer(w io.Writer, width int) *barRenderer {
 		}
 		return line
 	})))
-	return b
 }
 
 func (b *barRenderer) Emit(e progress.Event) {
+	b.startMu.Lock()
+	if e.Step == "preflight" && e.Database == "" {
+		b.preflight = e.Kind == progress.StepStarted
+		if e.Kind == progress.StepDone && e.Message != "" {
+			b.failed = true // the run ends: no bar
+		}
+	}
+	if b.p == nil && !b.preflight && !b.failed {
+		b.start()
+	}
+	started := b.p != nil
+	b.startMu.Unlock()
 	if e.Kind == progress.Tick && e.Overall != nil {
 		b.mu.Lock()
 		b.snap = *e.Overall
 		b.mu.Unlock()
-		b.bar.SetCurrent(int64(e.Overall.Percent * 10))
+		if started {
+			b.bar.SetCurrent(int64(e.Overall.Percent * 10))
+		}
 		return
 	}
 	if line := Describe(e); line != "" {
+		if !started {
+			fmt.Fprintln(b.w, line)
+			return
+		}
 		fmt.Fprintln(b.p, line)
 	}
 }
 
 func (b *barRenderer) Close() {
+	b.startMu.Lock()
+	defer b.startMu.Unlock()
+	if b.p == nil {
+		return
+	}
 	b.bar.SetTotal(-1, true)
 	b.info.SetTotal(-1, true)
 	b.p.Wait()

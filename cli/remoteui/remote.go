@@ -7,18 +7,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
-	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
 	"github.com/replicatorhq/replicator/cli/verifycmd"
-	"github.com/replicatorhq/replicator/internal/deploy"
 	"github.com/replicatorhq/replicator/internal/engine"
+	"github.com/replicatorhq/replicator/internal/iostreams"
 	"github.com/replicatorhq/replicator/internal/progress"
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/client"
@@ -62,24 +60,9 @@ func AddAPIFlags(cmd *cobra.Command, f *Flags) {
 	cmd.Flags().StringVar(&f.Stack, "stack", "replicator", "deployment to use (as named in replicator setup)")
 }
 
-// Client builds the API client from the flags.
-func (f *Flags) Client(ctx context.Context) (*client.Client, error) {
-	u, region := f.APIURL, f.Region
-	if u == "" {
-		u = os.Getenv("REPLICATOR_API_URL")
-	}
-	if u == "" {
-		// What replicator setup deployed and remembered.
-		out, err := deploy.LoadOutputs(f.Stack)
-		if err != nil {
-			return nil, err
-		}
-		u = out.APIURL
-		if region == "" {
-			region = out.Region
-		}
-	}
-	return client.New(ctx, u, region)
+// Target is the deployment the flags name.
+func (f *Flags) Target() client.Target {
+	return client.Target{APIURL: f.APIURL, Region: f.Region, Stack: f.Stack}
 }
 
 // Options applies the remote flags to a job's options.
@@ -90,19 +73,21 @@ func (f *Flags) Options(o *remote.Options) {
 	}
 }
 
+// PollEvery is how often a watched job and its log are read.
+const PollEvery = 2 * time.Second
+
 // Detached is returned when the user leaves a job running (Ctrl-C).
 type Detached struct{ ID string }
+
+// Detached marks it for cmdutil.Exit.
+func (d *Detached) Detached() {}
 
 func (d *Detached) Error() string {
 	return fmt.Sprintf("detached from job %s, which goes on: re-attach with replicator jobs watch %s", d.ID, d.ID)
 }
 
 // Submit sends a job and, unless detached, watches it to its end.
-func Submit(ctx context.Context, f *factory.Factory, fl *Flags, req *remote.Request, jsonOut bool) error {
-	c, err := fl.Client(ctx)
-	if err != nil {
-		return err
-	}
+func Submit(ctx context.Context, ios *iostreams.IOStreams, c client.API, fl *Flags, req *remote.Request, jsonOut bool) error {
 	who, err := c.Identity(ctx)
 	if err != nil {
 		return err
@@ -112,25 +97,25 @@ func Submit(ctx context.Context, f *factory.Factory, fl *Flags, req *remote.Requ
 		return fmt.Errorf("submit: %w", err)
 	}
 	if jsonOut {
-		_ = json.NewEncoder(f.IOStreams.Out).Encode(map[string]any{"event": "submitted", "job": job})
+		_ = json.NewEncoder(ios.Out).Encode(map[string]any{"event": "submitted", "job": job})
 	} else {
-		fmt.Fprintf(f.IOStreams.ErrOut, "submitted job %s to %s as %s (worker %s)\nre-attach any time with: replicator jobs watch %s\n",
-			job.ID, c.BaseURL, who, job.InstanceType, job.ID)
+		fmt.Fprintf(ios.ErrOut, "submitted job %s to %s as %s (worker %s)\nre-attach any time with: replicator jobs watch %s\n",
+			job.ID, c.Endpoint(), who, job.InstanceType, job.ID)
 	}
 	if fl.Detach {
 		if !jsonOut {
-			fmt.Fprintln(f.IOStreams.Out, job.ID)
+			fmt.Fprintln(ios.Out, job.ID)
 		}
 		return nil
 	}
-	return Watch(ctx, f, c, job.ID, jsonOut)
+	return Watch(ctx, ios, c, job.ID, jsonOut)
 }
 
 // Watch follows a job to its end: events from its log, progress from its
 // record. When the API cannot be reached it keeps trying, for as long as it
 // takes: the job goes on regardless. The error reflects the job's outcome.
-func Watch(ctx context.Context, f *factory.Factory, c *client.Client, id string, jsonOut bool) error {
-	r := progressui.New(f.IOStreams, jsonOut)
+func Watch(ctx context.Context, ios *iostreams.IOStreams, c client.API, id string, jsonOut bool) error {
+	r := progressui.New(ios, jsonOut)
 	closed := false
 	closeDisplay := func() {
 		if !closed {
@@ -196,24 +181,24 @@ func Watch(ctx context.Context, f *factory.Factory, c *client.Client, id string,
 		if job.Status.Terminal() && len(page.Lines) == 0 {
 			closeDisplay()
 			if copied != nil {
-				if err := progressui.Summary(f.IOStreams.Out, copied, jsonOut); err != nil {
+				if err := progressui.Summary(ios.Out, copied, jsonOut); err != nil {
 					return err
 				}
 			}
 			if verified != nil {
-				if err := verifycmd.Report(f.IOStreams.Out, verified, jsonOut); err != nil {
+				if err := verifycmd.Report(ios.Out, verified, jsonOut); err != nil {
 					return err
 				}
 			}
 			return Outcome(job)
 		}
-		if !job.Status.Terminal() && !sleep(ctx, 2*time.Second) {
+		if !job.Status.Terminal() && !sleep(ctx, PollEvery) {
 			return &Detached{ID: id}
 		}
 	}
 }
 
-func poll(ctx context.Context, c *client.Client, id, cursor string) (*remote.Job, *jobsPage, error) {
+func poll(ctx context.Context, c client.API, id, cursor string) (*remote.Job, *jobsPage, error) {
 	job, err := c.Get(ctx, id)
 	if err != nil {
 		return nil, nil, err

@@ -4,6 +4,7 @@ package root
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/initcmd"
 	"github.com/replicatorhq/replicator/cli/jobscmd"
@@ -26,17 +27,22 @@ snapshot per database.`,
 		Version:       f.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Unknown commands are usage errors (cobra's own would be text only).
+		Args: cmdutil.NoSubcommand,
+		RunE: cmdutil.ShowHelp,
 	}
+	cmd.SetFlagErrorFunc(cmdutil.FlagErrorFunc)
 	cmd.PersistentFlags().BoolVarP(&f.Verbose, "verbose", "v", false, "log diagnostics to stderr")
 	cmd.SetOut(f.IOStreams.Out)
 	cmd.SetErr(f.IOStreams.ErrOut)
 	cmd.AddCommand(initcmd.NewCmdInit(f, nil))
-	cmd.AddCommand(verifycmd.NewCmdVerify(f))
-	cmd.AddCommand(validatecmd.NewCmdValidate(f))
+	cmd.AddCommand(verifycmd.NewCmdVerify(f, nil))
+	cmd.AddCommand(validatecmd.NewCmdValidate(f, nil))
 	cmd.AddCommand(synccmd.NewCmdSync(f, nil))
-	cmd.AddCommand(statuscmd.NewCmdStatus(f))
+	cmd.AddCommand(statuscmd.NewCmdStatus(f, nil))
 	cmd.AddCommand(jobscmd.NewCmdJobs(f))
-	cmd.AddCommand(setupcmd.NewCmdSetup(f))
-	cmd.AddCommand(teardowncmd.NewCmdTeardown(f))
+	cmd.AddCommand(setupcmd.NewCmdSetup(f, nil))
+	cmd.AddCommand(teardowncmd.NewCmdTeardown(f, nil))
+	cmdutil.UsageArgs(cmd)
 	return cmd
 }

@@ -16,12 +16,17 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/internal/deploy"
+	"github.com/replicatorhq/replicator/internal/iostreams"
 	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/stackcache"
 	"github.com/replicatorhq/replicator/platform"
 )
 
 // Options of setup.
 type Options struct {
+	IO      *iostreams.IOStreams
+	Version string
+
 	Region, Stack, Backend      string
 	VPCID                       string
 	SubnetIDs, SecurityGroupIDs []string
@@ -33,8 +38,8 @@ type Options struct {
 }
 
 // NewCmdSetup builds the command.
-func NewCmdSetup(f *factory.Factory) *cobra.Command {
-	opts := &Options{}
+func NewCmdSetup(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{IO: f.IOStreams, Version: f.Version}
 	cmd := &cobra.Command{
 		Use:   "setup",
 		Short: "Deploy the remote job platform into your AWS account",
@@ -50,7 +55,22 @@ account (like CDK's bootstrap), unless --backend names another Pulumi backend.
 Running setup again changes only what changed; an interrupted setup can be run
 again. The outputs are remembered, so init --remote needs no flags.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return run(cmd.Context(), f, opts) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.TimeLimit < time.Minute {
+				return cmdutil.FlagErrorf("--time-limit must be at least 1m")
+			}
+			if opts.MaxJobs < 1 {
+				return cmdutil.FlagErrorf("--max-jobs must be at least 1")
+			}
+			cfg := opts.config()
+			if err := cfg.ValidateOptions(); err != nil {
+				return cmdutil.FlagErrorf("%v", err)
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runSetup(cmd.Context(), opts)
+		},
 	}
 	AddStackFlags(cmd, &opts.Region, &opts.Stack, &opts.Backend, &opts.Unlock, &opts.Yes)
 	fl := cmd.Flags()
@@ -76,7 +96,7 @@ func AddStackFlags(cmd *cobra.Command, region, stack, backend *string, unlock, y
 // Target resolves the AWS account, region and backend of a setup or teardown:
 // the backend given, or the state bucket and key of the account and region
 // (which setup bootstraps).
-func Target(ctx context.Context, f *factory.Factory, region, backend string) (*deploy.Account, string, string, error) {
+func Target(ctx context.Context, ios *iostreams.IOStreams, region, backend string) (*deploy.Account, string, string, error) {
 	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
@@ -89,16 +109,23 @@ func Target(ctx context.Context, f *factory.Factory, region, backend string) (*d
 	if err != nil {
 		return nil, "", "", err
 	}
-	fmt.Fprintf(f.IOStreams.ErrOut, "AWS account %s, region %s, as %s\n", acct.ID, acct.Region, acct.ARN)
+	fmt.Fprintf(ios.ErrOut, "AWS account %s, region %s, as %s\n", acct.ID, acct.Region, acct.ARN)
 	if backend != "" {
 		return acct, backend, "", nil
 	}
 	return acct, deploy.StateBackend(acct), deploy.StateSecrets(acct), nil
 }
 
-func run(ctx context.Context, f *factory.Factory, o *Options) error {
-	cfg := platform.Config{Stack: o.Stack, Version: f.Version, VPCID: o.VPCID, SubnetIDs: o.SubnetIDs, SecurityGroupIDs: o.SecurityGroupIDs,
+// config is the platform the flags describe.
+func (o *Options) config() platform.Config {
+	cfg := platform.Config{Stack: o.Stack, Version: o.Version, VPCID: o.VPCID, SubnetIDs: o.SubnetIDs, SecurityGroupIDs: o.SecurityGroupIDs,
 		BuildSubnetID: o.BuildSubnetID, DefaultInstanceType: o.InstanceType, MaxConcurrentJobs: o.MaxJobs, DefaultTimeLimitMinutes: int(o.TimeLimit.Minutes())}
+	cfg.Defaults()
+	return cfg
+}
+
+func runSetup(ctx context.Context, o *Options) error {
+	cfg := o.config()
 	dir, err := os.MkdirTemp("", "replicator-setup-")
 	if err != nil {
 		return err
@@ -107,17 +134,11 @@ func run(ctx context.Context, f *factory.Factory, o *Options) error {
 	if cfg.LambdaZip, cfg.WorkerBinary, err = platform.WriteArtifacts(dir); err != nil {
 		return err
 	}
-	cfg.Defaults()
-	// The shape is checked before the network is resolved (which fills in the
-	// VPCs the config requires).
-	if err := remote.CheckInstanceType(cfg.DefaultInstanceType); err != nil {
-		return cmdutil.FlagErrorf("--instance-type: %v", err)
-	}
-	acct, backend, secrets, err := Target(ctx, f, o.Region, o.Backend)
+	acct, backend, secrets, err := Target(ctx, o.IO, o.Region, o.Backend)
 	if err != nil {
 		return err
 	}
-	errOut := f.IOStreams.ErrOut
+	errOut := o.IO.ErrOut
 	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(acct.Region), config.WithLogger(logging.Nop{}))
 	if err != nil {
 		return err
@@ -142,7 +163,7 @@ func run(ctx context.Context, f *factory.Factory, o *Options) error {
 		return err
 	}
 	out, err := deploy.Up(ctx, deploy.Options{Config: cfg, Region: acct.Region, Backend: backend, SecretsProvider: secrets, Pulumi: pulumi, Out: errOut,
-		Unlock: UnlockFunc(f, o.Unlock, o.Yes), AWS: awsCfg})
+		Unlock: UnlockFunc(o.IO, o.Unlock, o.Yes), AWS: awsCfg})
 	if err != nil {
 		return err
 	}
@@ -155,10 +176,10 @@ func run(ctx context.Context, f *factory.Factory, o *Options) error {
 	if err != nil {
 		fmt.Fprintf(errOut, "warning: old worker images were not removed: %v\n", err)
 	}
-	if err := deploy.SaveOutputs(out); err != nil {
+	if err := stackcache.Save(out); err != nil {
 		return err
 	}
-	fmt.Fprintf(f.IOStreams.Out, "API URL:    %s\nregion:     %s\njobs table: %s\nworker AMI: %s\nversion:    %s\n",
+	fmt.Fprintf(o.IO.Out, "API URL:    %s\nregion:     %s\njobs table: %s\nworker AMI: %s\nversion:    %s\n",
 		out.APIURL, out.Region, out.Table, out.AMI, out.Version)
 	fmt.Fprintf(errOut, "Ready: replicator init --remote uses this deployment (stack %s).\n", cfg.Stack)
 	return nil
@@ -166,7 +187,7 @@ func run(ctx context.Context, f *factory.Factory, o *Options) error {
 
 // UnlockFunc decides about a lock that is not provably stale: only with
 // --unlock, and only once the user confirms (or passed --yes).
-func UnlockFunc(f *factory.Factory, unlock, yes bool) func(lock deploy.Lock) (bool, error) {
+func UnlockFunc(ios *iostreams.IOStreams, unlock, yes bool) func(lock deploy.Lock) (bool, error) {
 	return func(lock deploy.Lock) (bool, error) {
 		if !unlock {
 			return false, nil
@@ -174,6 +195,6 @@ func UnlockFunc(f *factory.Factory, unlock, yes bool) func(lock deploy.Lock) (bo
 		if yes {
 			return true, nil
 		}
-		return f.IOStreams.Confirm(fmt.Sprintf("Remove the lock of %s? Only do this if that run is dead", lock))
+		return ios.Confirm(fmt.Sprintf("Remove the lock of %s? Only do this if that run is dead", lock))
 	}
 }

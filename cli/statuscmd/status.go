@@ -18,13 +18,13 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
-	"github.com/replicatorhq/replicator/internal/conninfo"
-	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/iostreams"
 	"github.com/replicatorhq/replicator/internal/replication"
 )
 
 // Options of one status run.
 type Options struct {
+	IO        *iostreams.IOStreams
 	Endpoints cmdutil.Endpoints
 	Filters   cmdutil.Filters
 	Watch     bool
@@ -32,9 +32,9 @@ type Options struct {
 	JSON      bool
 }
 
-// NewCmdStatus builds the command.
-func NewCmdStatus(f *factory.Factory) *cobra.Command {
-	opts := &Options{}
+// NewCmdStatus builds the command. runF replaces the run in tests.
+func NewCmdStatus(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{IO: f.IOStreams}
 	cmd := &cobra.Command{
 		Use:   "status --source URL --target URL",
 		Short: "Show replication state and lag for every database",
@@ -43,11 +43,16 @@ state, the slot's lag in bytes and seconds, and when a change was last applied.
 --watch refreshes until Ctrl-C.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
-			if err != nil {
+			if err := cmdutil.NeedsFlag(cmd, "watch", "interval"); err != nil {
 				return err
 			}
-			return run(cmd.Context(), f, opts, src, dst, rules)
+			if opts.Interval < 100*time.Millisecond {
+				return cmdutil.FlagErrorf("--interval must be at least 100ms")
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runStatus(cmd.Context(), opts)
 		},
 	}
 	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
@@ -58,7 +63,11 @@ state, the slot's lag in bytes and seconds, and when a change was last applied.
 	return cmd
 }
 
-func run(ctx context.Context, f *factory.Factory, opts *Options, src, dst *conninfo.Endpoint, rules *filter.Rules) error {
+func runStatus(ctx context.Context, opts *Options) error {
+	src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
+	if err != nil {
+		return err
+	}
 	conn, err := src.Connect(ctx)
 	if err != nil {
 		return err
@@ -79,7 +88,7 @@ func run(ctx context.Context, f *factory.Factory, opts *Options, src, dst *conni
 			dbs = append(dbs, d)
 		}
 	}
-	ios := f.IOStreams
+	ios := opts.IO
 	for {
 		sts, err := replication.ReadAll(ctx, src, dst, dbs)
 		if err != nil {

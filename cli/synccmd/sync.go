@@ -12,24 +12,29 @@ import (
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/remoteui"
 	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/iostreams"
 	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/client"
 	"github.com/replicatorhq/replicator/internal/runner"
 )
 
-// Options of one sync run.
+// Options of one sync run: its dependencies, from the factory, and its flags.
 type Options struct {
-	Endpoints          cmdutil.Endpoints
-	Filters            cmdutil.Filters
-	SourceFromTarget   string
-	Stop, Force        bool
-	Sequences          bool
-	ReplicaIdentityFul bool
-	Remote             remoteui.Flags
+	IO        *iostreams.IOStreams
+	JobClient func(context.Context, client.Target) (client.API, error)
+
+	Endpoints           cmdutil.Endpoints
+	Filters             cmdutil.Filters
+	SourceFromTarget    string
+	Stop, Force         bool
+	Sequences           bool
+	ReplicaIdentityFull bool
+	Remote              remoteui.Flags
 }
 
 // NewCmdSync builds the command.
 func NewCmdSync(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
-	opts := &Options{}
+	opts := &Options{IO: f.IOStreams, JobClient: f.JobClient}
 	cmd := &cobra.Command{
 		Use:   "sync --source URL --target URL",
 		Short: "Replicate changes from the source to an already copied target",
@@ -58,12 +63,12 @@ at cut-over, before stopping).`,
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
-			return run(cmd.Context(), f, opts)
+			return runSync(cmd.Context(), opts)
 		},
 	}
 	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
 	cmdutil.AddFilterFlags(cmd, &opts.Filters)
-	AddFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFul)
+	AddFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFull)
 	cmd.Flags().BoolVar(&opts.Stop, "stop", false, "stop replicating: drop the subscription, the slot and the publication")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "recreate the replication even if it is set up")
 	cmd.Flags().BoolVar(&opts.Sequences, "sequences", false, "copy the sequences' current values to the target")
@@ -86,7 +91,7 @@ func checkFlags(cmd *cobra.Command) error {
 	return nil
 }
 
-func run(ctx context.Context, f *factory.Factory, opts *Options) error {
+func runSync(ctx context.Context, opts *Options) error {
 	src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
 	if err != nil {
 		return err
@@ -96,9 +101,13 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 		return err
 	}
 	if opts.Remote.Remote {
-		return remoteui.Submit(ctx, f, &opts.Remote, opts.Request(), false)
+		c, err := opts.JobClient(ctx, opts.Remote.Target())
+		if err != nil {
+			return err
+		}
+		return remoteui.Submit(ctx, opts.IO, c, &opts.Remote, opts.Request(), false)
 	}
-	out := f.IOStreams.Out
+	out := opts.IO.Out
 	job := runner.Job{Command: "sync", Source: src, Target: dst, SourceForTarget: via, Filters: rules, Options: opts.JobOptions()}
 	return runner.Sync(ctx, job, func(db, msg string) { fmt.Fprintf(out, "[%s] %s\n", db, msg) })
 }
@@ -106,7 +115,7 @@ func run(ctx context.Context, f *factory.Factory, opts *Options) error {
 // JobOptions are the job the flags describe, for a local run and a remote one
 // alike.
 func (opts *Options) JobOptions() remote.Options {
-	return remote.Options{Stop: opts.Stop, Force: opts.Force, Sequences: opts.Sequences, ReplicaIdentityFull: opts.ReplicaIdentityFul}
+	return remote.Options{Stop: opts.Stop, Force: opts.Force, Sequences: opts.Sequences, ReplicaIdentityFull: opts.ReplicaIdentityFull}
 }
 
 // Request is the remote job the flags describe.

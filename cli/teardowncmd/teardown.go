@@ -11,21 +11,27 @@ import (
 	"github.com/aws/smithy-go/logging"
 	"github.com/spf13/cobra"
 
+	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/setupcmd"
 	"github.com/replicatorhq/replicator/internal/deploy"
+	"github.com/replicatorhq/replicator/internal/iostreams"
+	"github.com/replicatorhq/replicator/internal/stackcache"
 	"github.com/replicatorhq/replicator/platform"
 )
 
 // Options of teardown.
 type Options struct {
+	IO      *iostreams.IOStreams
+	Version string
+
 	Region, Stack, Backend    string
 	Yes, Force, Purge, Unlock bool
 }
 
 // NewCmdTeardown builds the command.
-func NewCmdTeardown(f *factory.Factory) *cobra.Command {
-	opts := &Options{}
+func NewCmdTeardown(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{IO: f.IOStreams, Version: f.Version}
 	cmd := &cobra.Command{
 		Use:   "teardown",
 		Short: "Remove the remote job platform from your AWS account",
@@ -34,7 +40,16 @@ the image builds left, and any worker instance still running. It refuses while
 jobs are queued or running unless --force, which cancels them first. --purge
 also deletes the state bucket and schedules the state key's deletion.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return run(cmd.Context(), f, opts) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cmdutil.Conflicts(cmd, "backend", map[string]string{
+				"purge": "--purge deletes the state bucket and key setup created; the state of --backend is yours to remove"}); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runTeardown(cmd.Context(), opts)
+		},
 	}
 	setupcmd.AddStackFlags(cmd, &opts.Region, &opts.Stack, &opts.Backend, &opts.Unlock, &opts.Yes)
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "cancel queued and running jobs instead of refusing")
@@ -42,9 +57,9 @@ also deletes the state bucket and schedules the state key's deletion.`,
 	return cmd
 }
 
-func run(ctx context.Context, f *factory.Factory, o *Options) error {
-	errOut := f.IOStreams.ErrOut
-	acct, backend, secrets, err := setupcmd.Target(ctx, f, o.Region, o.Backend)
+func runTeardown(ctx context.Context, o *Options) error {
+	errOut := o.IO.ErrOut
+	acct, backend, secrets, err := setupcmd.Target(ctx, o.IO, o.Region, o.Backend)
 	if err != nil {
 		return err
 	}
@@ -56,9 +71,9 @@ func run(ctx context.Context, f *factory.Factory, o *Options) error {
 	if err != nil {
 		return err
 	}
-	dopts := deploy.Options{Config: platform.Config{Stack: o.Stack, Version: f.Version, LambdaZip: "-", WorkerBinary: "-"},
+	dopts := deploy.Options{Config: platform.Config{Stack: o.Stack, Version: o.Version, LambdaZip: "-", WorkerBinary: "-"},
 		Region: acct.Region, Backend: backend, SecretsProvider: secrets, Pulumi: pulumi, Out: errOut,
-		Unlock: setupcmd.UnlockFunc(f, o.Unlock, o.Yes), AWS: awsCfg}
+		Unlock: setupcmd.UnlockFunc(o.IO, o.Unlock, o.Yes), AWS: awsCfg}
 	out, err := deploy.StackOutputs(ctx, dopts)
 	if err != nil {
 		return fmt.Errorf("stack %s in %s: %w", o.Stack, backend, err)
@@ -76,7 +91,7 @@ func run(ctx context.Context, f *factory.Factory, o *Options) error {
 		return fmt.Errorf("%d job(s) are queued or running: %s; wait for them, cancel them (replicator jobs cancel ID), or pass --force", len(active), strings.Join(ids, ", "))
 	}
 	if !o.Yes {
-		ok, err := f.IOStreams.Confirm(fmt.Sprintf("Destroy the replicator platform %q in account %s, region %s?", o.Stack, acct.ID, acct.Region))
+		ok, err := o.IO.Confirm(fmt.Sprintf("Destroy the replicator platform %q in account %s, region %s?", o.Stack, acct.ID, acct.Region))
 		if err != nil {
 			return err
 		}
@@ -108,14 +123,14 @@ func run(ctx context.Context, f *factory.Factory, o *Options) error {
 	if err := deploy.RemoveLogGroups(ctx, awsCfg, o.Stack, errOut); err != nil {
 		return err
 	}
-	if err := deploy.ForgetOutputs(o.Stack); err != nil {
+	if err := stackcache.Forget(o.Stack); err != nil {
 		return err
 	}
-	if o.Purge && o.Backend == "" {
+	if o.Purge {
 		if err := deploy.Purge(ctx, awsCfg, acct, errOut); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(f.IOStreams.Out, "Removed the replicator platform %q: nothing of it remains billable.\n", o.Stack)
+	fmt.Fprintf(o.IO.Out, "Removed the replicator platform %q: nothing of it remains billable.\n", o.Stack)
 	return nil
 }

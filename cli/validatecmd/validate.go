@@ -3,6 +3,7 @@
 package validatecmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,11 +14,15 @@ import (
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/internal/iostreams"
+	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/validate"
 )
 
 // Options of one validate run.
 type Options struct {
+	IO        *iostreams.IOStreams
+	FindTools func(ctx context.Context, dir string) (*pgtools.Tools, error)
 	Endpoints cmdutil.Endpoints
 	Filters   cmdutil.Filters
 	Sync      bool
@@ -25,9 +30,9 @@ type Options struct {
 	JSON      bool
 }
 
-// NewCmdValidate builds the command.
-func NewCmdValidate(f *factory.Factory) *cobra.Command {
-	opts := &Options{}
+// NewCmdValidate builds the command. runF replaces the run in tests.
+func NewCmdValidate(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{IO: f.IOStreams, FindTools: f.FindTools}
 	cmd := &cobra.Command{
 		Use:   "validate --source URL --target URL",
 		Short: "Check that a copy can work, before starting it",
@@ -42,26 +47,13 @@ Each finding is ok, warn or fail, with the fix in one line. Exits non-zero
 when a check fails. replicator init runs the same checks first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
-			if err != nil {
-				return err
+			if opts.Jobs < 1 {
+				return cmdutil.FlagErrorf("--jobs must be at least 1")
 			}
-			rep, err := validate.Run(cmd.Context(), validate.Options{Source: src, Target: dst, Filters: rules,
-				FindTools: f.FindTools, PGBin: opts.Endpoints.PGBin, Sync: opts.Sync, Jobs: opts.Jobs})
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(cmd.Context(), opts)
 			}
-			if opts.JSON {
-				if err := json.NewEncoder(f.IOStreams.Out).Encode(struct {
-					Event string `json:"event"`
-					*validate.Report
-				}{"validate", rep}); err != nil {
-					return err
-				}
-			} else {
-				Print(f.IOStreams.Out, rep)
-			}
-			return Outcome(rep)
+			return runValidate(cmd.Context(), opts)
 		},
 	}
 	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
@@ -70,6 +62,29 @@ when a check fails. replicator init runs the same checks first.`,
 	cmd.Flags().IntVarP(&opts.Jobs, "jobs", "j", 2, "planned --jobs of the copy (connections needed)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the findings as JSON on stdout")
 	return cmd
+}
+
+func runValidate(ctx context.Context, opts *Options) error {
+	src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
+	if err != nil {
+		return err
+	}
+	rep, err := validate.Run(ctx, validate.Options{Source: src, Target: dst, Filters: rules,
+		FindTools: opts.FindTools, PGBin: opts.Endpoints.PGBin, Sync: opts.Sync, Jobs: opts.Jobs})
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		if err := json.NewEncoder(opts.IO.Out).Encode(struct {
+			Event string `json:"event"`
+			*validate.Report
+		}{"validate", rep}); err != nil {
+			return err
+		}
+	} else {
+		Print(opts.IO.Out, rep)
+	}
+	return rep.Err()
 }
 
 // Print writes one line per finding.
@@ -84,7 +99,3 @@ func Print(w io.Writer, rep *validate.Report) {
 	}
 	tw.Flush()
 }
-
-// Outcome is nil unless a check failed; then one line naming the first failure
-// and its fix.
-func Outcome(rep *validate.Report) error { return rep.Err() }

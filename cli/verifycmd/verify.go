@@ -15,21 +15,22 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
-	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/iostreams"
 	"github.com/replicatorhq/replicator/internal/verify"
 )
 
 // Options of one verify run.
 type Options struct {
+	IO        *iostreams.IOStreams
 	Endpoints cmdutil.Endpoints
 	Filters   cmdutil.Filters
 	Jobs      int
 	JSON      bool
 }
 
-// NewCmdVerify builds the command.
-func NewCmdVerify(f *factory.Factory) *cobra.Command {
-	opts := &Options{}
+// NewCmdVerify builds the command. runF replaces the run in tests.
+func NewCmdVerify(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{IO: f.IOStreams}
 	cmd := &cobra.Command{
 		Use:   "verify --source URL --target URL",
 		Short: "Compare source and target: per-table row counts and content hashes",
@@ -45,11 +46,13 @@ Rows are compared as text under identical session settings; tables with a
 will show the changes as differences.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
-			if err != nil {
-				return err
+			if opts.Jobs < 1 {
+				return cmdutil.FlagErrorf("--jobs must be at least 1")
 			}
-			return Run(cmd.Context(), f, verify.Options{Source: src, Target: dst, Filters: rules, Jobs: opts.Jobs}, opts.JSON)
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runVerify(cmd.Context(), opts)
 		},
 	}
 	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
@@ -59,24 +62,26 @@ will show the changes as differences.`,
 	return cmd
 }
 
-// Run verifies and reports; init --verify calls it too.
-func Run(ctx context.Context, f *factory.Factory, opts verify.Options, jsonOut bool) error {
-	ios := f.IOStreams
-	if opts.Filters == nil {
-		opts.Filters = &filter.Rules{}
+func runVerify(ctx context.Context, opts *Options) error {
+	src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
+	if err != nil {
+		return err
 	}
-	if !jsonOut {
-		opts.Progress = progressui.New(ios, false)
+	vo := verify.Options{Source: src, Target: dst, Filters: rules, Jobs: opts.Jobs}
+	var display progressui.Renderer
+	if !opts.JSON {
+		display = progressui.New(opts.IO, false)
+		vo.Progress = display
 	}
-	res, err := verify.Run(ctx, opts)
-	if r, ok := opts.Progress.(interface{ Close() }); ok {
-		r.Close() // the bar goes before the results are printed
+	res, err := verify.Run(ctx, vo)
+	if display != nil {
+		display.Close() // the bar goes before the results are printed
 	}
 	var diff *verify.ErrDifferent
 	if err != nil && !errors.As(err, &diff) {
 		return err
 	}
-	if perr := Report(ios.Out, res, jsonOut); perr != nil {
+	if perr := Report(opts.IO.Out, res, opts.JSON); perr != nil {
 		return perr
 	}
 	return err

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 
+	"github.com/replicatorhq/replicator/internal/stackcache"
 	"github.com/replicatorhq/replicator/platform"
 )
 
@@ -50,19 +50,7 @@ type Options struct {
 }
 
 // Outputs of a deployed stack.
-type Outputs struct {
-	Stack          string `json:"stack"`
-	Backend        string `json:"backend"`
-	APIURL         string `json:"api_url"`
-	Region         string `json:"region"`
-	Table          string `json:"table"`
-	LogGroup       string `json:"jobs_log_group"`
-	Bucket         string `json:"artifacts_bucket"`
-	AMI            string `json:"ami_id"`
-	Version        string `json:"version"`
-	LaunchTemplate string `json:"launch_template"`
-	SecretsKey     string `json:"secrets_key_arn"`
-}
+type Outputs = stackcache.Outputs
 
 func (o *Options) stack(ctx context.Context) (auto.Stack, error) {
 	// The region goes to the pulumi CLI too: its S3 backend and KMS secrets
@@ -392,58 +380,3 @@ func lastLines(s string, n int) string {
 }
 
 func stringPtr(s string) *string { return &s }
-
-// CacheDir is where stack outputs are cached: $XDG_CONFIG_HOME/replicator/stacks.
-func CacheDir() (string, error) {
-	if d := os.Getenv("REPLICATOR_CONFIG_DIR"); d != "" {
-		return filepath.Join(d, "stacks"), nil
-	}
-	d, err := os.UserConfigDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(d, "replicator", "stacks"), nil
-}
-
-// SaveOutputs caches a stack's outputs.
-func SaveOutputs(o *Outputs) error {
-	dir, err := CacheDir()
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(o, "", "  ")
-	return os.WriteFile(filepath.Join(dir, o.Stack+".json"), b, 0o600)
-}
-
-// LoadOutputs reads cached outputs of stack.
-func LoadOutputs(stack string) (*Outputs, error) {
-	dir, err := CacheDir()
-	if err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(filepath.Join(dir, stack+".json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no deployment %q known here: run replicator setup, or pass --api-url", stack)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var o Outputs
-	return &o, json.Unmarshal(b, &o)
-}
-
-// ForgetOutputs removes cached outputs.
-func ForgetOutputs(stack string) error {
-	dir, err := CacheDir()
-	if err != nil {
-		return err
-	}
-	err = os.Remove(filepath.Join(dir, stack+".json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return err
-}

@@ -71,9 +71,9 @@ type SyncOptions struct {
 	// SourceForTarget is how the target server reaches the source (the
 	// subscription connects from there); nil means Source.
 	SourceForTarget *conninfo.Endpoint
-	// FixReplicaIdentity sets REPLICA IDENTITY FULL on published tables that
+	// ReplicaIdentityFull sets REPLICA IDENTITY FULL on published tables that
 	// have no key, instead of refusing.
-	FixReplicaIdentity bool
+	ReplicaIdentityFull bool
 }
 
 // DefaultSplitThreshold splits tables above 1 GiB into ranges.
@@ -182,6 +182,8 @@ type run struct {
 	secrets []string
 	cp      *checkpoints
 	meta    checkpoint.Record // identities of source and target, for resumes
+	// waited is the time spent waiting for the user's answers.
+	waited time.Duration
 	// targetSuper: the target role is a superuser; otherwise it is treated as
 	// a managed service's role, whose refusals are warnings.
 	targetSuper bool
@@ -244,7 +246,7 @@ func (r *run) finish(start time.Time) *Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := r.result
-	res.Seconds = time.Since(start).Seconds()
+	res.Seconds = (time.Since(start) - r.waited).Seconds()
 	for _, t := range res.Tables {
 		res.Rows += t.Rows
 		res.Bytes += t.Bytes
@@ -274,11 +276,11 @@ func (r *run) emit(e progress.Event) {
 
 // step runs fn as a named step, timing it and reporting its start and end.
 func (r *run) step(ctx context.Context, db, name string, fn func() error) error {
-	start := time.Now()
+	start, waited := time.Now(), r.waitedFor()
 	r.emit(progress.Event{Kind: progress.StepStarted, Database: db, Step: name})
 	r.log.Debug("step started", "database", db, "step", name)
 	err := fn()
-	d := time.Since(start)
+	d := time.Since(start) - (r.waitedFor() - waited)
 	r.record(StepResult{Database: db, Name: name, Seconds: d.Seconds()})
 	ev := progress.Event{Kind: progress.StepDone, Database: db, Step: name, Seconds: d.Seconds()}
 	if err != nil {
@@ -287,6 +289,28 @@ func (r *run) step(ctx context.Context, db, name string, fn func() error) error 
 	r.emit(ev)
 	r.log.Debug("step done", "database", db, "step", name, "seconds", d.Seconds(), "err", err)
 	return err
+}
+
+// ask puts a question to the user (Confirm); the time the answer takes is
+// kept out of the steps' and the run's durations.
+func (r *run) ask(q string) (bool, error) {
+	if r.opts.Confirm == nil {
+		return false, nil
+	}
+	start := time.Now()
+	ok, err := r.opts.Confirm(q)
+	d := time.Since(start)
+	r.mu.Lock()
+	r.waited += d
+	r.mu.Unlock()
+	r.tracker.Pause(d)
+	return ok, err
+}
+
+func (r *run) waitedFor() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.waited
 }
 
 func (r *run) record(s StepResult) {

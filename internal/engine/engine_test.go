@@ -12,6 +12,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/engine"
 	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/problem"
 	"github.com/replicatorhq/replicator/internal/progress"
 	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
@@ -222,7 +223,7 @@ func TestExistingTargetDatabase(t *testing.T) {
 	spec := filter.Spec{IncludeDatabases: []string{"occupied"}}
 
 	_, _, err := copyCluster(t, spec, func(o *engine.Options) { o.SkipRoles = true })
-	var ue *engine.UserError
+	var ue *problem.Problem
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "target already has data in occupied") || !strings.Contains(err.Error(), "--drop-existing") {
 		t.Fatalf("want a user error about occupied, got %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/problem"
 	"github.com/replicatorhq/replicator/internal/replication"
 )
 
@@ -34,14 +35,7 @@ type dbPlan struct {
 	drop bool
 }
 
-// UserError is a problem the user can fix; its message says how.
-type UserError struct{ Msg string }
-
-func (e *UserError) Error() string { return e.Msg }
-
-func userErrorf(format string, args ...any) error {
-	return &UserError{Msg: fmt.Sprintf(format, args...)}
-}
+func userErrorf(format string, args ...any) error { return problem.Errorf(format, args...) }
 
 func (r *run) preflight(ctx context.Context) (*plan, error) {
 	o := r.opts
@@ -68,7 +62,7 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 		return nil, userErrorf("source and target are the same server (%s and %s): point --target at another cluster", o.Source.Address(), o.Target.Address())
 	}
 	if err := o.Tools.CheckSource(si.Version); err != nil {
-		return nil, &UserError{Msg: err.Error()}
+		return nil, &problem.Problem{Msg: err.Error()}
 	}
 	if si.Version.Major < 12 {
 		return nil, userErrorf("source server is PostgreSQL %s; replicator needs 12 or newer", si.Version)
@@ -146,11 +140,9 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 	}
 	if len(toDrop) > 0 {
 		q := fmt.Sprintf("Drop and replace %d database(s) on target %s: %s?", len(toDrop), o.Target.Address(), strings.Join(toDrop, ", "))
-		ok := false
-		if o.Confirm != nil {
-			if ok, err = o.Confirm(q); err != nil {
-				return nil, err
-			}
+		ok, err := r.ask(q)
+		if err != nil {
+			return nil, err
 		}
 		if !ok {
 			return nil, userErrorf("refusing to drop %s on the target without confirmation: pass --yes to confirm", strings.Join(toDrop, ", "))
@@ -168,10 +160,6 @@ func checkSync(ctx context.Context, si, di *catalog.Server, dst *pgx.Conn) error
 	err := replication.CheckSource(si)
 	if err == nil {
 		err = replication.CheckTarget(ctx, dst, di)
-	}
-	var p *replication.Problem
-	if errors.As(err, &p) {
-		return &UserError{Msg: p.Error()}
 	}
 	return err
 }

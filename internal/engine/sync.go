@@ -26,15 +26,11 @@ func (r *run) preparePublication(ctx context.Context, w *dbWork) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	warnings, err := replication.Prepare(ctx, conn, w.name, r.opts.Filters, r.opts.Sync.FixReplicaIdentity)
+	warnings, err := replication.Prepare(ctx, conn, w.name, r.opts.Filters, r.opts.Sync.ReplicaIdentityFull)
 	for _, m := range warnings {
 		r.warn(w.name, "%s", m)
 	}
 	if err != nil {
-		var p *replication.Problem
-		if errors.As(err, &p) {
-			return &UserError{Msg: p.Error()}
-		}
 		return err
 	}
 	w.slot = replication.NamesFor(w.name).Slot
@@ -78,10 +74,6 @@ func (r *run) subscribe(ctx context.Context, w *dbWork) error {
 	defer conn.Close(context.Background())
 	n := replication.NamesFor(w.name)
 	if err := replication.CreateSubscription(ctx, conn, n, via); err != nil {
-		var p *replication.Problem
-		if errors.As(err, &p) {
-			return &UserError{Msg: p.Error()}
-		}
 		return err
 	}
 	r.info(w.name, "replicating: subscription %s on the target streams from slot %s on the source (replicator status shows the lag)", n.Subscription, n.Slot)

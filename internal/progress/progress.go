@@ -98,6 +98,14 @@ func NewTracker() *Tracker {
 	return &Tracker{start: time.Now(), tables: map[string]*Table{}}
 }
 
+// Pause moves the clock on by d: time spent waiting for a person's answer is
+// not the copy's.
+func (tr *Tracker) Pause(d time.Duration) {
+	tr.mu.Lock()
+	tr.start = tr.start.Add(d)
+	tr.mu.Unlock()
+}
+
 // Table is the live counters of one table; safe for concurrent Add.
 type Table struct {
 	Database, Name string

@@ -11,6 +11,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/problem"
 )
 
 // Published lists what the publication of database db carries under the
@@ -51,7 +52,7 @@ func Prepare(ctx context.Context, conn *pgx.Conn, db string, rules *filter.Rules
 	}
 	for _, t := range pub {
 		if t.Predicate != "" && num < 150000 {
-			return warnings, &Problem{Msg: fmt.Sprintf("row filters (--table-filter) are replicated from PostgreSQL 15 on; the source is %s", pgtools.VersionFromNum(num)),
+			return warnings, &problem.Problem{Msg: fmt.Sprintf("row filters (--table-filter) are replicated from PostgreSQL 15 on; the source is %s", pgtools.VersionFromNum(num)),
 				Fix: "drop --table-filter, or upgrade the source"}
 		}
 	}
@@ -60,7 +61,7 @@ func Prepare(ctx context.Context, conn *pgx.Conn, db string, rules *filter.Rules
 		warnings = append(warnings, "large objects are copied but not replicated (logical replication does not carry them)")
 	}
 	if err := CheckTables(ctx, conn, pub); err != nil {
-		var p *Problem
+		var p *problem.Problem
 		if !errors.As(err, &p) || !fix {
 			return warnings, err
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/problem"
 )
 
 // Names of the replication objects of one database.
@@ -49,29 +50,15 @@ type Table struct {
 	Predicate string // row filter ("" for all rows)
 }
 
-// Problem is a reason logical replication cannot work, with the fix.
-type Problem struct {
-	Msg, Fix string
-	// Statements would fix it (REPLICA IDENTITY FULL), when they can be run.
-	Statements []string
-}
-
-func (p *Problem) Error() string {
-	if p.Fix == "" {
-		return p.Msg
-	}
-	return p.Msg + ": " + p.Fix
-}
-
 // CheckSource verifies the source server can publish: wal_level, privilege.
 func CheckSource(si *catalog.Server) error {
 	if si.WALLevel != "logical" {
-		return &Problem{Msg: fmt.Sprintf("source wal_level is %s; logical replication needs logical", si.WALLevel),
+		return &problem.Problem{Msg: fmt.Sprintf("source wal_level is %s; logical replication needs logical", si.WALLevel),
 			Fix: "run ALTER SYSTEM SET wal_level = logical on the source and restart it (on RDS/Aurora: set rds.logical_replication = 1 in the parameter group; on Cloud SQL: cloudsql.logical_decoding = on)"}
 	}
 	if !si.Replication {
 		role := pgx.Identifier{si.User}.Sanitize()
-		return &Problem{Msg: fmt.Sprintf("source role %s lacks the REPLICATION privilege", si.User),
+		return &problem.Problem{Msg: fmt.Sprintf("source role %s lacks the REPLICATION privilege", si.User),
 			Fix: fmt.Sprintf("ALTER ROLE %s REPLICATION (on RDS: GRANT rds_replication TO %s)", role, role)}
 	}
 	return nil
@@ -123,7 +110,7 @@ WHERE c.relkind = 'r'`, all)
 	if len(bad) == 0 {
 		return nil
 	}
-	p := &Problem{Msg: fmt.Sprintf("%d table(s) have no primary key or replica identity usable for replication, so their UPDATEs and DELETEs would fail on the source once published: %s",
+	p := &problem.Problem{Msg: fmt.Sprintf("%d table(s) have no primary key or replica identity usable for replication, so their UPDATEs and DELETEs would fail on the source once published: %s",
 		len(bad), strings.Join(bad, ", "))}
 	for _, b := range bad {
 		name, _, _ := strings.Cut(b, " (")

@@ -10,6 +10,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/problem"
 )
 
 // CheckTarget verifies the target role may create subscriptions.
@@ -24,7 +25,7 @@ func CheckTarget(ctx context.Context, dst *pgx.Conn, di *catalog.Server) error {
 		}
 	}
 	if !may {
-		return &Problem{Msg: fmt.Sprintf("target role %s may not create subscriptions", di.User),
+		return &problem.Problem{Msg: fmt.Sprintf("target role %s may not create subscriptions", di.User),
 			Fix: "connect as a superuser (on RDS: a member of rds_superuser; PostgreSQL 16+: a member of pg_create_subscription)"}
 	}
 	return nil
@@ -37,7 +38,7 @@ type Options struct {
 	SourceForTarget    *conninfo.Endpoint
 	Filters            *filter.Rules
 	Force              bool // recreate what exists
-	FixReplicaIdentity bool
+	ReplicaIdentityFull bool
 	// Sequences copies sequence values (CopySequences does it).
 	Sequences     bool
 	CopySequences func(ctx context.Context, src, dst *conninfo.Endpoint) (int, error)
@@ -70,7 +71,7 @@ func open(ctx context.Context, o Options) (*session, error) {
 		}
 	}
 	if catalog.SameServer(s.si, s.di) {
-		return nil, &Problem{Msg: "source and target are the same server", Fix: "point --target at another cluster"}
+		return nil, &problem.Problem{Msg: "source and target are the same server", Fix: "point --target at another cluster"}
 	}
 	return s, nil
 }
@@ -87,13 +88,13 @@ func (s *session) databases(requireTarget bool) ([]string, error) {
 			continue
 		}
 		if requireTarget && !onTarget[d] {
-			return nil, &Problem{Msg: fmt.Sprintf("database %s is not on the target", d),
+			return nil, &problem.Problem{Msg: fmt.Sprintf("database %s is not on the target", d),
 				Fix: "copy it first: replicator init --sync copies and starts replication without a gap"}
 		}
 		out = append(out, d)
 	}
 	if len(out) == 0 {
-		return nil, &Problem{Msg: "no database selected", Fix: "every database except postgres is selected by default; name postgres in --include-databases to use it"}
+		return nil, &problem.Problem{Msg: "no database selected", Fix: "every database except postgres is selected by default; name postgres in --include-databases to use it"}
 	}
 	return out, nil
 }
@@ -145,7 +146,7 @@ func (s *session) setupDB(ctx context.Context, db string) error {
 			return err
 		}
 	}
-	warnings, err := Prepare(ctx, src, db, s.o.Filters, s.o.FixReplicaIdentity)
+	warnings, err := Prepare(ctx, src, db, s.o.Filters, s.o.ReplicaIdentityFull)
 	for _, w := range warnings {
 		s.o.Log(db, "warning: "+w)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/problem"
 )
 
 // SubscriptionExists reports whether the target database has the subscription.
@@ -33,7 +34,7 @@ func CreateSubscription(ctx context.Context, conn *pgx.Conn, n Names, source *co
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && strings.Contains(pgErr.Message, "could not connect to the publisher") {
-		return &Problem{
+		return &problem.Problem{
 			Msg: fmt.Sprintf("the target server could not connect to the source at %s (the subscription connects from the target's side, not from this machine): %s",
 				source.Address(), lastLine(pgErr.Message, source.Secrets())),
 			Fix: "make the source reachable from the target's network, or pass --source-from-target with an address the target can use",

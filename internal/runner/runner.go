@@ -18,6 +18,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/engine"
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/problem"
 	"github.com/replicatorhq/replicator/internal/progress"
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/replication"
@@ -116,7 +117,7 @@ func EngineOptions(j Job) engine.Options {
 		DropExisting: o.DropExisting, SkipRoles: o.NoRoles,
 	}
 	if o.Sync {
-		eo.Sync = &engine.SyncOptions{SourceForTarget: j.SourceForTarget, FixReplicaIdentity: o.ReplicaIdentityFull}
+		eo.Sync = &engine.SyncOptions{SourceForTarget: j.SourceForTarget, ReplicaIdentityFull: o.ReplicaIdentityFull}
 	}
 	return eo
 }
@@ -131,7 +132,7 @@ func VerifyOptions(j Job) verify.Options {
 func SyncOptions(j Job, log func(db, msg string)) replication.Options {
 	o := j.Options
 	return replication.Options{Source: j.Source, Target: j.Target, SourceForTarget: j.SourceForTarget, Filters: j.Filters,
-		Force: o.Force, FixReplicaIdentity: o.ReplicaIdentityFull, Sequences: o.Sequences, CopySequences: engine.CopySequences, Log: log}
+		Force: o.Force, ReplicaIdentityFull: o.ReplicaIdentityFull, Sequences: o.Sequences, CopySequences: engine.CopySequences, Log: log}
 }
 
 // Sync sets up replication, or stops it with Options.Stop.
@@ -143,7 +144,7 @@ func Sync(ctx context.Context, j Job, log func(db, msg string)) error {
 	} else {
 		err = replication.Setup(ctx, ro)
 	}
-	var p *replication.Problem
+	var p *problem.Problem
 	if errors.As(err, &p) {
 		return errors.New(p.Error())
 	}

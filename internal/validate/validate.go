@@ -16,6 +16,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/problem"
 )
 
 // Severity of a finding.
@@ -72,13 +73,8 @@ func (r *Report) Err() error {
 	if len(failed) > 1 {
 		msg += fmt.Sprintf(" (and %d more failed check(s): see replicator validate)", len(failed)-1)
 	}
-	return &Failed{msg: msg}
+	return &problem.Problem{Msg: msg}
 }
-
-// Failed is a validation that found a problem the user must fix first.
-type Failed struct{ msg string }
-
-func (f *Failed) Error() string { return f.msg }
 
 // Warnings are the warnings of the report, one line each with their fix.
 func (r *Report) Warnings() []string {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -26,7 +27,49 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/logs"
+	"github.com/replicatorhq/replicator/internal/stackcache"
 )
+
+// API is what the CLI asks of the job API; *Client is the real one, and
+// command tests swap in their own.
+type API interface {
+	Endpoint() string
+	Identity(ctx context.Context) (string, error)
+	Submit(ctx context.Context, r *remote.Request) (*remote.Job, error)
+	Get(ctx context.Context, id string) (*remote.Job, error)
+	List(ctx context.Context, limit int, cursor string) ([]*remote.Job, string, error)
+	Logs(ctx context.Context, id, cursor string) (*logs.Page, error)
+	Cancel(ctx context.Context, id string) (*remote.Job, error)
+}
+
+var _ API = (*Client)(nil)
+
+// Target names a deployment: an API URL and region, or the stack whose
+// outputs replicator setup recorded.
+type Target struct {
+	APIURL, Region, Stack string
+}
+
+// Open resolves a target and returns its client: the URL given, else
+// $REPLICATOR_API_URL, else the one setup recorded for the stack (with its
+// region, unless one is given).
+func Open(ctx context.Context, t Target) (*Client, error) {
+	u, region := t.APIURL, t.Region
+	if u == "" {
+		u = os.Getenv("REPLICATOR_API_URL")
+	}
+	if u == "" {
+		out, err := stackcache.Load(t.Stack)
+		if err != nil {
+			return nil, err
+		}
+		u = out.APIURL
+		if region == "" {
+			region = out.Region
+		}
+	}
+	return New(ctx, u, region)
+}
 
 // Client talks to one deployment's API.
 type Client struct {
@@ -61,6 +104,9 @@ func New(ctx context.Context, apiURL, region string) (*Client, error) {
 	return &Client{BaseURL: strings.TrimRight(apiURL, "/"), Region: cfg.Region, Creds: cfg.Credentials,
 		HTTP: &http.Client{Timeout: 30 * time.Second}, signer: v4.NewSigner(), awsCfg: cfg}, nil
 }
+
+// Endpoint is the API's URL.
+func (c *Client) Endpoint() string { return c.BaseURL }
 
 // Identity is who the requests are signed as.
 func (c *Client) Identity(ctx context.Context) (string, error) {

@@ -1,0 +1,82 @@
+package jobscmd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/cli/progressui"
+	"github.com/replicatorhq/replicator/internal/remote"
+)
+
+// ShowOptions of jobs show.
+type ShowOptions struct {
+	Common
+	ID string
+}
+
+// NewCmdShow builds jobs show.
+func NewCmdShow(f *factory.Factory, runF func(context.Context, *ShowOptions) error) *cobra.Command {
+	opts := &ShowOptions{}
+	cmd := &cobra.Command{
+		Use: "show ID", Short: "Show a job", Args: cobra.ExactArgs(1),
+		RunE: byID(opts, &opts.ID, runF, runShow),
+	}
+	common(f, cmd, &opts.Common)
+	return cmd
+}
+
+func runShow(ctx context.Context, opts *ShowOptions) error {
+	c, err := opts.api(ctx)
+	if err != nil {
+		return err
+	}
+	j, err := c.Get(ctx, opts.ID)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, j)
+	}
+	printJob(opts.IO.Out, j)
+	return nil
+}
+
+func printJob(w io.Writer, j *remote.Job) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	ts := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.Local().Format("2006-01-02 15:04:05")
+	}
+	row("id", j.ID)
+	row("status", string(j.Status))
+	row("command", j.Command)
+	row("source", j.Source)
+	row("target", j.Target)
+	row("owner", j.Owner)
+	row("instance", strings.TrimSpace(j.InstanceID+" "+j.InstanceType))
+	row("attempts", fmt.Sprint(j.Attempts))
+	row("created", j.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+	row("started", ts(j.StartedAt))
+	row("last heartbeat", ts(j.HeartbeatAt))
+	row("finished", ts(j.FinishedAt))
+	if p := j.Progress; p != nil {
+		row("progress", fmt.Sprintf("%.1f%%, %d/%d tables, %d rows, %s", p.Percent, p.TablesDone, p.TablesTotal, p.Rows, progressui.Bytes(p.Bytes)))
+	}
+	row("message", j.Message)
+	row("error", j.Error)
+	tw.Flush()
+}

@@ -1,0 +1,43 @@
+package setupcmd_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/replicatorhq/replicator/cli/cmdtest"
+	"github.com/replicatorhq/replicator/cli/setupcmd"
+)
+
+func TestSetupFlags(t *testing.T) {
+	f, out, errOut := cmdtest.Factory(nil)
+	var got *setupcmd.Options
+	r := cmdtest.Run(t, f, out, errOut, setupcmd.NewCmdSetup(f, func(_ context.Context, o *setupcmd.Options) error { got = o; return nil }),
+		"--stack", "prod", "--region", "eu-west-1", "--subnet-ids", "subnet-a,subnet-b", "--security-group-ids", "sg-1",
+		"--build-subnet-id", "subnet-build", "--instance-type", "m7g.large", "--max-jobs", "9", "--time-limit", "6h", "--unlock", "--yes",
+		"--backend", "file:///tmp/state")
+	if r.Code != 0 || got == nil {
+		t.Fatalf("%d %s", r.Code, r.Err)
+	}
+	want := setupcmd.Options{IO: got.IO, Version: "v0.0.0-test", Region: "eu-west-1", Stack: "prod", Backend: "file:///tmp/state",
+		SubnetIDs: []string{"subnet-a", "subnet-b"}, SecurityGroupIDs: []string{"sg-1"}, BuildSubnetID: "subnet-build",
+		InstanceType: "m7g.large", MaxJobs: 9, TimeLimit: 6 * time.Hour, Unlock: true, Yes: true}
+	if !reflect.DeepEqual(*got, want) {
+		t.Errorf("options\n%+v\nwant\n%+v", *got, want)
+	}
+	// Refused before anything reaches AWS.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--instance-type", "c7i.large"}, `"c7i.large" is not arm64`},
+		{[]string{"--stack", "Prod"}, "use lowercase letters, digits and dashes"},
+		{[]string{"--stack", "state"}, "is reserved"},
+		{[]string{"--max-jobs", "0"}, "--max-jobs must be at least 1"},
+		{[]string{"--time-limit", "30s"}, "--time-limit must be at least 1m"},
+	} {
+		f, out, errOut := cmdtest.Factory(nil)
+		cmdtest.Run(t, f, out, errOut, setupcmd.NewCmdSetup(f, nil), tc.args...).OneLineError(t, 2, tc.want)
+	}
+}

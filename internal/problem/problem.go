@@ -1,0 +1,27 @@
+// Package problem is the one error type for a problem the user can fix: what
+// is wrong and what to do about it, in one line. The engine, replication and
+// validate return it before anything changes; the CLI prints it as it is,
+// without advice about resuming (there is nothing to resume).
+package problem
+
+import "fmt"
+
+// Problem is what is wrong (Msg) and how to fix it (Fix, optional).
+type Problem struct {
+	Msg, Fix string
+	// Statements fix it, when replicator may run them for the user (SQL
+	// such as ALTER TABLE ... REPLICA IDENTITY FULL).
+	Statements []string
+}
+
+func (p *Problem) Error() string {
+	if p.Fix == "" {
+		return p.Msg
+	}
+	return p.Msg + ": " + p.Fix
+}
+
+// Errorf makes a problem whose message says the fix itself.
+func Errorf(format string, args ...any) *Problem {
+	return &Problem{Msg: fmt.Sprintf(format, args...)}
+}
