@@ -35,9 +35,9 @@ func CheckTarget(ctx context.Context, dst *pgx.Conn, di *catalog.Server) error {
 type Options struct {
 	Source, Target *conninfo.Endpoint
 	// SourceForTarget is how the target reaches the source (nil: Source).
-	SourceForTarget    *conninfo.Endpoint
-	Filters            *filter.Rules
-	Force              bool // recreate what exists
+	SourceForTarget     *conninfo.Endpoint
+	Filters             *filter.Rules
+	Force               bool // recreate what exists
 	ReplicaIdentityFull bool
 	// Sequences copies sequence values (CopySequences does it).
 	Sequences     bool
