@@ -19,6 +19,27 @@ type jobAPI struct {
 // every route AWS_IAM-authorised, the reaper's schedule, and both roles'
 // policies.
 func (s *stack) api(d *dataStores, w *workerFleet) (*jobAPI, error) {
+	fnRole, fnPolicy, err := s.roles(d, w)
+	if err != nil {
+		return nil, err
+	}
+	fn, err := s.function(d, w, fnRole, fnPolicy)
+	if err != nil {
+		return nil, err
+	}
+	url, err := s.gateway(fn)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.reaperSchedule(fn); err != nil {
+		return nil, err
+	}
+	return &jobAPI{url: url}, nil
+}
+
+// roles attaches the worker's policy and makes the Lambda's role and policy
+// (iam.go), scoped to this stack's resources.
+func (s *stack) roles(d *dataStores, w *workerFleet) (*iam.Role, *iam.RolePolicy, error) {
 	p, ctx := s.names.Prefix(), s.ctx
 	arns := pulumi.All(d.table.Arn, d.key.Arn, d.jobsLogs.Arn, d.fnLogs.Arn, d.bucket.Arn, w.role.Arn, w.launchTemplate.Arn)
 	policy := func(build func(ARNs) Policy) pulumi.StringOutput {
@@ -30,19 +51,21 @@ func (s *stack) api(d *dataStores, w *workerFleet) (*jobAPI, error) {
 		}).(pulumi.StringOutput)
 	}
 	if _, err := iam.NewRolePolicy(ctx, p+"-worker", &iam.RolePolicyArgs{Role: w.role.Name, Policy: policy(WorkerPolicy)}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fnRole, err := iam.NewRole(ctx, p+"-api", &iam.RoleArgs{AssumeRolePolicy: pulumi.String(assume("lambda.amazonaws.com")), Tags: s.tags})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fnPolicy, err := iam.NewRolePolicy(ctx, p+"-api", &iam.RolePolicyArgs{Role: fnRole.Name, Policy: policy(LambdaPolicy)})
-	if err != nil {
-		return nil, err
-	}
-	fn, err := lambda.NewFunction(ctx, s.names.Function(), &lambda.FunctionArgs{
+	return fnRole, fnPolicy, err
+}
+
+// function is the Lambda, told the stack's names and limits.
+func (s *stack) function(d *dataStores, w *workerFleet, role *iam.Role, policy *iam.RolePolicy) (*lambda.Function, error) {
+	return lambda.NewFunction(s.ctx, s.names.Function(), &lambda.FunctionArgs{
 		Name: pulumi.String(s.names.Function()), Runtime: pulumi.String("provided.al2023"), Architectures: pulumi.StringArray{pulumi.String("arm64")},
-		Handler: pulumi.String("bootstrap"), Code: pulumi.NewFileArchive(s.cfg.LambdaZip), Role: fnRole.Arn,
+		Handler: pulumi.String("bootstrap"), Code: pulumi.NewFileArchive(s.cfg.LambdaZip), Role: role.Arn,
 		MemorySize: pulumi.Int(256), Timeout: pulumi.Int(30),
 		Environment: &lambda.FunctionEnvironmentArgs{Variables: pulumi.StringMap{
 			"REPLICATOR_STACK": pulumi.String(s.cfg.Stack), "REPLICATOR_VERSION": pulumi.String(s.cfg.Version),
@@ -59,45 +82,51 @@ func (s *stack) api(d *dataStores, w *workerFleet) (*jobAPI, error) {
 			"REPLICATOR_ARTIFACTS_BUCKET":           d.bucket.Bucket, "REPLICATOR_WORKER_KEY": d.workerObject.Key,
 		}},
 		Tags: s.tags,
-	}, pulumi.DependsOn([]pulumi.Resource{d.fnLogs, fnPolicy}))
-	if err != nil {
-		return nil, err
-	}
+	}, pulumi.DependsOn([]pulumi.Resource{d.fnLogs, policy}))
+}
+
+// gateway is the HTTP API in front of the Lambda, every route AWS_IAM.
+func (s *stack) gateway(fn *lambda.Function) (pulumi.StringOutput, error) {
+	p, ctx := s.names.Prefix(), s.ctx
 	api, err := apigatewayv2.NewApi(ctx, p, &apigatewayv2.ApiArgs{Name: pulumi.String(s.names.API()), ProtocolType: pulumi.String("HTTP"), Tags: s.tags})
 	if err != nil {
-		return nil, err
+		return pulumi.StringOutput{}, err
 	}
 	integration, err := apigatewayv2.NewIntegration(ctx, p, &apigatewayv2.IntegrationArgs{ApiId: api.ID(), IntegrationType: pulumi.String("AWS_PROXY"),
 		IntegrationUri: fn.InvokeArn, PayloadFormatVersion: pulumi.String("2.0"), IntegrationMethod: pulumi.String("POST")})
 	if err != nil {
-		return nil, err
+		return pulumi.StringOutput{}, err
 	}
 	for _, route := range Routes {
 		name := p + "-" + strings.NewReplacer(" ", "-", "/", "-", "{", "", "}", "").Replace(strings.ToLower(route))
 		if _, err := apigatewayv2.NewRoute(ctx, name, &apigatewayv2.RouteArgs{ApiId: api.ID(), RouteKey: pulumi.String(route),
 			AuthorizationType: pulumi.String("AWS_IAM"), Target: pulumi.Sprintf("integrations/%s", integration.ID())}); err != nil {
-			return nil, err
+			return pulumi.StringOutput{}, err
 		}
 	}
 	stage, err := apigatewayv2.NewStage(ctx, p, &apigatewayv2.StageArgs{ApiId: api.ID(), Name: pulumi.String("$default"), AutoDeploy: pulumi.Bool(true), Tags: s.tags})
 	if err != nil {
-		return nil, err
+		return pulumi.StringOutput{}, err
 	}
 	if _, err := lambda.NewPermission(ctx, p+"-api", &lambda.PermissionArgs{Function: fn.Name, Action: pulumi.String("lambda:InvokeFunction"),
 		Principal: pulumi.String("apigateway.amazonaws.com"), SourceArn: pulumi.Sprintf("%s/*/*", api.ExecutionArn)}); err != nil {
-		return nil, err
+		return pulumi.StringOutput{}, err
 	}
+	return stage.InvokeUrl, nil
+}
+
+// reaperSchedule runs the Lambda's reaper every minute.
+func (s *stack) reaperSchedule(fn *lambda.Function) error {
+	p, ctx := s.names.Prefix(), s.ctx
 	rule, err := cloudwatch.NewEventRule(ctx, p+"-reaper", &cloudwatch.EventRuleArgs{ScheduleExpression: pulumi.String("rate(1 minute)"),
 		Description: pulumi.String("replicator reaper: relaunch silent workers, enforce time limits, terminate orphans"), Tags: s.tags})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := cloudwatch.NewEventTarget(ctx, p+"-reaper", &cloudwatch.EventTargetArgs{Rule: rule.Name, Arn: fn.Arn}); err != nil {
-		return nil, err
+		return err
 	}
-	if _, err := lambda.NewPermission(ctx, p+"-reaper", &lambda.PermissionArgs{Function: fn.Name, Action: pulumi.String("lambda:InvokeFunction"),
-		Principal: pulumi.String("events.amazonaws.com"), SourceArn: rule.Arn}); err != nil {
-		return nil, err
-	}
-	return &jobAPI{url: stage.InvokeUrl}, nil
+	_, err = lambda.NewPermission(ctx, p+"-reaper", &lambda.PermissionArgs{Function: fn.Name, Action: pulumi.String("lambda:InvokeFunction"),
+		Principal: pulumi.String("events.amazonaws.com"), SourceArn: rule.Arn})
+	return err
 }

@@ -63,81 +63,30 @@ func recipeVersion(componentVersion, parentImage string) string {
 // artifacts bucket at boot, so a new CLI version does not rebuild the AMI; a
 // changed component.yaml does.
 func (s *stack) image() (*builtImage, error) {
-	p, name := s.names.Prefix(), s.names.Image()
-	role, err := iam.NewRole(s.ctx, p+"-image-builder", &iam.RoleArgs{AssumeRolePolicy: pulumi.String(assume("ec2.amazonaws.com")), Tags: s.tags})
-	if err != nil {
-		return nil, err
-	}
-	for i, policy := range []string{"AmazonSSMManagedInstanceCore", "EC2InstanceProfileForImageBuilder"} {
-		if _, err := iam.NewRolePolicyAttachment(s.ctx, p+"-image-builder-"+string(rune('a'+i)), &iam.RolePolicyAttachmentArgs{
-			Role: role.Name, PolicyArn: pulumi.String(s.at.arn("iam", "", "aws", "policy/"+policy))}); err != nil {
-			return nil, err
-		}
-	}
-	profile, err := iam.NewInstanceProfile(s.ctx, p+"-image-builder", &iam.InstanceProfileArgs{Role: role.Name, Tags: s.tags})
+	profile, err := s.imageBuilderProfile()
 	if err != nil {
 		return nil, err
 	}
 	// Image Builder logs each build to /aws/imagebuilder/RECIPE; owning the
 	// group gives it a retention and lets teardown remove it.
-	logs, err := s.logGroup(p+"-image-builds", s.names.ImageLogGroup())
+	logs, err := s.logGroup(s.names.Prefix()+"-image-builds", s.names.ImageLogGroup())
 	if err != nil {
 		return nil, err
 	}
-	compVersion := ComponentVersion(componentYAML)
-	component, err := imagebuilder.NewComponent(s.ctx, p+"-worker", &imagebuilder.ComponentArgs{
-		Name: pulumi.String(name), Platform: pulumi.String("Linux"), Version: pulumi.String(compVersion),
-		Data: pulumi.String(componentYAML), Tags: s.tags,
-	})
+	recipe, err := s.imageRecipe()
 	if err != nil {
 		return nil, err
 	}
-	parent := s.at.arn("imagebuilder", s.at.Region, "aws", "image/amazon-linux-2023-arm64/x.x.x")
-	recipe, err := imagebuilder.NewImageRecipe(s.ctx, p+"-worker", &imagebuilder.ImageRecipeArgs{
-		Name: pulumi.String(name), Version: pulumi.String(recipeVersion(compVersion, parent)), ParentImage: pulumi.String(parent),
-		Components: imagebuilder.ImageRecipeComponentArray{&imagebuilder.ImageRecipeComponentArgs{ComponentArn: component.Arn}},
-		BlockDeviceMappings: imagebuilder.ImageRecipeBlockDeviceMappingArray{&imagebuilder.ImageRecipeBlockDeviceMappingArgs{
-			DeviceName: pulumi.String("/dev/xvda"),
-			Ebs: &imagebuilder.ImageRecipeBlockDeviceMappingEbsArgs{Encrypted: pulumi.String("true"), VolumeSize: pulumi.Int(names.VolumeGiB),
-				VolumeType: pulumi.String("gp3"), DeleteOnTermination: pulumi.String("true")},
-		}},
-		Tags: s.tags,
-	})
+	infra, err := s.imageInfrastructure(profile)
 	if err != nil {
 		return nil, err
 	}
-	infraArgs := &imagebuilder.InfrastructureConfigurationArgs{
-		Name: pulumi.String(name), InstanceProfileName: profile.Name,
-		InstanceTypes:              pulumi.StringArray{pulumi.String(imageBuildInstanceType)},
-		TerminateInstanceOnFailure: pulumi.Bool(true),
-		InstanceMetadataOptions:    &imagebuilder.InfrastructureConfigurationInstanceMetadataOptionsArgs{HttpTokens: pulumi.String("required")},
-		Tags:                       s.tags,
-	}
-	// The build's own network: the default VPC, or the subnet setup checked
-	// for a route to the package repositories and SSM. Never the workers'.
-	if s.cfg.BuildSubnetID != "" {
-		sg, err := ec2.NewSecurityGroup(s.ctx, p+"-image-build", &ec2.SecurityGroupArgs{
-			Description: pulumi.String("replicator " + s.cfg.Stack + ": AMI builds (outbound only)"), VpcId: pulumi.String(s.cfg.BuildVPCID),
-			Egress: ec2.SecurityGroupEgressArray{&ec2.SecurityGroupEgressArgs{Protocol: pulumi.String("-1"), FromPort: pulumi.Int(0), ToPort: pulumi.Int(0),
-				CidrBlocks: pulumi.StringArray{pulumi.String("0.0.0.0/0")}}},
-			Tags: s.tags,
-		})
-		if err != nil {
-			return nil, err
-		}
-		infraArgs.SubnetId = pulumi.String(s.cfg.BuildSubnetID)
-		infraArgs.SecurityGroupIds = pulumi.StringArray{sg.ID()}
-	}
-	infra, err := imagebuilder.NewInfrastructureConfiguration(s.ctx, p+"-worker", infraArgs)
-	if err != nil {
-		return nil, err
-	}
-	dist, err := imagebuilder.NewDistributionConfiguration(s.ctx, p+"-worker", &imagebuilder.DistributionConfigurationArgs{
-		Name: pulumi.String(name),
+	dist, err := imagebuilder.NewDistributionConfiguration(s.ctx, s.names.Prefix()+"-worker", &imagebuilder.DistributionConfigurationArgs{
+		Name: pulumi.String(s.names.Image()),
 		Distributions: imagebuilder.DistributionConfigurationDistributionArray{&imagebuilder.DistributionConfigurationDistributionArgs{
 			Region: pulumi.String(s.at.Region),
 			AmiDistributionConfiguration: &imagebuilder.DistributionConfigurationDistributionAmiDistributionConfigurationArgs{
-				Name:    pulumi.String(name + "-{{ imagebuilder:buildDate }}"),
+				Name:    pulumi.String(s.names.Image() + "-{{ imagebuilder:buildDate }}"),
 				AmiTags: pulumi.StringMap{names.TagStack: pulumi.String(s.cfg.Stack), names.TagRole: pulumi.String(names.RoleWorkerImage)},
 			},
 		}},
@@ -146,7 +95,7 @@ func (s *stack) image() (*builtImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := imagebuilder.NewImage(s.ctx, p+"-worker", &imagebuilder.ImageArgs{
+	img, err := imagebuilder.NewImage(s.ctx, s.names.Prefix()+"-worker", &imagebuilder.ImageArgs{
 		ImageRecipeArn: recipe.Arn, InfrastructureConfigurationArn: infra.Arn, DistributionConfigurationArn: dist.Arn,
 		// The test stage boots the image without a job: the component's test
 		// phase checks the worker stays idle and the tools are there.
@@ -167,6 +116,76 @@ func (s *stack) image() (*builtImage, error) {
 		return ""
 	}).(pulumi.StringOutput)
 	return &builtImage{amiID: ami}, nil
+}
+
+// imageBuilderProfile is the build instance's role: what Image Builder and SSM
+// need, by AWS's managed policies in the stack's partition.
+func (s *stack) imageBuilderProfile() (*iam.InstanceProfile, error) {
+	p := s.names.Prefix()
+	role, err := iam.NewRole(s.ctx, p+"-image-builder", &iam.RoleArgs{AssumeRolePolicy: pulumi.String(assume("ec2.amazonaws.com")), Tags: s.tags})
+	if err != nil {
+		return nil, err
+	}
+	for i, policy := range []string{"AmazonSSMManagedInstanceCore", "EC2InstanceProfileForImageBuilder"} {
+		if _, err := iam.NewRolePolicyAttachment(s.ctx, p+"-image-builder-"+string(rune('a'+i)), &iam.RolePolicyAttachmentArgs{
+			Role: role.Name, PolicyArn: pulumi.String(s.at.arn("iam", "", "aws", "policy/"+policy))}); err != nil {
+			return nil, err
+		}
+	}
+	return iam.NewInstanceProfile(s.ctx, p+"-image-builder", &iam.InstanceProfileArgs{Role: role.Name, Tags: s.tags})
+}
+
+// imageRecipe is the component (component.yaml) on Amazon Linux 2023 arm64,
+// each versioned by its content.
+func (s *stack) imageRecipe() (*imagebuilder.ImageRecipe, error) {
+	p, name := s.names.Prefix(), s.names.Image()
+	compVersion := ComponentVersion(componentYAML)
+	component, err := imagebuilder.NewComponent(s.ctx, p+"-worker", &imagebuilder.ComponentArgs{
+		Name: pulumi.String(name), Platform: pulumi.String("Linux"), Version: pulumi.String(compVersion),
+		Data: pulumi.String(componentYAML), Tags: s.tags,
+	})
+	if err != nil {
+		return nil, err
+	}
+	parent := s.at.arn("imagebuilder", s.at.Region, "aws", "image/amazon-linux-2023-arm64/x.x.x")
+	return imagebuilder.NewImageRecipe(s.ctx, p+"-worker", &imagebuilder.ImageRecipeArgs{
+		Name: pulumi.String(name), Version: pulumi.String(recipeVersion(compVersion, parent)), ParentImage: pulumi.String(parent),
+		Components: imagebuilder.ImageRecipeComponentArray{&imagebuilder.ImageRecipeComponentArgs{ComponentArn: component.Arn}},
+		BlockDeviceMappings: imagebuilder.ImageRecipeBlockDeviceMappingArray{&imagebuilder.ImageRecipeBlockDeviceMappingArgs{
+			DeviceName: pulumi.String("/dev/xvda"),
+			Ebs: &imagebuilder.ImageRecipeBlockDeviceMappingEbsArgs{Encrypted: pulumi.String("true"), VolumeSize: pulumi.Int(names.VolumeGiB),
+				VolumeType: pulumi.String("gp3"), DeleteOnTermination: pulumi.String("true")},
+		}},
+		Tags: s.tags,
+	})
+}
+
+// imageInfrastructure is where the build runs: the default VPC, or the
+// subnet setup checked for a route to the package repositories and SSM.
+// Never the workers'.
+func (s *stack) imageInfrastructure(profile *iam.InstanceProfile) (*imagebuilder.InfrastructureConfiguration, error) {
+	p := s.names.Prefix()
+	args := &imagebuilder.InfrastructureConfigurationArgs{
+		Name: pulumi.String(s.names.Image()), InstanceProfileName: profile.Name,
+		InstanceTypes:              pulumi.StringArray{pulumi.String(imageBuildInstanceType)},
+		TerminateInstanceOnFailure: pulumi.Bool(true),
+		InstanceMetadataOptions:    &imagebuilder.InfrastructureConfigurationInstanceMetadataOptionsArgs{HttpTokens: pulumi.String("required")},
+		Tags:                       s.tags,
+	}
+	if s.cfg.BuildSubnetID != "" {
+		sg, err := ec2.NewSecurityGroup(s.ctx, p+"-image-build", &ec2.SecurityGroupArgs{
+			Description: pulumi.String("replicator " + s.cfg.Stack + ": AMI builds (outbound only)"), VpcId: pulumi.String(s.cfg.BuildVPCID),
+			Egress: ec2.SecurityGroupEgressArray{&ec2.SecurityGroupEgressArgs{Protocol: pulumi.String("-1"), FromPort: pulumi.Int(0), ToPort: pulumi.Int(0),
+				CidrBlocks: pulumi.StringArray{pulumi.String("0.0.0.0/0")}}},
+			Tags: s.tags,
+		})
+		if err != nil {
+			return nil, err
+		}
+		args.SubnetId = pulumi.String(s.cfg.BuildSubnetID)
+		args.SecurityGroupIds = pulumi.StringArray{sg.ID()}
+	}
+	return imagebuilder.NewInfrastructureConfiguration(s.ctx, p+"-worker", args)
 }
 
 func assume(service string) string {

@@ -124,9 +124,7 @@ func Watch(ctx context.Context, ios *iostreams.IOStreams, c client.API, id strin
 		}
 	}
 	defer closeDisplay()
-	// The worker's results, printed once the job is over, as a local run does.
-	var copied *engine.Result
-	var verified *verify.Result
+	var res results
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = time.Second, 30*time.Second
 	var outage time.Time
@@ -154,41 +152,15 @@ func Watch(ctx context.Context, ios *iostreams.IOStreams, c client.API, id strin
 			outage = time.Time{}
 			bo.Reset()
 		}
-		for _, l := range page.Lines {
-			var ev progress.Event
-			if json.Unmarshal([]byte(l.Message), &ev) != nil || ev.Kind == "" {
-				ev = progress.Event{Time: l.Time, Kind: progress.Info, Message: l.Message}
-			}
-			switch ev.Kind {
-			case progress.Summary:
-				copied = &engine.Result{}
-				if json.Unmarshal(ev.Data, copied) != nil {
-					copied = nil
-				}
-			case progress.VerifyResult:
-				verified = &verify.Result{}
-				if json.Unmarshal(ev.Data, verified) != nil {
-					verified = nil
-				}
-			default:
-				r.Emit(ev)
-			}
-		}
+		res.read(page.Lines, r)
 		cursor = page.Next
 		if job.Progress != nil {
 			r.Emit(progress.Event{Time: time.Now(), Kind: progress.Tick, Overall: job.Progress})
 		}
 		if job.Status.Terminal() && len(page.Lines) == 0 {
 			closeDisplay()
-			if copied != nil {
-				if err := progressui.Summary(ios.Out, copied, jsonOut); err != nil {
-					return err
-				}
-			}
-			if verified != nil {
-				if err := verifycmd.Report(ios.Out, verified, jsonOut); err != nil {
-					return err
-				}
+			if err := res.print(ios, jsonOut); err != nil {
+				return err
 			}
 			return Outcome(job)
 		}
@@ -196,6 +168,50 @@ func Watch(ctx context.Context, ios *iostreams.IOStreams, c client.API, id strin
 			return &Detached{ID: id}
 		}
 	}
+}
+
+// results are the worker's, printed once the job is over, as a local run
+// prints them.
+type results struct {
+	copied   *engine.Result
+	verified *verify.Result
+}
+
+// read renders a page of the job's log: events go to the display, results
+// are kept for the end.
+func (res *results) read(lines []logs.Line, r progressui.Renderer) {
+	for _, l := range lines {
+		var ev progress.Event
+		if json.Unmarshal([]byte(l.Message), &ev) != nil || ev.Kind == "" {
+			ev = progress.Event{Time: l.Time, Kind: progress.Info, Message: l.Message}
+		}
+		switch ev.Kind {
+		case progress.Summary:
+			res.copied = &engine.Result{}
+			if json.Unmarshal(ev.Data, res.copied) != nil {
+				res.copied = nil
+			}
+		case progress.VerifyResult:
+			res.verified = &verify.Result{}
+			if json.Unmarshal(ev.Data, res.verified) != nil {
+				res.verified = nil
+			}
+		default:
+			r.Emit(ev)
+		}
+	}
+}
+
+func (res *results) print(ios *iostreams.IOStreams, jsonOut bool) error {
+	if res.copied != nil {
+		if err := progressui.Summary(ios.Out, res.copied, jsonOut); err != nil {
+			return err
+		}
+	}
+	if res.verified != nil {
+		return verifycmd.Report(ios.Out, res.verified, jsonOut)
+	}
+	return nil
 }
 
 func poll(ctx context.Context, c client.API, id, cursor string) (*remote.Job, *jobsPage, error) {

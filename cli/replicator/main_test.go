@@ -59,6 +59,10 @@ func TestMain(m *testing.M) {
 	}
 	pair = p
 	code := m.Run()
+	if err := checkAWSCalls(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: "+err.Error())
+		code = 1
+	}
 	// The emulated platform, if a test started it, goes too: a test run
 	// leaves no process behind.
 	if stack != nil {

@@ -308,8 +308,12 @@ func TestRemoteRidesOutAPIOutage(t *testing.T) {
 	cmd, _, stderr := startReplicator(t, s.CallerEnv("alice"), "init", "--remote", "--no-roles", "--include-databases", db,
 		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
 	waitFor(t, "the job to start", time.Minute, func() bool { return strings.Contains(stderr.String(), "submitted job") })
+	id := jobIDFrom(t, stderr.String())
 	s.API.Stop()
-	time.Sleep(30 * time.Second)
+	// The API stays down until the CLI has noticed and the job is over: the
+	// CLI must wait the outage out and still report the job's outcome.
+	waitFor(t, "the CLI to notice the outage", time.Minute, func() bool { return strings.Contains(stderr.String(), "job API unreachable") })
+	waitJob(t, s, id, 2*time.Minute, func(j *remote.Job) bool { return j.Status.Terminal() })
 	if err := s.API.Start(); err != nil {
 		t.Fatal(err)
 	}

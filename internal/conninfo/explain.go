@@ -2,10 +2,13 @@ package conninfo
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -38,9 +41,9 @@ func Explain(e *Endpoint, err error) error {
 		msg = fmt.Sprintf("%s: cannot resolve host %q: check the host name in the URL", e.Side, dnsErr.Name)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		msg = fmt.Sprintf("%s: connection timed out after %s: check the host, port and firewall (raise connect_timeout if the network is slow)", where, e.ConnectTimeout())
-	case errors.As(err, &opErr) && strings.Contains(err.Error(), "connection refused"):
+	case errors.As(err, &opErr) && errors.Is(err, syscall.ECONNREFUSED):
 		msg = fmt.Sprintf("%s: connection refused: is PostgreSQL running there and accepting TCP connections on that port?", where)
-	case strings.Contains(err.Error(), "tls") || strings.Contains(err.Error(), "SSL"):
+	case isTLS(err):
 		msg = fmt.Sprintf("%s: TLS negotiation failed (%s): check sslmode and the server's certificate", where, lastPart(err))
 	default:
 		msg = fmt.Sprintf("%s: cannot connect: %s", where, lastPart(err))
@@ -75,4 +78,16 @@ func lastPart(err error) string {
 		return strings.TrimSpace(s[i+3:])
 	}
 	return s
+}
+
+// isTLS recognises a failed TLS negotiation: the server refused SSL
+// (pgconn says so in its message, the only place), or the handshake or the
+// certificate failed.
+func isTLS(err error) bool {
+	var rec tls.RecordHeaderError
+	var cert *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	return errors.As(err, &rec) || errors.As(err, &cert) || errors.As(err, &unknown) || errors.As(err, &host) ||
+		strings.Contains(err.Error(), "server refused TLS connection")
 }

@@ -70,7 +70,7 @@ func Bootstrap(ctx context.Context, cfg aws.Config, a *Account, out io.Writer) (
 		if a.Region != "us-east-1" {
 			in.CreateBucketConfiguration = &stypes.CreateBucketConfiguration{LocationConstraint: stypes.BucketLocationConstraint(a.Region)}
 		}
-		if _, err := s3c.CreateBucket(ctx, in); err != nil && !strings.Contains(err.Error(), "BucketAlreadyOwnedByYou") {
+		if _, err := s3c.CreateBucket(ctx, in); err != nil && apiCode(err) != "BucketAlreadyOwnedByYou" {
 			return "", "", fmt.Errorf("create state bucket: %w", err)
 		}
 	}
@@ -136,7 +136,7 @@ func Purge(ctx context.Context, cfg aws.Config, a *Account, out io.Writer) error
 			}
 		}
 	}
-	if _, err := s3c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket}); err != nil && !strings.Contains(err.Error(), "NoSuchBucket") {
+	if _, err := s3c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket}); err != nil && apiCode(err) != "NoSuchBucket" {
 		return fmt.Errorf("delete state bucket: %w", err)
 	}
 	fmt.Fprintf(out, "Deleted the state bucket s3://%s\n", bucket)
@@ -225,4 +225,13 @@ func RemoveImages(ctx context.Context, cfg aws.Config, stack string, keep []stri
 		n++
 	}
 	return n, nil
+}
+
+// apiCode is the AWS error code of err ("" for other errors).
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 )
 
 // Lock is a holder of the stack's lock in a self-managed (S3 or file)
@@ -47,15 +49,19 @@ func (e *ErrLocked) Error() string {
 // USER@HOST (pid N) at RFC3339"), the only place the Automation API gives it.
 var lockRE = regexp.MustCompile(`created by (.*)@(\S+) \(pid (\d+)\) at (\S+)`)
 
-const lockedText = "currently locked"
-
-// locksOf returns the locks an error reports, or nil when it is not about locks.
+// locksOf returns the locks an error of the Automation API reports, or nil
+// when it is not about locks (the SDK decides that).
 func locksOf(err error) []Lock {
-	if err == nil || !strings.Contains(err.Error(), lockedText) {
+	if err == nil || !auto.IsConcurrentUpdateError(err) {
 		return nil
 	}
+	return parseLocks(err.Error())
+}
+
+// parseLocks reads the holders of the locks from the CLI's message.
+func parseLocks(text string) []Lock {
 	var out []Lock
-	for _, m := range lockRE.FindAllStringSubmatch(err.Error(), -1) {
+	for _, m := range lockRE.FindAllStringSubmatch(text, -1) {
 		pid, _ := strconv.Atoi(m[3])
 		at, _ := time.Parse(time.RFC3339, m[4])
 		out = append(out, Lock{User: m[1], Host: m[2], PID: pid, Since: at})

@@ -54,10 +54,9 @@ func TestImageBuildLeftRunning(t *testing.T) {
 }
 
 func TestLocksFromThePulumiError(t *testing.T) {
-	err := errors.New("the stack is currently locked by 2 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.\n" +
+	locks := parseLocks("the stack is currently locked by 2 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.\n" +
 		"  s3://b/.pulumi/locks/organization/replicator/prod/x.json: created by alice@laptop (pid 4242) at 2026-11-26T10:00:00Z\n" +
 		"  s3://b/.pulumi/locks/organization/replicator/prod/y.json: created by ci@runner-7 (pid 17) at 2020-01-01T00:00:00Z")
-	locks := locksOf(err)
 	if len(locks) != 2 || locks[0].User != "alice" || locks[0].Host != "laptop" || locks[0].PID != 4242 || locks[1].Host != "runner-7" {
 		t.Fatalf("%+v", locks)
 	}
@@ -68,7 +67,7 @@ func TestLocksFromThePulumiError(t *testing.T) {
 	if stale, why := locks[1].Stale(now, "elsewhere"); !stale || !strings.Contains(why, "older than") {
 		t.Errorf("an old lock: %v %s", stale, why)
 	}
-	if locksOf(errors.New("something else")) != nil {
-		t.Errorf("not a lock error")
+	if locksOf(errors.New("the stack is currently locked by 1 lock(s)")) != nil {
+		t.Errorf("an error that is not the Automation API's is no lock")
 	}
 }

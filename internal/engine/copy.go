@@ -109,6 +109,10 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 // scans) and orders the parts largest first, so the longest work starts early and
 // small tables fill the gaps at the end. A resumed run reuses the ranges it
 // planned before and leaves out the parts it finished.
+// MaxRanges caps the ranges a table is split into: beyond it, a range is
+// larger than --split-tables-larger-than, and more ranges only add queries.
+const MaxRanges = 64
+
 func (r *run) planParts(ctx context.Context, w *dbWork) ([]*part, error) {
 	var parts []*part
 	threshold := r.opts.SplitThreshold
@@ -123,7 +127,7 @@ func (r *run) planParts(ctx context.Context, w *dbWork) ([]*part, error) {
 			}
 		} else if _, resumed := r.cp.get(keyPart(w.name, t.Name, &part{whole: true})); !resumed &&
 			threshold > 0 && t.Bytes > threshold && t.Pages > 1 {
-			n := min((t.Bytes+threshold-1)/threshold, t.Pages, 64)
+			n := min((t.Bytes+threshold-1)/threshold, t.Pages, MaxRanges)
 			step := (t.Pages + n - 1) / n
 			for lo := int64(0); lo < t.Pages; lo += step {
 				hi := lo + step

@@ -75,54 +75,70 @@ const (
 	pgPolicyOID     = 3256
 )
 
+// copyDatabase copies one database in its snapshot: catalog, schema, rows and
+// indexes, the rest of the schema, sequences, large objects. With sync, it
+// hands the database over to replication.
 func (r *run) copyDatabase(ctx context.Context, db *dbPlan) error {
 	if r.cp.done(keyDB(db.name, "done")) {
 		r.info(db.name, "already copied by the interrupted run: skipped")
 		return nil
 	}
-	src, err := r.opts.Source.WithDatabase(db.name)
+	w, err := r.openDatabase(db)
 	if err != nil {
 		return err
+	}
+	defer w.closeSnapshot()
+	if r.opts.Sync != nil {
+		return r.copyAndHandOver(ctx, db, w)
+	}
+	if err := r.copySnapshot(ctx, db, w); err != nil {
+		return err
+	}
+	return r.cp.set(ctx, keyDB(db.name, "done"), checkpoint.Done)
+}
+
+func (r *run) openDatabase(db *dbPlan) (*dbWork, error) {
+	src, err := r.opts.Source.WithDatabase(db.name)
+	if err != nil {
+		return nil, err
 	}
 	dst, err := r.opts.Target.WithDatabase(db.name)
 	if err != nil {
+		return nil, err
+	}
+	return &dbWork{name: db.name, src: src, dst: dst, skipPost: map[tocKey]bool{}}, nil
+}
+
+// copyAndHandOver is the copy of a database that continues into logical
+// replication: the publication and the slot first (the slot's snapshot is
+// the copy's), then the copy, then the subscription, which streams from
+// exactly where the snapshot ends. Any failure drops the slot and the
+// publication, which would otherwise retain WAL on the source.
+func (r *run) copyAndHandOver(ctx context.Context, db *dbPlan, w *dbWork) error {
+	err := r.step(ctx, db.name, "publication", func() error { return r.preparePublication(ctx, w) })
+	if err == nil {
+		err = r.copySnapshot(ctx, db, w)
+	}
+	if err == nil {
+		// Every reader is done with the snapshot: release the slot to the
+		// subscription.
+		w.closeSnapshot()
+		err = r.step(ctx, db.name, "subscription", func() error { return r.subscribe(ctx, w) })
+	}
+	if err == nil {
+		err = r.cp.set(ctx, keyDB(db.name, "done"), checkpoint.Done)
+	}
+	if err != nil {
+		r.abandonSync(w)
+	}
+	return err
+}
+
+// copySnapshot runs the steps that read the database's snapshot.
+func (r *run) copySnapshot(ctx context.Context, db *dbPlan, w *dbWork) error {
+	if err := r.step(ctx, db.name, "catalog", func() error { return r.readCatalog(ctx, w) }); err != nil {
 		return err
 	}
-	w := &dbWork{name: db.name, src: src, dst: dst, skipPost: map[tocKey]bool{}}
-	defer w.closeSnapshot()
-	if r.opts.Sync != nil {
-		handedOver := false
-		defer func() {
-			if !handedOver {
-				r.abandonSync(w)
-			}
-		}()
-		if err := r.step(ctx, db.name, "publication", func() error { return r.preparePublication(ctx, w) }); err != nil {
-			return err
-		}
-		defer func() { handedOver = r.cp.done(keyDB(db.name, "done")) }()
-	}
-
-	if err := r.step(ctx, db.name, "catalog", func() error {
-		if err := r.exportSnapshot(ctx, w); err != nil {
-			return err
-		}
-		conn, err := w.src.Connect(ctx)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(context.Background())
-		if err := sourceSession(ctx, conn); err != nil {
-			return err
-		}
-		if err := r.beginInSnapshot(ctx, w, conn); err != nil {
-			return err
-		}
-		return r.inspect(ctx, conn, w)
-	}); err != nil {
-		return err
-	}
-
 	archiveDir := r.opts.ArchiveDir
 	if archiveDir == "" {
 		dir, err := os.MkdirTemp(r.opts.TempDir, "replicator-schema-")
@@ -135,6 +151,43 @@ func (r *run) copyDatabase(ctx context.Context, db *dbPlan) error {
 		return err
 	}
 	archive := filepath.Join(archiveDir, fmt.Sprintf("%x.dump", db.name))
+	if err := r.preData(ctx, db, w, archive); err != nil {
+		return err
+	}
+	if err := r.copyAndIndex(ctx, w); err != nil {
+		return err
+	}
+	if err := r.finishSteps(ctx, w, archive, archiveDir); err != nil {
+		return err
+	}
+	r.recordTables(w)
+	os.Remove(archive)
+	return nil
+}
+
+// readCatalog exports (or takes the slot's) snapshot and reads the database's
+// tables, indexes and large objects in it.
+func (r *run) readCatalog(ctx context.Context, w *dbWork) error {
+	if err := r.exportSnapshot(ctx, w); err != nil {
+		return err
+	}
+	conn, err := w.src.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := sourceSession(ctx, conn); err != nil {
+		return err
+	}
+	if err := r.beginInSnapshot(ctx, w, conn); err != nil {
+		return err
+	}
+	return r.inspect(ctx, conn, w)
+}
+
+// preData dumps the schema (unless an interrupted run's archive is there) and
+// restores its pre-data section (unless that run finished it).
+func (r *run) preData(ctx context.Context, db *dbPlan, w *dbWork, archive string) error {
 	preDone := r.cp.done(keyDB(db.name, "pre-data"))
 	if _, err := os.Stat(archive); err != nil || !preDone {
 		if err := r.step(ctx, db.name, "dump schema", func() error { return r.dumpSchema(ctx, w, archive) }); err != nil {
@@ -143,12 +196,13 @@ func (r *run) copyDatabase(ctx context.Context, db *dbPlan) error {
 	}
 	if preDone {
 		r.info(db.name, "pre-data restored by the interrupted run: skipped")
-	} else if err := r.step(ctx, db.name, "pre-data", func() error { return r.restorePreData(ctx, w, db, archive) }); err != nil {
-		return err
+		return nil
 	}
-	if err := r.copyAndIndex(ctx, w); err != nil {
-		return err
-	}
+	return r.step(ctx, db.name, "pre-data", func() error { return r.restorePreData(ctx, w, db, archive) })
+}
+
+// finishSteps are the steps after the rows, each checkpointed.
+func (r *run) finishSteps(ctx context.Context, w *dbWork, archive, archiveDir string) error {
 	for _, s := range []struct {
 		name string
 		fn   func(resuming bool) error
@@ -157,7 +211,7 @@ func (r *run) copyDatabase(ctx context.Context, db *dbPlan) error {
 		{"post-data", func(resuming bool) error { return r.restorePostData(ctx, w, archive, archiveDir, resuming) }},
 		{"sequences", func(bool) error { return r.setSequences(ctx, w) }},
 	} {
-		key := keyDB(db.name, s.name)
+		key := keyDB(w.name, s.name)
 		rec, seen := r.cp.get(key)
 		if seen && rec.Status == checkpoint.Done {
 			continue
@@ -165,14 +219,20 @@ func (r *run) copyDatabase(ctx context.Context, db *dbPlan) error {
 		if err := r.cp.set(ctx, key, checkpoint.Running); err != nil {
 			return err
 		}
-		if err := r.step(ctx, db.name, s.name, func() error { return s.fn(seen) }); err != nil {
+		if err := r.step(ctx, w.name, s.name, func() error { return s.fn(seen) }); err != nil {
 			return err
 		}
 		if err := r.cp.set(ctx, key, checkpoint.Done); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// recordTables adds the database's tables to the run's result.
+func (r *run) recordTables(w *dbWork) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, t := range w.tables {
 		if !t.copyData {
 			continue
@@ -187,17 +247,6 @@ func (r *run) copyDatabase(ctx context.Context, db *dbPlan) error {
 			Indexes: len(t.indexes), Format: format, ResumedParts: t.resumed,
 		})
 	}
-	r.mu.Unlock()
-	os.Remove(archive)
-	if r.opts.Sync != nil {
-		// Every reader is done with the snapshot: release the slot to the
-		// subscription, which streams from exactly where the snapshot ends.
-		w.closeSnapshot()
-		if err := r.step(ctx, db.name, "subscription", func() error { return r.subscribe(ctx, w) }); err != nil {
-			return err
-		}
-	}
-	return r.cp.set(ctx, keyDB(db.name, "done"), checkpoint.Done)
 }
 
 // sourceSession makes a source session read faithfully: no timeouts killing long

@@ -37,6 +37,9 @@ type dbPlan struct {
 
 func userErrorf(format string, args ...any) error { return problem.Errorf(format, args...) }
 
+// preflight decides the plan and refuses what cannot work, before anything on
+// the target changes: the servers, resume, the databases and what the target
+// already holds.
 func (r *run) preflight(ctx context.Context) (*plan, error) {
 	o := r.opts
 	src, err := o.Source.Connect(ctx)
@@ -49,41 +52,14 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 		return nil, err
 	}
 	defer dst.Close(context.Background())
-
-	si, err := catalog.ReadServer(ctx, src)
+	si, di, err := r.checkServers(ctx, src, dst)
 	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
-	}
-	di, err := catalog.ReadServer(ctx, dst)
-	if err != nil {
-		return nil, fmt.Errorf("target: %w", err)
-	}
-	if catalog.SameServer(si, di) {
-		return nil, userErrorf("source and target are the same server (%s and %s): point --target at another cluster", o.Source.Address(), o.Target.Address())
-	}
-	if err := o.Tools.CheckSource(si.Version); err != nil {
-		return nil, &problem.Problem{Msg: err.Error()}
-	}
-	if si.Version.Major < 12 {
-		return nil, userErrorf("source server is PostgreSQL %s; replicator needs 12 or newer", si.Version)
-	}
-	if di.Version.Major < si.Version.Major {
-		r.warn("", "target server %d is older than source %d: schema objects new in %d may fail to restore", di.Version.Major, si.Version.Major, si.Version.Major)
-	}
-	if o.Sync != nil {
-		if err := checkSync(ctx, si, di, dst); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	p := &plan{srcVersion: si.Version, dstVersion: di.Version}
 	r.targetSuper, r.srcVersion = di.Superuser, si.Version
 	if err := r.checkResume(ctx, si, di); err != nil {
 		return nil, err
-	}
-
-	onTarget := map[string]bool{}
-	for _, d := range di.Databases {
-		onTarget[d] = true
 	}
 	for _, name := range si.Databases {
 		if o.Filters.Database(name) {
@@ -93,20 +69,66 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 	if len(p.databases) == 0 {
 		return nil, userErrorf("no database to copy: the source has %s; every database except postgres is copied by default (name postgres in --include-databases to copy it)", listOrNone(si.Databases))
 	}
-
 	// Size the work for progress and make sure every source database is readable.
 	for _, db := range p.databases {
 		if err := r.estimate(ctx, db.name); err != nil {
 			return nil, err
 		}
 	}
+	if err := r.checkTargets(ctx, p, di); err != nil {
+		return nil, err
+	}
+	// Work starts: from now on an interruption leaves a run to resume.
+	if err := r.cp.mark(ctx, r.meta, true); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
 
+// checkServers reads both servers and refuses a pair that cannot work.
+func (r *run) checkServers(ctx context.Context, src, dst *pgx.Conn) (si, di *catalog.Server, err error) {
+	o := r.opts
+	if si, err = catalog.ReadServer(ctx, src); err != nil {
+		return nil, nil, fmt.Errorf("source: %w", err)
+	}
+	if di, err = catalog.ReadServer(ctx, dst); err != nil {
+		return nil, nil, fmt.Errorf("target: %w", err)
+	}
+	if catalog.SameServer(si, di) {
+		return nil, nil, userErrorf("source and target are the same server (%s and %s): point --target at another cluster", o.Source.Address(), o.Target.Address())
+	}
+	if err := o.Tools.CheckSource(si.Version); err != nil {
+		return nil, nil, &problem.Problem{Msg: err.Error()}
+	}
+	if si.Version.Major < 12 {
+		return nil, nil, userErrorf("source server is PostgreSQL %s; replicator needs 12 or newer", si.Version)
+	}
+	if di.Version.Major < si.Version.Major {
+		r.warn("", "target server %d is older than source %d: schema objects new in %d may fail to restore", di.Version.Major, si.Version.Major, si.Version.Major)
+	}
+	if o.Sync != nil {
+		if err := checkSync(ctx, si, di, dst); err != nil {
+			return nil, nil, err
+		}
+	}
+	return si, di, nil
+}
+
+// checkTargets decides what becomes of each database on the target: created,
+// resumed, restored into an empty one, or dropped and replaced (asked first).
+// A target that already holds data is refused unless --drop-existing.
+func (r *run) checkTargets(ctx context.Context, p *plan, di *catalog.Server) error {
+	o := r.opts
+	onTarget := map[string]bool{}
+	for _, d := range di.Databases {
+		onTarget[d] = true
+	}
 	var occupied, toDrop []string
 	needCreate := false
 	for _, db := range p.databases {
 		rec, ours := r.cp.get(keyDB(db.name, "pre-data"))
 		if ours && !onTarget[db.name] {
-			return nil, userErrorf("database %s, created on the target by the interrupted run, is gone: start over with --no-resume", db.name)
+			return userErrorf("database %s, created on the target by the interrupted run, is gone: start over with --no-resume", db.name)
 		}
 		if ours {
 			db.redoPreData = rec.Status != checkpoint.Done
@@ -118,12 +140,11 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 		}
 		n, err := countTargetRelations(ctx, o.Target, db.name)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		switch {
 		case o.DropExisting:
-			db.drop = true
-			needCreate = true
+			db.drop, needCreate = true, true
 			toDrop = append(toDrop, db.name)
 		case n > 0:
 			occupied = append(occupied, fmt.Sprintf("%s (%d relations)", db.name, n))
@@ -132,27 +153,23 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 		}
 	}
 	if len(occupied) > 0 {
-		return nil, userErrorf("target already has data in %s: nothing was changed; pass --drop-existing to replace them, or --exclude-databases to skip them", strings.Join(occupied, ", "))
+		return userErrorf("target already has data in %s: nothing was changed; pass --drop-existing to replace them, or --exclude-databases to skip them", strings.Join(occupied, ", "))
 	}
 	if needCreate && !di.Superuser && !di.CreateDB {
-		return nil, userErrorf("target role %q lacks CREATEDB, needed to create the databases: run ALTER ROLE %s CREATEDB as an administrator, or connect as another role",
+		return userErrorf("target role %q lacks CREATEDB, needed to create the databases: run ALTER ROLE %s CREATEDB as an administrator, or connect as another role",
 			di.User, pgx.Identifier{di.User}.Sanitize())
 	}
-	if len(toDrop) > 0 {
-		q := fmt.Sprintf("Drop and replace %d database(s) on target %s: %s?", len(toDrop), o.Target.Address(), strings.Join(toDrop, ", "))
-		ok, err := r.ask(q)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, userErrorf("refusing to drop %s on the target without confirmation: pass --yes to confirm", strings.Join(toDrop, ", "))
-		}
+	if len(toDrop) == 0 {
+		return nil
 	}
-	// Work starts: from now on an interruption leaves a run to resume.
-	if err := r.cp.mark(ctx, r.meta, true); err != nil {
-		return nil, err
+	ok, err := r.ask(fmt.Sprintf("Drop and replace %d database(s) on target %s: %s?", len(toDrop), o.Target.Address(), strings.Join(toDrop, ", ")))
+	if err != nil {
+		return err
 	}
-	return p, nil
+	if !ok {
+		return userErrorf("refusing to drop %s on the target without confirmation: pass --yes to confirm", strings.Join(toDrop, ", "))
+	}
+	return nil
 }
 
 // checkSync refuses a sync the servers cannot do, before anything changes.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 )
@@ -107,7 +109,7 @@ func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir strin
 	}
 	defer conn.Close(context.Background())
 	for _, stmt := range w.afterPost {
-		if _, err := conn.Exec(ctx, stmt); err != nil && !(resuming && strings.Contains(err.Error(), "already exists")) {
+		if _, err := conn.Exec(ctx, stmt); err != nil && !(resuming && alreadyExists(err)) {
 			return fmt.Errorf("%s: %w", firstWords(stmt, 8), err)
 		}
 	}
@@ -141,4 +143,17 @@ func filterTOC(list []byte, skip map[tocKey]bool) ([]byte, error) {
 		out.WriteString(line + "\n")
 	}
 	return out.Bytes(), sc.Err()
+}
+
+// alreadyExists is the SQLSTATE of an object created again (a resumed step).
+func alreadyExists(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "42710", "42P07", "42723", "42P06": // duplicate object, table, function, schema
+		return true
+	}
+	return false
 }

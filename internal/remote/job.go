@@ -33,6 +33,10 @@ import (
 	"github.com/replicatorhq/replicator/internal/progress"
 )
 
+// HeartbeatEvery is how often a worker reports; the reaper waits a few of
+// them (awsenv.DefaultHeartbeatTimeout) before it calls a worker dead.
+const HeartbeatEvery = 5 * time.Second
+
 // Status of a job. queued → provisioning → running → succeeded | failed |
 // cancelled; a finished job never changes again.
 type Status string

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/replicatorhq/replicator/internal/testenv/devstack"
@@ -79,12 +80,16 @@ func run(bin, worker string, scale int, keep bool) error {
 		return err
 	}
 	if worker != "" {
-		if err := remote(ctx, bin, worker, src, dst, step); err != nil {
+		if err := remote(ctx, bin, worker, src, dst, step, keep); err != nil {
 			return err
 		}
-	}
-	if keep {
-		step("clusters are running; Ctrl-C to stop them\n    source: %s\n    target: %s", src.URL("postgres"), dst.URL("postgres"))
+	} else if keep {
+		envFile, err := writeEnv([]string{"REPLICATOR_SOURCE=" + src.URL("postgres"), "REPLICATOR_TARGET=" + dst.URL("postgres")})
+		if err != nil {
+			return err
+		}
+		defer os.Remove(envFile)
+		step("clusters are running; Ctrl-C to stop them. From another shell: source %s\n    (source %s, target %s)", envFile, redacted(src), redacted(dst))
 		<-ctx.Done()
 	}
 	step("done; the clusters are removed")
@@ -158,7 +163,7 @@ func rows(ctx context.Context, c *pgcluster.Cluster, db, q string) (map[string][
 // remote runs the same copy as a remote job on the emulated AWS platform: the
 // CLI submits and watches; a worker process (standing in for an EC2 instance)
 // copies.
-func remote(ctx context.Context, bin, worker string, src, dst *pgcluster.Cluster, step func(string, ...any)) error {
+func remote(ctx context.Context, bin, worker string, src, dst *pgcluster.Cluster, step func(string, ...any), keep bool) error {
 	step("the same copy as a remote job: an emulated AWS account on loopback (moto_server for DynamoDB, Secrets Manager, EC2,\n    CloudWatch Logs, STS; the real Lambda handler behind a local SigV4-checking API; the real worker binary per instance)")
 	worker, _ = filepath.Abs(worker)
 	stack, err := devstack.Start(ctx, devstack.Options{WorkerBin: worker})
@@ -179,5 +184,36 @@ func remote(ctx context.Context, bin, worker string, src, dst *pgcluster.Cluster
 		return fmt.Errorf("replicator init --remote: %w", err)
 	}
 	step("replicator jobs list")
-	return run("jobs", "list")
+	if err := run("jobs", "list"); err != nil {
+		return err
+	}
+	if keep {
+		// The URLs hold the clusters' passwords: they go into a file only
+		// this user reads, not on the screen.
+		envFile, err := writeEnv(append(stack.CallerEnv("alice"), "REPLICATOR_SOURCE="+src.URL("postgres"), "REPLICATOR_TARGET="+dst.URL("postgres")))
+		if err != nil {
+			return err
+		}
+		defer os.Remove(envFile)
+		step("the clusters and the emulated platform are running; Ctrl-C to stop them. From another shell:\n"+
+			"    source %s     # the API, moto, alice's credentials, the source and target\n"+
+			"    %s jobs list\n    %s init --remote --include-databases bench --drop-existing --yes\n"+
+			"    (source %s, target %s; API %s, moto %s)", envFile, bin, bin, redacted(src), redacted(dst), stack.API.URL, stack.Moto.URL)
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// writeEnv writes shell exports of kvs into a file of this user's only.
+func writeEnv(kvs []string) (string, error) {
+	f, err := os.CreateTemp("", "replicator-demo-*.env")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(f, "export %s=%q\n", k, v)
+	}
+	return f.Name(), f.Chmod(0o600)
 }

@@ -188,7 +188,7 @@ func (a *API) list(ctx context.Context, caller string, req events.APIGatewayV2HT
 		limit = n
 	}
 	list, next, err := a.Store.List(ctx, caller, limit, req.QueryStringParameters["cursor"])
-	if err != nil && strings.Contains(err.Error(), "invalid cursor") {
+	if errors.Is(err, store.ErrInvalidCursor) {
 		return fail(http.StatusBadRequest, "invalid cursor"), nil
 	}
 	if err != nil {
@@ -205,7 +205,7 @@ func (a *API) logs(ctx context.Context, caller, id string, req events.APIGateway
 		return deref(r), err
 	}
 	page, err := logs.Read(ctx, a.Logs, a.Config.LogGroup, id, req.QueryStringParameters["cursor"], 1000)
-	if err != nil && strings.Contains(err.Error(), "InvalidParameter") {
+	if errors.Is(err, logs.ErrInvalidCursor) {
 		return fail(http.StatusBadRequest, "invalid cursor"), nil
 	}
 	if err != nil {

@@ -238,6 +238,9 @@ type Line struct {
 	Message string    `json:"message"`
 }
 
+// ErrInvalidCursor is a cursor the service does not recognise.
+var ErrInvalidCursor = errors.New("invalid cursor")
+
 // Read returns the lines of a job's stream after cursor ("" from the start).
 // A stream not yet created reads as empty.
 func Read(ctx context.Context, cw *cloudwatchlogs.Client, group, stream, cursor string, limit int32) (*Page, error) {
@@ -251,6 +254,10 @@ func Read(ctx context.Context, cw *cloudwatchlogs.Client, group, stream, cursor 
 	var nf *types.ResourceNotFoundException
 	if errors.As(err, &nf) {
 		return &Page{Lines: []Line{}, Next: cursor}, nil
+	}
+	var bad *types.InvalidParameterException
+	if errors.As(err, &bad) && cursor != "" {
+		return nil, ErrInvalidCursor
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read logs: %w", err)

@@ -21,6 +21,10 @@ import (
 	"github.com/replicatorhq/replicator/internal/remote/store"
 )
 
+// OrphanGrace is how long a worker just launched may run before its job
+// records it (the launch and the record are two writes).
+const OrphanGrace = 2 * time.Minute
+
 // Reaper holds what it needs.
 type Reaper struct {
 	Config awsenv.Config
@@ -121,7 +125,7 @@ func (r *Reaper) orphans(ctx context.Context, rep *Report) error {
 			return err
 		}
 		// A worker just launched may not be recorded on its job yet.
-		replaced := j != nil && j.InstanceID != w.ID && time.Since(w.Launched) > 2*time.Minute
+		replaced := j != nil && j.InstanceID != w.ID && time.Since(w.Launched) > OrphanGrace
 		if j == nil || j.Status.Terminal() || replaced {
 			stale = append(stale, w.ID)
 		}

@@ -33,13 +33,16 @@ const (
 
 // Errors the callers act on.
 var (
-	ErrNotFound  = errors.New("job not found")
-	ErrConflict  = errors.New("job is not in a state that allows this")
-	ErrCapacity  = errors.New("too many active jobs")
-	finishedTTL  = 90 * 24 * time.Hour
-	counterKey   = map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "ACCOUNT"}, "sk": &types.AttributeValueMemberS{Value: "ACTIVE"}}
-	marshalOpts  = func(o *attributevalue.EncoderOptions) { o.TagKey = "json" }
-	unmarshalOpt = func(o *attributevalue.DecoderOptions) { o.TagKey = "json" }
+	ErrNotFound = errors.New("job not found")
+	ErrConflict = errors.New("job is not in a state that allows this")
+	ErrCapacity = errors.New("too many active jobs")
+	// ErrInvalidCursor is a list cursor this store did not give, or another
+	// owner's.
+	ErrInvalidCursor = errors.New("invalid cursor")
+	finishedTTL      = 90 * 24 * time.Hour
+	counterKey       = map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "ACCOUNT"}, "sk": &types.AttributeValueMemberS{Value: "ACTIVE"}}
+	marshalOpts      = func(o *attributevalue.EncoderOptions) { o.TagKey = "json" }
+	unmarshalOpt     = func(o *attributevalue.DecoderOptions) { o.TagKey = "json" }
 )
 
 // Store is the jobs table.
@@ -162,7 +165,7 @@ func (s *Store) List(ctx context.Context, owner string, limit int, cursor string
 			err = json.Unmarshal(raw, &key)
 		}
 		if err != nil || key["gsi1pk"] != owner {
-			return nil, "", fmt.Errorf("invalid cursor")
+			return nil, "", ErrInvalidCursor
 		}
 		in.ExclusiveStartKey = map[string]types.AttributeValue{}
 		for k, v := range key {

@@ -49,28 +49,15 @@ var (
 // be handled at all; the job's own failure is recorded on the job.
 func (w *Worker) Run(ctx context.Context) error {
 	if w.HeartbeatEvery == 0 {
-		w.HeartbeatEvery = 5 * time.Second
+		w.HeartbeatEvery = remote.HeartbeatEvery
 	}
-	job, err := w.awaitJob(ctx)
+	job, err := w.start(ctx)
 	if err != nil || job == nil {
-		return err
-	}
-	set := map[string]any{"heartbeat_at": w.Store.Now().UTC(), "message": "worker started on " + w.InstanceID}
-	if job.StartedAt == nil {
-		set["started_at"] = w.Store.Now().UTC()
-	}
-	job, err = w.Store.Transition(ctx, w.JobID, store.Change{
-		From: []remote.Status{remote.Provisioning, remote.Running}, To: remote.Running, IfInstance: w.InstanceID, Set: set,
-	})
-	if errors.Is(err, store.ErrConflict) {
-		return nil
-	}
-	if err != nil {
 		return err
 	}
 	logCtx, stopLogs := context.WithCancel(context.Background())
 	logsDone := make(chan struct{})
-	go func() { w.Logs.Run(logCtx, 2*time.Second); close(logsDone) }()
+	go func() { w.Logs.Run(logCtx, LogFlushEvery); close(logsDone) }()
 	defer func() { stopLogs(); <-logsDone }()
 
 	runCtx, cancel := context.WithCancelCause(ctx)
@@ -92,7 +79,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	runErr := w.execute(runCtx, job, s)
 	cause := context.Cause(runCtx)
 	cancel(nil)
-
 	if errors.Is(cause, errReplaced) {
 		w.Log.Warn("another worker owns the job now; leaving", "job", w.JobID)
 		return nil
@@ -112,6 +98,32 @@ func (w *Worker) Run(ctx context.Context) error {
 	case runErr != nil:
 		status, msg = remote.Failed, pgtools.Scrub(oneLine(runErr.Error()), s.secrets)
 	}
+	return w.finish(job, s, status, msg)
+}
+
+// start waits for the job to name this instance and marks it running.
+func (w *Worker) start(ctx context.Context) (*remote.Job, error) {
+	job, err := w.awaitJob(ctx)
+	if err != nil || job == nil {
+		return nil, err
+	}
+	set := map[string]any{"heartbeat_at": w.Store.Now().UTC(), "message": "worker started on " + w.InstanceID}
+	if job.StartedAt == nil {
+		set["started_at"] = w.Store.Now().UTC()
+	}
+	job, err = w.Store.Transition(ctx, w.JobID, store.Change{
+		From: []remote.Status{remote.Provisioning, remote.Running}, To: remote.Running, IfInstance: w.InstanceID, Set: set,
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return nil, nil
+	}
+	return job, err
+}
+
+// finish ships the rest of the log, then ends the job: final status and
+// progress, secret deleted (the instance powers itself off when the worker
+// exits). The job's message says when some of its log could not be shipped.
+func (w *Worker) finish(job *remote.Job, s *sink, status remote.Status, msg string) error {
 	s.event(progress.Event{Kind: progress.Info, Message: "job " + string(status)})
 	final := map[string]any{}
 	if snap := s.snapshot(); snap != nil {
@@ -122,26 +134,28 @@ func (w *Worker) Run(ctx context.Context) error {
 	lctx, lcancel := context.WithTimeout(context.Background(), FinalFlush)
 	_ = w.Logs.Flush(lctx)
 	lcancel()
-	fctx, fcancel := context.WithTimeout(context.Background(), time.Minute)
-	defer fcancel()
 	message := ""
 	if n := w.Logs.Unsent(); n > 0 {
-		// CloudWatch Logs was down: the job's record says what is missing.
 		message = fmt.Sprintf("job %s; %d log line(s) could not be shipped to CloudWatch Logs", status, n)
 		if msg != "" {
 			message = msg + "; " + message
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	life := &lifecycle.Lifecycle{Store: w.Store, Secrets: w.Secrets, Log: w.Log}
-	if _, err := life.End(fctx, job, lifecycle.End{To: status, Error: msg, Message: message, From: []remote.Status{remote.Running}, IfInstance: w.InstanceID,
+	if _, err := life.End(ctx, job, lifecycle.End{To: status, Error: msg, Message: message, From: []remote.Status{remote.Running}, IfInstance: w.InstanceID,
 		OwnInstance: true, Set: final}); err != nil {
 		return fmt.Errorf("record final status: %w", err)
 	}
 	if status == remote.Succeeded {
-		_ = w.Store.Checkpoints(w.JobID).Clear(fctx)
+		_ = w.Store.Checkpoints(w.JobID).Clear(ctx)
 	}
 	return nil
 }
+
+// LogFlushEvery is how often the worker's log is shipped.
+const LogFlushEvery = 2 * time.Second
 
 // FinalFlush bounds the last shipping of the log before the final status.
 var FinalFlush = 15 * time.Second

@@ -82,6 +82,37 @@ type Stack struct {
 // Account is moto's default account id.
 const Account = "123456789012"
 
+// config is the platform's configuration, as setup would give it to the
+// Lambda, with the short timeouts tests want (the production defaults wait
+// minutes).
+func (o *Options) config() awsenv.Config {
+	cfg := o.Config
+	if o.Stack == "" {
+		o.Stack = "replicator"
+	}
+	n := names.Of(o.Stack)
+	cfg.Stack, cfg.Partition, cfg.Region, cfg.AccountID = o.Stack, "aws", Region, Account
+	for dst, v := range map[*string]string{&cfg.Table: n.Table(), &cfg.LogGroup: n.JobsLogGroup(), &cfg.LaunchTemplate: n.LaunchTemplate(),
+		&cfg.SecretPrefix: n.SecretPrefix(), &cfg.DefaultInstanceType: remote.DefaultInstanceType, &cfg.Version: "dev",
+		&cfg.ArtifactsBucket: n.ArtifactsBucket(Account, Region), &cfg.WorkerKey: "worker/dev/worker"} {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	for dst, v := range map[*int]int{&cfg.MaxActiveJobs: awsenv.DefaultMaxActiveJobs, &cfg.DefaultTimeLimitMinutes: 60, &cfg.MaxAttempts: awsenv.DefaultMaxAttempts} {
+		if *dst == 0 {
+			*dst = v
+		}
+	}
+	for dst, v := range map[*time.Duration]time.Duration{&cfg.HeartbeatTimeout: 8 * time.Second, &cfg.ProvisionTimeout: 30 * time.Second,
+		&cfg.CancelGrace: 10 * time.Second} {
+		if *dst == 0 {
+			*dst = v
+		}
+	}
+	return cfg
+}
+
 // Start brings the platform up.
 func Start(ctx context.Context, o Options) (*Stack, error) {
 	if o.ReaperEvery == 0 {
@@ -90,38 +121,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	cfg := o.Config
-	if o.Stack == "" {
-		o.Stack = "replicator"
-	}
-	n := names.Of(o.Stack)
-	cfg.Stack, cfg.Partition, cfg.Region, cfg.AccountID = o.Stack, "aws", Region, Account
-	defaults := map[*string]string{&cfg.Table: n.Table(), &cfg.LogGroup: n.JobsLogGroup(), &cfg.LaunchTemplate: n.LaunchTemplate(),
-		&cfg.SecretPrefix: n.SecretPrefix(), &cfg.DefaultInstanceType: remote.DefaultInstanceType, &cfg.Version: "dev",
-		&cfg.ArtifactsBucket: n.ArtifactsBucket(Account, Region), &cfg.WorkerKey: "worker/dev/worker"}
-	for dst, v := range defaults {
-		if *dst == "" {
-			*dst = v
-		}
-	}
-	if cfg.MaxActiveJobs == 0 {
-		cfg.MaxActiveJobs = 5
-	}
-	if cfg.DefaultTimeLimitMinutes == 0 {
-		cfg.DefaultTimeLimitMinutes = 60
-	}
-	if cfg.HeartbeatTimeout == 0 {
-		cfg.HeartbeatTimeout = 8 * time.Second
-	}
-	if cfg.ProvisionTimeout == 0 {
-		cfg.ProvisionTimeout = 30 * time.Second
-	}
-	if cfg.CancelGrace == 0 {
-		cfg.CancelGrace = 10 * time.Second
-	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = 3
-	}
+	cfg := o.config()
 	moto, ownMoto := o.Moto, false
 	if moto == nil {
 		var err error
@@ -286,7 +286,7 @@ func (s *Stack) createLaunchTemplate(ctx context.Context) error {
 		LaunchTemplateName: str(s.Config.LaunchTemplate),
 		LaunchTemplateData: &etypes.RequestLaunchTemplateData{
 			ImageId:                           images.Images[0].ImageId,
-			InstanceType:                      etypes.InstanceTypeC7gLarge,
+			InstanceType:                      etypes.InstanceType(remote.DefaultInstanceType),
 			MetadataOptions:                   &etypes.LaunchTemplateInstanceMetadataOptionsRequest{HttpTokens: etypes.LaunchTemplateHttpTokensStateRequired},
 			InstanceInitiatedShutdownBehavior: etypes.ShutdownBehaviorTerminate,
 			TagSpecifications: []etypes.LaunchTemplateTagSpecificationRequest{{ResourceType: etypes.ResourceTypeInstance,
