@@ -80,6 +80,13 @@ type result struct {
 
 func replicator(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return runBinary(t, bin, env, args...)
+}
+
+// runBinary runs a replicator binary as a user does: no terminal, its exit
+// code, and no password in what it prints.
+func runBinary(t *testing.T, bin string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -204,6 +211,7 @@ func TestDropExistingNeedsYesWithoutTerminal(t *testing.T) {
 }
 
 func TestOutputModes(t *testing.T) {
+	t.Parallel()
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE outdb")
 	pgtest.Exec(t, pair.Source, "outdb", "CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a SELECT g, md5(g::text) FROM generate_series(1, 5000) g; CREATE TABLE b (x int)")
 	t.Cleanup(func() {
@@ -265,6 +273,7 @@ func TestOutputModes(t *testing.T) {
 }
 
 func TestInitVerifyAndVerify(t *testing.T) {
+	t.Parallel()
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE verifydb")
 	pgtest.Exec(t, pair.Source, "verifydb", "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
 	t.Cleanup(func() {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/deploy"
 	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 	"github.com/replicatorhq/replicator/internal/testenv/devstack"
 	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
@@ -46,7 +47,9 @@ func platform(t *testing.T) *devstack.Stack {
 	t.Helper()
 	stackOnce.Do(func() {
 		logFile, _ := os.Create(filepath.Join(os.TempDir(), "replicator-test-workers.log"))
-		stack, stackErr = devstack.Start(context.Background(), devstack.Options{WorkerBin: workerBin, WorkerLog: logFile})
+		// Tests run in parallel: room for all their jobs at once.
+		stack, stackErr = devstack.Start(context.Background(), devstack.Options{WorkerBin: workerBin, WorkerLog: logFile,
+			Config: awsenv.Config{MaxActiveJobs: 50}})
 	})
 	if stackErr != nil {
 		t.Fatalf("emulated AWS platform: %v", stackErr)
@@ -128,6 +131,7 @@ func instanceState(t *testing.T, s *devstack.Stack, id string) string {
 }
 
 func TestRemoteInit(t *testing.T) {
+	t.Parallel()
 	s := platform(t)
 	remoteDB(t, "remote1", `CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 50000) g;
 	  CREATE TABLE tags (id serial PRIMARY KEY, name text UNIQUE); INSERT INTO tags (name) SELECT 'tag' || g FROM generate_series(1, 100) g;`)
@@ -193,6 +197,7 @@ func bigRemoteDB(t *testing.T, db string) {
 }
 
 func TestRemoteWorkerDiesAndResumes(t *testing.T) {
+	t.Parallel()
 	s := platform(t)
 	const db = "remote_crash"
 	bigRemoteDB(t, db)
@@ -242,6 +247,7 @@ func TestRemoteWorkerDiesAndResumes(t *testing.T) {
 }
 
 func TestRemoteCancel(t *testing.T) {
+	t.Parallel()
 	s := platform(t)
 	const db = "remote_cancel"
 	// An index whose build takes a minute on the target (and no time on the
@@ -283,6 +289,7 @@ func TestRemoteCancel(t *testing.T) {
 }
 
 func TestRemoteBadPassword(t *testing.T) {
+	t.Parallel()
 	s := platform(t)
 	remoteDB(t, "remote_badpw", "CREATE TABLE t (id int)")
 	wrong := strings.Replace(pair.Source.URL("postgres"), pair.Source.Password, "s3cr3t-typo", 1)
@@ -302,7 +309,13 @@ func TestRemoteBadPassword(t *testing.T) {
 }
 
 func TestRemoteRidesOutAPIOutage(t *testing.T) {
-	s := platform(t)
+	t.Parallel()
+	// Its own API, which it stops: the other tests share the platform's.
+	s, err := devstack.Start(context.Background(), devstack.Options{Stack: "apidown", Moto: platform(t).Moto, WorkerBin: workerBin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
 	const db = "remote_outage"
 	remoteDB(t, db, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 300000) g`)
 	cmd, _, stderr := startReplicator(t, s.CallerEnv("alice"), "init", "--remote", "--no-roles", "--include-databases", db,
@@ -338,6 +351,7 @@ func TestRemoteRidesOutAPIOutage(t *testing.T) {
 }
 
 func TestRemoteSync(t *testing.T) {
+	t.Parallel()
 	s := platform(t)
 	const db = "remote_sync"
 	remoteDB(t, db, "CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (v) VALUES ('a'), ('b')")
@@ -382,6 +396,7 @@ func TestRemoteCommandsUseSetupOutputs(t *testing.T) {
 // never touch the other's worker, secret or job. Every lookup is scoped by the
 // replicator:stack tag.
 func TestStacksSideBySide(t *testing.T) {
+	t.Parallel()
 	base := platform(t)
 	ctx := context.Background()
 	start := func(name string) *devstack.Stack {
@@ -447,6 +462,7 @@ func TestStacksSideBySide(t *testing.T) {
 // at once with the cause; only the network and the API's own failures are
 // waited out.
 func TestRemoteStopsOnRefusedCredentials(t *testing.T) {
+	t.Parallel()
 	s := platform(t)
 	remoteDB(t, "remote_creds", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10)")
 	r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--detach", "--no-roles", "--include-databases", "remote_creds",
@@ -468,6 +484,7 @@ func TestRemoteStopsOnRefusedCredentials(t *testing.T) {
 // The worker's pg_dump must be at least the source's major version: validate,
 // run on the worker, refuses an older one in one line with the fix.
 func TestRemoteRefusesAnOlderWorkerPgDump(t *testing.T) {
+	t.Parallel()
 	base := platform(t)
 	old := t.TempDir()
 	for _, tool := range []string{"pg_dump", "pg_restore", "pg_dumpall"} {
@@ -494,6 +511,7 @@ func TestRemoteRefusesAnOlderWorkerPgDump(t *testing.T) {
 // log shipping never blocks it, the job succeeds, and the log says what was
 // lost once the service is back.
 func TestRemoteCopyRidesOutALogsOutage(t *testing.T) {
+	t.Parallel()
 	base := platform(t)
 	var down atomic.Bool
 	over := make(chan struct{})

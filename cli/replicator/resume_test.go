@@ -99,6 +99,7 @@ func tablesStarted(events []map[string]any) map[string]bool {
 }
 
 func TestResumeAfterKillDuringCopy(t *testing.T) {
+	t.Parallel()
 	const db = "resume_copy"
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
 	pgtest.Exec(t, pair.Source, db, `
@@ -173,6 +174,7 @@ ANALYZE;`)
 }
 
 func TestResumeAfterKillDuringIndexBuild(t *testing.T) {
+	t.Parallel()
 	const db = "resume_index"
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
 	pgtest.Exec(t, pair.Source, db, `
@@ -210,6 +212,7 @@ CREATE TABLE u AS SELECT g AS id FROM generate_series(1, 100) g;`)
 }
 
 func TestRetryAfterSourceBackendTerminated(t *testing.T) {
+	t.Parallel()
 	const db = "retry_copy"
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
 	pgtest.Exec(t, pair.Source, db, `
@@ -252,6 +255,7 @@ CREATE TABLE other AS SELECT g AS id FROM generate_series(1, 5000) g;`)
 // then needs --drop-existing), and a run with other filters is another copy: it
 // never picks up these checkpoints.
 func TestNoResumeAndOtherFilters(t *testing.T) {
+	t.Parallel()
 	const db = "noresume"
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
 	pgtest.Exec(t, pair.Source, db, `CREATE TABLE big (id bigint PRIMARY KEY, pad text);

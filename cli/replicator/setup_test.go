@@ -151,10 +151,7 @@ func newSetupHarness(t *testing.T, s *devstack.Stack) *setupHarness {
 
 func (h *setupHarness) run(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	saved := bin
-	bin = h.bin
-	defer func() { bin = saved }()
-	return replicator(t, append(append([]string{}, h.env...), env...), args...)
+	return runBinary(t, h.bin, append(append([]string{}, h.env...), env...), args...)
 }
 
 // lambdaEnv is the Lambda's environment as last created or updated.
@@ -172,6 +169,7 @@ func lambdaEnv(t *testing.T, path string) map[string]any {
 // setup and teardown through the Automation API, for real: the pulumi CLI and
 // engine, a file:// backend, offline.
 func TestSetupAndTeardown(t *testing.T) {
+	t.Parallel()
 	s := platform(t)
 	h := newSetupHarness(t, s)
 	state := filepath.Join(h.dir, "state")
@@ -350,6 +348,7 @@ func TestSetupAndTeardown(t *testing.T) {
 // none it would fail ("region is required"), with a profile in another region
 // S3 would answer PermanentRedirect.
 func TestSetupOnTheDefaultS3Backend(t *testing.T) {
+	t.Parallel()
 	s := platform(t)
 	for _, tc := range []struct{ name, profile string }{
 		{"profile without a region", "[default]\n"},
@@ -385,6 +384,7 @@ func TestSetupOnTheDefaultS3Backend(t *testing.T) {
 // Mistakes a setup can make are refused before anything is deployed, each in
 // one line with its fix.
 func TestSetupRefusesBadOptions(t *testing.T) {
+	t.Parallel()
 	s := platform(t)
 	h := newSetupHarness(t, s)
 	ctx := context.Background()

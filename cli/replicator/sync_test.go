@@ -39,6 +39,7 @@ func replicationObjects(t *testing.T, db string) []string {
 // init --sync under a steady write load: once the subscription catches up, the
 // target equals the source, row for row: no gap, no duplicate.
 func TestInitSyncIsGapFree(t *testing.T) {
+	t.Parallel()
 	const db = "syncdb"
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
 	if out, err := exec.Command(filepath.Join(pair.Source.BinDir, "pgbench"), "-i", "-q", "-s", "5", pair.Source.URL(db)).CombinedOutput(); err != nil {

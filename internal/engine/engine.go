@@ -2,6 +2,13 @@
 // exported snapshot through named steps (schema dump, pre-data, copy with index
 // builds as each table lands, post-data, sequences, large objects), reporting
 // progress as events. The CLI and the remote worker both run it.
+//
+// Where things are: engine.go runs the steps; database.go is one database's
+// copy; preflight.go decides and refuses before anything changes; copy.go the
+// rows, indexes.go and restore.go the schema around them; sync.go the
+// hand-over to replication. Resume is checkpoints.go: every step, table range
+// and index is recorded through a checkpoint.Store (a local file, or DynamoDB
+// for a remote job) and skipped when a rerun finds it done.
 package engine
 
 import (
