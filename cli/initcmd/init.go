@@ -230,8 +230,14 @@ func explain(ctx context.Context, opts *Options, res *runner.Result, err error) 
 		return err // a verify that found differences says so itself
 	}
 	var fix *problem.Problem
-	if errors.As(err, &fix) || ctx.Err() != nil {
+	if errors.As(err, &fix) {
 		return err
+	}
+	if ctx.Err() != nil {
+		if opts.Sync {
+			return errors.New("interrupted: a copy handing over to replication cannot resume; re-run with --drop-existing")
+		}
+		return err // "interrupted: run the same command again to resume"
 	}
 	if opts.Sync {
 		return fmt.Errorf("%w (a copy handing over to replication cannot resume: re-run with --drop-existing)", err)
