@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
+	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 	"github.com/replicatorhq/replicator/internal/remote/logs"
@@ -79,6 +81,7 @@ func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin 
 		Secrets: &secrets.Store{SM: clients.SecretsManager, Stack: platform.Stack, Prefix: platform.SecretPrefix},
 		Logs:    &logs.Writer{CW: clients.Logs, Group: platform.LogGroup, Stream: jobID},
 		Tools:   tools, TempDir: os.TempDir(), Log: log.With("job", jobID, "instance", instanceID),
+		Allow: allowFromEnv(),
 	}
 	return w.Run(ctx)
 }
@@ -99,4 +102,21 @@ func first(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// allowFromEnv is the worker's network policy: conninfo.Allowed, except that
+// the emulated platform (internal/testenv/devstack), whose databases are on
+// loopback, sets REPLICATOR_ALLOW_LOOPBACK=1. On EC2 the worker's environment
+// comes from the image's boot unit, which takes only the job id and the table
+// from the user data: a caller cannot set it.
+func allowFromEnv() func(netip.Addr) error {
+	if os.Getenv("REPLICATOR_ALLOW_LOOPBACK") != "1" {
+		return conninfo.Allowed
+	}
+	return func(a netip.Addr) error {
+		if a.Unmap().IsLoopback() {
+			return nil
+		}
+		return conninfo.Allowed(a)
+	}
 }

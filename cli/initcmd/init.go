@@ -154,7 +154,7 @@ func runInit(ctx context.Context, opts *Options) error {
 		return err
 	}
 	if opts.Remote.Remote {
-		return submit(ctx, opts, src, o)
+		return submit(ctx, opts, src, dst, o)
 	}
 	job := runner.Job{Command: "init", Source: src, Target: dst, SourceForTarget: via, Filters: rules, Options: o}
 	store, archiveDir, err := opts.checkpoints(src, dst)
@@ -246,7 +246,7 @@ func explain(ctx context.Context, opts *Options, res *runner.Result, err error) 
 }
 
 // submit runs the copy remotely: the worker runs the same job.
-func submit(ctx context.Context, opts *Options, src *conninfo.Endpoint, o remote.Options) error {
+func submit(ctx context.Context, opts *Options, src, dst *conninfo.Endpoint, o remote.Options) error {
 	if opts.DropExisting && !opts.Yes {
 		// The worker cannot ask: the answer is given before submitting.
 		ok, err := opts.IO.Confirm("Drop and replace target databases that already exist?")
@@ -262,14 +262,15 @@ func submit(ctx context.Context, opts *Options, src *conninfo.Endpoint, o remote
 		return err
 	}
 	o.SourceBytes = cmdutil.SourceSize(ctx, src)
-	return remoteui.Submit(ctx, opts.IO, c, &opts.Remote, opts.Request(o), opts.JSON)
+	req, err := opts.Request(src, dst, o)
+	if err != nil {
+		return err
+	}
+	return remoteui.Submit(ctx, opts.IO, c, &opts.Remote, req, opts.JSON)
 }
 
-// Request is the remote job the flags describe, given its options.
-func (opts *Options) Request(o remote.Options) *remote.Request {
-	source, target := opts.Endpoints.Raw()
-	req := &remote.Request{Command: "init", Source: source, Target: target, SourceForTarget: opts.SourceFromTarget,
-		Filters: opts.Filters.Spec(), Options: o}
-	opts.Remote.Options(&req.Options)
-	return req
+// Request is the remote job the flags describe, given its endpoints and
+// options.
+func (opts *Options) Request(src, dst *conninfo.Endpoint, o remote.Options) (*remote.Request, error) {
+	return remoteui.NewRequest("init", src, dst, opts.SourceFromTarget, opts.Filters.Spec(), o, &opts.Remote)
 }

@@ -139,7 +139,8 @@ func localAndRemote(t *testing.T, local remote.Options, localSpec func() (runner
 	if _, _, err := got.Validate(); err != nil {
 		t.Fatalf("the API would refuse the request: %v", err)
 	}
-	rj, err := runner.Parse(got.Command, remote.Secret{Source: got.Source, Target: got.Target, SourceForTarget: got.SourceForTarget}, got.Filters, got.Options)
+	rj, err := runner.Parse(got.Command, remote.Secret{Source: got.Source, Target: got.Target, SourceForTarget: got.SourceForTarget,
+		SourceCerts: got.SourceCerts, TargetCerts: got.TargetCerts}, got.Filters, got.Options, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +269,16 @@ func TestInitRemoteCarriesEveryFlag(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return localAndRemote(t, jo, localJob("init", &o.Endpoints, &o.Filters, o.SourceFromTarget), o.Request(jo))
+		lj := localJob("init", &o.Endpoints, &o.Filters, o.SourceFromTarget)
+		j, err := lj()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := o.Request(j.Source, j.Target, jo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return localAndRemote(t, jo, lj, req)
 	}, func(args []string) error {
 		_, err := parse(t, initcmd.NewCmdInit, withBase(args))
 		return err
@@ -283,7 +293,16 @@ func TestSyncRemoteCarriesEveryFlag(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
-		return localAndRemote(t, o.JobOptions(), localJob("sync", &o.Endpoints, &o.Filters, o.SourceFromTarget), o.Request())
+		lj := localJob("sync", &o.Endpoints, &o.Filters, o.SourceFromTarget)
+		j, err := lj()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := o.Request(j.Source, j.Target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return localAndRemote(t, o.JobOptions(), lj, req)
 	}, func(args []string) error {
 		_, err := parse(t, synccmd.NewCmdSync, withBase(args))
 		return err

@@ -15,7 +15,9 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/progressui"
 	"github.com/replicatorhq/replicator/cli/verifycmd"
+	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/engine"
+	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/iostreams"
 	"github.com/replicatorhq/replicator/internal/progress"
 	"github.com/replicatorhq/replicator/internal/remote"
@@ -75,6 +77,25 @@ func (f *Flags) Options(o *remote.Options) {
 
 // PollEvery is how often a watched job and its log are read.
 const PollEvery = 2 * time.Second
+
+// NewRequest is the remote job of a command: its connections as a remote job
+// carries them (password resolved here, certificates inline: the job's URLs
+// may name no file of this machine), its filters and options, and the
+// submission flags' instance type and time limit.
+func NewRequest(command string, src, dst *conninfo.Endpoint, via string, spec filter.Spec, o remote.Options, fl *Flags) (*remote.Request, error) {
+	source, srcCerts, err := src.ForRemote()
+	if err != nil {
+		return nil, err
+	}
+	target, dstCerts, err := dst.ForRemote()
+	if err != nil {
+		return nil, err
+	}
+	req := &remote.Request{Command: command, Source: source, Target: target, SourceForTarget: via,
+		SourceCerts: srcCerts, TargetCerts: dstCerts, Filters: spec, Options: o}
+	fl.Options(&req.Options)
+	return req, nil
+}
 
 // Detached is returned when the user leaves a job running (Ctrl-C).
 type Detached struct{ ID string }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -576,3 +577,52 @@ func TestRemoteCopyRidesOutALogsOutage(t *testing.T) {
 		t.Errorf("the log after the outage:\n%s\n%s", r.stdout, r.stderr)
 	}
 }
+
+// A job cannot make the worker connect to instance metadata or link-local
+// addresses, and its failures say the same thing whatever answered: a job is
+// not a port scanner. (The emulated platform allows loopback, where its
+// databases are; conninfo's tests cover loopback's refusal.)
+func TestRemoteJobsCannotReachThePlatform(t *testing.T) {
+	t.Parallel()
+	s := platform(t)
+	for _, host := range []string{"169.254.169.254", "[fd00:ec2::254]", "169.254.170.2"} {
+		r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--no-roles",
+			"--source", "postgres://u:pw@"+host+":80/x", "--target", pair.Target.URL("postgres"))
+		t.Logf("%s: %s", host, strings.TrimSpace(r.stderr))
+		if r.code == 0 || !strings.Contains(r.stderr, "is not reachable from a remote job") {
+			t.Errorf("source %s: exit %d\n%s", host, r.code, r.stderr)
+		}
+	}
+
+	// A closed port and a server that answers something else than
+	// PostgreSQL fail alike, without the bytes that came back.
+	junk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Server", "secret-banner/1.0")
+		io.WriteString(w, "internal admin page")
+	}))
+	defer junk.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedAddr := closed.Listener.Addr().String()
+	closed.Close()
+	var lines []string
+	for _, addr := range []string{junk.Listener.Addr().String(), closedAddr} {
+		r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--no-roles",
+			"--source", "postgres://u:pw@"+addr+"/x?connect_timeout=3", "--target", pair.Target.URL("postgres"))
+		if r.code == 0 {
+			t.Fatalf("a job to %s succeeded", addr)
+		}
+		last := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		line := strings.ReplaceAll(last[len(last)-1], addr, "ADDR")
+		line = jobIDPattern.ReplaceAllString(line, "JOB")
+		if strings.Contains(r.stderr, "banner") || strings.Contains(r.stderr, "admin page") || strings.Contains(r.stderr, "HTTP") {
+			t.Errorf("the failure shows what answered:\n%s", r.stderr)
+		}
+		t.Logf("%s: %s", addr, line)
+		lines = append(lines, line)
+	}
+	if lines[0] != lines[1] || !strings.Contains(lines[0], "cannot connect") {
+		t.Errorf("a listening port and a closed one fail differently:\n%s\n%s", lines[0], lines[1])
+	}
+}
+
+var jobIDPattern = regexp.MustCompile(`j-[a-z0-9]{16}`)

@@ -92,6 +92,9 @@ func runStatus(ctx context.Context, opts *Options) error {
 	for {
 		sts, err := replication.ReadAll(ctx, src, dst, dbs)
 		if err != nil {
+			if opts.Watch && ctx.Err() != nil {
+				return nil // interrupted while reading: --watch ends as asked
+			}
 			return err
 		}
 		switch {

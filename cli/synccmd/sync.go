@@ -105,7 +105,11 @@ func runSync(ctx context.Context, opts *Options) error {
 		if err != nil {
 			return err
 		}
-		return remoteui.Submit(ctx, opts.IO, c, &opts.Remote, opts.Request(), false)
+		req, err := opts.Request(src, dst)
+		if err != nil {
+			return err
+		}
+		return remoteui.Submit(ctx, opts.IO, c, &opts.Remote, req, false)
 	}
 	out := opts.IO.Out
 	job := runner.Job{Command: "sync", Source: src, Target: dst, SourceForTarget: via, Filters: rules, Options: opts.JobOptions()}
@@ -118,13 +122,9 @@ func (opts *Options) JobOptions() remote.Options {
 	return remote.Options{Stop: opts.Stop, Force: opts.Force, Sequences: opts.Sequences, ReplicaIdentityFull: opts.ReplicaIdentityFull}
 }
 
-// Request is the remote job the flags describe.
-func (opts *Options) Request() *remote.Request {
-	source, target := opts.Endpoints.Raw()
-	req := &remote.Request{Command: "sync", Source: source, Target: target, SourceForTarget: opts.SourceFromTarget,
-		Filters: opts.Filters.Spec(), Options: opts.JobOptions()}
-	opts.Remote.Options(&req.Options)
-	return req
+// Request is the remote job the flags describe, given its endpoints.
+func (opts *Options) Request(src, dst *conninfo.Endpoint) (*remote.Request, error) {
+	return remoteui.NewRequest("sync", src, dst, opts.SourceFromTarget, opts.Filters.Spec(), opts.JobOptions(), &opts.Remote)
 }
 
 // AddFlags registers the flags sync and init --sync share.
@@ -138,5 +138,7 @@ func ParseSourceFromTarget(raw string) (*conninfo.Endpoint, error) {
 	if raw == "" {
 		return nil, nil
 	}
-	return conninfo.Parse("source (from the target)", raw)
+	// The target server reads this connection string: files it names are
+	// the target's, not this machine's.
+	return conninfo.ParseOpaque("source (from the target)", raw)
 }

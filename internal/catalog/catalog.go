@@ -12,6 +12,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/filter"
 )
 
 // Querier is what the catalog needs: a connection or a transaction.
@@ -217,4 +219,29 @@ func LargeObjects(ctx context.Context, q Querier) ([]uint32, error) {
 		return nil, fmt.Errorf("list large objects: %w", err)
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[uint32])
+}
+
+// TableNames lists the tables of databases dbs of a server, for checking
+// filter patterns against them (filter.Rules.CheckTables).
+func TableNames(ctx context.Context, server *conninfo.Endpoint, dbs []string) ([]filter.Table, error) {
+	var out []filter.Table
+	for _, db := range dbs {
+		ep, err := server.WithDatabase(db)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := ep.Connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tables, err := Tables(ctx, conn)
+		conn.Close(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("source database %s: %w", db, err)
+		}
+		for _, t := range tables {
+			out = append(out, filter.Table{DB: db, Schema: t.Name.Schema, Name: t.Name.Name})
+		}
+	}
+	return out, nil
 }

@@ -7,6 +7,7 @@ package conninfo
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"sort"
@@ -24,6 +25,12 @@ type Endpoint struct {
 
 	params map[string]string // libpq keywords, including password when given inline
 	config *pgx.ConnConfig   // parsed by pgx: env defaults and .pgpass applied
+
+	// Set by Guard (remote jobs): the check of every address, the checked
+	// addresses by host, and hostaddr for the client tools.
+	guard    func(netip.Addr) error
+	pins     map[string][]string
+	hostaddr string
 }
 
 // sensitive keywords never printed.
@@ -35,22 +42,9 @@ const defaultConnectTimeout = "10"
 // Parse reads a postgres:// or postgresql:// URL, or a keyword=value string.
 // Missing pieces come from the PG* environment and ~/.pgpass, as with libpq.
 func Parse(side, raw string) (*Endpoint, error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return nil, fmt.Errorf("%s: connection URL is empty: pass --%s postgres://user@host:port/dbname", side, side)
-	}
-	var params map[string]string
-	var err error
-	switch {
-	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
-		params, err = parseURL(raw)
-	case strings.Contains(raw, "="):
-		params, err = parseKeywordValue(raw)
-	default:
-		err = fmt.Errorf("expected postgres://user@host:port/dbname or 'host=... dbname=...'")
-	}
+	params, err := parseParams(side, raw)
 	if err != nil {
-		return nil, fmt.Errorf("%s: malformed connection URL: %v", side, err)
+		return nil, err
 	}
 	return newEndpoint(side, params)
 }
@@ -76,7 +70,13 @@ func (e *Endpoint) WithDatabase(db string) (*Endpoint, error) {
 		p[k] = v
 	}
 	p["dbname"] = db
-	return newEndpoint(e.Side, p)
+	ep, err := newEndpoint(e.Side, p)
+	if err != nil {
+		return nil, err
+	}
+	ep.guard, ep.pins, ep.hostaddr = e.guard, e.pins, e.hostaddr
+	ep.applyGuard()
+	return ep, nil
 }
 
 // MustWithDatabase is WithDatabase for a name known to parse (a database name
@@ -144,7 +144,17 @@ func (e *Endpoint) String() string {
 
 // ToolConnString is a keyword=value string for pg_dump, pg_restore, pg_dumpall and
 // psql. It never holds the password: that travels in ToolEnv.
-func (e *Endpoint) ToolConnString() string { return keywordValue(e.params, false) }
+func (e *Endpoint) ToolConnString() string {
+	if e.hostaddr == "" {
+		return keywordValue(e.params, false)
+	}
+	p := make(map[string]string, len(e.params)+1)
+	for k, v := range e.params {
+		p[k] = v
+	}
+	p["hostaddr"] = e.hostaddr // the addresses Guard checked
+	return keywordValue(p, false)
+}
 
 // ToolEnv is the environment the client tools need: the resolved password (from the
 // URL, PGPASSWORD or .pgpass) as PGPASSWORD, so it never shows in `ps`.

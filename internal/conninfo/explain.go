@@ -37,6 +37,11 @@ func Explain(e *Endpoint, err error) error {
 		default:
 			msg = fmt.Sprintf("%s: %s (SQLSTATE %s)", where, pgErr.Message, pgErr.Code)
 		}
+	case e.guard != nil:
+		// A remote job's caller learns that the connection failed, not how:
+		// refused, timed out, TLS or what bytes came back would map the
+		// network for them.
+		msg = fmt.Sprintf("%s: cannot connect (no PostgreSQL server answered there): check the host, the port, the firewall and the workers' security group", where)
 	case errors.As(err, &dnsErr):
 		msg = fmt.Sprintf("%s: cannot resolve host %q: check the host name in the URL", e.Side, dnsErr.Name)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):

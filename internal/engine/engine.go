@@ -189,6 +189,8 @@ type run struct {
 	secrets []string
 	cp      *checkpoints
 	meta    checkpoint.Record // identities of source and target, for resumes
+	// maintenance is the target database drops and creates go through.
+	maintenance *conninfo.Endpoint
 	// waited is the time spent waiting for the user's answers.
 	waited time.Duration
 	// targetSuper: the target role is a superuser; otherwise it is treated as

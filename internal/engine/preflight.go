@@ -12,6 +12,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/problem"
 	"github.com/replicatorhq/replicator/internal/replication"
@@ -61,6 +62,11 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 	if err := r.checkResume(ctx, si, di); err != nil {
 		return nil, err
 	}
+	// Strict names: a pattern that matches nothing stops the run here.
+	warnings, err := o.Filters.CheckDatabases(si.Databases)
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range si.Databases {
 		if o.Filters.Database(name) {
 			p.databases = append(p.databases, &dbPlan{name: name})
@@ -70,10 +76,18 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 		return nil, userErrorf("no database to copy: the source has %s; every database except postgres is copied by default (name postgres in --include-databases to copy it)", listOrNone(si.Databases))
 	}
 	// Size the work for progress and make sure every source database is readable.
+	var tables []filter.Table
 	for _, db := range p.databases {
-		if err := r.estimate(ctx, db.name); err != nil {
+		if err := r.estimate(ctx, db.name, &tables); err != nil {
 			return nil, err
 		}
+	}
+	more, err := o.Filters.CheckTables(tables)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range append(warnings, more...) {
+		r.warn("", "%s", w)
 	}
 	if err := r.checkTargets(ctx, p, di); err != nil {
 		return nil, err
@@ -159,6 +173,9 @@ func (r *run) checkTargets(ctx context.Context, p *plan, di *catalog.Server) err
 		return userErrorf("target role %q lacks CREATEDB, needed to create the databases: run ALTER ROLE %s CREATEDB as an administrator, or connect as another role",
 			di.User, pgx.Identifier{di.User}.Sanitize())
 	}
+	if err := r.chooseMaintenance(p); err != nil {
+		return err
+	}
 	if len(toDrop) == 0 {
 		return nil
 	}
@@ -170,6 +187,34 @@ func (r *run) checkTargets(ctx context.Context, p *plan, di *catalog.Server) err
 		return userErrorf("refusing to drop %s on the target without confirmation: pass --yes to confirm", strings.Join(toDrop, ", "))
 	}
 	return nil
+}
+
+// chooseMaintenance picks the target database that drops and creates go
+// through, as dropdb does: the one in the target URL, unless the run replaces
+// it (PostgreSQL cannot drop the database a session is in), then postgres,
+// then template1.
+func (r *run) chooseMaintenance(p *plan) error {
+	replaced := map[string]bool{}
+	for _, db := range p.databases {
+		if db.drop || db.redoPreData && !db.existsEmpty {
+			replaced[db.name] = true
+		}
+	}
+	r.maintenance = r.opts.Target
+	for _, name := range []string{r.opts.Target.Database(), "postgres", "template1"} {
+		if !replaced[name] {
+			if name != r.opts.Target.Database() {
+				ep, err := r.opts.Target.WithDatabase(name)
+				if err != nil {
+					return err
+				}
+				r.maintenance = ep
+				r.info("", "the target URL's database %s is one of those replaced: dropping and creating through %s", r.opts.Target.Database(), name)
+			}
+			return nil
+		}
+	}
+	return userErrorf("every maintenance database of the target (postgres, template1) is among those to replace: connect through another database")
 }
 
 // checkSync refuses a sync the servers cannot do, before anything changes.
@@ -200,7 +245,7 @@ func (r *run) checkResume(ctx context.Context, si, di *catalog.Server) error {
 
 // estimate registers the tables of a source database with the progress tracker so
 // that the overall percentage covers the whole run from the start.
-func (r *run) estimate(ctx context.Context, db string) error {
+func (r *run) estimate(ctx context.Context, db string, seen *[]filter.Table) error {
 	ep, err := r.opts.Source.WithDatabase(db)
 	if err != nil {
 		return err
@@ -215,6 +260,7 @@ func (r *run) estimate(ctx context.Context, db string) error {
 		return fmt.Errorf("source database %s: %w", db, err)
 	}
 	for _, t := range tables {
+		*seen = append(*seen, filter.Table{DB: db, Schema: t.Name.Schema, Name: t.Name.Name})
 		d := r.opts.Filters.Table(db, t.Root.Schema, t.Root.Name)
 		if t.Kind == 'r' && d.Copy && !d.SchemaOnly {
 			r.tracker.Register(db, t.Name.String(), t.Rows, t.Bytes)

@@ -53,7 +53,7 @@ func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive
 	target := w.dst
 	if !db.existsEmpty {
 		args = append(args, "--create")
-		target = r.opts.Target
+		target = r.maintenance
 	}
 	args = append(args, "--dbname="+target.ToolConnString(), archive)
 	if err := r.pgRestore(ctx, w.name, target, w.dst, args, db.existsEmpty && db.redoPreData); err != nil {
@@ -63,7 +63,7 @@ func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive
 }
 
 func (r *run) dropTargetDatabase(ctx context.Context, name string) error {
-	conn, err := r.opts.Target.Connect(ctx)
+	conn, err := r.maintenance.Connect(ctx)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ package remote
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
@@ -91,9 +92,13 @@ type Request struct {
 	Target  string `json:"target"`
 	// SourceForTarget is the source as the target server reaches it
 	// (--source-from-target); kept in the secret like the other URLs.
-	SourceForTarget string      `json:"source_from_target,omitempty"`
-	Filters         filter.Spec `json:"filters"`
-	Options         Options     `json:"options"`
+	SourceForTarget string `json:"source_from_target,omitempty"`
+	// SourceCerts and TargetCerts are the TLS files of the connections,
+	// inline (PEM): a remote job's URLs may name no local file.
+	SourceCerts conninfo.Certificates `json:"source_certificates,omitempty"`
+	TargetCerts conninfo.Certificates `json:"target_certificates,omitempty"`
+	Filters     filter.Spec           `json:"filters"`
+	Options     Options               `json:"options"`
 }
 
 // Job is the record of one remote job.
@@ -185,10 +190,10 @@ func (r *Request) Validate() (src, dst *conninfo.Endpoint, err error) {
 		fe.add("command", fmt.Sprintf("unknown command %q: init or sync", r.Command))
 	}
 	var perr error
-	if src, perr = conninfo.Parse("source", r.Source); perr != nil {
+	if src, perr = conninfo.ParseRemote("source", r.Source); perr != nil {
 		fe.add("source", perr.Error())
 	}
-	if dst, perr = conninfo.Parse("target", r.Target); perr != nil {
+	if dst, perr = conninfo.ParseRemote("target", r.Target); perr != nil {
 		fe.add("target", perr.Error())
 	}
 	if _, perr := r.Filters.Compile(); perr != nil {
@@ -219,7 +224,7 @@ func (r *Request) Validate() (src, dst *conninfo.Endpoint, err error) {
 		fe.add("options.source_bytes", "must not be negative")
 	}
 	if r.SourceForTarget != "" {
-		if _, perr := conninfo.Parse("source_from_target", r.SourceForTarget); perr != nil {
+		if _, perr := conninfo.ParseOpaque("source_from_target", r.SourceForTarget); perr != nil {
 			fe.add("source_from_target", perr.Error())
 		}
 		if r.Command == "init" && !o.Sync {
@@ -247,15 +252,37 @@ func (r *Request) Validate() (src, dst *conninfo.Endpoint, err error) {
 	if r.Command == "init" && o.ReplicaIdentityFull && !o.Sync {
 		fe.add("options.replica_identity_full", "applies to sync and init with sync")
 	}
+	for side, certs := range map[string]conninfo.Certificates{"source_certificates": r.SourceCerts, "target_certificates": r.TargetCerts} {
+		for k, pem := range certs {
+			if err := conninfo.CheckCertificate(k, pem); err != nil {
+				fe.add(side, err.Error())
+			}
+		}
+	}
+	if b, _ := json.Marshal(r.Secret()); len(b) > MaxSecretBytes {
+		fe.add("certificates", fmt.Sprintf("the connections and certificates take %d bytes, over the %d a job's secret holds: give only the CA bundle of your region (for RDS, <region>-bundle.pem rather than global-bundle.pem)", len(b), MaxSecretBytes))
+	}
 	if len(fe) > 0 {
 		return nil, nil, fe
 	}
 	return src, dst, nil
 }
 
+// MaxSecretBytes is the most a job's secret may hold: Secrets Manager's
+// SecretString is at most 65,536 bytes (SecretStringType, max 65536, in the
+// service model). moto does not enforce it; Validate does.
+const MaxSecretBytes = 65536
+
+// Secret is what the job's secret keeps of the request: its connections.
+func (r *Request) Secret() Secret {
+	return Secret{Source: r.Source, Target: r.Target, SourceForTarget: r.SourceForTarget, SourceCerts: r.SourceCerts, TargetCerts: r.TargetCerts}
+}
+
 // Secret is what a job's secret holds: the real connection URLs.
 type Secret struct {
-	Source          string `json:"source"`
-	Target          string `json:"target"`
-	SourceForTarget string `json:"source_from_target,omitempty"`
+	Source          string                `json:"source"`
+	Target          string                `json:"target"`
+	SourceForTarget string                `json:"source_from_target,omitempty"`
+	SourceCerts     conninfo.Certificates `json:"source_certificates,omitempty"`
+	TargetCerts     conninfo.Certificates `json:"target_certificates,omitempty"`
 }

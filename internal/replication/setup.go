@@ -76,8 +76,13 @@ func open(ctx context.Context, o Options) (*session, error) {
 	return s, nil
 }
 
-// databases selected on the source, each required on the target.
-func (s *session) databases(requireTarget bool) ([]string, error) {
+// databases selected on the source, each required on the target. Filter
+// patterns that match nothing are refused first (strict names).
+func (s *session) databases(ctx context.Context, requireTarget bool) ([]string, error) {
+	warnings, err := s.o.Filters.CheckDatabases(s.si.Databases)
+	if err != nil {
+		return nil, err
+	}
 	onTarget := map[string]bool{}
 	for _, d := range s.di.Databases {
 		onTarget[d] = true
@@ -96,6 +101,19 @@ func (s *session) databases(requireTarget bool) ([]string, error) {
 	if len(out) == 0 {
 		return nil, &problem.Problem{Msg: "no database selected", Fix: "every database except postgres is selected by default; name postgres in --include-databases to use it"}
 	}
+	tables, err := catalog.TableNames(ctx, s.o.Source, out)
+	if err != nil {
+		return nil, err
+	}
+	more, err := s.o.Filters.CheckTables(tables)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range append(warnings, more...) {
+		if s.o.Log != nil {
+			s.o.Log("", "warning: "+w)
+		}
+	}
 	return out, nil
 }
 
@@ -110,7 +128,7 @@ func Setup(ctx context.Context, o Options) error {
 	if err := CheckSource(s.si); err != nil {
 		return err
 	}
-	dbs, err := s.databases(true)
+	dbs, err := s.databases(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -190,7 +208,7 @@ func Stop(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	dbs, err := s.databases(false)
+	dbs, err := s.databases(ctx, false)
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,9 @@ func Init(ctx context.Context, j Job, env Env) (*Result, error) {
 		if err := rep.Err(); err != nil {
 			return res, err
 		}
-		for _, w := range rep.Warnings() {
+		// The copy's preflight repeats the filter warnings, also when
+		// validation is skipped; say them once.
+		for _, w := range rep.Warnings(validate.FiltersCheck) {
 			env.Progress.Emit(progress.Event{Kind: progress.Warning, Message: w})
 		}
 	}
@@ -151,18 +153,19 @@ func Sync(ctx context.Context, j Job, log func(db, msg string)) error {
 	return err
 }
 
-// Parse reads a job from its request and secret (the worker's side).
-func Parse(command string, sec remote.Secret, spec filter.Spec, o remote.Options) (Job, error) {
+// Parse reads a job from its request and secret (the worker's side); the
+// connections' certificates are written to files in dir.
+func Parse(command string, sec remote.Secret, spec filter.Spec, o remote.Options, dir string) (Job, error) {
 	j := Job{Command: command, Options: o}
 	var err error
-	if j.Source, err = conninfo.Parse("source", sec.Source); err != nil {
+	if j.Source, err = conninfo.WithCertificates("source", sec.Source, sec.SourceCerts, dir); err != nil {
 		return j, err
 	}
-	if j.Target, err = conninfo.Parse("target", sec.Target); err != nil {
+	if j.Target, err = conninfo.WithCertificates("target", sec.Target, sec.TargetCerts, dir); err != nil {
 		return j, err
 	}
 	if sec.SourceForTarget != "" {
-		if j.SourceForTarget, err = conninfo.Parse("source (from the target)", sec.SourceForTarget); err != nil {
+		if j.SourceForTarget, err = conninfo.ParseOpaque("source (from the target)", sec.SourceForTarget); err != nil {
 			return j, err
 		}
 	}

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/replicatorhq/replicator/internal/catalog"
+	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/problem"
 )
 
 // databases checks, in each selected source database, that every selected table
@@ -25,6 +28,8 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 		}
 	}
 	var unreadable, missingExt, rls []string
+	var seen []filter.Table
+	c.strict(c.opts.Filters.CheckDatabases(si.Databases))
 	for _, db := range si.Databases {
 		if !c.opts.Filters.Database(db) {
 			continue
@@ -48,6 +53,7 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 		}
 		var oids []uint32
 		for _, t := range tables {
+			seen = append(seen, filter.Table{DB: db, Schema: t.Name.Schema, Name: t.Name.Name})
 			d := c.opts.Filters.Table(db, t.Root.Schema, t.Root.Name)
 			if !d.Copy || t.Kind != 'r' {
 				continue
@@ -93,6 +99,7 @@ WHERE c.oid = ANY ($1)`, oids)
 		}
 		conn.Close(ctx)
 	}
+	c.strict(c.opts.Filters.CheckTables(seen))
 	if len(selected) == 0 {
 		c.add("databases", Fail, "no database to copy: the source has only "+strings.Join(si.Databases, ", "),
 			"every database except postgres is copied by default; name postgres in --include-databases to copy it")
@@ -118,6 +125,20 @@ WHERE c.oid = ANY ($1)`, oids)
 		}
 	}
 	return selected
+}
+
+// FiltersCheck names the findings about patterns that match nothing.
+const FiltersCheck = "filters"
+
+// strict reports patterns that match nothing: includes fail, excludes warn.
+func (c *checker) strict(warnings []string, err error) {
+	var p *problem.Problem
+	if errors.As(err, &p) {
+		c.add(FiltersCheck, Fail, p.Msg, "check the spelling against the source; quote mixed-case names")
+	}
+	for _, w := range warnings {
+		c.add(FiltersCheck, Warn, w, "")
+	}
 }
 
 // disk compares the target's free space with the data to copy, where the target

@@ -7,6 +7,7 @@ package validate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,10 +78,10 @@ func (r *Report) Err() error {
 }
 
 // Warnings are the warnings of the report, one line each with their fix.
-func (r *Report) Warnings() []string {
+func (r *Report) Warnings(except ...string) []string {
 	var out []string
 	for _, f := range r.Findings {
-		if f.Severity == Warn {
+		if f.Severity == Warn && !slices.Contains(except, f.Check) {
 			m := f.Check + ": " + f.Message
 			if f.Fix != "" {
 				m += "; fix: " + f.Fix

@@ -96,6 +96,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkNames(ctx, opts, dbs); err != nil {
+		return nil, err
+	}
 	res := &Result{}
 	for _, db := range dbs {
 		if !opts.Filters.Database(db) {
@@ -209,4 +212,31 @@ func verifyDatabase(ctx context.Context, opts Options, db string) ([]TableResult
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Table < out[j].Table })
 	return out, nil
+}
+
+// checkNames refuses filter patterns that match nothing, as a copy does: a
+// verify that quietly compares less than asked would say "same" wrongly.
+func checkNames(ctx context.Context, opts Options, dbs []string) error {
+	warnings, err := opts.Filters.CheckDatabases(dbs)
+	if err != nil {
+		return err
+	}
+	var selected []string
+	for _, db := range dbs {
+		if opts.Filters.Database(db) {
+			selected = append(selected, db)
+		}
+	}
+	seen, err := catalog.TableNames(ctx, opts.Source, selected)
+	if err != nil {
+		return err
+	}
+	more, err := opts.Filters.CheckTables(seen)
+	if err != nil {
+		return err
+	}
+	for _, w := range append(warnings, more...) {
+		opts.Progress.Emit(progress.Event{Time: time.Now(), Kind: progress.Warning, Message: w})
+	}
+	return nil
 }

@@ -27,8 +27,9 @@ import (
 	"github.com/replicatorhq/replicator/internal/remote/store"
 )
 
-// MaxBody caps a request body.
-const MaxBody = 64 << 10
+// MaxBody caps a request body: room for a secret as large as Secrets
+// Manager takes (remote.MaxSecretBytes) and the rest of a job.
+const MaxBody = 96 << 10
 
 // API serves the routes.
 type API struct {
@@ -135,7 +136,7 @@ func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2
 		}
 		return response{}, err
 	}
-	arn, err := a.Secrets.Create(ctx, job.ID, remote.Secret{Source: r.Source, Target: r.Target})
+	arn, err := a.Secrets.Create(ctx, job.ID, r.Secret())
 	if err != nil {
 		_, _ = a.Life.End(ctx, job, lifecycle.End{To: remote.Failed, From: []remote.Status{remote.Queued}, Error: "the job's connection URLs could not be stored; try again"})
 		return response{}, err

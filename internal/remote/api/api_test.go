@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -98,7 +99,7 @@ func TestRawRequests(t *testing.T) {
 		{"unsigned", "GET", "/jobs", "", false, 403, "SigV4"},
 		{"unknown field", "POST", "/jobs", `{"command":"init","source":"postgres://h/a","target":"postgres://g/b","colour":"red"}`, true, 400, `unknown field \"colour\"`},
 		{"not json", "POST", "/jobs", `{"command":`, true, 400, "invalid JSON"},
-		{"too large", "POST", "/jobs", `{"command":"init","source":"` + strings.Repeat("x", 70000) + `"}`, true, 413, "limit"},
+		{"too large", "POST", "/jobs", `{"command":"init","source":"` + strings.Repeat("x", 100000) + `"}`, true, 413, "limit"},
 		{"bad id", "GET", "/jobs/not-a-job", "", true, 400, "invalid job id"},
 		{"unknown job", "GET", "/jobs/j-aaaaaaaaaaaaaaaa", "", true, 404, "no job j-aaaaaaaaaaaaaaaa"},
 		{"bad cursor", "GET", "/jobs?cursor=zzz", "", true, 400, "invalid cursor"},
@@ -180,5 +181,70 @@ func TestLaunchFailureFailsTheJob(t *testing.T) {
 	if j.Status != remote.Failed || !strings.Contains(j.Error, "the worker image or launch template is missing (InvalidLaunchTemplateName") ||
 		!strings.Contains(j.Error, "run replicator setup again") || strings.Contains(j.Error, "RequestID") || strings.Contains(j.Error, "api error") {
 		t.Errorf("job after a failed launch: %s %q", j.Status, j.Error)
+	}
+}
+
+// A remote job's URLs may not name files or sockets of the platform; TLS
+// material comes inline and is checked, and what the secret cannot hold is
+// refused before anything is created.
+func TestSubmitRefusesLocalResources(t *testing.T) {
+	c := apiAs(t, "alice")
+	ctx := context.Background()
+	pemText := "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	for _, tc := range []struct {
+		name, field, contains string
+		req                   remote.Request
+	}{
+		{"sslrootcert path", "source", "name local files", remote.Request{Source: "postgres://u:pw@db.example.com/a?sslrootcert=/etc/passwd", Target: "postgres://g/b"}},
+		{"passfile", "target", "name local files", remote.Request{Source: "postgres://h/a", Target: "host=g dbname=b passfile=/root/.pgpass"}},
+		{"service file", "target", "name local files", remote.Request{Source: "postgres://h/a", Target: "host=g servicefile=/etc/shadow"}},
+		{"unix socket", "source", "Unix socket", remote.Request{Source: "host=/var/run/postgresql dbname=a", Target: "postgres://g/b"}},
+		{"unknown certificate", "source_certificates", "unknown certificate", remote.Request{Source: "postgres://h/a", Target: "postgres://g/b",
+			SourceCerts: map[string]string{"passfile": pemText}}},
+		{"not PEM", "target_certificates", "not PEM", remote.Request{Source: "postgres://h/a", Target: "postgres://g/b",
+			TargetCerts: map[string]string{"sslrootcert": "/etc/ssl/cert.pem"}}},
+		// Secrets Manager's SecretString holds at most 65,536 bytes.
+		{"over the secret limit", "certificates", "over the 65536 a job's secret holds", remote.Request{Source: "postgres://h/a", Target: "postgres://g/b",
+			TargetCerts: map[string]string{"sslrootcert": "-----BEGIN CERTIFICATE-----\n" + strings.Repeat("QUJD\n", 14000) + "-----END CERTIFICATE-----\n"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.Command = "init"
+			_, err := c.Submit(ctx, &tc.req)
+			ae := apiError(t, err, http.StatusBadRequest, "invalid job")
+			if !strings.Contains(ae.Fields[tc.field], tc.contains) {
+				t.Errorf("field %s: %q, want %q (all: %v)", tc.field, ae.Fields[tc.field], tc.contains, ae.Fields)
+			}
+			if strings.Contains(ae.Error(), "pw") {
+				t.Errorf("error echoes a password: %v", ae)
+			}
+		})
+	}
+	list, _, _ := c.List(ctx, 100, "")
+	for _, j := range list {
+		if !j.Status.Terminal() {
+			t.Errorf("a refused submission left job %s %s", j.ID, j.Status)
+		}
+	}
+}
+
+// The job's secret keeps every connection the request carried: the URLs,
+// the source as the target reaches it, and the certificates.
+func TestSecretHoldsTheConnections(t *testing.T) {
+	c := apiAs(t, "alice")
+	ctx := context.Background()
+	req := &remote.Request{Command: "sync", Source: "postgres://u:pw1@db.example.com/a?sslmode=verify-full", Target: "postgres://v:pw2@new.example.com/b",
+		SourceForTarget: "host=10.0.0.5 dbname=a user=u password=pw1 sslrootcert=/rdsdbdata/rds-metadata/ca-cert.pem",
+		SourceCerts:     map[string]string{"sslrootcert": "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n"}}
+	j, err := c.Submit(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Cancel(ctx, j.ID)
+	sec, err := stack.Handler.API.Secrets.Get(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*sec, req.Secret()) {
+		t.Errorf("secret %+v, want %+v", *sec, req.Secret())
 	}
 }

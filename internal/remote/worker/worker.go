@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -30,6 +31,9 @@ import (
 
 // Worker runs one job.
 type Worker struct {
+	// Allow decides the addresses a job may connect to (default
+	// conninfo.Allowed; the emulated platform's databases are on loopback).
+	Allow             func(netip.Addr) error
 	JobID, InstanceID string
 	Store             *store.Store
 	Secrets           *secrets.Store
@@ -160,6 +164,13 @@ const LogFlushEvery = 2 * time.Second
 // FinalFlush bounds the last shipping of the log before the final status.
 var FinalFlush = 15 * time.Second
 
+func (w *Worker) allow() func(netip.Addr) error {
+	if w.Allow != nil {
+		return w.Allow
+	}
+	return conninfo.Allowed
+}
+
 // ClaimWait bounds how long a worker waits for its job to name its instance:
 // the instance can boot before the launch is recorded on the job.
 var ClaimWait = 2 * time.Minute
@@ -222,13 +233,25 @@ func (w *Worker) execute(ctx context.Context, job *remote.Job, s *sink) error {
 	if err != nil {
 		return err
 	}
-	j, err := runner.Parse(job.Command, *sec, job.Filters, job.Options)
+	certs, err := os.MkdirTemp(w.TempDir, "replicator-certs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(certs)
+	j, err := runner.Parse(job.Command, *sec, job.Filters, job.Options, certs)
 	if err != nil {
 		return err
 	}
 	for _, ep := range []*conninfo.Endpoint{j.Source, j.Target, j.SourceForTarget} {
 		if ep != nil {
 			s.secrets = append(s.secrets, ep.Secrets()...)
+		}
+	}
+	// The worker connects only where a job may go: never to instance
+	// metadata, loopback or link-local addresses, whatever a name resolves to.
+	for _, ep := range []*conninfo.Endpoint{j.Source, j.Target} {
+		if err := ep.Guard(ctx, w.allow()); err != nil {
+			return err
 		}
 	}
 	if job.Command == "sync" {

@@ -204,7 +204,9 @@ func (s *Stack) Stop() {
 func (s *Stack) PlatformEnv() []string {
 	return append(s.Config.Env(),
 		"AWS_ENDPOINT_URL="+s.Moto.URL, "AWS_ACCESS_KEY_ID="+platformCreds.AccessKey,
-		"AWS_SECRET_ACCESS_KEY="+platformCreds.SecretKey, "AWS_REGION="+Region, "AWS_EC2_METADATA_DISABLED=true")
+		"AWS_SECRET_ACCESS_KEY="+platformCreds.SecretKey, "AWS_REGION="+Region, "AWS_EC2_METADATA_DISABLED=true",
+		// The test databases are on loopback, which real workers refuse.
+		"REPLICATOR_ALLOW_LOOPBACK=1")
 }
 
 // CallerEnv is the environment of a CLI acting as user (alice or bob).

@@ -1,0 +1,180 @@
+package filter
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/replicatorhq/replicator/internal/problem"
+)
+
+// Strict names, as pg_dump's --strict-names: an include pattern that matches
+// nothing is an error (a migration that quietly leaves a database or a table
+// out is the worst outcome), an exclude pattern that matches nothing a
+// warning. The error names the pattern and the existing names closest to it.
+
+// CheckDatabases checks the database patterns against the source's databases.
+func (r *Rules) CheckDatabases(all []string) (warnings []string, err error) {
+	var missing []string
+	for _, p := range r.IncludeDatabases {
+		if !matchesAny(all, func(d string) bool { return p.db.MatchString(d) && (d != "postgres" || p.literalDB == "postgres") }) {
+			msg := unmatched("--include-databases", p.Text, "database", all)
+			if p.db.MatchString("postgres") {
+				msg += " (a pattern never selects postgres: name it to copy it)"
+			}
+			missing = append(missing, msg)
+		}
+	}
+	for _, p := range r.ExcludeDatabases {
+		if !matchesAny(all, p.db.MatchString) {
+			warnings = append(warnings, unmatched("--exclude-databases", p.Text, "database", all)+": nothing is excluded by it")
+		}
+	}
+	return warnings, problems(missing)
+}
+
+// Table is a table the source has, for CheckTables.
+type Table struct{ DB, Schema, Name string }
+
+// CheckTables checks the table patterns against the tables of the databases
+// the run covers.
+func (r *Rules) CheckTables(tables []Table) (warnings []string, err error) {
+	var names []string
+	for _, t := range tables {
+		names = append(names, t.Schema+"."+t.Name)
+	}
+	matches := func(p *Pattern) bool {
+		for _, t := range tables {
+			if p.Match(t.DB, t.Schema, t.Name) {
+				return true
+			}
+		}
+		return false
+	}
+	var missing []string
+	for _, set := range []struct {
+		flag     string
+		patterns []*Pattern
+	}{{"--include-tables", r.IncludeTables}, {"--schema-only-tables", r.SchemaOnlyTables}, {"--table-filter", r.rowFilterPatterns()}} {
+		for _, p := range set.patterns {
+			if !matches(p) {
+				missing = append(missing, unmatched(set.flag, p.Text, "table", names))
+			}
+		}
+	}
+	for _, p := range r.ExcludeTables {
+		if !matches(p) {
+			warnings = append(warnings, unmatched("--exclude-tables", p.Text, "table", names)+": nothing is excluded by it")
+		}
+	}
+	return warnings, problems(missing)
+}
+
+func (r *Rules) rowFilterPatterns() []*Pattern {
+	var out []*Pattern
+	for _, f := range r.RowFilters {
+		out = append(out, f.Pattern)
+	}
+	return out
+}
+
+func matchesAny(names []string, match func(string) bool) bool {
+	for _, n := range names {
+		if match(n) {
+			return true
+		}
+	}
+	return false
+}
+
+func problems(missing []string) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	return &problem.Problem{Msg: strings.Join(missing, "; "), Fix: "nothing was changed"}
+}
+
+// unmatched says that pattern matches no name of kind, with the closest names.
+func unmatched(flag, pattern, kind string, names []string) string {
+	msg := fmt.Sprintf("%s %q matches no %s", flag, pattern, kind)
+	close := closest(pattern, names)
+	if len(close) == 0 {
+		return msg
+	}
+	var quoted []string
+	mixed := false
+	for _, c := range close {
+		q := quoteName(c)
+		mixed = mixed || q != c
+		quoted = append(quoted, fmt.Sprintf("%q", q))
+	}
+	msg += ": did you mean " + strings.Join(quoted, " or ") + "?"
+	if mixed {
+		msg += " quote mixed-case names"
+	}
+	return msg
+}
+
+// quoteName writes a name (or schema.name) as a pattern that matches exactly
+// it: parts with upper case, spaces or wildcards are double-quoted.
+func quoteName(name string) string {
+	parts := strings.Split(name, ".")
+	for i, p := range parts {
+		if p != strings.ToLower(p) || strings.ContainsAny(p, ` *?"`) {
+			parts[i] = `"` + strings.ReplaceAll(p, `"`, `""`) + `"`
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
+// closest are the names a pattern was probably meant to match: the same
+// name but for case or quotes, or within a small edit distance. A pattern and
+// a name are compared on the parts both have (table, or schema.table).
+func closest(pattern string, names []string) []string {
+	pp := strings.Split(strings.ToLower(strings.ReplaceAll(pattern, `"`, "")), ".")
+	type scored struct {
+		name string
+		d    int
+	}
+	var best []scored
+	for _, n := range names {
+		np := strings.Split(strings.ToLower(n), ".")
+		k := min(len(pp), len(np))
+		a, b := strings.Join(pp[len(pp)-k:], "."), strings.Join(np[len(np)-k:], ".")
+		if d := distance(a, b); d <= max(2, len(a)/4) {
+			best = append(best, scored{n, d})
+		}
+	}
+	sort.SliceStable(best, func(i, j int) bool {
+		return best[i].d < best[j].d || best[i].d == best[j].d && best[i].name < best[j].name
+	})
+	var out []string
+	for i, b := range best {
+		if i == 3 {
+			break
+		}
+		out = append(out, b.name)
+	}
+	return out
+}
+
+// distance is the Levenshtein distance of a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,61 @@
+package filter
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestStrictNames(t *testing.T) {
+	dbs := []string{"postgres", "shop", "Analytics Db", "billing"}
+	for _, tc := range []struct {
+		spec     Spec
+		err      string
+		warnings string
+	}{
+		{Spec{IncludeDatabases: []string{"shop", "Analytics Db"}},
+			`--include-databases "Analytics Db" matches no database: did you mean "\"Analytics Db\""? quote mixed-case names`, ""},
+		{Spec{IncludeDatabases: []string{"shop", `"Analytics Db"`}}, "", ""},
+		{Spec{IncludeDatabases: []string{"shp"}}, `--include-databases "shp" matches no database: did you mean "shop"?`, ""},
+		{Spec{IncludeDatabases: []string{"bill*", "nothing_like_it"}}, `--include-databases "nothing_like_it" matches no database`, ""},
+		// postgres is included only when named literally: a glob that matches
+		// only it matches nothing.
+		{Spec{IncludeDatabases: []string{"postg*"}}, `--include-databases "postg*" matches no database`, ""},
+		{Spec{ExcludeDatabases: []string{"tmp_*"}}, "", `--exclude-databases "tmp_*" matches no database: nothing is excluded by it`},
+	} {
+		r, err := tc.spec.Compile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		warnings, err := r.CheckDatabases(dbs)
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%v: %v", tc.spec, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%v: got %v, want %s", tc.spec, err, tc.err)
+		}
+		if got := strings.Join(warnings, "\n"); !strings.Contains(got, tc.warnings) || tc.warnings == "" && got != "" {
+			t.Errorf("%v: warnings %q, want %q", tc.spec, got, tc.warnings)
+		}
+	}
+
+	tables := []Table{{"shop", "public", "orders"}, {"shop", "Sales", "Leads"}, {"billing", "public", "invoices"}}
+	for _, tc := range []struct {
+		spec Spec
+		err  string
+	}{
+		{Spec{IncludeTables: []string{"shop.public.orders", "invoices"}}, ""},
+		{Spec{IncludeTables: []string{"Sales.Leads"}}, `--include-tables "Sales.Leads" matches no table: did you mean "\"Sales\".\"Leads\""? quote mixed-case names`},
+		{Spec{IncludeTables: []string{"shop.public.order"}}, `did you mean "public.orders"?`},
+		{Spec{SchemaOnlyTables: []string{"logs"}}, `--schema-only-tables "logs" matches no table`},
+		{Spec{TableFilters: []string{"shop.public.ordrs:id > 1"}}, `--table-filter "shop.public.ordrs" matches no table`},
+	} {
+		r, err := tc.spec.Compile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.CheckTables(tables)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%v: got %v, want %q", tc.spec, err, tc.err)
+		}
+	}
+}
