@@ -330,7 +330,7 @@ GRANT SELECT ON open_t, guarded TO reader;`)
 	if r.code != 0 {
 		t.Fatalf("validate as superuser failed (%d):\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, check := range []string{"server versions", "source privileges", "extensions", "target disk", "size and time"} {
+	for _, check := range []string{"server versions", "source privileges", "extensions", "target disk", "size and time", "target writable", "tablespaces", "locales"} {
 		found := false
 		for _, line := range strings.Split(r.stdout, "\n") {
 			found = found || strings.HasPrefix(line, "OK") && strings.Contains(line, check)

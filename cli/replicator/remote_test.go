@@ -626,3 +626,20 @@ func TestRemoteJobsCannotReachThePlatform(t *testing.T) {
 }
 
 var jobIDPattern = regexp.MustCompile(`j-[a-z0-9]{16}`)
+
+// Strict names hold for remote jobs too: the worker's preflight stops the job
+// before it changes anything.
+func TestRemoteStrictNames(t *testing.T) {
+	t.Parallel()
+	s := platform(t)
+	remoteDB(t, "remote_strict", "CREATE TABLE t (id int)")
+	r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--no-roles", "--include-databases", "remote_strict,Remote_Strict_Other",
+		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if last := lines[len(lines)-1]; r.code == 0 || !strings.Contains(last, `--include-databases "Remote_Strict_Other" matches no database`) {
+		t.Errorf("exit %d, last line: %s", r.code, last)
+	}
+	if slices.Contains(pgtest.Databases(t, pair.Target), "remote_strict") {
+		t.Error("the job created a database before it failed")
+	}
+}

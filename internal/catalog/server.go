@@ -28,6 +28,12 @@ type Server struct {
 	MaxConnections, Connections int
 	// Databases that accept connections, templates excluded.
 	Databases []string
+	// InRecovery: a standby, which accepts no writes. ReadOnly: the
+	// session's transactions are read-only by default (a setting of the
+	// role, the database or the server).
+	InRecovery, ReadOnly bool
+	// Tablespaces of the server, by name.
+	Tablespaces []string
 }
 
 // ReadServer reads the server facts over conn.
@@ -39,10 +45,12 @@ SELECT current_setting('server_version_num')::int,
        (SELECT system_identifier::text FROM pg_catalog.pg_control_system()),
        pg_catalog.pg_postmaster_start_time(), current_setting('port'),
        r.rolname, r.rolsuper, r.rolcreatedb, r.rolsuper OR r.rolreplication, current_setting('wal_level'),
-       current_setting('max_connections')::int, (SELECT count(*) FROM pg_catalog.pg_stat_activity)::int
+       current_setting('max_connections')::int, (SELECT count(*) FROM pg_catalog.pg_stat_activity)::int,
+       pg_catalog.pg_is_in_recovery(), current_setting('default_transaction_read_only') = 'on',
+       ARRAY(SELECT spcname::text FROM pg_catalog.pg_tablespace ORDER BY 1)
 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(
 		&num, &s.SystemID, &s.StartedAt, &s.Port, &s.User, &s.Superuser, &s.CreateDB, &s.Replication, &s.WALLevel,
-		&s.MaxConnections, &s.Connections)
+		&s.MaxConnections, &s.Connections, &s.InRecovery, &s.ReadOnly, &s.Tablespaces)
 	if err != nil {
 		return nil, fmt.Errorf("read server facts: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -57,6 +58,9 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkWritable(di); err != nil {
+		return nil, err
+	}
 	p := &plan{srcVersion: si.Version, dstVersion: di.Version}
 	r.targetSuper, r.srcVersion = di.Superuser, si.Version
 	if err := r.checkResume(ctx, si, di); err != nil {
@@ -76,13 +80,13 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 		return nil, userErrorf("no database to copy: the source has %s; every database except postgres is copied by default (name postgres in --include-databases to copy it)", listOrNone(si.Databases))
 	}
 	// Size the work for progress and make sure every source database is readable.
-	var tables []filter.Table
+	seen := &sourceFacts{tablespaces: map[string][]string{}}
 	for _, db := range p.databases {
-		if err := r.estimate(ctx, db.name, &tables); err != nil {
+		if err := r.estimate(ctx, db.name, seen); err != nil {
 			return nil, err
 		}
 	}
-	more, err := o.Filters.CheckTables(tables)
+	more, err := o.Filters.CheckTables(seen.tables)
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +94,9 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 		r.warn("", "%s", w)
 	}
 	if err := r.checkTargets(ctx, p, di); err != nil {
+		return nil, err
+	}
+	if err := checkPlacement(ctx, p, seen, src, dst, di); err != nil {
 		return nil, err
 	}
 	// Work starts: from now on an interruption leaves a run to resume.
@@ -126,6 +133,18 @@ func (r *run) checkServers(ctx context.Context, src, dst *pgx.Conn) (si, di *cat
 		}
 	}
 	return si, di, nil
+}
+
+// checkWritable refuses a target that takes no writes.
+func checkWritable(di *catalog.Server) error {
+	if di.InRecovery {
+		return userErrorf("the target is a standby (in recovery) and takes no writes: point --target at the primary")
+	}
+	if di.ReadOnly {
+		return userErrorf("the target's sessions are read-only (default_transaction_read_only is on for role %s, its database or the server): turn it off with ALTER ROLE %s SET default_transaction_read_only = off, or connect as another role",
+			di.User, pgx.Identifier{di.User}.Sanitize())
+	}
+	return nil
 }
 
 // checkTargets decides what becomes of each database on the target: created,
@@ -217,6 +236,43 @@ func (r *run) chooseMaintenance(p *plan) error {
 	return userErrorf("every maintenance database of the target (postgres, template1) is among those to replace: connect through another database")
 }
 
+// sourceFacts is what preflight reads in the source databases beyond sizes:
+// the tables (for strict names) and the tablespaces each database uses.
+type sourceFacts struct {
+	tables      []filter.Table
+	tablespaces map[string][]string
+}
+
+// checkPlacement refuses what CREATE DATABASE or pg_restore would fail on
+// part-way: a tablespace or a locale the target lacks.
+func checkPlacement(ctx context.Context, p *plan, seen *sourceFacts, src, dst *pgx.Conn, di *catalog.Server) error {
+	var missing []string
+	for _, db := range p.databases {
+		for _, ts := range seen.tablespaces[db.name] {
+			if !slices.Contains(di.Tablespaces, ts) {
+				missing = append(missing, fmt.Sprintf("%s (database %s)", ts, db.name))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return userErrorf("the target has no tablespace %s: nothing was changed; create it on the target (CREATE TABLESPACE ... LOCATION ...), or move the objects to pg_default on the source",
+			strings.Join(missing, ", "))
+	}
+	for _, db := range p.databases {
+		if db.existsEmpty {
+			continue // restored into, not created
+		}
+		l, err := catalog.ReadLocale(ctx, src, db.name)
+		if err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		if err := catalog.LocaleAvailable(ctx, dst, l); err != nil {
+			return userErrorf("database %s: %v: nothing was changed; install the locale on the target's server, or create the database there yourself with a locale it has (replicator restores into an empty database)", db.name, err)
+		}
+	}
+	return nil
+}
+
 // checkSync refuses a sync the servers cannot do, before anything changes.
 func checkSync(ctx context.Context, si, di *catalog.Server, dst *pgx.Conn) error {
 	err := replication.CheckSource(si)
@@ -245,7 +301,7 @@ func (r *run) checkResume(ctx context.Context, si, di *catalog.Server) error {
 
 // estimate registers the tables of a source database with the progress tracker so
 // that the overall percentage covers the whole run from the start.
-func (r *run) estimate(ctx context.Context, db string, seen *[]filter.Table) error {
+func (r *run) estimate(ctx context.Context, db string, seen *sourceFacts) error {
 	ep, err := r.opts.Source.WithDatabase(db)
 	if err != nil {
 		return err
@@ -259,8 +315,11 @@ func (r *run) estimate(ctx context.Context, db string, seen *[]filter.Table) err
 	if err != nil {
 		return fmt.Errorf("source database %s: %w", db, err)
 	}
+	if seen.tablespaces[db], err = catalog.UsedTablespaces(ctx, conn); err != nil {
+		return fmt.Errorf("source database %s: %w", db, err)
+	}
 	for _, t := range tables {
-		*seen = append(*seen, filter.Table{DB: db, Schema: t.Name.Schema, Name: t.Name.Name})
+		seen.tables = append(seen.tables, filter.Table{DB: db, Schema: t.Name.Schema, Name: t.Name.Name})
 		d := r.opts.Filters.Table(db, t.Root.Schema, t.Root.Name)
 		if t.Kind == 'r' && d.Copy && !d.SchemaOnly {
 			r.tracker.Register(db, t.Name.String(), t.Rows, t.Bytes)

@@ -101,16 +101,31 @@ func unmatched(flag, pattern, kind string, names []string) string {
 	if len(close) == 0 {
 		return msg
 	}
-	var quoted []string
-	mixed := false
+	// What to write for a name: quoted where needed, after the pattern's
+	// own qualifiers (a database before schema.table).
+	bare := strings.ReplaceAll(pattern, `"`, "")
+	write := func(name string) string {
+		extra := strings.Count(bare, ".") - strings.Count(name, ".")
+		if extra <= 0 {
+			return quoteName(name)
+		}
+		parts := strings.SplitN(bare, ".", extra+1)
+		return strings.Join(parts[:extra], ".") + "." + quoteName(name)
+	}
+	// The usual mistake: a mixed-case name written without quotes, which
+	// folds to lower case as in SQL.
 	for _, c := range close {
-		q := quoteName(c)
-		mixed = mixed || q != c
-		quoted = append(quoted, fmt.Sprintf("%q", q))
+		if strings.EqualFold(c, bare) || strings.HasSuffix(strings.ToLower(bare), "."+strings.ToLower(c)) {
+			return fmt.Sprintf("%s: unquoted names are folded to lower case; to match %q, quote it: %s '%s'", msg, c, flag, write(c))
+		}
+	}
+	var quoted []string
+	for _, c := range close {
+		quoted = append(quoted, fmt.Sprintf("%q", c))
 	}
 	msg += ": did you mean " + strings.Join(quoted, " or ") + "?"
-	if mixed {
-		msg += " quote mixed-case names"
+	if q := quoteName(close[0]); q != close[0] {
+		msg += fmt.Sprintf(" (quote mixed-case names: %s '%s')", flag, write(close[0]))
 	}
 	return msg
 }

@@ -13,9 +13,10 @@ func TestStrictNames(t *testing.T) {
 		warnings string
 	}{
 		{Spec{IncludeDatabases: []string{"shop", "Analytics Db"}},
-			`--include-databases "Analytics Db" matches no database: did you mean "\"Analytics Db\""? quote mixed-case names`, ""},
+			`--include-databases "Analytics Db" matches no database: unquoted names are folded to lower case; to match "Analytics Db", quote it: --include-databases '"Analytics Db"'`, ""},
 		{Spec{IncludeDatabases: []string{"shop", `"Analytics Db"`}}, "", ""},
 		{Spec{IncludeDatabases: []string{"shp"}}, `--include-databases "shp" matches no database: did you mean "shop"?`, ""},
+		{Spec{IncludeDatabases: []string{"analytic db"}}, `did you mean "Analytics Db"? (quote mixed-case names: --include-databases '"Analytics Db"')`, ""},
 		{Spec{IncludeDatabases: []string{"bill*", "nothing_like_it"}}, `--include-databases "nothing_like_it" matches no database`, ""},
 		// postgres is included only when named literally: a glob that matches
 		// only it matches nothing.
@@ -44,7 +45,7 @@ func TestStrictNames(t *testing.T) {
 		err  string
 	}{
 		{Spec{IncludeTables: []string{"shop.public.orders", "invoices"}}, ""},
-		{Spec{IncludeTables: []string{"Sales.Leads"}}, `--include-tables "Sales.Leads" matches no table: did you mean "\"Sales\".\"Leads\""? quote mixed-case names`},
+		{Spec{IncludeTables: []string{"Sales.Leads"}}, `--include-tables "Sales.Leads" matches no table: unquoted names are folded to lower case; to match "Sales.Leads", quote it: --include-tables '"Sales"."Leads"'`},
 		{Spec{IncludeTables: []string{"shop.public.order"}}, `did you mean "public.orders"?`},
 		{Spec{SchemaOnlyTables: []string{"logs"}}, `--schema-only-tables "logs" matches no table`},
 		{Spec{TableFilters: []string{"shop.public.ordrs:id > 1"}}, `--table-filter "shop.public.ordrs" matches no table`},

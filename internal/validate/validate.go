@@ -153,7 +153,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		c.connections("source", si, opts.Jobs+2)
 	}
 	if di != nil {
+		c.writable(di)
 		c.createdb(di, selected)
+	}
+	if si != nil && di != nil {
+		c.placement(ctx, selected, src, dst, di)
 	}
 	if di != nil {
 		c.connections("target", di, 2*opts.Jobs+2)
