@@ -9,6 +9,8 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lambda"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 )
 
 type jobAPI struct {
@@ -47,7 +49,8 @@ func (s *stack) roles(d *dataStores, w *workerFleet) (*iam.Role, *iam.RolePolicy
 			return build(ARNs{Partition: s.at.Partition, Region: s.at.Region, Account: s.at.Account, Stack: s.cfg.Stack,
 				Table: v[0].(string), SecretsKey: v[1].(string), JobsLogGroup: strings.TrimSuffix(v[2].(string), ":*"),
 				LambdaLogGroup: strings.TrimSuffix(v[3].(string), ":*"), Bucket: v[4].(string), WorkerRole: v[5].(string),
-				LaunchTemplate: v[6].(string), SecretPrefix: s.names.SecretPrefix()}).JSON()
+				LaunchTemplate: v[6].(string), SecretPrefix: s.names.SecretPrefix(),
+				InstanceTypes: remote.InstanceTypePatterns(s.cfg.MaxInstanceSize)}).JSON()
 		}).(pulumi.StringOutput)
 	}
 	if _, err := iam.NewRolePolicy(ctx, p+"-worker", &iam.RolePolicyArgs{Role: w.role.Name, Policy: policy(WorkerPolicy)}); err != nil {
@@ -78,6 +81,10 @@ func (s *stack) function(d *dataStores, w *workerFleet, role *iam.Role, policy *
 			"REPLICATOR_SUBNET_IDS":                 pulumi.String(strings.Join(s.cfg.SubnetIDs, ",")),
 			"REPLICATOR_DEFAULT_INSTANCE_TYPE":      pulumi.String(s.cfg.DefaultInstanceType),
 			"REPLICATOR_MAX_ACTIVE_JOBS":            pulumi.String(strconv.Itoa(s.cfg.MaxConcurrentJobs)),
+			"REPLICATOR_MAX_JOBS_PER_OWNER":         pulumi.String(strconv.Itoa(s.cfg.MaxJobsPerOwner)),
+			"REPLICATOR_MAX_INSTANCE_SIZE":          pulumi.String(s.cfg.MaxInstanceSize),
+			"REPLICATOR_MAX_TIME_LIMIT_MINUTES":     pulumi.String(strconv.Itoa(s.cfg.MaxTimeLimitMinutes)),
+			"REPLICATOR_EGRESS_PORTS":               pulumi.String(awsenv.JoinPorts(s.cfg.Limits().EgressPorts)),
 			"REPLICATOR_DEFAULT_TIME_LIMIT_MINUTES": pulumi.String(strconv.Itoa(s.cfg.DefaultTimeLimitMinutes)),
 			"REPLICATOR_ARTIFACTS_BUCKET":           d.bucket.Bucket, "REPLICATOR_WORKER_KEY": d.workerObject.Key,
 		}},

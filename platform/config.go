@@ -8,6 +8,8 @@ package platform
 import (
 	"fmt"
 	"regexp"
+	"slices"
+	"time"
 
 	"github.com/replicatorhq/replicator/platform/names"
 
@@ -40,6 +42,18 @@ type Config struct {
 	DefaultInstanceType     string
 	MaxConcurrentJobs       int
 	DefaultTimeLimitMinutes int
+	// MaxJobsPerOwner: jobs one caller may have active at once, so that one
+	// user cannot hold every slot.
+	MaxJobsPerOwner int
+	// MaxInstanceSize is the largest worker size a job may ask for;
+	// MaxTimeLimitMinutes the longest time limit.
+	MaxInstanceSize     string
+	MaxTimeLimitMinutes int
+	// EgressPorts are the database ports the workers' security group lets
+	// them reach (besides 443 for AWS's APIs), when the stack creates it;
+	// EgressAllPorts opens every port instead.
+	EgressPorts    []int
+	EgressAllPorts bool
 	// LogRetentionDays of the Lambda's and the jobs' logs.
 	LogRetentionDays int
 }
@@ -60,10 +74,31 @@ func (c *Config) Defaults() {
 	if c.DefaultTimeLimitMinutes == 0 {
 		c.DefaultTimeLimitMinutes = 24 * 60
 	}
+	if c.MaxJobsPerOwner == 0 {
+		c.MaxJobsPerOwner = min(2, c.MaxConcurrentJobs)
+	}
+	if c.MaxInstanceSize == "" {
+		c.MaxInstanceSize = remote.DefaultMaxInstanceSize
+	}
+	if c.MaxTimeLimitMinutes == 0 {
+		c.MaxTimeLimitMinutes = max(remote.MaxTimeLimitMinutes, c.DefaultTimeLimitMinutes)
+	}
+	if len(c.EgressPorts) == 0 && !c.EgressAllPorts {
+		c.EgressPorts = DefaultEgressPorts
+	}
 	if c.LogRetentionDays == 0 {
 		c.LogRetentionDays = 30
 	}
 }
+
+// DefaultEgressPorts are the ports workers may reach databases on unless
+// setup says otherwise: PostgreSQL's, PgBouncer's and Supabase's pooler's.
+var DefaultEgressPorts = []int{5432, 6432, 6543}
+
+// HTTPSPort is open to the workers whatever the egress ports: they reach
+// DynamoDB, Secrets Manager, CloudWatch Logs and S3 over HTTPS. (Security
+// groups do not filter instance metadata or the Amazon DNS server.)
+const HTTPSPort = 443
 
 // Validate checks the config before anything is deployed.
 func (c *Config) Validate() error {
@@ -92,13 +127,39 @@ func (c *Config) ValidateOptions() error {
 		// replicator-state-ACCOUNT-REGION is the state bucket's name.
 		return fmt.Errorf("stack name %q is reserved: choose another", c.Stack)
 	}
-	if err := remote.CheckInstanceType(c.DefaultInstanceType); err != nil {
+	if err := remote.CheckSize(c.MaxInstanceSize); err != nil {
+		return fmt.Errorf("--max-instance-size: %w", err)
+	}
+	if err := remote.CheckInstanceType(c.DefaultInstanceType, c.MaxInstanceSize); err != nil {
 		return fmt.Errorf("--instance-type: %w", err)
 	}
-	if c.MaxConcurrentJobs < 1 || c.DefaultTimeLimitMinutes < 1 {
-		return fmt.Errorf("--max-jobs and --time-limit must be positive")
+	if c.MaxConcurrentJobs < 1 || c.DefaultTimeLimitMinutes < 1 || c.MaxJobsPerOwner < 1 {
+		return fmt.Errorf("--max-jobs, --max-jobs-per-owner and --time-limit must be positive")
+	}
+	if c.MaxTimeLimitMinutes > remote.MaxTimeLimitMinutes {
+		return fmt.Errorf("--max-time-limit is at most %s", time.Duration(remote.MaxTimeLimitMinutes)*time.Minute)
+	}
+	if c.DefaultTimeLimitMinutes > c.MaxTimeLimitMinutes {
+		return fmt.Errorf("--time-limit (%s) is over --max-time-limit (%s)", time.Duration(c.DefaultTimeLimitMinutes)*time.Minute, time.Duration(c.MaxTimeLimitMinutes)*time.Minute)
+	}
+	if len(c.SecurityGroupIDs) > 0 && (c.EgressAllPorts || len(c.EgressPorts) > 0 && !slices.Equal(c.EgressPorts, DefaultEgressPorts)) {
+		return fmt.Errorf("--egress-ports applies to the security group setup creates; with --security-group-ids, your groups decide what workers reach")
+	}
+	for _, p := range c.EgressPorts {
+		if p == HTTPSPort {
+			return fmt.Errorf("--egress-ports: %d is open to the workers for AWS's APIs and is not a database port", p)
+		}
 	}
 	return nil
+}
+
+// Limits are the bounds the API holds submissions to.
+func (c *Config) Limits() remote.Limits {
+	lim := remote.Limits{MaxInstanceSize: c.MaxInstanceSize, MaxTimeLimitMinutes: c.MaxTimeLimitMinutes}
+	if len(c.SecurityGroupIDs) == 0 && !c.EgressAllPorts {
+		lim.EgressPorts = c.EgressPorts
+	}
+	return lim
 }
 
 // Outputs of the stack, by name.

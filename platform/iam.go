@@ -39,6 +39,8 @@ type ARNs struct {
 	WorkerRole                 string
 	LaunchTemplate             string
 	SecretPrefix               string // e.g. replicator/prod/jobs/
+	// InstanceTypes workers may be launched as (IAM StringLike patterns).
+	InstanceTypes []string
 }
 
 func (a ARNs) secrets() string {
@@ -73,7 +75,15 @@ func LambdaPolicy(a ARNs) Policy {
 		{Sid: "JobSecretsKey", Effect: "Allow", Action: []string{"kms:GenerateDataKey", "kms:Decrypt"}, Resource: []string{a.SecretsKey}},
 		// The instance and its volume: only from the stack's launch template,
 		// only tagged as the stack's worker.
-		{Sid: "LaunchWorkers", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{a.ec2("instance"), a.ec2("volume")},
+		// ec2:InstanceType is in the request context of the instance
+		// resource only: conditioning the volume on it would deny every launch.
+		{Sid: "LaunchWorkers", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{a.ec2("instance")},
+			Condition: map[string]map[string]any{
+				"ArnEquals":    {"ec2:LaunchTemplate": a.LaunchTemplate},
+				"StringEquals": {"aws:RequestTag/" + names.TagStack: a.Stack, "aws:RequestTag/" + names.TagRole: names.RoleWorker},
+				"StringLike":   {"ec2:InstanceType": a.InstanceTypes},
+			}},
+		{Sid: "LaunchWorkerVolumes", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{a.ec2("volume")},
 			Condition: map[string]map[string]any{
 				"ArnEquals":    {"ec2:LaunchTemplate": a.LaunchTemplate},
 				"StringEquals": {"aws:RequestTag/" + names.TagStack: a.Stack, "aws:RequestTag/" + names.TagRole: names.RoleWorker},

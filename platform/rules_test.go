@@ -2,11 +2,14 @@ package platform
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/platform/names"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
@@ -323,4 +326,90 @@ func TestPoliciesAreLeastPrivilege(t *testing.T) {
 
 func runErr(cfg Config, m *mocks) error {
 	return pulumi.RunErr(Program(cfg), pulumi.WithMocks("replicator", "test", m))
+}
+
+func lambdaEnv(t *testing.T, m *mocks) resource.PropertyMap {
+	t.Helper()
+	return one(t, m, "aws:lambda/function:Function")["environment"].ObjectValue()["variables"].ObjectValue()
+}
+
+// Rule: ec2:InstanceType is a condition key of RunInstances' instance
+// resource only; the volume, network interface, subnet, security group and
+// image have none, and a StringLike on a key absent from the request context
+// does not match, which would deny every launch. So the instance, and only
+// it, is conditioned on the allowlist's patterns up to --max-instance-size:
+// a bug in the API's own check cannot start a p5.48xlarge.
+func TestLaunchesAreLimitedToTheAllowedInstanceTypes(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MaxInstanceSize, cfg.DefaultInstanceType = "2xlarge", "c7g.large"
+	m := run(t, cfg)
+	lambda := policies(t, m)["replicator-test-api"]
+	var patterns []string
+	for _, s := range statementsWith(lambda, "ec2:RunInstances") {
+		v, has := s.Condition["StringLike"]["ec2:InstanceType"]
+		for _, r := range s.Resource {
+			if onInstance := strings.Contains(r, ":instance/"); onInstance != has {
+				t.Errorf("%s: resource %s, ec2:InstanceType condition %v", s.Sid, r, has)
+			}
+		}
+		if has {
+			for _, p := range v.([]any) {
+				patterns = append(patterns, p.(string))
+			}
+		}
+	}
+	if !slices.Equal(patterns, remote.InstanceTypePatterns("2xlarge")) {
+		t.Fatalf("instance type patterns %v", patterns)
+	}
+	for typ, ok := range map[string]bool{"c7g.large": true, "r8g.2xlarge": true, "c7g.4xlarge": false, "p5.48xlarge": false, "g5g.xlarge": false} {
+		if remote.MatchesPatterns(typ, patterns) != ok {
+			t.Errorf("IAM allows %s: %v, want %v", typ, !ok, ok)
+		}
+	}
+	env := lambdaEnv(t, m)
+	for k, want := range map[string]string{"REPLICATOR_MAX_INSTANCE_SIZE": "2xlarge", "REPLICATOR_MAX_JOBS_PER_OWNER": "2",
+		"REPLICATOR_MAX_TIME_LIMIT_MINUTES": "10080"} {
+		if got := env[resource.PropertyKey(k)].StringValue(); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
+
+// Rule: the security group the stack creates lets workers reach HTTPS (AWS's
+// APIs: security groups do not filter instance metadata or the Amazon DNS
+// server) and the database ports, nothing else, unless --egress-ports all;
+// the API is told the ports so that a job naming another one is refused at
+// submission rather than timing out. With the user's own groups, it is told
+// nothing.
+func TestWorkerEgress(t *testing.T) {
+	rules := func(m *mocks) []string {
+		var out []string
+		for _, e := range one(t, m, "aws:ec2/securityGroup:SecurityGroup")["egress"].ArrayValue() {
+			o := e.ObjectValue()
+			out = append(out, fmt.Sprintf("%s %v-%v", o["protocol"].StringValue(), o["fromPort"].NumberValue(), o["toPort"].NumberValue()))
+		}
+		return out
+	}
+	cfg := testConfig(t)
+	cfg.SecurityGroupIDs = nil
+	m := run(t, cfg)
+	if got := rules(m); !slices.Equal(got, []string{"tcp 443-443", "tcp 5432-5432", "tcp 6432-6432", "tcp 6543-6543"}) {
+		t.Errorf("egress %v", got)
+	}
+	if got := lambdaEnv(t, m)["REPLICATOR_EGRESS_PORTS"].StringValue(); got != "5432,6432,6543" {
+		t.Errorf("the API is told ports %q", got)
+	}
+
+	cfg = testConfig(t)
+	cfg.SecurityGroupIDs, cfg.EgressAllPorts = nil, true
+	m = run(t, cfg)
+	if got := rules(m); !slices.Equal(got, []string{"-1 0-0"}) {
+		t.Errorf("egress with all ports %v", got)
+	}
+	if got := lambdaEnv(t, m)["REPLICATOR_EGRESS_PORTS"].StringValue(); got != "" {
+		t.Errorf("all ports, yet the API is told %q", got)
+	}
+	if got := lambdaEnv(t, run(t, testConfig(t)))["REPLICATOR_EGRESS_PORTS"].StringValue(); got != "" {
+		t.Errorf("the user's security groups, yet the API is told %q", got)
+	}
 }

@@ -32,9 +32,7 @@ func (s *stack) workers(d *dataStores, img *builtImage) (*workerFleet, error) {
 		// Nothing reaches a worker; it reaches the databases and AWS's APIs.
 		sg, err := ec2.NewSecurityGroup(s.ctx, p+"-worker", &ec2.SecurityGroupArgs{
 			Description: pulumi.String("replicator " + s.cfg.Stack + ": workers (outbound only)"), VpcId: pulumi.String(s.cfg.VPCID),
-			Egress: ec2.SecurityGroupEgressArray{&ec2.SecurityGroupEgressArgs{Protocol: pulumi.String("-1"), FromPort: pulumi.Int(0), ToPort: pulumi.Int(0),
-				CidrBlocks: pulumi.StringArray{pulumi.String("0.0.0.0/0")}, Ipv6CidrBlocks: pulumi.StringArray{pulumi.String("::/0")}}},
-			Tags: s.tags,
+			Egress: s.workerEgress(), Tags: s.tags,
 		})
 		if err != nil {
 			return nil, err
@@ -68,4 +66,22 @@ func (s *stack) workers(d *dataStores, img *builtImage) (*workerFleet, error) {
 		return nil, err
 	}
 	return &workerFleet{role: role, launchTemplate: lt}, nil
+}
+
+// workerEgress is what workers may reach: HTTPS (AWS's APIs) and the
+// database ports setup was given, or everything with --egress-ports all. A
+// job cannot then use a worker to reach other services of the VPC.
+func (s *stack) workerEgress() ec2.SecurityGroupEgressArray {
+	anywhere := func(protocol string, from, to int) *ec2.SecurityGroupEgressArgs {
+		return &ec2.SecurityGroupEgressArgs{Protocol: pulumi.String(protocol), FromPort: pulumi.Int(from), ToPort: pulumi.Int(to),
+			CidrBlocks: pulumi.StringArray{pulumi.String("0.0.0.0/0")}, Ipv6CidrBlocks: pulumi.StringArray{pulumi.String("::/0")}}
+	}
+	if s.cfg.EgressAllPorts {
+		return ec2.SecurityGroupEgressArray{anywhere("-1", 0, 0)}
+	}
+	rules := ec2.SecurityGroupEgressArray{anywhere("tcp", HTTPSPort, HTTPSPort)}
+	for _, p := range s.cfg.EgressPorts {
+		rules = append(rules, anywhere("tcp", p, p))
+	}
+	return rules
 }

@@ -136,7 +136,7 @@ func localAndRemote(t *testing.T, local remote.Options, localSpec func() (runner
 	if err := dec.Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := got.Validate(); err != nil {
+	if _, _, err := got.Validate(remote.DefaultLimits()); err != nil {
 		t.Fatalf("the API would refuse the request: %v", err)
 	}
 	rj, err := runner.Parse(got.Command, remote.Secret{Source: got.Source, Target: got.Target, SourceForTarget: got.SourceForTarget,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -18,6 +19,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/deploy"
 	"github.com/replicatorhq/replicator/internal/iostreams"
 	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 	"github.com/replicatorhq/replicator/internal/stackcache"
 	"github.com/replicatorhq/replicator/platform"
 )
@@ -32,8 +34,10 @@ type Options struct {
 	SubnetIDs, SecurityGroupIDs []string
 	BuildSubnetID               string
 	InstanceType                string
-	MaxJobs                     int
-	TimeLimit                   time.Duration
+	MaxJobs, MaxJobsPerOwner    int
+	TimeLimit, MaxTimeLimit     time.Duration
+	MaxInstanceSize             string
+	EgressPorts                 string
 	Unlock, Yes                 bool
 }
 
@@ -62,7 +66,25 @@ again. The outputs are remembered, so init --remote needs no flags.`,
 			if opts.MaxJobs < 1 {
 				return cmdutil.FlagErrorf("--max-jobs must be at least 1")
 			}
-			cfg := opts.config()
+			if opts.MaxJobsPerOwner < 1 {
+				return cmdutil.FlagErrorf("--max-jobs-per-owner must be at least 1")
+			}
+			if opts.MaxTimeLimit < time.Minute {
+				return cmdutil.FlagErrorf("--max-time-limit must be at least 1m")
+			}
+			if !cmd.Flags().Changed("max-jobs-per-owner") {
+				opts.MaxJobsPerOwner = min(opts.MaxJobsPerOwner, opts.MaxJobs)
+			}
+			if opts.MaxJobsPerOwner > opts.MaxJobs {
+				return cmdutil.FlagErrorf("--max-jobs-per-owner %d is over --max-jobs %d: it would have no effect", opts.MaxJobsPerOwner, opts.MaxJobs)
+			}
+			if cmd.Flags().Changed("egress-ports") && len(opts.SecurityGroupIDs) > 0 {
+				return cmdutil.FlagErrorf("--egress-ports shapes the security group setup creates; with --security-group-ids your groups decide what the workers reach")
+			}
+			cfg, err := opts.config()
+			if err != nil {
+				return cmdutil.FlagErrorf("%v", err)
+			}
 			if err := cfg.ValidateOptions(); err != nil {
 				return cmdutil.FlagErrorf("%v", err)
 			}
@@ -80,7 +102,11 @@ again. The outputs are remembered, so init --remote needs no flags.`,
 	fl.StringVar(&opts.BuildSubnetID, "build-subnet-id", "", "subnet where the worker AMI is built, with a route to the internet or to SSM and S3 endpoints (default: the default VPC)")
 	fl.StringVar(&opts.InstanceType, "instance-type", remote.DefaultInstanceType, "worker instance type of jobs that name none (Graviton, arm64); larger data gets a larger size of its family")
 	fl.IntVar(&opts.MaxJobs, "max-jobs", 5, "jobs allowed to run at once")
+	fl.IntVar(&opts.MaxJobsPerOwner, "max-jobs-per-owner", 2, "jobs one caller (IAM identity) may have running at once")
 	fl.DurationVar(&opts.TimeLimit, "time-limit", 24*time.Hour, "default time limit of a job")
+	fl.DurationVar(&opts.MaxTimeLimit, "max-time-limit", 7*24*time.Hour, "longest time limit a job may ask for")
+	fl.StringVar(&opts.MaxInstanceSize, "max-instance-size", remote.DefaultMaxInstanceSize, "largest worker size a job may ask for ("+strings.Join(remote.Sizes, ", ")+")")
+	fl.StringVar(&opts.EgressPorts, "egress-ports", awsenv.JoinPorts(platform.DefaultEgressPorts), "database ports the workers may connect to (besides 443 for AWS's APIs), or all")
 	return cmd
 }
 
@@ -117,15 +143,28 @@ func Target(ctx context.Context, ios *iostreams.IOStreams, region, backend strin
 }
 
 // config is the platform the flags describe.
-func (o *Options) config() platform.Config {
+func (o *Options) config() (platform.Config, error) {
 	cfg := platform.Config{Stack: o.Stack, Version: o.Version, VPCID: o.VPCID, SubnetIDs: o.SubnetIDs, SecurityGroupIDs: o.SecurityGroupIDs,
-		BuildSubnetID: o.BuildSubnetID, DefaultInstanceType: o.InstanceType, MaxConcurrentJobs: o.MaxJobs, DefaultTimeLimitMinutes: int(o.TimeLimit.Minutes())}
+		BuildSubnetID: o.BuildSubnetID, DefaultInstanceType: o.InstanceType, MaxConcurrentJobs: o.MaxJobs, DefaultTimeLimitMinutes: int(o.TimeLimit.Minutes()),
+		MaxJobsPerOwner: o.MaxJobsPerOwner, MaxInstanceSize: o.MaxInstanceSize, MaxTimeLimitMinutes: int(o.MaxTimeLimit.Minutes())}
+	if o.EgressPorts == "all" {
+		cfg.EgressAllPorts = true
+	} else {
+		ports, err := awsenv.ParsePorts(o.EgressPorts)
+		if err != nil {
+			return cfg, fmt.Errorf("--egress-ports: %w: give ports such as 5432,6432, or all", err)
+		}
+		cfg.EgressPorts = ports
+	}
 	cfg.Defaults()
-	return cfg
+	return cfg, nil
 }
 
 func runSetup(ctx context.Context, o *Options) error {
-	cfg := o.config()
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "replicator-setup-")
 	if err != nil {
 		return err

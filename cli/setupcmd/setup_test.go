@@ -22,7 +22,8 @@ func TestSetupFlags(t *testing.T) {
 	}
 	want := setupcmd.Options{IO: got.IO, Version: "v0.0.0-test", Region: "eu-west-1", Stack: "prod", Backend: "file:///tmp/state",
 		SubnetIDs: []string{"subnet-a", "subnet-b"}, SecurityGroupIDs: []string{"sg-1"}, BuildSubnetID: "subnet-build",
-		InstanceType: "m7g.large", MaxJobs: 9, TimeLimit: 6 * time.Hour, Unlock: true, Yes: true}
+		InstanceType: "m7g.large", MaxJobs: 9, MaxJobsPerOwner: 2, TimeLimit: 6 * time.Hour, MaxTimeLimit: 7 * 24 * time.Hour,
+		MaxInstanceSize: "4xlarge", EgressPorts: "5432,6432,6543", Unlock: true, Yes: true}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("options\n%+v\nwant\n%+v", *got, want)
 	}
@@ -36,6 +37,17 @@ func TestSetupFlags(t *testing.T) {
 		{[]string{"--stack", "state"}, "is reserved"},
 		{[]string{"--max-jobs", "0"}, "--max-jobs must be at least 1"},
 		{[]string{"--time-limit", "30s"}, "--time-limit must be at least 1m"},
+		{[]string{"--max-instance-size", "huge"}, `--max-instance-size: "huge" is not a worker size`},
+		{[]string{"--instance-type", "c7g.8xlarge"}, `"c7g.8xlarge" is larger than this platform allows (4xlarge at most)`},
+		{[]string{"--instance-type", "p5.48xlarge"}, `"p5.48xlarge" is not arm64`},
+		{[]string{"--instance-type", "g5g.xlarge"}, `"g5g.xlarge" is not offered`},
+		{[]string{"--time-limit", "48h", "--max-time-limit", "24h"}, "--time-limit (48h0m0s) is over --max-time-limit (24h0m0s)"},
+		{[]string{"--max-time-limit", "200h"}, "--max-time-limit is at most 168h0m0s"},
+		{[]string{"--max-jobs", "3", "--max-jobs-per-owner", "4"}, "--max-jobs-per-owner 4 is over --max-jobs 3: it would have no effect"},
+		{[]string{"--max-jobs-per-owner", "0"}, "--max-jobs-per-owner must be at least 1"},
+		{[]string{"--egress-ports", "5432,http"}, `--egress-ports: "http" is not a TCP port`},
+		{[]string{"--egress-ports", "5432,443"}, "443 is open to the workers for AWS's APIs"},
+		{[]string{"--egress-ports", "5432", "--security-group-ids", "sg-1"}, "with --security-group-ids your groups decide"},
 	} {
 		f, out, errOut := cmdtest.Factory(nil)
 		cmdtest.Run(t, f, out, errOut, setupcmd.NewCmdSetup(f, nil), tc.args...).OneLineError(t, 2, tc.want)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -226,6 +227,17 @@ func (e *Endpoint) Address() string {
 		return fmt.Sprintf("socket %s (port %d)", e.config.Host, e.config.Port)
 	}
 	return fmt.Sprintf("%s:%d", e.config.Host, e.config.Port)
+}
+
+// Ports are the ports of every host the endpoint may connect to.
+func (e *Endpoint) Ports() []uint16 {
+	ports := []uint16{e.config.Port}
+	for _, f := range e.config.Fallbacks {
+		if !slices.Contains(ports, f.Port) {
+			ports = append(ports, f.Port)
+		}
+	}
+	return ports
 }
 
 // ConnectTimeout is how long a connection attempt may take.

@@ -25,7 +25,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -173,14 +175,30 @@ func (f FieldErrors) Error() string {
 	return "invalid job: " + strings.Join(parts, "; ")
 }
 
-// Limits of a submission.
+// Hard limits of a submission, whatever the platform's settings.
 const (
 	MaxTimeLimitMinutes = 7 * 24 * 60
 	MaxJobs             = 64
 )
 
-// Validate checks a submission field by field. It returns the parsed endpoints.
-func (r *Request) Validate() (src, dst *conninfo.Endpoint, err error) {
+// Limits are a platform's bounds on what a submission may ask for (setup's
+// --max-instance-size, --max-time-limit and --egress-ports).
+type Limits struct {
+	MaxInstanceSize     string
+	MaxTimeLimitMinutes int
+	// EgressPorts are the ports the workers' security group lets them reach
+	// (nil: any, the user's own security groups decide).
+	EgressPorts []int
+}
+
+// DefaultLimits are a platform's limits when setup sets none.
+func DefaultLimits() Limits {
+	return Limits{MaxInstanceSize: DefaultMaxInstanceSize, MaxTimeLimitMinutes: MaxTimeLimitMinutes}
+}
+
+// Validate checks a submission field by field against the platform's limits.
+// It returns the parsed endpoints.
+func (r *Request) Validate(lim Limits) (src, dst *conninfo.Endpoint, err error) {
 	fe := FieldErrors{}
 	switch r.Command {
 	case "init", "sync":
@@ -206,12 +224,22 @@ func (r *Request) Validate() (src, dst *conninfo.Endpoint, err error) {
 	if o.IndexJobs < 0 || o.IndexJobs > MaxJobs {
 		fe.add("options.index_jobs", fmt.Sprintf("must be between 1 and %d", MaxJobs))
 	}
-	if o.TimeLimitMinutes < 0 || o.TimeLimitMinutes > MaxTimeLimitMinutes {
-		fe.add("options.time_limit_minutes", fmt.Sprintf("must be between 1 and %d", MaxTimeLimitMinutes))
+	if maxMinutes := min(lim.MaxTimeLimitMinutes, MaxTimeLimitMinutes); o.TimeLimitMinutes < 0 || o.TimeLimitMinutes > maxMinutes {
+		fe.add("options.time_limit_minutes", fmt.Sprintf("must be between 1 and %d, this platform's limit (replicator setup --max-time-limit)", maxMinutes))
 	}
 	if o.InstanceType != "" {
-		if err := CheckInstanceType(o.InstanceType); err != nil {
+		if err := CheckInstanceType(o.InstanceType, lim.MaxInstanceSize); err != nil {
 			fe.add("options.instance_type", err.Error())
+		}
+	}
+	for field, ep := range map[string]*conninfo.Endpoint{"source": src, "target": dst} {
+		if ep == nil || lim.EgressPorts == nil {
+			continue
+		}
+		for _, port := range ep.Ports() {
+			if !slices.Contains(lim.EgressPorts, int(port)) {
+				fe.add(field, fmt.Sprintf("port %d is not one the workers may reach (%s): run replicator setup again with --egress-ports including it", port, joinInts(lim.EgressPorts)))
+			}
 		}
 	}
 	if o.MaintenanceWorkMem != "" && !regexp.MustCompile(`^[0-9]+\s*(kB|MB|GB|TB)?$`).MatchString(o.MaintenanceWorkMem) {
@@ -266,6 +294,14 @@ func (r *Request) Validate() (src, dst *conninfo.Endpoint, err error) {
 		return nil, nil, fe
 	}
 	return src, dst, nil
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
 }
 
 // MaxSecretBytes is the most a job's secret may hold: Secrets Manager's

@@ -9,7 +9,9 @@
 // Optional: replicator:vpcId with replicator:subnetIds (comma-separated) and
 // replicator:securityGroupIds, replicator:buildSubnetId with
 // replicator:buildVpcId, replicator:instanceType, replicator:maxJobs,
-// replicator:timeLimitMinutes. The region and partition come from the AWS
+// replicator:maxJobsPerOwner, replicator:timeLimitMinutes,
+// replicator:maxTimeLimitMinutes, replicator:maxInstanceSize,
+// replicator:egressPorts (comma-separated, or all). The region and partition come from the AWS
 // provider. replicator setup checks the networks before deploying; this path
 // does not.
 //
@@ -17,11 +19,13 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 
+	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 	"github.com/replicatorhq/replicator/platform"
 )
 
@@ -44,6 +48,17 @@ func main() {
 			VPCID: c.Get("vpcId"), SubnetIDs: split(c.Get("subnetIds")), SecurityGroupIDs: split(c.Get("securityGroupIds")),
 			BuildSubnetID: c.Get("buildSubnetId"), BuildVPCID: c.Get("buildVpcId"),
 			DefaultInstanceType: c.Get("instanceType"), MaxConcurrentJobs: c.GetInt("maxJobs"), DefaultTimeLimitMinutes: c.GetInt("timeLimitMinutes"),
+			MaxJobsPerOwner: c.GetInt("maxJobsPerOwner"), MaxInstanceSize: c.Get("maxInstanceSize"), MaxTimeLimitMinutes: c.GetInt("maxTimeLimitMinutes"),
+		}
+		switch ports := c.Get("egressPorts"); ports {
+		case "":
+		case "all":
+			cfg.EgressAllPorts = true
+		default:
+			var err error
+			if cfg.EgressPorts, err = awsenv.ParsePorts(ports); err != nil {
+				return fmt.Errorf("replicator:egressPorts: %w", err)
+			}
 		}
 		return platform.Program(cfg)(ctx)
 	})

@@ -112,7 +112,7 @@ func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2
 	if dec.More() {
 		return fail(http.StatusBadRequest, "invalid JSON: trailing data after the object"), nil
 	}
-	src, dst, err := r.Validate()
+	src, dst, err := r.Validate(a.Config.Limits())
 	var fe remote.FieldErrors
 	if errors.As(err, &fe) {
 		return reply(http.StatusBadRequest, errorBody{Error: "invalid job", Fields: fe}), nil
@@ -122,7 +122,7 @@ func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2
 	}
 	instanceType := r.Options.InstanceType
 	if instanceType == "" {
-		instanceType = remote.InstanceTypeFor(a.Config.DefaultInstanceType, r.Options.SourceBytes)
+		instanceType = remote.InstanceTypeFor(a.Config.DefaultInstanceType, a.Config.MaxInstanceSize, r.Options.SourceBytes)
 	}
 	now := a.Store.Now().UTC()
 	job := &remote.Job{

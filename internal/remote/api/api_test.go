@@ -248,3 +248,51 @@ func TestSecretHoldsTheConnections(t *testing.T) {
 		t.Errorf("secret %+v, want %+v", *sec, req.Secret())
 	}
 }
+
+// What one call may make the platform start is bounded: the allowlisted
+// Graviton families up to the stack's size, the stack's longest time limit,
+// and only the database ports the workers' security group opens.
+func TestSubmitLimits(t *testing.T) {
+	c := apiAs(t, "alice")
+	ctx := context.Background()
+	cfg := &stack.Handler.API.Config
+	saved := *cfg
+	defer func() { *cfg = saved }()
+	cfg.MaxTimeLimitMinutes, cfg.EgressPorts = 120, []int{5432, 6432}
+	for _, tc := range []struct {
+		name, field, contains string
+		req                   remote.Request
+	}{
+		{"GPU instance", "options.instance_type", "is not arm64", remote.Request{Options: remote.Options{InstanceType: "p5.48xlarge"}}},
+		{"Graviton GPU", "options.instance_type", "is not offered", remote.Request{Options: remote.Options{InstanceType: "g5g.16xlarge"}}},
+		{"over the size", "options.instance_type", "larger than this platform allows (4xlarge at most)", remote.Request{Options: remote.Options{InstanceType: "c7g.16xlarge"}}},
+		{"over the time limit", "options.time_limit_minutes", "must be between 1 and 120, this platform's limit", remote.Request{Options: remote.Options{TimeLimitMinutes: 7 * 24 * 60}}},
+		{"closed port", "source", "port 3306 is not one the workers may reach (5432, 6432)", remote.Request{Source: "postgres://u:pw@db.example.com:3306/a"}},
+		{"closed fallback port", "target", "port 22 is not one", remote.Request{Target: "host=a.example.com,b.example.com port=5432,22 dbname=b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.Command = "init"
+			if tc.req.Source == "" {
+				tc.req.Source = "postgres://h/a"
+			}
+			if tc.req.Target == "" {
+				tc.req.Target = "postgres://g/b"
+			}
+			_, err := c.Submit(ctx, &tc.req)
+			ae := apiError(t, err, http.StatusBadRequest, "invalid job")
+			if !strings.Contains(ae.Fields[tc.field], tc.contains) {
+				t.Errorf("field %s: %q, want %q", tc.field, ae.Fields[tc.field], tc.contains)
+			}
+		})
+	}
+	// Large data sizes the worker up, but not past the stack's limit.
+	cfg.MaxInstanceSize = "xlarge"
+	j, err := c.Submit(ctx, &remote.Request{Command: "init", Source: "postgres://h/a", Target: "postgres://g/b", Options: remote.Options{SourceBytes: 3 << 40}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Cancel(ctx, j.ID)
+	if j.InstanceType != "c7g.xlarge" {
+		t.Errorf("a 3 TiB job on a platform capped at xlarge got %s", j.InstanceType)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/replicatorhq/replicator/internal/remote"
 )
 
 // Config names the platform's resources and limits.
@@ -40,7 +41,13 @@ type Config struct {
 	ArtifactsBucket       string   // REPLICATOR_ARTIFACTS_BUCKET
 	WorkerKey             string   // REPLICATOR_WORKER_KEY
 
-	MaxActiveJobs           int           // REPLICATOR_MAX_ACTIVE_JOBS
+	MaxActiveJobs       int    // REPLICATOR_MAX_ACTIVE_JOBS
+	MaxJobsPerOwner     int    // REPLICATOR_MAX_JOBS_PER_OWNER
+	MaxInstanceSize     string // REPLICATOR_MAX_INSTANCE_SIZE
+	MaxTimeLimitMinutes int    // REPLICATOR_MAX_TIME_LIMIT_MINUTES
+	// EgressPorts the workers' security group allows (REPLICATOR_EGRESS_PORTS,
+	// comma-separated; empty when the user's own security groups decide).
+	EgressPorts             []int
 	DefaultTimeLimitMinutes int           // REPLICATOR_DEFAULT_TIME_LIMIT_MINUTES
 	HeartbeatTimeout        time.Duration // REPLICATOR_HEARTBEAT_TIMEOUT
 	ProvisionTimeout        time.Duration // REPLICATOR_PROVISION_TIMEOUT
@@ -51,6 +58,7 @@ type Config struct {
 // Defaults of the limits, when the environment does not set them.
 const (
 	DefaultMaxActiveJobs    = 5
+	DefaultMaxJobsPerOwner  = 2
 	DefaultTimeLimitMinutes = 24 * 60
 	DefaultMaxAttempts      = 3
 	DefaultHeartbeatTimeout = 3 * time.Minute
@@ -72,6 +80,10 @@ func (c Config) Env() []string {
 		"REPLICATOR_KMS_KEY_ID=" + c.KMSKeyID,
 		"REPLICATOR_ARTIFACTS_BUCKET=" + c.ArtifactsBucket, "REPLICATOR_WORKER_KEY=" + c.WorkerKey,
 		"REPLICATOR_MAX_ACTIVE_JOBS=" + strconv.Itoa(c.MaxActiveJobs),
+		"REPLICATOR_MAX_JOBS_PER_OWNER=" + strconv.Itoa(c.MaxJobsPerOwner),
+		"REPLICATOR_MAX_INSTANCE_SIZE=" + c.MaxInstanceSize,
+		"REPLICATOR_MAX_TIME_LIMIT_MINUTES=" + strconv.Itoa(c.MaxTimeLimitMinutes),
+		"REPLICATOR_EGRESS_PORTS=" + JoinPorts(c.EgressPorts),
 		"REPLICATOR_DEFAULT_TIME_LIMIT_MINUTES=" + strconv.Itoa(c.DefaultTimeLimitMinutes),
 		"REPLICATOR_HEARTBEAT_TIMEOUT=" + c.HeartbeatTimeout.String(),
 		"REPLICATOR_PROVISION_TIMEOUT=" + c.ProvisionTimeout.String(),
@@ -90,10 +102,17 @@ func FromEnv() (Config, error) {
 		DefaultInstanceType:   os.Getenv("REPLICATOR_DEFAULT_INSTANCE_TYPE"),
 		LogGroup:              os.Getenv("REPLICATOR_LOG_GROUP"), SecretPrefix: os.Getenv("REPLICATOR_SECRET_PREFIX"),
 		KMSKeyID: os.Getenv("REPLICATOR_KMS_KEY_ID"), ArtifactsBucket: os.Getenv("REPLICATOR_ARTIFACTS_BUCKET"),
-		WorkerKey: os.Getenv("REPLICATOR_WORKER_KEY"),
+		WorkerKey: os.Getenv("REPLICATOR_WORKER_KEY"), MaxInstanceSize: os.Getenv("REPLICATOR_MAX_INSTANCE_SIZE"),
 	}
 	if v := os.Getenv("REPLICATOR_SUBNET_IDS"); v != "" {
 		c.SubnetIDs = strings.Split(v, ",")
+	}
+	if c.MaxInstanceSize == "" {
+		c.MaxInstanceSize = remote.DefaultMaxInstanceSize
+	}
+	var err error
+	if c.EgressPorts, err = ParsePorts(os.Getenv("REPLICATOR_EGRESS_PORTS")); err != nil {
+		return c, fmt.Errorf("REPLICATOR_EGRESS_PORTS: %w", err)
 	}
 	if c.Partition == "" {
 		c.Partition = defaultPartition
@@ -106,13 +125,14 @@ func FromEnv() (Config, error) {
 			return c, fmt.Errorf("%s is not set", req.name)
 		}
 	}
-	var err error
 	ints := []struct {
 		env string
 		dst *int
 		def int
 	}{
 		{"REPLICATOR_MAX_ACTIVE_JOBS", &c.MaxActiveJobs, DefaultMaxActiveJobs},
+		{"REPLICATOR_MAX_JOBS_PER_OWNER", &c.MaxJobsPerOwner, DefaultMaxJobsPerOwner},
+		{"REPLICATOR_MAX_TIME_LIMIT_MINUTES", &c.MaxTimeLimitMinutes, remote.MaxTimeLimitMinutes},
 		{"REPLICATOR_DEFAULT_TIME_LIMIT_MINUTES", &c.DefaultTimeLimitMinutes, DefaultTimeLimitMinutes},
 		{"REPLICATOR_MAX_ATTEMPTS", &c.MaxAttempts, DefaultMaxAttempts},
 	}
@@ -142,6 +162,36 @@ func FromEnv() (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// Limits are the platform's bounds on a submission.
+func (c Config) Limits() remote.Limits {
+	return remote.Limits{MaxInstanceSize: c.MaxInstanceSize, MaxTimeLimitMinutes: c.MaxTimeLimitMinutes, EgressPorts: c.EgressPorts}
+}
+
+// ParsePorts reads a comma-separated list of TCP ports ("" is none).
+func ParsePorts(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		p, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("%q is not a TCP port", f)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// JoinPorts writes ports as ParsePorts reads them.
+func JoinPorts(ports []int) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ",")
 }
 
 // InstanceARN is the ARN of an instance of this platform's account and region.

@@ -94,12 +94,14 @@ func (o *Options) config() awsenv.Config {
 	cfg.Stack, cfg.Partition, cfg.Region, cfg.AccountID = o.Stack, "aws", Region, Account
 	for dst, v := range map[*string]string{&cfg.Table: n.Table(), &cfg.LogGroup: n.JobsLogGroup(), &cfg.LaunchTemplate: n.LaunchTemplate(),
 		&cfg.SecretPrefix: n.SecretPrefix(), &cfg.DefaultInstanceType: remote.DefaultInstanceType, &cfg.Version: "dev",
-		&cfg.ArtifactsBucket: n.ArtifactsBucket(Account, Region), &cfg.WorkerKey: "worker/dev/worker"} {
+		&cfg.ArtifactsBucket: n.ArtifactsBucket(Account, Region), &cfg.WorkerKey: "worker/dev/worker",
+		&cfg.MaxInstanceSize: remote.DefaultMaxInstanceSize} {
 		if *dst == "" {
 			*dst = v
 		}
 	}
-	for dst, v := range map[*int]int{&cfg.MaxActiveJobs: awsenv.DefaultMaxActiveJobs, &cfg.DefaultTimeLimitMinutes: 60, &cfg.MaxAttempts: awsenv.DefaultMaxAttempts} {
+	for dst, v := range map[*int]int{&cfg.MaxActiveJobs: awsenv.DefaultMaxActiveJobs, &cfg.DefaultTimeLimitMinutes: 60, &cfg.MaxAttempts: awsenv.DefaultMaxAttempts,
+		&cfg.MaxJobsPerOwner: awsenv.DefaultMaxJobsPerOwner, &cfg.MaxTimeLimitMinutes: remote.MaxTimeLimitMinutes} {
 		if *dst == 0 {
 			*dst = v
 		}
