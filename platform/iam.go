@@ -117,7 +117,7 @@ func WorkerPolicy(a ARNs) Policy {
 			Condition: map[string]map[string]any{"ForAllValues:StringLike": {"dynamodb:LeadingKeys": []string{"JOB#*", "PLATFORM"}}}},
 		{Sid: "WriteJobs", Effect: "Allow", Action: []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:TransactWriteItems"},
 			Resource:  []string{a.Table},
-			Condition: map[string]map[string]any{"ForAllValues:StringLike": {"dynamodb:LeadingKeys": []string{"JOB#*", "ACCOUNT"}}}},
+			Condition: map[string]map[string]any{"ForAllValues:StringLike": {"dynamodb:LeadingKeys": []string{"JOB#*", "ACCOUNT", "OWNER#*"}}}},
 		{Sid: "OwnJobSecret", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"}, Resource: []string{a.secrets()},
 			Condition: ownInstance},
 		{Sid: "JobSecretKey", Effect: "Allow", Action: []string{"kms:Decrypt"}, Resource: []string{a.SecretsKey}},

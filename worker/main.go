@@ -68,6 +68,9 @@ func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin 
 		return err
 	}
 	store := store.New(clients.DynamoDB, table)
+	store.OnDrift = func(job string, n int) {
+		log.Warn("a slot counter was already at zero when the job ended; the reaper recomputes it", "job", job, "counters", n)
+	}
 	platform, err := store.GetPlatform(ctx)
 	if err != nil {
 		return err

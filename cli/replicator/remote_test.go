@@ -516,7 +516,7 @@ func TestRemoteCopyRidesOutALogsOutage(t *testing.T) {
 	base := platform(t)
 	var down atomic.Bool
 	over := make(chan struct{})
-	target, _ := url.Parse(base.Moto.URL)
+	target, _ := url.Parse(base.Gate.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	outage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {

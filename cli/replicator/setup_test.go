@@ -289,11 +289,11 @@ func TestSetupAndTeardown(t *testing.T) {
 
 	// Teardown refuses while a job runs...
 	ctx := context.Background()
-	store := store.New(s.Clients.DynamoDB, "replicator-e2e-jobs")
+	jobs := store.New(s.Clients.DynamoDB, "replicator-e2e-jobs")
 	provisionTable(t, s, "replicator-e2e-jobs")
 	now := time.Now().UTC()
 	job := &remote.Job{ID: remote.NewID(), Owner: "arn:aws:iam::123456789012:user/alice", Command: "init", Status: remote.Queued, CreatedAt: now, UpdatedAt: now}
-	if err := store.Create(ctx, job, 10); err != nil {
+	if err := jobs.Create(ctx, job, store.Caps{Active: 10, PerOwner: 10}, nil); err != nil {
 		t.Fatal(err)
 	}
 	r = run(append([]string{"teardown", "--yes"}, backend...)...)
@@ -304,7 +304,7 @@ func TestSetupAndTeardown(t *testing.T) {
 	// ...and without --yes and a terminal, it does not wait for an answer.
 	r = run(append([]string{"teardown", "--force"}, backend...)...)
 	assertLastLineError(t, r, "teardown not confirmed: nothing was changed")
-	if j, _ := store.Get(ctx, job.ID); j.Status != remote.Queued {
+	if j, _ := jobs.Get(ctx, job.ID); j.Status != remote.Queued {
 		t.Fatalf("an unconfirmed teardown touched the job: %s", j.Status)
 	}
 
@@ -322,7 +322,7 @@ func TestSetupAndTeardown(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "nothing of it remains billable") {
 		t.Fatalf("teardown (%d):\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	if j, _ := store.Get(ctx, job.ID); j.Status != remote.Cancelled {
+	if j, _ := jobs.Get(ctx, job.ID); j.Status != remote.Cancelled {
 		t.Errorf("job not cancelled by teardown --force: %s", j.Status)
 	}
 	if reg, _ := os.ReadFile(h.fakeState); string(reg) != "{}" {

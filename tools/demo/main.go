@@ -171,7 +171,7 @@ func remote(ctx context.Context, bin, worker string, src, dst *pgcluster.Cluster
 		return err
 	}
 	defer stack.Stop()
-	fmt.Printf("    API %s, moto %s\n", stack.API.URL, stack.Moto.URL)
+	fmt.Printf("    API %s, moto %s\n", stack.API.URL, stack.Gate.URL)
 	step("replicator init --remote --include-databases shop --drop-existing --yes")
 	run := func(args ...string) error {
 		cmd := exec.CommandContext(ctx, bin, args...)
@@ -198,7 +198,7 @@ func remote(ctx context.Context, bin, worker string, src, dst *pgcluster.Cluster
 		step("the clusters and the emulated platform are running; Ctrl-C to stop them. From another shell:\n"+
 			"    source %s     # the API, moto, alice's credentials, the source and target\n"+
 			"    %s jobs list\n    %s init --remote --include-databases bench --drop-existing --yes\n"+
-			"    (source %s, target %s; API %s, moto %s)", envFile, bin, bin, redacted(src), redacted(dst), stack.API.URL, stack.Moto.URL)
+			"    (source %s, target %s; API %s, moto %s)", envFile, bin, bin, redacted(src), redacted(dst), stack.API.URL, stack.Gate.URL)
 		<-ctx.Done()
 	}
 	return nil

@@ -7,11 +7,14 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -96,12 +99,19 @@ func (a *API) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (r
 }
 
 func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2HTTPRequest) (response, error) {
+	// A submission that has begun finishes whatever the caller does: a job
+	// stored without its secret would hold a slot for nothing.
+	ctx = context.WithoutCancel(ctx)
 	body := req.Body
 	if req.IsBase64Encoded {
 		return fail(http.StatusBadRequest, "expected a JSON body"), nil
 	}
 	if len(body) > MaxBody {
 		return fail(http.StatusRequestEntityTooLarge, "body of %d bytes is over the %d-byte limit", len(body), MaxBody), nil
+	}
+	idem, bad := idempotency(req)
+	if bad != nil {
+		return *bad, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader([]byte(body)))
 	dec.DisallowUnknownFields()
@@ -118,7 +128,7 @@ func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2
 		return reply(http.StatusBadRequest, errorBody{Error: "invalid job", Fields: fe}), nil
 	}
 	if r.Options.TimeLimitMinutes == 0 {
-		r.Options.TimeLimitMinutes = a.Config.DefaultTimeLimitMinutes
+		r.Options.TimeLimitMinutes = min(a.Config.DefaultTimeLimitMinutes, a.Config.MaxTimeLimitMinutes)
 	}
 	instanceType := r.Options.InstanceType
 	if instanceType == "" {
@@ -130,14 +140,30 @@ func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2
 		Source: src.String(), Target: dst.String(), Filters: r.Filters, Options: r.Options,
 		InstanceType: instanceType, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := a.Store.Create(ctx, job, a.Config.MaxActiveJobs); err != nil {
-		if errors.Is(err, store.ErrCapacity) {
-			return fail(http.StatusTooManyRequests, "%d jobs are already queued or running, the limit of this platform: wait for one to finish or cancel one (replicator jobs list)", a.Config.MaxActiveJobs), nil
-		}
+	err = a.Store.Create(ctx, job, store.Caps{Active: a.Config.MaxActiveJobs, PerOwner: a.Config.MaxJobsPerOwner}, idem)
+	var dup *store.Duplicate
+	switch {
+	case errors.As(err, &dup) && dup.SameBody:
+		a.Log.Info("replayed submission", "job", dup.JobID, "owner", caller)
+		return a.get(ctx, caller, dup.JobID)
+	case errors.As(err, &dup):
+		return fail(http.StatusConflict, "Idempotency-Key %q was used for job %s with another request: use a new key for a new job", idem.Key, dup.JobID), nil
+	case errors.Is(err, store.ErrCapacity):
+		return fail(http.StatusTooManyRequests, "%d jobs are already queued or running, the limit of this platform: wait for one to finish or cancel one (replicator jobs list)", a.Config.MaxActiveJobs), nil
+	case errors.Is(err, store.ErrOwnerCapacity):
+		return fail(http.StatusTooManyRequests, "you have %d jobs queued or running, the most one caller may (replicator setup --max-jobs-per-owner): wait for one to finish or cancel one (replicator jobs list)", a.Config.MaxJobsPerOwner), nil
+	case err != nil:
 		return response{}, err
 	}
-	arn, err := a.Secrets.Create(ctx, job.ID, r.Secret())
+	return a.launch(ctx, job, r.Secret())
+}
+
+// launch stores a created job's secret and starts its worker. A failure
+// fails the job with a readable cause (AWS's own text goes to the log).
+func (a *API) launch(ctx context.Context, job *remote.Job, secret remote.Secret) (response, error) {
+	arn, err := a.Secrets.Create(ctx, job.ID, secret)
 	if err != nil {
+		a.Log.Error("store the job's secret", "job", job.ID, "err", err)
 		_, _ = a.Life.End(ctx, job, lifecycle.End{To: remote.Failed, From: []remote.Status{remote.Queued}, Error: "the job's connection URLs could not be stored; try again"})
 		return response{}, err
 	}
@@ -151,14 +177,34 @@ func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2
 			return response{}, err
 		}
 		a.Log.Error("launch worker", "job", job.ID, "err", err)
-		j, terr := a.Life.End(ctx, job, lifecycle.End{To: remote.Failed, From: []remote.Status{remote.Queued}, Error: launch.Cause(err, instanceType)})
+		j, terr := a.Life.End(ctx, job, lifecycle.End{To: remote.Failed, From: []remote.Status{remote.Queued}, Error: launch.Cause(err, job.InstanceType)})
 		if terr != nil {
 			return response{}, terr
 		}
 		return reply(http.StatusCreated, j), nil
 	}
-	a.Log.Info("job submitted", "job", j.ID, "owner", caller, "instance", j.InstanceID, "type", instanceType)
+	a.Log.Info("job submitted", "job", j.ID, "owner", j.Owner, "instance", j.InstanceID, "type", j.InstanceType)
 	return reply(http.StatusCreated, j), nil
+}
+
+// IdempotencyHeader names a submission so that retries and replays of it
+// get the same job.
+const IdempotencyHeader = "Idempotency-Key"
+
+var idempotencyKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{8,128}$`)
+
+// idempotency reads a submission's optional Idempotency-Key.
+func idempotency(req events.APIGatewayV2HTTPRequest) (*store.Idempotency, *response) {
+	key, ok := req.Headers[strings.ToLower(IdempotencyHeader)]
+	if !ok {
+		return nil, nil
+	}
+	if !idempotencyKeyRE.MatchString(key) {
+		r := fail(http.StatusBadRequest, "invalid %s header: 8 to 128 letters, digits, '-', '_', '.' or ':' (a UUID, say)", IdempotencyHeader)
+		return nil, &r
+	}
+	sum := sha256.Sum256([]byte(req.Body))
+	return &store.Idempotency{Key: key, BodyHash: hex.EncodeToString(sum[:])}, nil
 }
 
 // own reads a job of the caller: someone else's job does not exist for them.

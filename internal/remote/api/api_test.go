@@ -7,11 +7,14 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 	"github.com/replicatorhq/replicator/internal/remote/client"
+	"github.com/replicatorhq/replicator/internal/remote/store"
 	"github.com/replicatorhq/replicator/internal/testenv/devstack"
 )
 
@@ -294,5 +297,196 @@ func TestSubmitLimits(t *testing.T) {
 	defer c.Cancel(ctx, j.ID)
 	if j.InstanceType != "c7g.xlarge" {
 		t.Errorf("a 3 TiB job on a platform capped at xlarge got %s", j.InstanceType)
+	}
+}
+
+// Fair limits under races: eight submissions at once from two callers get
+// no more than the platform's slots, and no caller more than its own; cancels
+// racing each other free each slot once. Every counter ends at zero. (The
+// emulated platform runs DynamoDB's writes one at a time, as DynamoDB
+// isolates transactions; moto alone would let racing transactions through.)
+func TestFairLimitsUnderRaces(t *testing.T) {
+	ctx := context.Background()
+	cfg := &stack.Handler.API.Config
+	saved := *cfg
+	defer func() { *cfg = saved }()
+	cfg.MaxActiveJobs, cfg.MaxJobsPerOwner = 3, 2
+	clients := map[string]*client.Client{"alice": apiAs(t, "alice"), "bob": apiAs(t, "bob")}
+	type result struct {
+		who string
+		job *remote.Job
+		err error
+	}
+	results := make(chan result, 8)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		who := []string{"alice", "bob"}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j, err := clients[who].Submit(ctx, &remote.Request{Command: "init", Source: "postgres://h/a", Target: "postgres://g/b"})
+			results <- result{who, j, err}
+		}()
+	}
+	wg.Wait()
+	close(results)
+	created := map[string][]string{}
+	for r := range results {
+		var ae *client.Error
+		switch {
+		case r.err == nil:
+			created[r.who] = append(created[r.who], r.job.ID)
+		case errors.As(r.err, &ae) && ae.Status == http.StatusTooManyRequests:
+		default:
+			t.Errorf("%s: %v", r.who, r.err)
+		}
+	}
+	if n := len(created["alice"]) + len(created["bob"]); n != 3 || len(created["alice"]) > 2 || len(created["bob"]) > 2 {
+		t.Errorf("created %v: want 3 in all, at most 2 each", created)
+	}
+	// Each job cancelled twice at once.
+	for who, ids := range created {
+		for _, id := range ids {
+			for k := 0; k < 2; k++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					clients[who].Cancel(ctx, id)
+				}()
+			}
+		}
+	}
+	wg.Wait()
+	st := stack.Store()
+	if n, _ := st.ActiveCount(ctx); n != 0 {
+		t.Errorf("platform counter %d after every job ended", n)
+	}
+	for _, who := range []string{"alice", "bob"} {
+		if n, _ := st.OwnerCount(ctx, devstack.Users[who].ARN); n != 0 {
+			t.Errorf("%s's counter %d after every job ended", who, n)
+		}
+	}
+	// One caller at the per-owner cap is told so; the other still submits.
+	cfg.MaxActiveJobs = 10
+	var mine []string
+	for i := 0; i < 2; i++ {
+		j, err := clients["alice"].Submit(ctx, &remote.Request{Command: "init", Source: "postgres://h/a", Target: "postgres://g/b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine = append(mine, j.ID)
+	}
+	_, err := clients["alice"].Submit(ctx, &remote.Request{Command: "init", Source: "postgres://h/a", Target: "postgres://g/b"})
+	apiError(t, err, http.StatusTooManyRequests, "you have 2 jobs queued or running, the most one caller may")
+	j, err := clients["bob"].Submit(ctx, &remote.Request{Command: "init", Source: "postgres://h/a", Target: "postgres://g/b"})
+	if err != nil {
+		t.Errorf("bob is held by alice's jobs: %v", err)
+	} else {
+		clients["bob"].Cancel(ctx, j.ID)
+	}
+	for _, id := range mine {
+		clients["alice"].Cancel(ctx, id)
+	}
+}
+
+// A retried or replayed submission with the same Idempotency-Key gets the
+// same job; the key reused for another request is refused; keys are the
+// caller's own.
+func TestIdempotency(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := apiAs(t, "alice"), apiAs(t, "bob")
+	req := &remote.Request{Command: "init", Source: "postgres://h/a", Target: "postgres://g/b"}
+	first, err := alice.SubmitWithKey(ctx, req, "key-0001-aaaa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Cancel(ctx, first.ID)
+	again, err := alice.SubmitWithKey(ctx, req, "key-0001-aaaa")
+	if err != nil || again.ID != first.ID {
+		t.Errorf("a replay made another job or failed: %v %v", again.ID, err)
+	}
+	other := *req
+	other.Target = "postgres://g/c"
+	_, err = alice.SubmitWithKey(ctx, &other, "key-0001-aaaa")
+	apiError(t, err, http.StatusConflict, "was used for job "+first.ID+" with another request")
+	theirs, err := bob.SubmitWithKey(ctx, req, "key-0001-aaaa")
+	if err != nil || theirs.ID == first.ID {
+		t.Errorf("bob's key is not his own: %v %v", theirs, err)
+	} else {
+		bob.Cancel(ctx, theirs.ID)
+	}
+	_, err = alice.SubmitWithKey(ctx, req, "short")
+	apiError(t, err, http.StatusBadRequest, "invalid Idempotency-Key header")
+	list, _, _ := alice.List(ctx, 100, "")
+	n := 0
+	for _, j := range list {
+		if j.Target == first.Target && !j.CreatedAt.Before(first.CreatedAt) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d jobs for one submission", n)
+	}
+}
+
+// A caller that hangs up mid-submission does not stop it halfway: the job
+// gets its secret and its worker.
+func TestSubmitOutlivesTheCaller(t *testing.T) {
+	stack.Gate.Delay("secretsmanager.CreateSecret", 1500*time.Millisecond)
+	defer stack.Gate.Delay("secretsmanager.CreateSecret", 0)
+	c := apiAs(t, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := c.SubmitWithKey(ctx, &remote.Request{Command: "init", Source: "postgres://h/a", Target: "postgres://hung-up/b"}, "hang-up-0001"); err == nil {
+		t.Fatal("the submission returned before the delay")
+	}
+	var job *remote.Job
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		list, _, _ := c.List(context.Background(), 100, "")
+		for _, j := range list {
+			if strings.Contains(j.Target, "hung-up") {
+				job = j
+			}
+		}
+		if job != nil && job.SecretARN != "" && job.InstanceID != "" {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if job == nil || job.SecretARN == "" || job.InstanceID == "" || job.Status != remote.Provisioning {
+		t.Fatalf("the job of a caller that hung up: %+v", job)
+	}
+	c.Cancel(context.Background(), job.ID)
+}
+
+// A job stored without its secret (the API stopped halfway) is failed by
+// the reaper after the grace, and its slots are freed.
+func TestReaperFailsIncompleteSubmissions(t *testing.T) {
+	ctx := context.Background()
+	st := stack.Store()
+	owner := devstack.Users["alice"].ARN
+	before, _ := st.OwnerCount(ctx, owner)
+	created := time.Now().Add(-time.Hour).UTC()
+	j := &remote.Job{ID: remote.NewID(), Owner: owner, Command: "init", Status: remote.Queued, CreatedAt: created, UpdatedAt: created}
+	if err := st.Create(ctx, j, store.Caps{Active: 100, PerOwner: 100}, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := st.Get(ctx, j.ID)
+		if err == nil && got.Status == remote.Failed {
+			if !strings.Contains(got.Error, "the submission did not complete") || got.InstanceID != "" {
+				t.Errorf("failed job: %+v", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reaper left the incomplete job %+v", got)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if after, _ := st.OwnerCount(ctx, owner); after != before {
+		t.Errorf("alice's counter %d, was %d", after, before)
 	}
 }

@@ -52,7 +52,10 @@ type Config struct {
 	HeartbeatTimeout        time.Duration // REPLICATOR_HEARTBEAT_TIMEOUT
 	ProvisionTimeout        time.Duration // REPLICATOR_PROVISION_TIMEOUT
 	CancelGrace             time.Duration // REPLICATOR_CANCEL_GRACE
-	MaxAttempts             int           // REPLICATOR_MAX_ATTEMPTS
+	// SubmitTimeout: a job still without its secret this long after it was
+	// created is a submission that stopped halfway (REPLICATOR_SUBMIT_TIMEOUT).
+	SubmitTimeout time.Duration
+	MaxAttempts   int // REPLICATOR_MAX_ATTEMPTS
 }
 
 // Defaults of the limits, when the environment does not set them.
@@ -64,7 +67,9 @@ const (
 	DefaultHeartbeatTimeout = 3 * time.Minute
 	DefaultProvisionTimeout = 10 * time.Minute
 	DefaultCancelGrace      = 2 * time.Minute
-	defaultPartition        = "aws"
+	// DefaultSubmitTimeout is beyond the API Lambda's longest run.
+	DefaultSubmitTimeout = 2 * time.Minute
+	defaultPartition     = "aws"
 )
 
 // Env returns the configuration as environment variables (for child processes).
@@ -88,6 +93,7 @@ func (c Config) Env() []string {
 		"REPLICATOR_HEARTBEAT_TIMEOUT=" + c.HeartbeatTimeout.String(),
 		"REPLICATOR_PROVISION_TIMEOUT=" + c.ProvisionTimeout.String(),
 		"REPLICATOR_CANCEL_GRACE=" + c.CancelGrace.String(),
+		"REPLICATOR_SUBMIT_TIMEOUT=" + c.SubmitTimeout.String(),
 		"REPLICATOR_MAX_ATTEMPTS=" + strconv.Itoa(c.MaxAttempts),
 	}
 }
@@ -152,6 +158,7 @@ func FromEnv() (Config, error) {
 		{"REPLICATOR_HEARTBEAT_TIMEOUT", &c.HeartbeatTimeout, DefaultHeartbeatTimeout},
 		{"REPLICATOR_PROVISION_TIMEOUT", &c.ProvisionTimeout, DefaultProvisionTimeout},
 		{"REPLICATOR_CANCEL_GRACE", &c.CancelGrace, DefaultCancelGrace},
+		{"REPLICATOR_SUBMIT_TIMEOUT", &c.SubmitTimeout, DefaultSubmitTimeout},
 	}
 	for _, d := range durs {
 		*d.dst = d.def

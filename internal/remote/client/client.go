@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
+	"github.com/cenkalti/backoff/v5"
+	"github.com/google/uuid"
 
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/logs"
@@ -169,6 +171,10 @@ func Retryable(err error) bool {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	return c.doWith(ctx, method, path, query, nil, in, out)
+}
+
+func (c *Client) doWith(ctx context.Context, method, path string, query url.Values, hdr http.Header, in, out any) error {
 	var body []byte
 	if in != nil {
 		var err error
@@ -185,6 +191,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
 	creds, err := c.Creds.Retrieve(ctx)
 	if err != nil {
 		return &CredentialsError{Err: err}
@@ -229,10 +238,32 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	return nil
 }
 
-// Submit creates a job.
+// Submit creates a job under a new Idempotency-Key, trying again (with the
+// same key) while the API cannot be reached or fails on its side: a
+// submission that did reach it yields its job, never a second one.
 func (c *Client) Submit(ctx context.Context, r *remote.Request) (*remote.Job, error) {
+	key := uuid.NewString()
+	return backoff.Retry(ctx, func() (*remote.Job, error) {
+		j, err := c.SubmitWithKey(ctx, r, key)
+		var ae *Error
+		var ne *NetworkError
+		switch {
+		case errors.As(err, &ne) && ctx.Err() == nil, errors.As(err, &ae) && ae.Status >= 500:
+			return nil, err
+		case err != nil:
+			return nil, backoff.Permanent(err)
+		}
+		return j, nil
+	}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxTries(SubmitTries))
+}
+
+// SubmitTries bounds Submit's attempts.
+var SubmitTries uint = 4
+
+// SubmitWithKey creates a job once, under the Idempotency-Key key.
+func (c *Client) SubmitWithKey(ctx context.Context, r *remote.Request, key string) (*remote.Job, error) {
 	var j remote.Job
-	return &j, c.do(ctx, http.MethodPost, "/jobs", nil, r, &j)
+	return &j, c.doWith(ctx, http.MethodPost, "/jobs", nil, http.Header{"Idempotency-Key": {key}}, r, &j)
 }
 
 // Get reads a job.

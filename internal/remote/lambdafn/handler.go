@@ -43,6 +43,9 @@ func New(ctx context.Context) (*Handler, error) {
 // With wires the handler from explicit configuration and clients.
 func With(ctx context.Context, cfg awsenv.Config, c *awsenv.Clients, log *slog.Logger) (*Handler, error) {
 	jobStore := store.New(c.DynamoDB, cfg.Table)
+	jobStore.OnDrift = func(job string, n int) {
+		log.Warn("a slot counter was already at zero when the job ended; the reaper recomputes it", "job", job, "counters", n)
+	}
 	secrets := &secrets.Store{SM: c.SecretsManager, Stack: cfg.Stack, Prefix: cfg.SecretPrefix, KMSKeyID: cfg.KMSKeyID}
 	launcher := &launch.Launcher{EC2: c.EC2, Stack: cfg.Stack, LaunchTemplate: cfg.LaunchTemplate, Version: cfg.LaunchTemplateVersion,
 		SubnetIDs: cfg.SubnetIDs, Table: cfg.Table}

@@ -1,8 +1,10 @@
 // Package reaper is the platform's scheduled janitor (EventBridge, every
 // minute): it relaunches jobs whose worker stopped heart-beating (the new worker
 // resumes from the checkpoints) or fails them after too many attempts, stops
-// jobs past their time limit, finishes cancellations a worker did not, and
-// terminates worker instances whose job is over.
+// jobs past their time limit, finishes cancellations a worker did not, fails
+// submissions that stopped before their secret was stored, terminates worker
+// instances whose job is over, and recomputes the slot counters from the
+// active jobs.
 package reaper
 
 import (
@@ -37,6 +39,9 @@ type Reaper struct {
 // Report counts what one pass did.
 type Report struct {
 	Relaunched, Failed, Cancelled, TimedOut, Terminated int
+	// Incomplete: submissions failed for want of their secret. Corrected:
+	// slot counters moved to the count of active jobs.
+	Incomplete, Corrected int
 }
 
 // Run makes one pass.
@@ -55,7 +60,40 @@ func (r *Reaper) Run(ctx context.Context) (*Report, error) {
 	if err := r.orphans(ctx, rep); err != nil {
 		return rep, err
 	}
+	if err := r.counters(ctx, active, rep); err != nil {
+		return rep, err
+	}
 	return rep, nil
+}
+
+// counters recomputes every slot counter from the active jobs (listed at
+// the start of the pass, so a job this pass finished still counts: the
+// counter's two-pass rule waits for agreement).
+func (r *Reaper) counters(ctx context.Context, active []*remote.Job, rep *Report) error {
+	want := map[string]int{"": len(active)}
+	for _, j := range active {
+		want[j.Owner]++
+	}
+	have, err := r.Store.Counters(ctx)
+	if err != nil {
+		return err
+	}
+	for owner := range have {
+		if _, ok := want[owner]; !ok {
+			want[owner] = 0
+		}
+	}
+	for owner, n := range want {
+		corrected, err := r.Store.Reconcile(ctx, owner, n)
+		if err != nil {
+			return err
+		}
+		if corrected {
+			rep.Corrected++
+			r.Log.Warn("slot counter corrected", "owner", owner, "from", have[owner], "to", n)
+		}
+	}
+	return nil
 }
 
 func (r *Reaper) check(ctx context.Context, j *remote.Job, now time.Time, rep *Report) error {
@@ -64,6 +102,11 @@ func (r *Reaper) check(ctx context.Context, j *remote.Job, now time.Time, rep *R
 		last = *j.HeartbeatAt
 	}
 	switch {
+	case j.Status == remote.Queued && j.SecretARN == "" && now.Sub(j.CreatedAt) > r.Config.SubmitTimeout:
+		// The API stopped between storing the job and its secret: nothing can
+		// run it, and it holds slots.
+		rep.Incomplete++
+		return r.finish(ctx, j, remote.Failed, "the submission did not complete (the job's connection URLs were never stored): submit the job again")
 	case !j.Deadline().IsZero() && now.After(j.Deadline().Add(r.Config.CancelGrace)):
 		rep.TimedOut++
 		return r.finish(ctx, j, remote.Failed, fmt.Sprintf("time limit of %d minutes exceeded", j.Options.TimeLimitMinutes))

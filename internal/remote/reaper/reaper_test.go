@@ -41,7 +41,7 @@ func job(t *testing.T, status remote.Status, set map[string]any) *remote.Job {
 	now := time.Now().UTC()
 	j := &remote.Job{ID: remote.NewID(), Owner: "arn:aws:iam::123456789012:user/alice", Command: "init", Status: remote.Queued,
 		InstanceType: "c7g.large", CreatedAt: now, UpdatedAt: now, Options: remote.Options{TimeLimitMinutes: 60}}
-	if err := jobs.Create(ctx, j, 100); err != nil {
+	if err := jobs.Create(ctx, j, store.Caps{Active: 100, PerOwner: 100}, nil); err != nil {
 		t.Fatal(err)
 	}
 	h := stack.Handler.Reaper

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -36,6 +35,8 @@ var (
 	ErrNotFound = errors.New("job not found")
 	ErrConflict = errors.New("job is not in a state that allows this")
 	ErrCapacity = errors.New("too many active jobs")
+	// ErrOwnerCapacity: the owner has as many active jobs as one may.
+	ErrOwnerCapacity = errors.New("too many active jobs of this owner")
 	// ErrInvalidCursor is a list cursor this store did not give, or another
 	// owner's.
 	ErrInvalidCursor = errors.New("invalid cursor")
@@ -50,6 +51,9 @@ type Store struct {
 	DB    *dynamodb.Client
 	Table string
 	Now   func() time.Time
+	// OnDrift, when set, hears of a finish that found a slot counter already
+	// at zero (the reaper's next passes repair the counter).
+	OnDrift func(job string, counters int)
 }
 
 // New returns a store on table.
@@ -89,28 +93,37 @@ func decode(item map[string]types.AttributeValue) (*remote.Job, error) {
 	return &j, nil
 }
 
-// Create stores a new queued job, taking one of the cap active-job slots.
-func (s *Store) Create(ctx context.Context, j *remote.Job, cap int) error {
+// Create stores a new queued job, taking a slot of the platform's (at most
+// caps.Active) and one of its owner's (at most caps.PerOwner) in the same
+// transaction. With an idempotency key, the key is recorded in it too, and a
+// key already recorded is a *Duplicate naming the job it made.
+func (s *Store) Create(ctx context.Context, j *remote.Job, caps Caps, idem *Idempotency) error {
 	item, err := s.item(j)
 	if err != nil {
 		return err
 	}
-	err = s.transact(ctx, []types.TransactWriteItem{
-		{Update: &types.Update{
-			TableName:           &s.Table,
-			Key:                 counterKey,
-			UpdateExpression:    aws.String("ADD n :one"),
-			ConditionExpression: aws.String("attribute_not_exists(n) OR n < :cap"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":one": &types.AttributeValueMemberN{Value: "1"},
-				":cap": &types.AttributeValueMemberN{Value: strconv.Itoa(cap)},
-			},
-		}},
-		{Put: &types.Put{TableName: &s.Table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-	})
+	var items []types.TransactWriteItem
+	if idem != nil {
+		// First: a replay is answered with its job even when the caps are full.
+		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.Table, Item: idem.item(j), ConditionExpression: aws.String("attribute_not_exists(pk)")}})
+	}
+	items = append(items, s.take(counterKey, caps.Active, ""), s.take(ownerKey(j.Owner), caps.PerOwner, j.Owner),
+		types.TransactWriteItem{Put: &types.Put{TableName: &s.Table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}})
+	err = s.transact(ctx, items)
 	var cf *conditionFailed
-	if errors.As(err, &cf) && cf.item == 0 {
-		return ErrCapacity
+	if errors.As(err, &cf) {
+		at := cf.item
+		if idem == nil {
+			at++
+		}
+		switch at {
+		case 0:
+			return s.duplicate(ctx, j.Owner, idem)
+		case 1:
+			return ErrCapacity
+		case 2:
+			return ErrOwnerCapacity
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("store job: %w", err)
@@ -279,14 +292,21 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*remote.Jo
 		ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
 	}
 	if terminal {
-		err = s.transact(ctx, []types.TransactWriteItem{
-			{Update: update},
-			{Update: &types.Update{TableName: &s.Table, Key: counterKey, UpdateExpression: aws.String("ADD n :minus"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":minus": &types.AttributeValueMemberN{Value: "-1"}}}},
-		})
-		var cf *conditionFailed
-		if errors.As(err, &cf) {
+		// The owner never changes: read it for its counter.
+		j, gerr := s.Get(ctx, id)
+		if errors.Is(gerr, ErrNotFound) {
 			return nil, ErrConflict
+		}
+		if gerr != nil {
+			return nil, gerr
+		}
+		var dropped int
+		dropped, err = s.transactReleasing(ctx, types.TransactWriteItem{Update: update}, counterKey, ownerKey(j.Owner))
+		if errors.Is(err, ErrConflict) {
+			return nil, ErrConflict
+		}
+		if dropped > 0 && s.OnDrift != nil {
+			s.OnDrift(id, dropped)
 		}
 	} else {
 		_, err = s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{

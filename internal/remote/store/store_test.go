@@ -43,8 +43,8 @@ func cancelTransactions(n int32, code string) (*dynamodb.Client, *atomic.Int32) 
 		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("conflict", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			if _, ok := in.Parameters.(*dynamodb.TransactWriteItemsInput); ok && left.Add(-1) >= 0 {
 				return middleware.InitializeOutput{}, middleware.Metadata{}, &types.TransactionCanceledException{
-					Message:             aws.String("Transaction cancelled, please refer cancellation reasons for specific reasons [None, " + code + "]"),
-					CancellationReasons: []types.CancellationReason{{Code: aws.String("None")}, {Code: aws.String(code)}}}
+					Message:             aws.String("Transaction cancelled, please refer cancellation reasons for specific reasons [" + code + ", None, None]"),
+					CancellationReasons: []types.CancellationReason{{Code: aws.String(code)}, {Code: aws.String("None")}, {Code: aws.String("None")}}}
 			}
 			return next.HandleInitialize(ctx, in)
 		}), middleware.Before)
@@ -57,7 +57,7 @@ func running(t *testing.T) *remote.Job {
 	ctx := context.Background()
 	now := time.Now().UTC()
 	j := &remote.Job{ID: remote.NewID(), Owner: "arn:aws:iam::123456789012:user/alice", Command: "init", Status: remote.Queued, CreatedAt: now, UpdatedAt: now}
-	if err := stack.Store().Create(ctx, j, 100); err != nil {
+	if err := stack.Store().Create(ctx, j, store.Caps{Active: 100, PerOwner: 100}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := stack.Store().Transition(ctx, j.ID, store.Change{From: []remote.Status{remote.Queued}, To: remote.Running, Set: map[string]any{"instance_id": "i-1"}}); err != nil {
@@ -108,5 +108,72 @@ func TestFailedConditionIsAConflict(t *testing.T) {
 	_, err = store.New(db, stack.Config.Table).Transition(ctx, running(t).ID, store.Change{From: []remote.Status{remote.Running}, To: remote.Failed})
 	if !errors.Is(err, store.ErrConflict) {
 		t.Errorf("a failed condition: %v", err)
+	}
+}
+
+func setCounter(t *testing.T, pk string, n int) {
+	t.Helper()
+	_, err := stack.Clients.DynamoDB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: aws.String(stack.Config.Table),
+		Key:              map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: "ACTIVE"}},
+		UpdateExpression: aws.String("SET n = :n"), ExpressionAttributeValues: map[string]types.AttributeValue{":n": &types.AttributeValueMemberN{Value: fmt.Sprint(n)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A finish never takes a counter below zero: a counter that drifted to zero
+// while a job was active stays at zero, and the job still finishes.
+func TestCountersNeverGoBelowZero(t *testing.T) {
+	ctx := context.Background()
+	j := running(t) // alice's
+	setCounter(t, "OWNER#"+j.Owner, 0)
+	var drifted atomic.Int32
+	st := stack.Store()
+	st.OnDrift = func(string, int) { drifted.Add(1) }
+	if _, err := st.Transition(ctx, j.ID, store.Change{From: []remote.Status{remote.Running}, To: remote.Succeeded}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := st.OwnerCount(ctx, j.Owner); n != 0 {
+		t.Errorf("owner counter %d, want 0", n)
+	}
+	if drifted.Load() != 1 {
+		t.Errorf("the drift was not reported")
+	}
+}
+
+// The reaper's recomputation: a counter is moved to the count of active jobs
+// when two passes agree, with the counter unchanged between them; a
+// submission between the passes defers the correction.
+func TestReconcile(t *testing.T) {
+	ctx := context.Background()
+	st := stack.Store()
+	const owner = "arn:aws:iam::123456789012:user/reconciled"
+	setCounter(t, "OWNER#"+owner, 5) // as if five finishes had been lost
+	if changed, err := st.Reconcile(ctx, owner, 0); err != nil || changed {
+		t.Fatalf("first pass corrected at once: %v %v", changed, err)
+	}
+	if changed, err := st.Reconcile(ctx, owner, 0); err != nil || !changed {
+		t.Fatalf("second pass did not correct: %v %v", changed, err)
+	}
+	if n, _ := st.OwnerCount(ctx, owner); n != 0 {
+		t.Errorf("counter %d after the correction", n)
+	}
+	counters, err := st.Counters(ctx)
+	if err != nil || counters[owner] != 0 {
+		t.Errorf("Counters: %v %v", counters, err)
+	}
+
+	// A counter that moves between the passes is left for later.
+	setCounter(t, "OWNER#"+owner, 3)
+	st.Reconcile(ctx, owner, 1)
+	setCounter(t, "OWNER#"+owner, 4)
+	if changed, _ := st.Reconcile(ctx, owner, 1); changed {
+		t.Error("corrected although the counter moved between the passes")
+	}
+	if changed, _ := st.Reconcile(ctx, owner, 1); !changed {
+		t.Error("not corrected once two passes agreed")
+	}
+	if n, _ := st.OwnerCount(ctx, owner); n != 1 {
+		t.Errorf("counter %d, want 1", n)
 	}
 }

@@ -68,7 +68,9 @@ type Options struct {
 
 // Stack is the running platform.
 type Stack struct {
-	Moto     *Moto
+	Moto *Moto
+	// Gate is where every client of the platform reaches moto (see Gate).
+	Gate     *Gate
 	Config   awsenv.Config
 	Clients  *awsenv.Clients
 	Handler  *lambdafn.Handler
@@ -107,7 +109,7 @@ func (o *Options) config() awsenv.Config {
 		}
 	}
 	for dst, v := range map[*time.Duration]time.Duration{&cfg.HeartbeatTimeout: 8 * time.Second, &cfg.ProvisionTimeout: 30 * time.Second,
-		&cfg.CancelGrace: 10 * time.Second} {
+		&cfg.CancelGrace: 10 * time.Second, &cfg.SubmitTimeout: 10 * time.Second} {
 		if *dst == 0 {
 			*dst = v
 		}
@@ -134,6 +136,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	s := &Stack{Moto: moto, ownMoto: ownMoto, Config: cfg, done: make(chan struct{})}
 	var err error
+	if s.Gate, err = StartGate(moto.URL); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	// The stack's own clients (provisioning, the launcher, tests' inspections)
 	// are kept apart from the Lambda's, whose calls are recorded for the IAM
 	// contract.
@@ -197,6 +203,9 @@ func (s *Stack) Stop() {
 	if s.API != nil {
 		s.API.Stop()
 	}
+	if s.Gate != nil {
+		s.Gate.Stop()
+	}
 	if s.ownMoto {
 		s.Moto.Stop()
 	}
@@ -205,7 +214,7 @@ func (s *Stack) Stop() {
 // PlatformEnv is the environment of the platform's own processes (workers).
 func (s *Stack) PlatformEnv() []string {
 	return append(s.Config.Env(),
-		"AWS_ENDPOINT_URL="+s.Moto.URL, "AWS_ACCESS_KEY_ID="+platformCreds.AccessKey,
+		"AWS_ENDPOINT_URL="+s.Gate.URL, "AWS_ACCESS_KEY_ID="+platformCreds.AccessKey,
 		"AWS_SECRET_ACCESS_KEY="+platformCreds.SecretKey, "AWS_REGION="+Region, "AWS_EC2_METADATA_DISABLED=true",
 		// The test databases are on loopback, which real workers refuse.
 		"REPLICATOR_ALLOW_LOOPBACK=1")
@@ -215,7 +224,7 @@ func (s *Stack) PlatformEnv() []string {
 func (s *Stack) CallerEnv(user string) []string {
 	u := Users[user]
 	return []string{
-		"REPLICATOR_API_URL=" + s.API.URL, "AWS_ENDPOINT_URL=" + s.Moto.URL,
+		"REPLICATOR_API_URL=" + s.API.URL, "AWS_ENDPOINT_URL=" + s.Gate.URL,
 		"AWS_ACCESS_KEY_ID=" + u.AccessKey, "AWS_SECRET_ACCESS_KEY=" + u.SecretKey,
 		"AWS_REGION=" + Region, "AWS_EC2_METADATA_DISABLED=true", "AWS_PROFILE=", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 	}
@@ -225,7 +234,7 @@ func (s *Stack) CallerEnv(user string) []string {
 func (s *Stack) Store() *store.Store { return store.New(s.Clients.DynamoDB, s.Config.Table) }
 
 func (s *Stack) clients(ctx context.Context, extra ...func(*config.LoadOptions) error) (*awsenv.Clients, error) {
-	return MotoClients(ctx, s.Moto.URL, extra...)
+	return MotoClients(ctx, s.Gate.URL, extra...)
 }
 
 // MotoClients are AWS clients of the platform's identity for endpoint (moto,

@@ -1,0 +1,75 @@
+package devstack
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Gate stands in front of moto for every client of an emulated platform and
+// runs DynamoDB's writes one at a time. moto checks a transaction's
+// conditions and applies its writes without isolation from other requests,
+// so two racing submissions could both pass a slot counter's cap that
+// DynamoDB lets only one pass; tests of the caps would prove nothing. Tests
+// may also hold a call back (Delay) to stage a slow AWS.
+type Gate struct {
+	URL string
+	srv *http.Server
+
+	writes sync.Mutex
+	mu     sync.Mutex
+	delays map[string]time.Duration
+}
+
+// dynamoWrites are the DynamoDB operations that change items.
+var dynamoWrites = map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "TransactWriteItems": true, "BatchWriteItem": true}
+
+// StartGate forwards to target.
+func StartGate(target string) (*Gate, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	g := &Gate{URL: "http://" + ln.Addr().String(), delays: map[string]time.Duration{}}
+	g.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op := r.Header.Get("X-Amz-Target") // e.g. DynamoDB_20120810.UpdateItem, secretsmanager.CreateSecret
+		g.mu.Lock()
+		d := g.delays[op]
+		g.mu.Unlock()
+		if d > 0 {
+			time.Sleep(d)
+		}
+		if service, action, _ := strings.Cut(op, "."); strings.HasPrefix(service, "DynamoDB_") && dynamoWrites[action] {
+			g.writes.Lock()
+			defer g.writes.Unlock()
+		}
+		proxy.ServeHTTP(w, r)
+	})}
+	go g.srv.Serve(ln)
+	return g, nil
+}
+
+// Delay holds every call of op (an X-Amz-Target, such as
+// "secretsmanager.CreateSecret") for d; 0 lifts it.
+func (g *Gate) Delay(op string, d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.delays[op] = d
+}
+
+// Stop closes the gate.
+func (g *Gate) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = g.srv.Shutdown(ctx)
+}
