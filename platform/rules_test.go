@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 	"github.com/replicatorhq/replicator/platform/names"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
@@ -411,5 +413,16 @@ func TestWorkerEgress(t *testing.T) {
 	}
 	if got := lambdaEnv(t, run(t, testConfig(t)))["REPLICATOR_EGRESS_PORTS"].StringValue(); got != "" {
 		t.Errorf("the user's security groups, yet the API is told %q", got)
+	}
+}
+
+// Rule: a Lambda run ends at its timeout, so a job still without its secret
+// after the reaper's submit timeout is one whose submission stopped: the
+// timeout must exceed the API Lambda's.
+func TestSubmitTimeoutExceedsTheLambdas(t *testing.T) {
+	fn := one(t, run(t, testConfig(t)), "aws:lambda/function:Function")
+	lambdaTimeout := time.Duration(fn["timeout"].NumberValue()) * time.Second
+	if lambdaTimeout <= 0 || awsenv.DefaultSubmitTimeout <= lambdaTimeout {
+		t.Errorf("submit timeout %s, Lambda timeout %s", awsenv.DefaultSubmitTimeout, lambdaTimeout)
 	}
 }

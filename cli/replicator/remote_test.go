@@ -643,3 +643,33 @@ func TestRemoteStrictNames(t *testing.T) {
 		t.Error("the job created a database before it failed")
 	}
 }
+
+// A job that fails on an AWS call records a readable cause, not AWS's text
+// (request id, ARNs), which stays in the worker's log.
+func TestRemoteAWSFailureIsReadable(t *testing.T) {
+	t.Parallel()
+	// Its own stack: the failure injected must not reach other tests' workers.
+	s, err := devstack.Start(context.Background(), devstack.Options{Stack: "awsfail", Moto: platform(t).Moto, WorkerBin: workerBin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	s.Gate.Fail("secretsmanager.GetSecretValue", "AccessDeniedException")
+	r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--no-roles", "--include-databases", "remote_awsfail",
+		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	if r.code == 0 {
+		t.Fatalf("the job succeeded:\n%s", r.stderr)
+	}
+	j, err := s.Store().Get(context.Background(), jobIDFrom(t, r.stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Error != "read the job's connection URLs: Secrets Manager GetSecretValue failed (AccessDeniedException)" {
+		t.Errorf("job error %q", j.Error)
+	}
+	for _, leak := range []string{"assumed-role", "gate-request", "not authorized"} {
+		if strings.Contains(j.Error, leak) || strings.Contains(r.stderr, leak) {
+			t.Errorf("AWS's text %q reached the job or the user:\n%s\n%s", leak, j.Error, r.stderr)
+		}
+	}
+}

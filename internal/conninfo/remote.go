@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/replicatorhq/replicator/internal/redact"
 )
 
 // A remote job's URLs come from a caller of the job API and are used inside
@@ -135,19 +137,12 @@ func CheckCertificate(keyword, text string) error {
 	switch keyword {
 	case "sslrootcert", "sslcert", "sslkey", "sslcrl":
 	default:
-		return fmt.Errorf("unknown certificate %q: sslrootcert, sslcert, sslkey or sslcrl", truncate(keyword, 40))
+		return fmt.Errorf("unknown certificate %q: sslrootcert, sslcert, sslkey or sslcrl", redact.Truncate(keyword, 40))
 	}
 	if b, _ := pem.Decode([]byte(text)); b == nil {
 		return fmt.Errorf("%s is not PEM text", keyword)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 func parseParams(side, raw string) (map[string]string, error) {

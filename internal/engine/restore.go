@@ -11,6 +11,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/redact"
 	"github.com/replicatorhq/replicator/internal/sqlscript"
 )
 
@@ -109,7 +110,7 @@ func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *connin
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	text := pgtools.Scrub(strings.TrimSpace(string(stderr)), r.secrets)
+	text := redact.Scrub(strings.TrimSpace(string(stderr)), r.secrets)
 	issues, other := parseRestoreErrors(text)
 	if len(other) > 0 {
 		return &pgtools.ToolError{Tool: "pg_restore", Stderr: text, Err: err}

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/replicatorhq/replicator/internal/redact"
 )
 
 // Tools are the client programs of one PostgreSQL installation.
@@ -160,7 +162,7 @@ func (t *Tools) CheckSource(server Version) error {
 func (t *Tools) Run(ctx context.Context, name string, args []string, env []string, secrets []string) ([]byte, error) {
 	stdout, stderr, err := t.Exec(ctx, name, args, env)
 	if err != nil {
-		msg := Scrub(strings.TrimSpace(string(stderr)), secrets)
+		msg := redact.Scrub(strings.TrimSpace(string(stderr)), secrets)
 		if msg == "" {
 			msg = err.Error()
 		}
@@ -180,16 +182,6 @@ func (t *Tools) Exec(ctx context.Context, name string, args []string, env []stri
 	cmd.Stderr = &limitedBuffer{max: 4 << 20, buf: &errOut}
 	err = cmd.Run()
 	return out.Bytes(), errOut.Bytes(), err
-}
-
-// Scrub replaces every secret in s.
-func Scrub(s string, secrets []string) string {
-	for _, secret := range secrets {
-		if secret != "" {
-			s = strings.ReplaceAll(s, secret, "xxxxx")
-		}
-	}
-	return s
 }
 
 // ToolError is a failed run of a client tool.

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/replicatorhq/replicator/internal/redact"
 )
 
 // DefaultInstanceType is the worker's when neither the job nor setup names
@@ -49,7 +51,7 @@ func CheckSize(size string) error {
 // of an allowed family, no larger than maxSize.
 func CheckInstanceType(t, maxSize string) error {
 	if !instanceTypeRE.MatchString(t) {
-		return fmt.Errorf("%q is not an EC2 instance type (e.g. c7g.xlarge)", truncate(t, 40))
+		return fmt.Errorf("%q is not an EC2 instance type (e.g. c7g.xlarge)", redact.Truncate(t, 40))
 	}
 	if !gravitonRE.MatchString(t) {
 		return fmt.Errorf("%q is not arm64: the worker image runs on Graviton instance types only (e.g. c7g.xlarge, m7g.2xlarge, r7g.large)", t)
@@ -115,11 +117,4 @@ func InstanceTypeFor(defaultType, maxSize string, bytes int64) string {
 		want = min(want, limit)
 	}
 	return family + "." + Sizes[max(have, want)]
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 
+	"github.com/replicatorhq/replicator/internal/redact"
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 	"github.com/replicatorhq/replicator/internal/remote/launch"
@@ -73,7 +74,8 @@ func (a *API) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (r
 	}
 	id := req.PathParameters["id"]
 	if strings.Contains(req.RouteKey, "{id}") && !remote.ValidID(id) {
-		return fail(http.StatusBadRequest, "invalid job id %q: expected j- and 16 letters or digits", id), nil
+		// Echoed in part only: an answer is no amplifier of what was sent.
+		return fail(http.StatusBadRequest, "invalid job id %q: expected j- and 16 letters or digits", redact.Truncate(id, 24)), nil
 	}
 	var resp response
 	var err error

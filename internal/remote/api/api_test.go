@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -106,6 +108,11 @@ func TestRawRequests(t *testing.T) {
 		{"bad id", "GET", "/jobs/not-a-job", "", true, 400, "invalid job id"},
 		{"unknown job", "GET", "/jobs/j-aaaaaaaaaaaaaaaa", "", true, 404, "no job j-aaaaaaaaaaaaaaaa"},
 		{"bad cursor", "GET", "/jobs?cursor=zzz", "", true, 400, "invalid cursor"},
+		// A cursor of the caller's own owner key but without the rest of a
+		// page's key once reached DynamoDB and came back 500.
+		{"cursor missing keys", "GET", "/jobs?cursor=" + cursorOf(map[string]string{"gsi1pk": devstack.Users["alice"].ARN}), "", true, 400, "invalid cursor"},
+		{"cursor of another item", "GET", "/jobs?cursor=" + cursorOf(map[string]string{"gsi1pk": devstack.Users["alice"].ARN, "gsi1sk": "x", "pk": "ACCOUNT", "sk": "ACTIVE"}), "", true, 400, "invalid cursor"},
+		{"long bad id", "GET", "/jobs/" + strings.Repeat("A", 5000), "", true, 400, `invalid job id \"AAAAAAAAAAAAAAAAAAAAAAAA...\"`},
 		{"bad limit", "GET", "/jobs?limit=1000", "", true, 400, "limit"},
 		{"no route", "DELETE", "/jobs", "", true, 404, "Not Found"},
 	} {
@@ -489,4 +496,9 @@ func TestReaperFailsIncompleteSubmissions(t *testing.T) {
 	if after, _ := st.OwnerCount(ctx, owner); after != before {
 		t.Errorf("alice's counter %d, was %d", after, before)
 	}
+}
+
+func cursorOf(key map[string]string) string {
+	b, _ := json.Marshal(key)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -177,7 +178,8 @@ func (s *Store) List(ctx context.Context, owner string, limit int, cursor string
 		if err == nil {
 			err = json.Unmarshal(raw, &key)
 		}
-		if err != nil || key["gsi1pk"] != owner {
+		// Exactly the keys a page of the owner index ends on, the owner's.
+		if err != nil || len(key) != 4 || key["gsi1pk"] != owner || !strings.HasPrefix(key["pk"], "JOB#") || key["sk"] != "JOB" || key["gsi1sk"] == "" {
 			return nil, "", ErrInvalidCursor
 		}
 		in.ExclusiveStartKey = map[string]types.AttributeValue{}

@@ -21,7 +21,9 @@ import (
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/redact"
 	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 	"github.com/replicatorhq/replicator/internal/remote/lifecycle"
 	"github.com/replicatorhq/replicator/internal/remote/logs"
 	"github.com/replicatorhq/replicator/internal/remote/secrets"
@@ -100,7 +102,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	case errors.Is(cause, context.DeadlineExceeded):
 		status, msg = remote.Failed, fmt.Sprintf("time limit of %d minutes exceeded", job.Options.TimeLimitMinutes)
 	case runErr != nil:
-		status, msg = remote.Failed, pgtools.Scrub(oneLine(runErr.Error()), s.secrets)
+		status, msg = remote.Failed, redact.Scrub(oneLine(runErr.Error()), s.secrets)
+		if d, ok := awsenv.Describe(runErr); ok {
+			// AWS's own text (request ids, ARNs) stays in the worker's log.
+			w.Log.Error("job failed on an AWS call", "job", w.JobID, "err", runErr)
+			msg = d
+		}
 	}
 	return w.finish(job, s, status, msg)
 }
@@ -302,9 +309,9 @@ func (s *sink) event(e progress.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	e.Message = pgtools.Scrub(e.Message, s.secrets)
+	e.Message = redact.Scrub(e.Message, s.secrets)
 	if len(e.Data) > 0 {
-		e.Data = json.RawMessage(pgtools.Scrub(string(e.Data), s.secrets))
+		e.Data = json.RawMessage(redact.Scrub(string(e.Data), s.secrets))
 	}
 	if e.Kind == progress.Warning || e.Kind == progress.Info || e.Kind == progress.StepDone {
 		s.mu.Lock()

@@ -1,7 +1,7 @@
 package devstack
 
 import (
-	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,14 +10,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/replicatorhq/replicator/internal/remote/lambdafn"
 	"github.com/replicatorhq/replicator/internal/testenv/loopback"
@@ -145,17 +146,24 @@ func (a *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var authRE = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$`)
 
+// ClockSkew is how far a signature's time may be from the server's: API
+// Gateway refuses a request signed more than 5 minutes before or after.
+const ClockSkew = 5 * time.Minute
+
 // VerifySigV4 checks a request's signature the way API Gateway's AWS_IAM
 // authoriser does: well-formed header, known key, scope (date, region, service
-// execute-api), time within 15 minutes, and the signature itself, recomputed
-// over the headers the client signed. It returns the caller's ARN.
+// execute-api), time within ClockSkew, and the signature itself, recomputed
+// from the canonical request over exactly the headers the client signed (so
+// that any correct signer passes: the AWS SDKs, curl --aws-sigv4, awscurl).
+// It returns the caller's ARN.
 func VerifySigV4(r *http.Request, body []byte, region string) (string, error) {
 	auth := r.Header.Get("Authorization")
 	m := authRE.FindStringSubmatch(auth)
 	if m == nil {
 		return "", errors.New("missing or malformed SigV4 Authorization header")
 	}
-	akid, day, reg, service, signed := m[1], m[2], m[3], m[4], strings.Split(m[5], ";")
+	akid, day, reg, service, signedList, signature := m[1], m[2], m[3], m[4], m[5], m[6]
+	signed := strings.Split(signedList, ";")
 	var user *User
 	for _, u := range Users {
 		if u.AccessKey == akid {
@@ -171,35 +179,109 @@ func VerifySigV4(r *http.Request, body []byte, region string) (string, error) {
 	if service != "execute-api" || reg != region {
 		return "", fmt.Errorf("credential scope %s/%s: expected %s/execute-api", reg, service, region)
 	}
-	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+	amzDate := r.Header.Get("X-Amz-Date")
+	at, err := time.Parse("20060102T150405Z", amzDate)
 	if err != nil || at.Format("20060102") != day {
 		return "", errors.New("missing or inconsistent X-Amz-Date")
 	}
-	if d := time.Since(at); d > 15*time.Minute || d < -15*time.Minute {
-		return "", errors.New("signature expired")
+	if d := time.Since(at); d > ClockSkew || d < -ClockSkew {
+		return "", fmt.Errorf("signature expired: signed at %s, more than %s from the server's time", amzDate, ClockSkew)
 	}
-	if !contains(signed, "host") || !contains(signed, "x-amz-date") {
-		return "", errors.New("host and x-amz-date must be signed")
-	}
-	check, err := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), strings.NewReader(string(body)))
-	if err != nil {
-		return "", err
-	}
-	check.Host = r.Host
-	for _, h := range signed {
-		if h != "host" {
-			check.Header[http.CanonicalHeaderKey(h)] = r.Header.Values(h)
-		}
+	if !contains(signed, "host") || !contains(signed, "x-amz-date") || !sort.StringsAreSorted(signed) {
+		return "", errors.New("host and x-amz-date must be signed, and SignedHeaders sorted")
 	}
 	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: user.AccessKey, SecretAccessKey: user.SecretKey}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, check, hex.EncodeToString(sum[:]), service, reg, at); err != nil {
-		return "", err
+	payload := hex.EncodeToString(sum[:])
+	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != payload {
+		return "", errors.New("x-amz-content-sha256 does not match the body")
 	}
-	if check.Header.Get("Authorization") != auth {
+	var headers strings.Builder
+	for _, h := range signed {
+		v := r.Header.Values(h)
+		switch {
+		case h == "host":
+			v = []string{r.Host}
+		case h == "content-length" && len(v) == 0 && r.ContentLength >= 0:
+			v = []string{strconv.FormatInt(r.ContentLength, 10)} // net/http keeps it apart
+		}
+		if len(v) == 0 {
+			return "", fmt.Errorf("signed header %s is missing", h)
+		}
+		for i := range v {
+			v[i] = strings.Join(strings.Fields(v[i]), " ")
+		}
+		fmt.Fprintf(&headers, "%s:%s\n", h, strings.Join(v, ","))
+	}
+	canonical := strings.Join([]string{r.Method, canonicalPath(r.URL), canonicalQuery(r.URL.RawQuery), headers.String(), signedList, payload}, "\n")
+	scope := day + "/" + reg + "/" + service + "/aws4_request"
+	digest := sha256.Sum256([]byte(canonical))
+	toSign := "AWS4-HMAC-SHA256\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(digest[:])
+	key := []byte("AWS4" + user.SecretKey)
+	for _, part := range []string{day, reg, service, "aws4_request"} {
+		key = hmacSHA256(key, part)
+	}
+	want := hex.EncodeToString(hmacSHA256(key, toSign))
+	if !hmac.Equal([]byte(want), []byte(signature)) {
 		return "", errors.New("the request signature does not match")
 	}
 	return user.ARN, nil
+}
+
+func hmacSHA256(key []byte, data string) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(data))
+	return h.Sum(nil)
+}
+
+// canonicalPath is the path with each segment URI-encoded (RFC 3986
+// unreserved characters kept), "/" for none.
+func canonicalPath(u *url.URL) string {
+	p := u.EscapedPath()
+	if p == "" {
+		return "/"
+	}
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if un, err := url.PathUnescape(s); err == nil {
+			segs[i] = uriEncode(un)
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+// canonicalQuery sorts the parameters by name, then value, URI-encoded.
+// A "+" is itself, not a space (RFC 3986, as SigV4 signers encode it).
+func canonicalQuery(raw string) string {
+	var pairs []string
+	for _, p := range strings.Split(raw, "&") {
+		if p == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(p, "=")
+		if uk, err := url.PathUnescape(k); err == nil {
+			k = uk
+		}
+		if uv, err := url.PathUnescape(v); err == nil {
+			v = uv
+		}
+		pairs = append(pairs, uriEncode(k)+"="+uriEncode(v))
+	}
+	sort.Strings(pairs)
+	return strings.Join(pairs, "&")
+}
+
+// uriEncode is SigV4's encoding: every byte but A-Z a-z 0-9 - _ . ~ as %XX.
+func uriEncode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 func contains(list []string, s string) bool {

@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -24,6 +25,7 @@ type Gate struct {
 	writes sync.Mutex
 	mu     sync.Mutex
 	delays map[string]time.Duration
+	fails  map[string]string // X-Amz-Target -> error code
 }
 
 // dynamoWrites are the DynamoDB operations that change items.
@@ -40,14 +42,23 @@ func StartGate(target string) (*Gate, error) {
 		return nil, err
 	}
 	proxy := httputil.NewSingleHostReverseProxy(u)
-	g := &Gate{URL: "http://" + ln.Addr().String(), delays: map[string]time.Duration{}}
+	g := &Gate{URL: "http://" + ln.Addr().String(), delays: map[string]time.Duration{}, fails: map[string]string{}}
 	g.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		op := r.Header.Get("X-Amz-Target") // e.g. DynamoDB_20120810.UpdateItem, secretsmanager.CreateSecret
 		g.mu.Lock()
-		d := g.delays[op]
+		d, code := g.delays[op], g.fails[op]
 		g.mu.Unlock()
 		if d > 0 {
 			time.Sleep(d)
+		}
+		if code != "" {
+			// As AWS's JSON protocols answer an error: its code, and a
+			// message with the details AWS puts there.
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.Header().Set("X-Amzn-RequestId", "gate-request-0001")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"__type":%q,"message":"User: arn:aws:sts::%s:assumed-role/replicator-worker/i-0gate is not authorized to perform: %s"}`, code, Account, op)
+			return
 		}
 		if service, action, _ := strings.Cut(op, "."); strings.HasPrefix(service, "DynamoDB_") && dynamoWrites[action] {
 			g.writes.Lock()
@@ -65,6 +76,14 @@ func (g *Gate) Delay(op string, d time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.delays[op] = d
+}
+
+// Fail answers every call of op with AWS error code (0 lifts it), as AWS
+// answers a call IAM denies.
+func (g *Gate) Fail(op, code string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.fails[op] = code
 }
 
 // Stop closes the gate.
