@@ -207,6 +207,21 @@ func (r *Request) Validate(lim Limits) (src, dst *conninfo.Endpoint, err error) 
 	default:
 		fe.add("command", fmt.Sprintf("unknown command %q: init or sync", r.Command))
 	}
+	src, dst = r.validateConnections(lim, fe)
+	if _, perr := r.Filters.Compile(); perr != nil {
+		fe.add("filters", perr.Error())
+	}
+	r.validateOptions(lim, fe)
+	r.validateFit(fe)
+	if len(fe) > 0 {
+		return nil, nil, fe
+	}
+	return src, dst, nil
+}
+
+// validateConnections checks the URLs (what a remote job may name and the
+// ports it may reach), the certificates and what the secret can hold.
+func (r *Request) validateConnections(lim Limits, fe FieldErrors) (src, dst *conninfo.Endpoint) {
 	var perr error
 	if src, perr = conninfo.ParseRemote("source", r.Source); perr != nil {
 		fe.add("source", perr.Error())
@@ -214,9 +229,39 @@ func (r *Request) Validate(lim Limits) (src, dst *conninfo.Endpoint, err error) 
 	if dst, perr = conninfo.ParseRemote("target", r.Target); perr != nil {
 		fe.add("target", perr.Error())
 	}
-	if _, perr := r.Filters.Compile(); perr != nil {
-		fe.add("filters", perr.Error())
+	for field, ep := range map[string]*conninfo.Endpoint{"source": src, "target": dst} {
+		if ep == nil || lim.EgressPorts == nil {
+			continue
+		}
+		for _, port := range ep.Ports() {
+			if !slices.Contains(lim.EgressPorts, int(port)) {
+				fe.add(field, fmt.Sprintf("port %d is not one the workers may reach (%s): run replicator setup again with --egress-ports including it", port, joinInts(lim.EgressPorts)))
+			}
+		}
 	}
+	if r.SourceForTarget != "" {
+		if _, perr := conninfo.ParseOpaque("source_from_target", r.SourceForTarget); perr != nil {
+			fe.add("source_from_target", perr.Error())
+		}
+	}
+	for side, certs := range map[string]conninfo.Certificates{"source_certificates": r.SourceCerts, "target_certificates": r.TargetCerts} {
+		for k, pem := range certs {
+			if err := conninfo.CheckCertificate(k, pem); err != nil {
+				fe.add(side, err.Error())
+			}
+		}
+	}
+	if b, _ := json.Marshal(r.Secret()); len(b) > MaxSecretBytes {
+		fe.add("certificates", fmt.Sprintf("the connections and certificates take %d bytes, over the %d a job's secret holds: give only the CA bundle of your region (for RDS, <region>-bundle.pem rather than global-bundle.pem)", len(b), MaxSecretBytes))
+	}
+	return src, dst
+}
+
+var workMemRE = regexp.MustCompile(`^[0-9]+\s*(kB|MB|GB|TB)?$`)
+
+// validateOptions checks the options' values against the hard limits and
+// the platform's.
+func (r *Request) validateOptions(lim Limits, fe FieldErrors) {
 	o := r.Options
 	if o.Jobs < 0 || o.Jobs > MaxJobs {
 		fe.add("options.jobs", fmt.Sprintf("must be between 1 and %d", MaxJobs))
@@ -232,17 +277,7 @@ func (r *Request) Validate(lim Limits) (src, dst *conninfo.Endpoint, err error) 
 			fe.add("options.instance_type", err.Error())
 		}
 	}
-	for field, ep := range map[string]*conninfo.Endpoint{"source": src, "target": dst} {
-		if ep == nil || lim.EgressPorts == nil {
-			continue
-		}
-		for _, port := range ep.Ports() {
-			if !slices.Contains(lim.EgressPorts, int(port)) {
-				fe.add(field, fmt.Sprintf("port %d is not one the workers may reach (%s): run replicator setup again with --egress-ports including it", port, joinInts(lim.EgressPorts)))
-			}
-		}
-	}
-	if o.MaintenanceWorkMem != "" && !regexp.MustCompile(`^[0-9]+\s*(kB|MB|GB|TB)?$`).MatchString(o.MaintenanceWorkMem) {
+	if o.MaintenanceWorkMem != "" && !workMemRE.MatchString(o.MaintenanceWorkMem) {
 		fe.add("options.maintenance_work_mem", "a size such as 512MB")
 	}
 	if o.SplitLargerThan < -1 {
@@ -251,13 +286,14 @@ func (r *Request) Validate(lim Limits) (src, dst *conninfo.Endpoint, err error) 
 	if o.SourceBytes < 0 {
 		fe.add("options.source_bytes", "must not be negative")
 	}
-	if r.SourceForTarget != "" {
-		if _, perr := conninfo.ParseOpaque("source_from_target", r.SourceForTarget); perr != nil {
-			fe.add("source_from_target", perr.Error())
-		}
-		if r.Command == "init" && !o.Sync {
-			fe.add("source_from_target", "applies to sync and init with sync")
-		}
+}
+
+// validateFit refuses options of the other command: init's on sync, sync's
+// on init.
+func (r *Request) validateFit(fe FieldErrors) {
+	o := r.Options
+	if r.SourceForTarget != "" && r.Command == "init" && !o.Sync {
+		fe.add("source_from_target", "applies to sync and init with sync")
 	}
 	for _, f := range []struct {
 		name string
@@ -280,20 +316,6 @@ func (r *Request) Validate(lim Limits) (src, dst *conninfo.Endpoint, err error) 
 	if r.Command == "init" && o.ReplicaIdentityFull && !o.Sync {
 		fe.add("options.replica_identity_full", "applies to sync and init with sync")
 	}
-	for side, certs := range map[string]conninfo.Certificates{"source_certificates": r.SourceCerts, "target_certificates": r.TargetCerts} {
-		for k, pem := range certs {
-			if err := conninfo.CheckCertificate(k, pem); err != nil {
-				fe.add(side, err.Error())
-			}
-		}
-	}
-	if b, _ := json.Marshal(r.Secret()); len(b) > MaxSecretBytes {
-		fe.add("certificates", fmt.Sprintf("the connections and certificates take %d bytes, over the %d a job's secret holds: give only the CA bundle of your region (for RDS, <region>-bundle.pem rather than global-bundle.pem)", len(b), MaxSecretBytes))
-	}
-	if len(fe) > 0 {
-		return nil, nil, fe
-	}
-	return src, dst, nil
 }
 
 func joinInts(ns []int) string {

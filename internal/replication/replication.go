@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -191,18 +192,34 @@ func CreateSlot(ctx context.Context, src *conninfo.Endpoint, conn *pgx.Conn, nam
 	return &Slot{Name: name, LSN: string(row[1]), Snapshot: string(row[2]), Conn: rc}, nil
 }
 
+// SlotReleaseWait bounds how long DropSlot waits for a slot's walsender to
+// go: it ends a moment after its subscription is disabled or dropped, not
+// with it.
+var SlotReleaseWait = 15 * time.Second
+
 // DropSlot removes a slot that is not in use. Missing is fine.
 func DropSlot(ctx context.Context, conn *pgx.Conn, name string) error {
-	var active *bool
-	err := conn.QueryRow(ctx, "SELECT active FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", name).Scan(&active)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("look up slot %s: %w", name, err)
-	}
-	if active != nil && *active {
-		return fmt.Errorf("replication slot %s is in use by a running subscription: stop it first (replicator sync --stop)", name)
+	deadline := time.Now().Add(SlotReleaseWait)
+	for {
+		var active *bool
+		err := conn.QueryRow(ctx, "SELECT active FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", name).Scan(&active)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("look up slot %s: %w", name, err)
+		}
+		if active == nil || !*active {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replication slot %s is in use by a running subscription: stop it first (replicator sync --stop)", name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	if _, err := conn.Exec(ctx, "SELECT pg_catalog.pg_drop_replication_slot($1)", name); err != nil {
 		return fmt.Errorf("drop slot %s: %w", name, err)
