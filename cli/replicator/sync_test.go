@@ -30,9 +30,10 @@ func pgbenchOn(t *testing.T, db string, args ...string) (wait func() string) {
 
 func replicationObjects(t *testing.T, db string) []string {
 	return []string{
-		pgtest.Query(t, pair.Source, "postgres", "SELECT count(*) FROM pg_replication_slots")[0],
+		// This database's only: tests in parallel have their own.
+		pgtest.Query(t, pair.Source, "postgres", "SELECT count(*) FROM pg_replication_slots WHERE database = '"+db+"'")[0],
 		pgtest.Query(t, pair.Source, db, "SELECT count(*) FROM pg_publication")[0],
-		pgtest.Query(t, pair.Target, "postgres", "SELECT count(*) FROM pg_subscription")[0],
+		pgtest.Query(t, pair.Target, "postgres", "SELECT count(*) FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = '"+db+"'")[0],
 	}
 }
 
