@@ -37,6 +37,9 @@ type Options struct {
 	Settings map[string]string
 	// BinDir holds initdb, pg_ctl and postgres; found automatically when empty.
 	BinDir string
+	// Major picks the server binaries of one PostgreSQL major (see BinDir);
+	// 0 means the newest installed by the system's packages.
+	Major int
 	// BaseDir is where the data directory is created (default os.TempDir()).
 	BaseDir string
 }
@@ -73,6 +76,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	if opts.Password == "" {
 		opts.Password = "postgres"
+	}
+	if opts.BinDir == "" && opts.Major != 0 {
+		dir, err := BinDir(opts.Major)
+		if err != nil {
+			return nil, err
+		}
+		opts.BinDir = dir
 	}
 	if opts.BinDir == "" {
 		dir, err := pgtools.ServerBinDir()

@@ -207,3 +207,13 @@ func WriteFile(t testing.TB, name, content string, mode os.FileMode) string {
 	}
 	return p
 }
+
+// Major is the server's major version (server_version_num / 10000).
+func Major(t testing.TB, c *pgcluster.Cluster) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscan(Query(t, c, "postgres", "SHOW server_version_num")[0], &n); err != nil {
+		t.Fatal(err)
+	}
+	return n / 10000
+}
