@@ -196,7 +196,10 @@ type run struct {
 	// targetSuper: the target role is a superuser; otherwise it is treated as
 	// a managed service's role, whose refusals are warnings.
 	targetSuper bool
-	srcVersion  pgtools.Version
+	// loRefused: what a managed target refused of large objects' metadata,
+	// said once per kind (under mu).
+	loRefused              map[string]bool
+	srcVersion, dstVersion pgtools.Version
 
 	mu     sync.Mutex
 	result Result

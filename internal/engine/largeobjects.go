@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/retry"
 )
@@ -72,6 +74,11 @@ func (c *copier) copyBlobs(ctx context.Context, oids []uint32) error {
 	if err := exec(ctx, c.dst, "BEGIN"); err != nil {
 		return err
 	}
+	if c.r.opts.Tools.Version.Major >= 17 {
+		if err := c.createBlobs(ctx, oids); err != nil {
+			return err
+		}
+	}
 	for _, oid := range oids {
 		for off := int64(0); ; off += loChunk {
 			var chunk []byte
@@ -89,4 +96,105 @@ func (c *copier) copyBlobs(ctx context.Context, oids []uint32) error {
 		}
 	}
 	return exec(ctx, c.dst, "COMMIT")
+}
+
+// loMetadataSQL writes, on the source and quoted by it (%I, %L), the
+// statements that give a batch of large objects their owner, privileges and
+// comment: what pg_dump writes for them.
+const loMetadataSQL = `
+SELECT m.oid,
+       format('ALTER LARGE OBJECT %s OWNER TO %I', m.oid, pg_catalog.pg_get_userbyid(m.lomowner)),
+       ARRAY(SELECT format('GRANT %s ON LARGE OBJECT %s TO %s%s', a.privilege_type, m.oid,
+                           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END,
+                           CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+             FROM pg_catalog.aclexplode(m.lomacl) a WHERE a.grantee <> m.lomowner ORDER BY 1)
+       || ARRAY(SELECT format('REVOKE %s ON LARGE OBJECT %s FROM %I', p, m.oid, pg_catalog.pg_get_userbyid(m.lomowner))
+             FROM unnest(ARRAY['SELECT', 'UPDATE']) p
+             WHERE m.lomacl IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(m.lomacl) a WHERE a.grantee = m.lomowner AND a.privilege_type = p)),
+       format('COMMENT ON LARGE OBJECT %s IS %L', m.oid, d.description)
+FROM pg_catalog.pg_largeobject_metadata m
+LEFT JOIN pg_catalog.pg_description d ON d.objoid = m.oid AND d.classoid = 'pg_catalog.pg_largeobject'::pg_catalog.regclass AND d.objsubid = 0
+WHERE m.oid = ANY($1) ORDER BY m.oid`
+
+// createBlobs creates a batch of large objects with their owner, privileges
+// and comment, in the batch's transaction. pg_dump 16 and older put this in
+// pre-data; pg_dump 17 moved it to the data section, which the copy does not
+// restore (the section would carry the contents too, read twice). An object
+// already there (a redone batch after a crash between commit and checkpoint)
+// is left as it is. What a managed target refuses (owners it cannot set,
+// grants) is a warning, as in pg_restore's output.
+func (c *copier) createBlobs(ctx context.Context, oids []uint32) error {
+	rows, err := c.src.Query(ctx, loMetadataSQL, oids)
+	if err != nil {
+		return fmt.Errorf("read large object metadata: %w", err)
+	}
+	type meta struct {
+		oid     uint32
+		owner   string
+		grants  []string
+		comment *string
+	}
+	var all []meta
+	for rows.Next() {
+		var m meta
+		if err := rows.Scan(&m.oid, &m.owner, &m.grants, &m.comment); err != nil {
+			rows.Close()
+			return fmt.Errorf("read large object metadata: %w", err)
+		}
+		all = append(all, m)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read large object metadata: %w", err)
+	}
+	for _, m := range all {
+		var created bool
+		if err := c.dst.QueryRow(ctx, `SELECT pg_catalog.lo_create($1) = $1 FROM (SELECT 1) x
+			WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_largeobject_metadata WHERE oid = $1)`, m.oid).Scan(&created); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("create large object %d: %w", m.oid, err)
+		}
+		if !created {
+			continue
+		}
+		stmts := append([]string{m.owner}, m.grants...)
+		if m.comment != nil {
+			stmts = append(stmts, *m.comment)
+		}
+		for _, stmt := range stmts {
+			if err := c.blobStatement(ctx, stmt); err != nil {
+				return fmt.Errorf("large object %d: %s: %w", m.oid, firstWords(stmt, 4), err)
+			}
+		}
+	}
+	return nil
+}
+
+// blobStatement runs one metadata statement; on a target that is not a
+// superuser's, inside a savepoint, so that a refused owner or grant is a
+// warning and the batch goes on.
+func (c *copier) blobStatement(ctx context.Context, stmt string) error {
+	if c.r.targetSuper {
+		return exec(ctx, c.dst, stmt)
+	}
+	if err := exec(ctx, c.dst, "SAVEPOINT lo_meta"); err != nil {
+		return err
+	}
+	err := exec(ctx, c.dst, stmt)
+	if err == nil {
+		return exec(ctx, c.dst, "RELEASE SAVEPOINT lo_meta")
+	}
+	why := refusal(restoreIssue{Message: pgMessage(err), Command: stmt}, false)
+	if why == "" {
+		return err
+	}
+	c.r.mu.Lock()
+	first := !c.r.loRefused[why]
+	if c.r.loRefused == nil {
+		c.r.loRefused = map[string]bool{}
+	}
+	c.r.loRefused[why] = true
+	c.r.mu.Unlock()
+	if first {
+		c.r.warn(c.w.name, "large objects: %s (first: %s)", why, oneLine(err))
+	}
+	return exec(ctx, c.dst, "ROLLBACK TO SAVEPOINT lo_meta")
 }

@@ -62,7 +62,7 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 		return nil, err
 	}
 	p := &plan{srcVersion: si.Version, dstVersion: di.Version}
-	r.targetSuper, r.srcVersion = di.Superuser, si.Version
+	r.targetSuper, r.srcVersion, r.dstVersion = di.Superuser, si.Version, di.Version
 	if err := r.checkResume(ctx, si, di); err != nil {
 		return nil, err
 	}

@@ -122,7 +122,7 @@ func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *connin
 	groups := map[string][]restoreIssue{}
 	var fatal []restoreIssue
 	for _, is := range issues {
-		if resuming && strings.Contains(is.Message, "already exists") {
+		if resuming && strings.Contains(is.Message, "already exists") || newerToolSetting(is, r.dstVersion) {
 			continue
 		}
 		if cat := refusal(is, r.targetSuper); cat != "" {
@@ -152,6 +152,16 @@ func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *connin
 		return fmt.Errorf("pg_restore: %d statement(s) failed; first: %s: %s", len(fatal), firstWords(fatal[0].Command, 12), fatal[0].Message)
 	}
 	return nil
+}
+
+// newerToolSetting is a setting that pg_restore of a newer major sets on every
+// connection and an older target does not know: pg_restore 17 and newer send
+// SET transaction_timeout = 0, which a server older than 17 refuses and which
+// changes nothing there (it has no such timeout to turn off).
+func newerToolSetting(is restoreIssue, target pgtools.Version) bool {
+	return target.Major < 17 && target.Major > 0 &&
+		strings.HasPrefix(strings.TrimSpace(is.Command), "SET transaction_timeout") &&
+		strings.Contains(is.Message, `unrecognized configuration parameter "transaction_timeout"`)
 }
 
 // splitIssues re-runs failed multi-statement entries one statement at a time and
