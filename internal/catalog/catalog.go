@@ -165,7 +165,7 @@ ORDER BY a.attrelid, a.attnum`, oids)
 func Sequences(ctx context.Context, q Querier) ([]Sequence, error) {
 	rows, err := q.Query(ctx, `
 SELECT c.oid, n.nspname, c.relname, s.seqstart, pg_catalog.pg_sequence_last_value(c.oid),
-       d.refobjid
+       d.refobjid, pg_catalog.has_sequence_privilege(c.oid, 'SELECT')
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_sequence s ON s.seqrelid = c.oid
@@ -185,8 +185,15 @@ ORDER BY 2, 3`)
 		var s Sequence
 		var last *int64
 		var owner *uint32
-		if err := rows.Scan(&s.OID, &s.Name.Schema, &s.Name.Name, &s.Start, &last, &owner); err != nil {
+		var readable bool
+		if err := rows.Scan(&s.OID, &s.Name.Schema, &s.Name.Name, &s.Start, &last, &owner, &readable); err != nil {
 			return nil, fmt.Errorf("list sequences: %w", err)
+		}
+		if !readable {
+			// Before 18 pg_sequence_last_value fails here; from 18 on it
+			// returns NULL, which would read as "never used" and restart
+			// the sequence on the target below values already taken.
+			return nil, fmt.Errorf("cannot read sequence %s: the role lacks SELECT on it (GRANT SELECT ON SEQUENCE %s TO the role)", s.Name, s.Name.Quoted())
 		}
 		s.Value, s.IsCalled = s.Start, false
 		if last != nil {

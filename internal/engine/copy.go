@@ -126,7 +126,9 @@ func (r *run) planParts(ctx context.Context, w *dbWork) ([]*part, error) {
 				return nil, fmt.Errorf("checkpoint of %s: %w", t.Name, err)
 			}
 		} else if _, resumed := r.cp.get(keyPart(w.name, t.Name, &part{whole: true})); !resumed &&
-			threshold > 0 && t.Bytes > threshold && t.Pages > 1 {
+			threshold > 0 && t.Bytes > threshold && t.Pages > 1 && r.srcVersion.Major >= 14 {
+			// (TID range scans are PostgreSQL 14's: before it each range
+			// would read the whole table.)
 			n := min((t.Bytes+threshold-1)/threshold, t.Pages, MaxRanges)
 			step := (t.Pages + n - 1) / n
 			for lo := int64(0); lo < t.Pages; lo += step {

@@ -249,6 +249,11 @@ func (r *run) recordTables(w *dbWork) {
 	}
 }
 
+// noTransactionTimeout turns off PostgreSQL 17's transaction_timeout, which
+// would end a long copy's snapshot transaction, on servers that have it
+// (older ones refuse the name; the WHERE keeps them from seeing it).
+const noTransactionTimeout = `SELECT pg_catalog.set_config('transaction_timeout', '0', false) WHERE pg_catalog.current_setting('server_version_num')::int >= 170000;`
+
 // sourceSession makes a source session read faithfully: no timeouts killing long
 // copies, row security off (fail rather than silently skip rows), unambiguous
 // text formats, and catalog output fully schema-qualified.
@@ -257,6 +262,7 @@ func sourceSession(ctx context.Context, conn *pgx.Conn) error {
 SET statement_timeout = 0;
 SET lock_timeout = 0;
 SET idle_in_transaction_session_timeout = 0;
+`+noTransactionTimeout+`
 SET row_security = off;
 SET extra_float_digits = 3;
 SET DateStyle = ISO;
@@ -275,6 +281,7 @@ func targetSession(ctx context.Context, conn *pgx.Conn, extra string) error {
 SET statement_timeout = 0;
 SET lock_timeout = 0;
 SET idle_in_transaction_session_timeout = 0;
+`+noTransactionTimeout+`
 SET synchronous_commit = off;
 SET DateStyle = ISO;
 SET IntervalStyle = postgres;

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/replicatorhq/replicator/internal/checkpoint"
+	"github.com/replicatorhq/replicator/internal/sqlscript"
 )
 
 // dumpSchema runs pg_dump for the pre-data and post-data sections (large object
@@ -51,7 +52,13 @@ func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive
 	}
 	args := []string{"--section=pre-data"}
 	target := w.dst
-	if !db.existsEmpty {
+	switch {
+	case db.existsEmpty:
+	case r.dstVersion.Major < 15 && r.opts.Tools.Version.Major >= 15:
+		if err := r.createDatabaseBefore15(ctx, w, archive); err != nil {
+			return err
+		}
+	default:
 		args = append(args, "--create")
 		target = r.maintenance
 	}
@@ -69,10 +76,88 @@ func (r *run) dropTargetDatabase(ctx context.Context, name string) error {
 	}
 	defer conn.Close(context.Background())
 	stmt := "DROP DATABASE IF EXISTS " + pgx.Identifier{name}.Sanitize() + " WITH (FORCE)"
+	if r.dstVersion.Major < 13 {
+		// WITH (FORCE) is PostgreSQL 13's: before it, end the sessions first
+		// (as dropdb users do by hand). One that connects in between makes
+		// the drop fail, which is said and leaves the database as it was.
+		if _, err := conn.Exec(ctx, `SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity
+			WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()`, name); err != nil {
+			return fmt.Errorf("drop target database %s: end its sessions: %w", name, err)
+		}
+		stmt = "DROP DATABASE IF EXISTS " + pgx.Identifier{name}.Sanitize()
+	}
 	if _, err := conn.Exec(ctx, stmt); err != nil {
 		return fmt.Errorf("drop target database %s: %w", name, err)
 	}
 	r.info(name, "dropped the existing target database %s", name)
+	return nil
+}
+
+// databaseEntry is an archive entry about the database itself: its creation,
+// properties (settings, owner), comment, grants and security labels.
+var databaseEntry = regexp.MustCompile(`^\d+; \d+ \d+ (DATABASE|DATABASE PROPERTIES|COMMENT - DATABASE|ACL - DATABASE|SECURITY LABEL - DATABASE) `)
+
+// localeProvider is the option pg_dump 15 and newer write into every CREATE
+// DATABASE; a server older than 15 has only the libc provider and does not
+// know the option.
+var localeProvider = regexp.MustCompile(` LOCALE_PROVIDER = libc\b`)
+
+// localeBoth is LOCALE = '...', which pg_dump writes when collation and
+// character classification agree; CREATE DATABASE knows it from 13 on, and
+// LC_COLLATE with LC_CTYPE say the same to every version.
+var localeBoth = regexp.MustCompile(` LOCALE = ('(?:[^']|'')*')`)
+
+// createDatabaseBefore15 creates the database on a target older than
+// PostgreSQL 15 from the archive of pg_dump 15 or newer: the database's own
+// entries are printed as SQL, LOCALE_PROVIDER = libc dropped from CREATE
+// DATABASE (the only provider such a server has) and LOCALE spelt out for 12,
+// and run on the maintenance
+// database. The rest of pre-data then restores into the new database.
+func (r *run) createDatabaseBefore15(ctx context.Context, w *dbWork, archive string) error {
+	// The database's own entries are listed only with --create.
+	out, err := r.opts.Tools.Run(ctx, "pg_restore", []string{"--create", "--list", archive}, nil, r.secrets)
+	if err != nil {
+		return err
+	}
+	var list bytes.Buffer
+	for _, line := range strings.Split(string(out), "\n") {
+		if databaseEntry.MatchString(line) {
+			list.WriteString(line + "\n")
+		}
+	}
+	listFile := archive + ".database.list"
+	if err := os.WriteFile(listFile, list.Bytes(), 0o600); err != nil {
+		return err
+	}
+	script, err := r.opts.Tools.Run(ctx, "pg_restore", []string{"--create", "--use-list=" + listFile, "--file=-", archive}, nil, r.secrets)
+	if err != nil {
+		return err
+	}
+	conn, err := r.maintenance.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	var refused []restoreIssue
+	for _, stmt := range sqlscript.Split(string(script)) {
+		if strings.HasPrefix(stmt, "SET ") || strings.HasPrefix(stmt, "SELECT pg_catalog.set_config(") {
+			continue // the script's session preamble, for psql
+		}
+		if strings.HasPrefix(stmt, "CREATE DATABASE ") {
+			stmt = localeProvider.ReplaceAllString(stmt, "")
+			stmt = localeBoth.ReplaceAllString(stmt, " LC_COLLATE = $1 LC_CTYPE = $1")
+		}
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			is := restoreIssue{Message: pgMessage(err), Command: stmt}
+			if refusal(is, r.targetSuper) == "" {
+				return fmt.Errorf("database %s: %s: %w", w.name, firstWords(stmt, 8), err)
+			}
+			refused = append(refused, is)
+		}
+	}
+	for _, is := range refused {
+		r.warn(w.name, "target refused %s: %s (%s)", refusal(is, r.targetSuper), firstWords(is.Command, 10), is.Message)
+	}
 	return nil
 }
 

@@ -15,12 +15,18 @@ import (
 )
 
 // Published lists what the publication of database db carries under the
-// filters: every selected table with rows (a partitioned table stands for its
-// partitions), with its row filter. Unlogged tables cannot be published.
-func Published(tables []*catalog.Table, db string, rules *filter.Rules) (pub []Table, unlogged []string) {
+// filters: every selected table with rows, with its row filter. From
+// PostgreSQL 13 on a partitioned table stands for its partitions; 12 cannot
+// publish a partitioned table, so there its leaf partitions are published.
+// Unlogged tables cannot be published.
+func Published(tables []*catalog.Table, db string, rules *filter.Rules, sourceMajor int) (pub []Table, unlogged []string) {
+	leaves := sourceMajor < 13
 	for _, t := range tables {
 		d := rules.Table(db, t.Root.Schema, t.Root.Name)
-		if !d.Copy || d.SchemaOnly || t.IsPartition || t.ExtensionConfig {
+		if !d.Copy || d.SchemaOnly || t.ExtensionConfig {
+			continue
+		}
+		if leaves && t.Kind == 'p' || !leaves && t.IsPartition {
 			continue
 		}
 		if t.Unlogged {
@@ -45,7 +51,7 @@ func Prepare(ctx context.Context, conn *pgx.Conn, db string, rules *filter.Rules
 	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
 		return nil, err
 	}
-	pub, unlogged := Published(tables, db, rules)
+	pub, unlogged := Published(tables, db, rules, num/10000)
 	var warnings []string
 	for _, u := range unlogged {
 		warnings = append(warnings, fmt.Sprintf("unlogged table %s is copied but not replicated (PostgreSQL does not publish unlogged tables)", u))

@@ -124,9 +124,11 @@ WHERE c.relkind = 'r'`, all)
 // EnsurePublication creates the publication for tables, or replaces its table
 // list when it exists. Unlogged tables cannot be published and are left out.
 func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string, tables []Table) error {
+	// One TABLE keyword for the list: "TABLE a, TABLE b" is PostgreSQL 15
+	// syntax, "TABLE a, b" is understood by every version.
 	var parts []string
 	for _, t := range tables {
-		p := "TABLE " + t.Name.Quoted()
+		p := t.Name.Quoted()
 		if t.Predicate != "" {
 			p += " WHERE (" + t.Predicate + ")"
 		}
@@ -144,9 +146,9 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 	case len(parts) == 0:
 		return nil
 	case exists:
-		stmt = "ALTER PUBLICATION " + ident + " SET " + strings.Join(parts, ", ")
+		stmt = "ALTER PUBLICATION " + ident + " SET TABLE " + strings.Join(parts, ", ")
 	default:
-		stmt = "CREATE PUBLICATION " + ident + " FOR " + strings.Join(parts, ", ")
+		stmt = "CREATE PUBLICATION " + ident + " FOR TABLE " + strings.Join(parts, ", ")
 	}
 	if _, err := conn.Exec(ctx, stmt); err != nil {
 		return fmt.Errorf("publication %s: %w", name, err)

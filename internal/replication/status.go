@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,9 +62,14 @@ func ReadStatus(ctx context.Context, src, dst *pgx.Conn, db string) (*Status, er
 	slot := &SlotState{Name: n.Slot}
 	var lagBytes *int64
 	var confirmed, walStatus *string
+	// wal_status is there from PostgreSQL 13 on.
+	walStatusCol := "s.wal_status"
+	if serverMajor(src) < 13 {
+		walStatusCol = "NULL::text"
+	}
 	err := src.QueryRow(ctx, `
 SELECT s.active, s.confirmed_flush_lsn::text, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::int8,
-       s.wal_status, (SELECT extract(epoch FROM r.replay_lag)::float8 FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid)
+       `+walStatusCol+`, (SELECT extract(epoch FROM r.replay_lag)::float8 FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid)
 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1`, n.Slot).Scan(&slot.Active, &confirmed, &lagBytes, &walStatus, &slot.LagSeconds)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -86,11 +92,20 @@ FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1`, n.Slot).Scan(&sl
 	var subOID uint32
 	var pid *int32
 	var received *string
+	// Error counters are kept from PostgreSQL 15 on; from 16 on parallel apply
+	// workers also have no relid, and only the leader is the subscription's.
+	errorsCol, leader := "0::int8", ""
+	if m := serverMajor(dst); m >= 15 {
+		errorsCol = "COALESCE((SELECT apply_error_count + sync_error_count FROM pg_catalog.pg_stat_subscription_stats x WHERE x.subid = s.oid), 0)"
+		if m >= 16 {
+			leader = " AND st.leader_pid IS NULL"
+		}
+	}
 	err = dst.QueryRow(ctx, `
 SELECT s.oid, s.subenabled, st.pid, st.received_lsn::text, st.last_msg_receipt_time, st.latest_end_time,
-       COALESCE((SELECT apply_error_count + sync_error_count FROM pg_catalog.pg_stat_subscription_stats x WHERE x.subid = s.oid), 0)
+       `+errorsCol+`
 FROM pg_catalog.pg_subscription s
-LEFT JOIN pg_catalog.pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL
+LEFT JOIN pg_catalog.pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL`+leader+`
 WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())`,
 		n.Subscription).Scan(&subOID, &sub.Enabled, &pid, &received, &sub.LastMessage, &sub.LastApplied, &sub.ApplyErrors)
 	switch {
@@ -183,4 +198,16 @@ func connectBoth(ctx context.Context, src, dst *conninfo.Endpoint, db string) (*
 		return nil, nil, err
 	}
 	return s, d, nil
+}
+
+// serverMajor is the major version the server reported when conn started
+// ("12.22", "18.4 (Debian 18.4-1)", "19beta1"); 0 when unknown.
+func serverMajor(conn *pgx.Conn) int {
+	v := conn.PgConn().ParameterStatus("server_version")
+	end := 0
+	for end < len(v) && v[end] >= '0' && v[end] <= '9' {
+		end++
+	}
+	n, _ := strconv.Atoi(v[:end])
+	return n
 }

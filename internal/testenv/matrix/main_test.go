@@ -98,6 +98,12 @@ func fidelitySource(t *testing.T, major int) *pgcluster.Cluster {
 	pgtest.Exec(t, src, "postgres", fixture.Roles)
 	pgtest.Exec(t, src, "postgres", "CREATE DATABASE fidelity OWNER app_owner")
 	pgtest.Exec(t, src, "fidelity", fixture.Fidelity(major))
+	if major >= 17 {
+		// A transaction_timeout shorter than the copy's transactions (the
+		// snapshot's, a 22 MB table's): the copy must turn it off for itself.
+		// It is copied with the database, so the target's sessions have it too.
+		pgtest.Exec(t, src, "postgres", "ALTER DATABASE fidelity SET transaction_timeout = '100ms'")
+	}
 	return src
 }
 

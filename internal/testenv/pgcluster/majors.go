@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/replicatorhq/replicator/internal/pgtools"
 )
 
 // The version matrix runs servers of every major from 12 to 18. Their
@@ -50,4 +52,14 @@ func ClientBinDir() (string, error) {
 		return "", fmt.Errorf("PostgreSQL %d client tools not found in %s: run `go tool task deps:pgmajors` (.ci/pg-majors.sh)", ClientMajor, d)
 	}
 	return d, nil
+}
+
+// SystemBinDir is the system's own PostgreSQL installation (where pgbench
+// is: the npm servers have no client programs), for tests.
+func SystemBinDir(t interface{ Fatal(...any) }) string {
+	d, err := pgtools.ServerBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
