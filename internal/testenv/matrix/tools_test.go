@@ -61,4 +61,3 @@ func TestDropExistingOn12(t *testing.T) {
 		t.Errorf("the session in the dropped database is still open")
 	}
 }
-
