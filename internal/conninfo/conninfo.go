@@ -7,11 +7,13 @@ package conninfo
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,11 +59,61 @@ func newEndpoint(side string, params map[string]string) (*Endpoint, error) {
 	if _, ok := params["application_name"]; !ok {
 		params["application_name"] = "replicator" // visible in pg_stat_activity
 	}
-	cfg, err := pgx.ParseConfig(keywordValue(params, true))
+	for k, v := range keepalive {
+		if _, ok := params[k]; !ok {
+			params[k] = v
+		}
+	}
+	// libpq's client-side keywords are not pgx's: it would send them to the
+	// server as settings. They become the dialer's keepalive instead.
+	forPgx := make(map[string]string, len(params))
+	for k, v := range params {
+		if _, client := keepalive[k]; !client && k != "keepalives" {
+			forPgx[k] = v
+		}
+	}
+	cfg, err := pgx.ParseConfig(keywordValue(forPgx, true))
 	if err != nil {
 		return nil, fmt.Errorf("%s: malformed connection URL: %s", side, parseErrorText(err, params["password"]))
 	}
+	ka, err := keepaliveConfig(params)
+	if err != nil {
+		return nil, fmt.Errorf("%s: malformed connection URL: %v", side, err)
+	}
+	d := &net.Dialer{KeepAliveConfig: ka}
+	if ka.Enable {
+		d.KeepAlive = ka.Idle
+	} else {
+		d.KeepAlive = -1
+	}
+	cfg.DialFunc = d.DialContext
 	return &Endpoint{Side: side, params: params, config: cfg}, nil
+}
+
+// keepalive probes an idle connection after 30 s, every 10 s, and gives up
+// after 3 unanswered: a server that vanished (a NAT entry dropped, a host
+// gone) is noticed within a minute instead of the operating system's two
+// hours. The client tools get them as libpq keywords, pgx as the dialer's.
+var keepalive = map[string]string{"keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3"}
+
+// keepaliveConfig reads libpq's keepalive keywords.
+func keepaliveConfig(params map[string]string) (net.KeepAliveConfig, error) {
+	ka := net.KeepAliveConfig{Enable: params["keepalives"] != "0"}
+	for _, f := range []struct {
+		key string
+		set func(int)
+	}{
+		{"keepalives_idle", func(n int) { ka.Idle = time.Duration(n) * time.Second }},
+		{"keepalives_interval", func(n int) { ka.Interval = time.Duration(n) * time.Second }},
+		{"keepalives_count", func(n int) { ka.Count = n }},
+	} {
+		n, err := strconv.Atoi(params[f.key])
+		if err != nil || n < 1 {
+			return ka, fmt.Errorf("%s must be a positive number, not %q", f.key, params[f.key])
+		}
+		f.set(n)
+	}
+	return ka, nil
 }
 
 // WithDatabase returns the same endpoint pointed at another database.
@@ -128,6 +180,10 @@ func (e *Endpoint) String() string {
 		case "host", "port", "user", "dbname", "connect_timeout":
 		case "application_name":
 			if v != "replicator" {
+				q.Set(k, v)
+			}
+		case "keepalives_idle", "keepalives_interval", "keepalives_count":
+			if v != keepalive[k] {
 				q.Set(k, v)
 			}
 		default:

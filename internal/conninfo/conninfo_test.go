@@ -80,3 +80,31 @@ func TestMalformedNeverEchoesPassword(t *testing.T) {
 		}
 	}
 }
+
+// Keepalives: the client tools get libpq's keywords (the operating system's
+// default would notice a vanished server after two hours), pgx gets them as
+// its dialer's, and they are never sent to the server as settings, which it
+// would refuse.
+func TestKeepalives(t *testing.T) {
+	e, err := Parse("source", "postgres://u@db.example.com/app?keepalives_idle=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tool := e.ToolConnString()
+	for _, want := range []string{"keepalives_idle='5'", "keepalives_interval='10'", "keepalives_count='3'"} {
+		if !strings.Contains(tool, want) {
+			t.Errorf("tool connection string %q lacks %s", tool, want)
+		}
+	}
+	for k := range e.ConnConfig().RuntimeParams {
+		if strings.HasPrefix(k, "keepalives") {
+			t.Errorf("%s would be sent to the server as a setting", k)
+		}
+	}
+	if e.ConnConfig().DialFunc == nil {
+		t.Error("no dialer")
+	}
+	if _, err := Parse("source", "postgres://u@db.example.com/app?keepalives_count=never"); err == nil || !strings.Contains(err.Error(), "keepalives_count must be a positive number") {
+		t.Errorf("a bad keepalives_count: %v", err)
+	}
+}
