@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,6 +43,7 @@ type Options struct {
 	Jobs, IndexJobs     int
 	SplitLargerThan     string
 	MaintenanceWorkMem  string
+	StallTimeout        time.Duration
 	DropExisting        bool
 	Yes                 bool
 	NoRoles             bool
@@ -91,6 +93,7 @@ changes, unless --drop-existing replaces it.`,
 	fl.IntVar(&opts.IndexJobs, "index-jobs", 0, "indexes built at once (default: --jobs)")
 	fl.StringVar(&opts.SplitLargerThan, "split-tables-larger-than", "1GB", "copy tables larger than this in parallel ranges (0 to never split)")
 	fl.StringVar(&opts.MaintenanceWorkMem, "maintenance-work-mem", "512MB", "maintenance_work_mem for index builds on the target")
+	fl.DurationVar(&opts.StallTimeout, "stall-timeout", 0, "cut and retry a table copy when no byte has moved for this long (default 1m0s)")
 	fl.BoolVar(&opts.DropExisting, "drop-existing", false, "drop target databases that already exist (asks first; --yes to confirm)")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "answer yes to prompts")
 	fl.BoolVar(&opts.NoRoles, "no-roles", false, "do not copy roles")
@@ -115,13 +118,17 @@ func (opts *Options) JobOptions() (remote.Options, error) {
 	if split == 0 {
 		split = -1 // "0": never split
 	}
+	if opts.StallTimeout < 0 || opts.StallTimeout%time.Second != 0 || opts.StallTimeout > 24*time.Hour {
+		return remote.Options{}, cmdutil.FlagErrorf("--stall-timeout: whole seconds, up to 24h (such as 30s or 2m)")
+	}
 	if opts.Jobs < 0 || opts.IndexJobs < 0 {
 		return remote.Options{}, cmdutil.FlagErrorf("--jobs and --index-jobs must be positive")
 	}
 	return remote.Options{
 		DropExisting: opts.DropExisting, NoRoles: opts.NoRoles, NoResume: opts.NoResume,
 		Jobs: opts.Jobs, IndexJobs: opts.IndexJobs, SplitLargerThan: split, MaintenanceWorkMem: opts.MaintenanceWorkMem,
-		SkipValidate: opts.SkipValidate, Verify: opts.Verify, Sync: opts.Sync, ReplicaIdentityFull: opts.ReplicaIdentityFull,
+		StallTimeoutSeconds: int(opts.StallTimeout / time.Second),
+		SkipValidate:        opts.SkipValidate, Verify: opts.Verify, Sync: opts.Sync, ReplicaIdentityFull: opts.ReplicaIdentityFull,
 	}, nil
 }
 

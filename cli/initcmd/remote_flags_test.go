@@ -54,6 +54,7 @@ var initFlags = map[string]flagCase{
 	"index-jobs":               {args: []string{"--index-jobs", "3"}, carried: true},
 	"split-tables-larger-than": {args: []string{"--split-tables-larger-than", "0"}, carried: true},
 	"maintenance-work-mem":     {args: []string{"--maintenance-work-mem", "2GB"}, carried: true},
+	"stall-timeout":            {args: []string{"--stall-timeout", "45s"}, carried: true},
 	"drop-existing":            {args: []string{"--drop-existing", "--yes"}, carried: true},
 	"yes":                      {other: "answers --drop-existing's question before submitting"},
 	"no-roles":                 {args: []string{"--no-roles"}, carried: true},

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -211,6 +212,28 @@ func (c *copier) ensure(ctx context.Context) error {
 	return nil
 }
 
+// endStalledTarget ends the target session of a COPY the target stopped
+// answering: the server still holds that session's transaction, and its locks
+// (the TRUNCATE of a whole table) would block the retry, until TCP gave up on
+// a peer it cannot tell is gone. A role may end its own sessions.
+func (c *copier) endStalledTarget(ctx context.Context, err error) {
+	var se *StallError
+	if !errors.As(err, &se) || se.Side != "target" || c.dst == nil {
+		return
+	}
+	pid := c.dst.PgConn().PID()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, cerr := c.w.dst.Connect(ctx)
+	if cerr != nil {
+		return // the retry's connection will say what is wrong
+	}
+	defer conn.Close(context.Background())
+	if _, cerr := conn.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend($1)", pid); cerr != nil {
+		c.r.warn(c.w.name, "could not end the stalled target session %d: %s", pid, oneLine(cerr))
+	}
+}
+
 func (c *copier) reset() {
 	for _, conn := range []*pgx.Conn{c.src, c.dst} {
 		if conn != nil {
@@ -242,6 +265,7 @@ func (c *copier) run(ctx context.Context, parts <-chan *part, indexCh chan<- ind
 			var err error
 			rows, bytes, err = c.copyOnce(ctx, p)
 			if err != nil {
+				c.endStalledTarget(ctx, err)
 				c.reset()
 			}
 			return err
@@ -282,7 +306,7 @@ func (c *copier) copyOnce(ctx context.Context, p *part) (rows, bytes int64, err 
 	if err := c.r.cp.set(ctx, p.key, checkpoint.Running); err != nil {
 		return 0, 0, err
 	}
-	rows, bytes, xid, err := copyPart(ctx, c.src, c.dst, p, func(xid uint64, rows, bytes int64) error {
+	rows, bytes, xid, err := copyPart(ctx, c.src, c.dst, p, c.r.opts.StallTimeout, func(xid uint64, rows, bytes int64) error {
 		// Durable before COMMIT: if the commit's outcome is lost with the
 		// connection or the process, the target still knows it.
 		return c.r.cp.mark(ctx, checkpoint.Record{Key: p.key, Status: checkpoint.Committing, XID: xid, Rows: rows, Bytes: bytes}, true)
@@ -338,7 +362,11 @@ func (t *tableWork) partDone(rows, bytes int64, d time.Duration) bool {
 // truncated in it and loaded with FREEZE: rows arrive frozen and visible, with no
 // later VACUUM or hint-bit rewrite of the whole table. committing is called with
 // the transaction id just before COMMIT.
-func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part, committing func(xid uint64, rows, bytes int64) error) (rows, bytes int64, xid uint64, err error) {
+//
+// A stream that moves no byte for stall (a server gone silent, a connection
+// half-open behind a NAT that TCP does not notice while it waits to read) is
+// cut: the error is a *StallError, which is retried.
+func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part, stall time.Duration, committing func(xid uint64, rows, bytes int64) error) (rows, bytes int64, xid uint64, err error) {
 	t := p.table
 	format := "text"
 	if t.Binary {
@@ -382,11 +410,26 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part, committing func(
 	pr, pw := io.Pipe()
 	cw := &countingWriter{table: t.progress}
 	cw.buf = bufio.NewWriterSize(pw, 256<<10)
+	cw.last.Store(time.Now().UnixNano())
+	outer := ctx
+	ctx, cut := context.WithCancelCause(ctx)
+	defer cut(nil)
+	stopWatch := watchStall(ctx, cut, cw, stall)
+	defer stopWatch()
+	stalled := func(err error) error {
+		var se *StallError
+		if c := context.Cause(ctx); outer.Err() == nil && errors.As(c, &se) {
+			return se
+		}
+		return err
+	}
 	srcErr := make(chan error, 1)
 	go func() {
 		_, err := src.PgConn().CopyTo(ctx, cw, srcSQL)
 		if err == nil {
+			cw.writing.Store(true)
 			err = cw.buf.Flush()
+			cw.writing.Store(false)
 		}
 		cw.flushProgress()
 		pw.CloseWithError(err)
@@ -399,13 +442,14 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part, committing func(
 	if err := <-srcErr; err != nil && !errors.Is(err, errTargetFailed) {
 		t.progress.Add(-cw.rows, -cw.bytes)
 		rollback()
-		return 0, 0, 0, fmt.Errorf("source: %w", err)
+		return 0, 0, 0, fmt.Errorf("source: %w", stalled(err))
 	}
 	if dstErr != nil {
 		t.progress.Add(-cw.rows, -cw.bytes)
 		rollback()
-		return 0, 0, 0, fmt.Errorf("target: %w", dstErr)
+		return 0, 0, 0, fmt.Errorf("target: %w", stalled(dstErr))
 	}
+	stopWatch()
 	rows = tag.RowsAffected()
 	// Messages counted on the way are rows give or take the binary header; the
 	// command tag is exact.
@@ -425,6 +469,53 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part, committing func(
 }
 
 var errTargetFailed = errors.New("target COPY failed")
+
+// StallError is a COPY stream in which no byte moved for Idle: the Side
+// that went silent is the one it waited for (no data from the source, or the
+// target not taking it).
+type StallError struct {
+	Side string
+	Idle time.Duration
+}
+
+func (e *StallError) Error() string {
+	return fmt.Sprintf("no data moved for %s: the %s stopped answering (a half-open connection, or a server gone silent); the connection was cut", e.Idle, e.Side)
+}
+
+// Unwrap makes a stall a timeout, which retry treats as transient.
+func (e *StallError) Unwrap() error { return context.DeadlineExceeded }
+
+// watchStall cuts ctx with a *StallError once cw has seen no byte for limit.
+// The returned stop ends the watch (idempotent).
+func watchStall(ctx context.Context, cut context.CancelCauseFunc, cw *countingWriter, limit time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var once sync.Once
+	tick := min(limit/4, time.Second)
+	go func() {
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				idle := time.Since(time.Unix(0, cw.last.Load()))
+				if idle < limit {
+					continue
+				}
+				side := "source"
+				if cw.writing.Load() {
+					side = "target" // the source's bytes wait for the target to take them
+				}
+				cut(&StallError{Side: side, Idle: idle.Round(time.Second)})
+				return
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done) }) }
+}
 
 func parens(cols string) string {
 	if cols == "" {
@@ -449,6 +540,11 @@ func oneLine(err error) string {
 // countingWriter counts the rows (COPY sends one message per row) and bytes going
 // through, publishing them to the progress tracker in batches.
 type countingWriter struct {
+	// last is when a byte last moved (unix nanoseconds); writing is set while
+	// a write waits for the target to take the bytes.
+	last    atomic.Int64
+	writing atomic.Bool
+
 	buf          *bufio.Writer
 	table        *progress.Table
 	rows, bytes  int64
@@ -457,7 +553,11 @@ type countingWriter struct {
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	c.last.Store(time.Now().UnixNano())
+	c.writing.Store(true)
 	n, err := c.buf.Write(p)
+	c.writing.Store(false)
+	c.last.Store(time.Now().UnixNano())
 	c.rows++
 	c.bytes += int64(n)
 	c.pendingRows++

@@ -16,6 +16,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/retry"
 )
 
 // dbWork is everything known about one database being copied.
@@ -219,7 +220,20 @@ func (r *run) finishSteps(ctx context.Context, w *dbWork, archive, archiveDir st
 		if err := r.cp.set(ctx, key, checkpoint.Running); err != nil {
 			return err
 		}
-		if err := r.step(ctx, w.name, s.name, func() error { return s.fn(seen) }); err != nil {
+		// A step that fails on a lost connection runs again, as a resumed
+		// run would: its statements are made to tolerate what the failed
+		// attempt already did.
+		resuming := seen
+		err := r.step(ctx, w.name, s.name, func() error {
+			return retry.Do(ctx, r.opts.Retry, func(err error, wait time.Duration) {
+				r.warn(w.name, "%s failed (%s); retrying in %s", s.name, oneLine(err), wait.Round(time.Millisecond))
+			}, func() error {
+				err := s.fn(resuming)
+				resuming = true
+				return err
+			})
+		})
+		if err != nil {
 			return err
 		}
 		if err := r.cp.set(ctx, key, checkpoint.Done); err != nil {

@@ -58,6 +58,9 @@ type Options struct {
 	// ("" uses a temporary directory).
 	Checkpoints checkpoint.Store
 	ArchiveDir  string
+	// StallTimeout: a COPY with no byte moving for this long (a server gone
+	// silent, a half-open connection) is cut and retried (default 1 minute).
+	StallTimeout time.Duration
 	// Retry bounds the retries of transient failures (default retry.Default).
 	Retry retry.Policy
 
@@ -82,6 +85,11 @@ type SyncOptions struct {
 	// have no key, instead of refusing.
 	ReplicaIdentityFull bool
 }
+
+// DefaultStallTimeout is how long a COPY may move no byte before it is cut:
+// long enough for a source that scans far between the rows a filter keeps,
+// short enough that a dead connection costs a minute, not a day.
+const DefaultStallTimeout = time.Minute
 
 // DefaultSplitThreshold splits tables above 1 GiB into ranges.
 const DefaultSplitThreshold = 1 << 30
@@ -113,6 +121,9 @@ func (o *Options) defaults() {
 	}
 	if o.Filters == nil {
 		o.Filters = &filter.Rules{}
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = DefaultStallTimeout
 	}
 	if o.Retry.Tries == 0 {
 		o.Retry = retry.Default

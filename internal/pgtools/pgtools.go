@@ -192,6 +192,26 @@ type ToolError struct {
 }
 
 func (e *ToolError) Error() string { return fmt.Sprintf("%s failed: %s", e.Tool, e.Stderr) }
+
+// lostConnection are libpq's words for a connection that broke or could not
+// be made (a server restarting, a network cut): running the tool again may
+// succeed.
+var lostConnection = []string{
+	"server closed the connection unexpectedly", "no connection to the server", "Connection refused", "Connection reset by peer", "could not receive data from server",
+	"could not send data to server", "terminating connection due to administrator command", "the database system is shutting down",
+	"the database system is starting up", "SSL SYSCALL error", "connection timed out", "Connection timed out",
+}
+
+// Transient reports whether the tool failed because a connection broke (for
+// retry): what it ran may be run again.
+func (e *ToolError) Transient() bool {
+	for _, s := range lostConnection {
+		if strings.Contains(e.Stderr, s) {
+			return true
+		}
+	}
+	return false
+}
 func (e *ToolError) Unwrap() error { return e.Err }
 
 // limitedBuffer keeps the first max bytes: a tool that floods stderr must not

@@ -73,6 +73,9 @@ type Options struct {
 	// SplitLargerThan is in bytes: 0 for the default (1 GiB), -1 never.
 	SplitLargerThan     int64  `json:"split_tables_larger_than,omitempty"`
 	MaintenanceWorkMem  string `json:"maintenance_work_mem,omitempty"`
+	// StallTimeoutSeconds: a COPY with no byte moving for this long is cut
+	// and retried (0 for the default, 60).
+	StallTimeoutSeconds int `json:"stall_timeout_seconds,omitempty"`
 	SkipValidate        bool   `json:"skip_validate,omitempty"`
 	Verify              bool   `json:"verify,omitempty"`
 	Sync                bool   `json:"sync,omitempty"` // init: continue into replication
@@ -280,6 +283,9 @@ func (r *Request) validateOptions(lim Limits, fe FieldErrors) {
 	if o.MaintenanceWorkMem != "" && !workMemRE.MatchString(o.MaintenanceWorkMem) {
 		fe.add("options.maintenance_work_mem", "a size such as 512MB")
 	}
+	if o.StallTimeoutSeconds < 0 || o.StallTimeoutSeconds > 86400 {
+		fe.add("options.stall_timeout_seconds", "seconds, from 1 to 86400 (0 for the default)")
+	}
 	if o.SplitLargerThan < -1 {
 		fe.add("options.split_tables_larger_than", "a size in bytes, 0 for the default or -1 never to split")
 	}
@@ -300,7 +306,7 @@ func (r *Request) validateFit(fe FieldErrors) {
 		set  bool
 	}{{"drop_existing", o.DropExisting}, {"verify", o.Verify}, {"sync", o.Sync}, {"no_roles", o.NoRoles}, {"no_resume", o.NoResume},
 		{"skip_validate", o.SkipValidate}, {"jobs", o.Jobs != 0}, {"index_jobs", o.IndexJobs != 0}, {"split_tables_larger_than", o.SplitLargerThan != 0},
-		{"maintenance_work_mem", o.MaintenanceWorkMem != ""}} {
+		{"maintenance_work_mem", o.MaintenanceWorkMem != ""}, {"stall_timeout_seconds", o.StallTimeoutSeconds != 0}} {
 		if r.Command == "sync" && f.set {
 			fe.add("options."+f.name, "applies to init, not sync")
 		}

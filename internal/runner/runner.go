@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
@@ -116,7 +117,7 @@ func EngineOptions(j Job) engine.Options {
 	eo := engine.Options{
 		Source: j.Source, Target: j.Target, Filters: j.Filters,
 		Jobs: o.Jobs, IndexJobs: o.IndexJobs, SplitThreshold: o.SplitLargerThan, MaintenanceWorkMem: o.MaintenanceWorkMem,
-		DropExisting: o.DropExisting, SkipRoles: o.NoRoles,
+		DropExisting: o.DropExisting, SkipRoles: o.NoRoles, StallTimeout: time.Duration(o.StallTimeoutSeconds) * time.Second,
 	}
 	if o.Sync {
 		eo.Sync = &engine.SyncOptions{SourceForTarget: j.SourceForTarget, ReplicaIdentityFull: o.ReplicaIdentityFull}
