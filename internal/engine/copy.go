@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/replicatorhq/replicator/internal/checkpoint"
+	"github.com/replicatorhq/replicator/internal/problem"
 	"github.com/replicatorhq/replicator/internal/progress"
 	"github.com/replicatorhq/replicator/internal/retry"
 )
@@ -237,7 +239,11 @@ func (c *copier) endStalledTarget(ctx context.Context, err error) {
 func (c *copier) reset() {
 	for _, conn := range []*pgx.Conn{c.src, c.dst} {
 		if conn != nil {
-			conn.Close(context.Background())
+			// Bounded: a connection that stopped answering cannot take even
+			// the goodbye.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			conn.Close(ctx)
+			cancel()
 		}
 	}
 	c.src, c.dst = nil, nil
@@ -272,6 +278,9 @@ func (c *copier) run(ctx context.Context, parts <-chan *part, indexCh chan<- ind
 		})
 		t.progress.End()
 		if err != nil {
+			if p := diskFull(err, "copying "+t.Name.String()); p != nil {
+				return p
+			}
 			return fmt.Errorf("copy %s: %w", t.Name, err)
 		}
 		sp.add(start, time.Now())
@@ -405,7 +414,13 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part, stall time.Durat
 	if err := exec(ctx, dst, begin); err != nil {
 		return 0, 0, 0, fmt.Errorf("target: %w", err)
 	}
-	rollback := func() { _ = exec(context.Background(), dst, "ROLLBACK") }
+	// Bounded: on a connection that stopped answering, the rollback waits
+	// for nothing (closing the connection rolls back anyway).
+	rollback := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = exec(ctx, dst, "ROLLBACK")
+	}
 
 	pr, pw := io.Pipe()
 	cw := &countingWriter{table: t.progress}
@@ -571,4 +586,18 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 func (c *countingWriter) flushProgress() {
 	c.table.Add(c.pendingRows, c.pendingBytes)
 	c.pendingRows, c.pendingBytes = 0, 0
+}
+
+// diskFull turns the target's "no space left" (SQLSTATE 53100, disk_full;
+// 53200 out of memory is not this) into what to do about it: nothing is lost,
+// and the same command resumes once there is room.
+func diskFull(err error, doing string) *problem.Problem {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "53100" {
+		return nil
+	}
+	return &problem.Problem{
+		Msg: fmt.Sprintf("the target ran out of disk space while %s (%s)", doing, pe.Message),
+		Fix: "free space on the target's disk holding that file (the path names the tablespace: pg_tblspc/OID is the tablespace with that OID), or grow it, then run the same command again: the copy resumes where it stopped",
+	}
 }

@@ -137,6 +137,9 @@ func (r *run) indexWorker(ctx context.Context, w *dbWork, tasks <-chan indexTask
 			return err
 		})
 		if err != nil {
+			if p := diskFull(err, "building "+what); p != nil {
+				return p
+			}
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		end := time.Now()

@@ -1,0 +1,106 @@
+package faults_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replicatorhq/replicator/internal/testenv/pgcluster"
+	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
+)
+
+// A connection that goes silent mid-COPY without closing (reads stall for 2
+// minutes: what a client sees when the other end vanished behind a NAT, and
+// which TCP does not notice while the client only waits to read) is noticed
+// after --stall-timeout, said, cut and retried; the copy ends long before the
+// stall would have.
+//
+// The proxy's kernel still acknowledges packets, so keepalives cannot see
+// this stall: it is the stall watchdog on the COPY stream that must.
+func TestHalfOpenConnection(t *testing.T) {
+	for _, side := range []string{"source", "target"} {
+		t.Run(side, func(t *testing.T) {
+			db := database(t, "halfopen_"+side)
+			src, dst := proxy(t, pair.Source), proxy(t, pair.Target)
+			started := time.Now()
+			wait := start(t, "init", "--no-roles", "--include-databases", db, "--stall-timeout", "3s", "-j", "2",
+				"--source", via(pair.Source, src, "postgres"), "--target", via(pair.Target, dst, "postgres"))
+			waitActivity(t, pair.Target, "COPY % FROM STDIN%", time.Minute)
+			stalled := src
+			if side == "target" {
+				stalled = dst
+			}
+			stalled.Stall(2 * time.Minute)
+			r := wait()
+			if r.code != 0 {
+				t.Fatalf("init (%d):\n%s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "the "+side+" stopped answering") || !strings.Contains(r.stderr, "retrying") {
+				t.Errorf("the stalled %s was not reported and retried:\n%s", side, r.stderr)
+			}
+			if d := time.Since(started); d > 100*time.Second {
+				t.Errorf("the copy took %s: it waited for the stall to end", d)
+			}
+			same(t, pair.Source, pair.Target, db)
+		})
+	}
+}
+
+// The target restarted (pg_ctl restart -m fast) in the middle of the copy,
+// and, separately, refusing connections for 10 s after a cut: the run waits
+// and retries without a manual step.
+func TestTargetRestartAndRefusal(t *testing.T) {
+	t.Run("restart", func(t *testing.T) {
+		db := database(t, "restart")
+		dst := ownTarget(t, "restart")
+		wait := start(t, "init", "--no-roles", "--include-databases", db, "-j", "2",
+			"--source", pair.Source.URL("postgres"), "--target", dst.URL("postgres"))
+		waitActivity(t, dst, "COPY % FROM STDIN%", time.Minute)
+		if err := dst.Restart(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		r := wait()
+		if r.code != 0 || !strings.Contains(r.stderr, "retrying") {
+			t.Fatalf("init across a target restart (%d):\n%s", r.code, r.stderr)
+		}
+		same(t, pair.Source, dst, db)
+	})
+	t.Run("refused", func(t *testing.T) {
+		db := database(t, "refused")
+		dst := proxy(t, pair.Target)
+		wait := start(t, "init", "--no-roles", "--include-databases", db, "-j", "2",
+			"--source", pair.Source.URL("postgres"), "--target", via(pair.Target, dst, "postgres"))
+		waitActivity(t, pair.Target, "COPY % FROM STDIN%", time.Minute)
+		dst.Refuse(10 * time.Second)
+		dst.Cut()
+		r := wait()
+		if r.code != 0 || !strings.Contains(r.stderr, "retrying") {
+			t.Fatalf("init across 10 s of refused connections (%d):\n%s", r.code, r.stderr)
+		}
+		same(t, pair.Source, pair.Target, db)
+	})
+}
+
+// ownTarget starts a target cluster for one test (one that restarts it).
+func ownTarget(t *testing.T, name string) *pgcluster.Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := pgcluster.Start(ctx, pgcluster.Options{Name: "faults-" + name, Password: "own-pw-" + name, Settings: pgcluster.TestSettings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	return c
+}
+
+var (
+	_ = os.Getenv
+	_ = exec.Command
+	_ = filepath.Join
+	_ = pgtest.Exec
+)
