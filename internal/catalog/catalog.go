@@ -252,3 +252,33 @@ func TableNames(ctx context.Context, server *conninfo.Endpoint, dbs []string) ([
 	}
 	return out, nil
 }
+
+// Matview is a materialized view.
+type Matview struct {
+	OID  uint32
+	Name Name
+}
+
+// PopulatedMatviews lists the user materialized views that hold data (not
+// created or refreshed WITH NO DATA).
+func PopulatedMatviews(ctx context.Context, q Querier) ([]Matview, error) {
+	rows, err := q.Query(ctx, `
+SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'm' AND c.relispopulated AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
+ORDER BY 2, 3`)
+	if err != nil {
+		return nil, fmt.Errorf("list materialized views: %w", err)
+	}
+	defer rows.Close()
+	var out []Matview
+	for rows.Next() {
+		var m Matview
+		if err := rows.Scan(&m.OID, &m.Name.Schema, &m.Name.Name); err != nil {
+			return nil, fmt.Errorf("list materialized views: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}

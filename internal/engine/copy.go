@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -68,7 +69,11 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 	g, gctx := errgroup.WithContext(ctx)
 	var copiers sync.WaitGroup
 	var copySpan, indexSpan span
-	for i := 0; i < min(r.opts.Jobs, len(parts)); i++ {
+	workers := r.copyWorkers(parts)
+	if workers > r.opts.Jobs {
+		r.info(w.name, "the source is %s away (a round trip): copying small tables over %d connections instead of %d", r.srcRTT.Round(100*time.Microsecond), workers, r.opts.Jobs)
+	}
+	for i := 0; i < workers; i++ {
 		copiers.Add(1)
 		g.Go(func() error {
 			defer copiers.Done()
@@ -600,4 +605,44 @@ func diskFull(err error, doing string) *problem.Problem {
 		Msg: fmt.Sprintf("the target ran out of disk space while %s (%s)", doing, pe.Message),
 		Fix: "free space on the target's disk holding that file (the path names the tablespace: pg_tblspc/OID is the tablespace with that OID), or grow it, then run the same command again: the copy resumes where it stopped",
 	}
+}
+
+// maxFarWorkers caps the copy connections opened for a far source.
+const maxFarWorkers = 16
+
+// copyWorkers is how many parts are copied at once: --jobs, or, when --jobs
+// was not given and the source is far (a round trip of 2 ms or more), more:
+// a small table's copy then waits on round trips, not on a CPU, and each
+// connection hides one round trip's wait. The planner also keeps half of each
+// server's free connection slots for others.
+func (r *run) copyWorkers(parts []*part) int {
+	n := r.opts.Jobs
+	if r.opts.jobsChosen && r.srcRTT >= 2*time.Millisecond {
+		small := 0
+		for _, p := range parts {
+			if p.weight < 64<<20 {
+				small++
+			}
+		}
+		if small > n {
+			n = min(maxFarWorkers, max(n, n*int(r.srcRTT/(5*time.Millisecond))))
+			if free := min(r.srcFree, r.dstFree) / 2; free > 0 {
+				n = max(r.opts.Jobs, min(n, free))
+			}
+		}
+	}
+	return max(1, min(n, len(parts)))
+}
+
+// roundTrip times the fastest of three empty queries on conn.
+func roundTrip(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
+	best := time.Duration(math.MaxInt64)
+	for range 3 {
+		start := time.Now()
+		if err := exec(ctx, conn, ""); err != nil {
+			return 0, err
+		}
+		best = min(best, time.Since(start))
+	}
+	return best, nil
 }

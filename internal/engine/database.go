@@ -36,6 +36,7 @@ type dbWork struct {
 
 	tables    []*tableWork
 	excluded  []catalog.Name  // relations left out of the schema (pg_dump -T)
+	matviews  []catalog.Name  // materialized views populated on the source, refreshed after post-data
 	skipPost  map[tocKey]bool // post-data archive entries not restored by pg_restore
 	afterPost []string        // statements run after post-data (NOT VALID foreign keys)
 	sequences []catalog.Sequence
@@ -289,14 +290,15 @@ SELECT pg_catalog.set_config('search_path', '', false);`)
 	return nil
 }
 
-// targetSession prepares a target session for loading.
+// targetSession prepares a target session for loading. Commits stay
+// synchronous: a part recorded as done must survive a crash of the target
+// (one wait for the disk per part, which is nothing next to its COPY).
 func targetSession(ctx context.Context, conn *pgx.Conn, extra string) error {
 	_, err := conn.Exec(ctx, `
 SET statement_timeout = 0;
 SET lock_timeout = 0;
 SET idle_in_transaction_session_timeout = 0;
 `+noTransactionTimeout+`
-SET synchronous_commit = off;
 SET DateStyle = ISO;
 SET IntervalStyle = postgres;
 SET TimeZone = 'UTC';

@@ -58,6 +58,10 @@ type Options struct {
 	// ("" uses a temporary directory).
 	Checkpoints checkpoint.Store
 	ArchiveDir  string
+	// jobsChosen: Jobs was not given, so the copy may open more connections
+	// when the source is far (copyWorkers).
+	jobsChosen bool
+
 	// StallTimeout: a COPY with no byte moving for this long (a server gone
 	// silent, a half-open connection) is cut and retried (default 1 minute).
 	StallTimeout time.Duration
@@ -97,6 +101,7 @@ const DefaultSplitThreshold = 1 << 30
 func (o *Options) defaults() {
 	if o.Jobs <= 0 {
 		o.Jobs = max(2, runtime.NumCPU())
+		o.jobsChosen = true
 	}
 	if o.IndexJobs <= 0 {
 		o.IndexJobs = o.Jobs
@@ -211,6 +216,10 @@ type run struct {
 	// said once per kind (under mu).
 	loRefused              map[string]bool
 	srcVersion, dstVersion pgtools.Version
+	// srcRTT is a round trip to the source, measured in preflight;
+	// srcFree and dstFree the connection slots free on each server then.
+	srcRTT           time.Duration
+	srcFree, dstFree int
 
 	mu     sync.Mutex
 	result Result

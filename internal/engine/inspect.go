@@ -104,6 +104,15 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 	if w.blobs, err = catalog.LargeObjects(ctx, conn); err != nil {
 		return err
 	}
+	mvs, err := catalog.PopulatedMatviews(ctx, conn)
+	if err != nil {
+		return err
+	}
+	for _, mv := range mvs {
+		if !excluded[mv.OID] {
+			w.matviews = append(w.matviews, mv.Name)
+		}
+	}
 	if r.opts.Sync != nil {
 		return r.skipOwnPublication(ctx, conn, w)
 	}

@@ -19,10 +19,10 @@ const loChunk = 1 << 20
 // loBatch is how many large objects one target transaction writes.
 const loBatch = 500
 
-// copyLargeObjects copies large object contents. Their metadata (OID, owner,
-// grants, comment) came with pre-data; here the bytes follow, read in the
-// snapshot a chunk at a time, a batch per target transaction. Writing is
-// idempotent (lo_put at the same offsets), so a batch is simply redone.
+// copyLargeObjects copies large objects: each is created with its owner,
+// grants and comment, then its bytes follow, read in the snapshot a chunk at
+// a time, a batch per target transaction. Writing is idempotent (an existing
+// object is kept, lo_put writes the same offsets), so a batch is simply redone.
 func (r *run) copyLargeObjects(ctx context.Context, w *dbWork) error {
 	if len(w.blobs) == 0 {
 		return nil
@@ -74,10 +74,8 @@ func (c *copier) copyBlobs(ctx context.Context, oids []uint32) error {
 	if err := exec(ctx, c.dst, "BEGIN"); err != nil {
 		return err
 	}
-	if c.r.opts.Tools.Version.Major >= 17 {
-		if err := c.createBlobs(ctx, oids); err != nil {
-			return err
-		}
+	if err := c.createBlobs(ctx, oids); err != nil {
+		return err
 	}
 	for _, oid := range oids {
 		for off := int64(0); ; off += loChunk {
@@ -117,9 +115,9 @@ LEFT JOIN pg_catalog.pg_description d ON d.objoid = m.oid AND d.classoid = 'pg_c
 WHERE m.oid = ANY($1) ORDER BY m.oid`
 
 // createBlobs creates a batch of large objects with their owner, privileges
-// and comment, in the batch's transaction. pg_dump 16 and older put this in
-// pre-data; pg_dump 17 moved it to the data section, which the copy does not
-// restore (the section would carry the contents too, read twice). An object
+// and comment, in the batch's transaction: pg_dump counts them as data (from
+// 17 on in the data section, which would carry the contents too, read twice),
+// and the schema is dumped without data. An object
 // already there (a redone batch after a crash between commit and checkpoint)
 // is left as it is. What a managed target refuses (owners it cannot set,
 // grants) is a warning, as in pg_restore's output.

@@ -63,6 +63,10 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 	}
 	p := &plan{srcVersion: si.Version, dstVersion: di.Version}
 	r.targetSuper, r.srcVersion, r.dstVersion = di.Superuser, si.Version, di.Version
+	r.srcFree, r.dstFree = si.MaxConnections-si.Connections, di.MaxConnections-di.Connections
+	if r.srcRTT, err = roundTrip(ctx, src); err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
 	if err := r.checkResume(ctx, si, di); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -102,10 +103,17 @@ func refusal(is restoreIssue, superuser bool) string {
 // statement (a superuser-only setting) takes its neighbours (ordinary settings)
 // down with it: such entries are run again statement by statement on the
 // database (dbTarget), keeping what the target accepts.
+//
+// pg_restore commits each entry on its own: thousands of tables are tens of
+// thousands of commits, each waiting for the target's disk. It runs with
+// synchronous_commit off, and one synchronous commit after it makes all of
+// them durable before the step is recorded as done (a commit waits for the
+// WAL up to itself, which holds every commit before it).
 func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *conninfo.Endpoint, args []string, resuming bool) error {
-	_, stderr, err := r.opts.Tools.Exec(ctx, "pg_restore", args, target.ToolEnv())
+	env := append(target.ToolEnv(), "PGOPTIONS="+strings.TrimSpace(os.Getenv("PGOPTIONS")+" -c synchronous_commit=off"))
+	_, stderr, err := r.opts.Tools.Exec(ctx, "pg_restore", args, env)
 	if err == nil {
-		return nil
+		return flushWAL(ctx, dbTarget)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -150,6 +158,21 @@ func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *connin
 	}
 	if len(fatal) > 0 {
 		return fmt.Errorf("pg_restore: %d statement(s) failed; first: %s: %s", len(fatal), firstWords(fatal[0].Command, 12), fatal[0].Message)
+	}
+	return flushWAL(ctx, dbTarget)
+}
+
+// flushWAL makes every commit so far on the target durable: a transaction
+// that has an id commits with synchronous_commit on, and so waits for the WAL
+// up to its commit record.
+func flushWAL(ctx context.Context, target *conninfo.Endpoint) error {
+	conn, err := target.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "SET synchronous_commit = on; BEGIN; SELECT pg_catalog.txid_current(); COMMIT"); err != nil {
+		return fmt.Errorf("target: flush: %w", err)
 	}
 	return nil
 }

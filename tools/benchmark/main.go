@@ -1,8 +1,15 @@
 // Command benchmark times `replicator init` against `pgcopydb clone` and
-// `pg_dump | pg_restore` on the same data, in the same run: it builds the reference
-// data set on a throwaway source cluster, copies it into fresh target databases
-// several rounds (tools in rotating order), and prints median wall times, ratios
-// and replicator's peak RSS. `go tool task bench` runs it.
+// `pg_dump | pg_restore` on the same data, in the same run: it builds a data
+// set on a throwaway source cluster, copies it into fresh target databases
+// several rounds (tools in rotating order), and prints median wall times,
+// ratios and replicator's peak RSS. `go tool task bench` runs it.
+//
+// With -latency, every tool also copies through a proxy that delays each
+// direction of the source connection by half that round trip (a worker
+// reading a source in another region), in the same rounds; the report adds
+// each tool's time against its own loopback time and the round trips it made
+// per table. -shape tenants replaces the reference data set with 2000 small
+// tables in 100 schemas (a multi-tenant shape, where round trips dominate).
 package main
 
 import (
@@ -10,18 +17,24 @@ import (
 	_ "embed"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/testenv/faultproxy"
 	"github.com/replicatorhq/replicator/internal/testenv/pgcluster"
 )
+
+// verbose prints each tool's output (-v).
+var verbose bool
 
 // embeddedDataset is a copy of ../shared/bench/dataset.sh, used when the shared
 // one is not beside the checkout.
@@ -29,33 +42,53 @@ import (
 //go:embed dataset.sh
 var embeddedDataset []byte
 
-type tool struct {
-	name string
-	run  func(ctx context.Context) (time.Duration, int64, error)
+type config struct {
+	bin, dataset, only, extra, shape, pgBin string
+	scale, rounds                           int
+	latency                                 time.Duration
 }
 
 func main() {
-	bin := flag.String("bin", "bin/replicator", "replicator binary")
-	scale := flag.Int("scale", 50, "data set scale (50 = about 1.3 GB)")
-	rounds := flag.Int("rounds", 3, "rounds per tool")
-	dataset := flag.String("dataset", "../shared/bench/dataset.sh", "data set script")
-	only := flag.String("only", "", "comma-separated tools to run (replicator,pgcopydb,pg_dump)")
-	extra := flag.String("replicator-args", "", "extra arguments for replicator init")
+	var c config
+	flag.StringVar(&c.bin, "bin", "bin/replicator", "replicator binary")
+	flag.IntVar(&c.scale, "scale", 50, "reference data set scale (50 = about 1.3 GB)")
+	flag.IntVar(&c.rounds, "rounds", 3, "rounds per tool")
+	flag.StringVar(&c.dataset, "dataset", "../shared/bench/dataset.sh", "reference data set script")
+	flag.StringVar(&c.only, "only", "", "comma-separated tools to run (replicator,pgcopydb,pg_dump)")
+	flag.StringVar(&c.extra, "replicator-args", "", "extra arguments for replicator init")
+	flag.DurationVar(&c.latency, "latency", 0, "also copy through a proxy adding this round trip to the source (e.g. 50ms)")
+	flag.StringVar(&c.shape, "shape", "reference", "data set: reference (pgbench and events, -scale) or tenants (2000 small tables)")
+	flag.StringVar(&c.pgBin, "pg-bin", "", "client tools for every tool (default: the newest installed, as a user's)")
+	flag.BoolVar(&verbose, "v", false, "print each tool's output")
 	flag.Parse()
-	if err := run(*bin, *dataset, *scale, *rounds, *only, *extra); err != nil {
+	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmark:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, dataset string, scale, rounds int, only, extra string) error {
+// tool copies the source database bench (at srcURL's server) into a fresh
+// target database.
+type tool struct {
+	name string
+	run  func(ctx context.Context, srcURL func(db string) string) (time.Duration, int64, error)
+}
+
+// sample is one timed copy.
+type sample struct {
+	seconds    float64
+	roundTrips int64
+}
+
+func run(c config) error {
 	ctx := context.Background()
-	bin, _ = filepath.Abs(bin)
+	bin, _ := filepath.Abs(c.bin)
 	// The same settings on both sides, for every tool: a modest production-like
 	// configuration with durability on.
 	settings := map[string]string{
 		"shared_buffers": "512MB", "max_wal_size": "8GB", "checkpoint_timeout": "30min",
-		"max_connections": "100", "max_worker_processes": "16", "log_min_messages": "warning",
+		"max_connections": "200", "max_worker_processes": "16", "log_min_messages": "warning",
+		"max_locks_per_transaction": "256",
 	}
 	fmt.Println("starting source and target clusters")
 	src, dst, err := pgcluster.StartPair(ctx, "bench", pgcluster.Options{Settings: settings}, pgcluster.Options{Settings: settings})
@@ -64,38 +97,16 @@ func run(bin, dataset string, scale, rounds int, only, extra string) error {
 	}
 	defer src.Stop()
 	defer dst.Stop()
-	binDir := src.BinDir
-
-	fmt.Printf("building the data set at scale %d\n", scale)
-	if err := src.Exec(ctx, "postgres", "CREATE DATABASE bench"); err != nil {
-		return err
-	}
-	script := dataset
-	if _, err := os.Stat(script); err != nil {
-		f, err := os.CreateTemp("", "dataset-*.sh")
-		if err != nil {
-			return err
-		}
-		f.Write(embeddedDataset)
-		f.Close()
-		defer os.Remove(f.Name())
-		script = f.Name()
-	}
-	load := exec.Command("bash", script, src.URL("bench"), fmt.Sprint(scale))
-	load.Env = append(os.Environ(), "PGBIN="+binDir)
-	load.Stdout, load.Stderr = os.Stdout, os.Stderr
-	if err := load.Run(); err != nil {
-		return fmt.Errorf("dataset: %w", err)
-	}
-	// Settle: a checkpoint so that no tool pays for the load's dirty buffers.
-	if err := src.Exec(ctx, "bench", "CHECKPOINT"); err != nil {
-		return err
-	}
-
-	tools, err := pgtools.Find(ctx, binDir)
+	tables, err := load(ctx, c, src)
 	if err != nil {
 		return err
 	}
+	tools, err := pgtools.Find(ctx, c.pgBin)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("client tools: pg_dump %s in %s\n", tools.Version, tools.Dir)
+
 	fresh := func(create bool) error {
 		if err := dst.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS bench WITH (FORCE)"); err != nil {
 			return err
@@ -109,63 +120,160 @@ func run(bin, dataset string, scale, rounds int, only, extra string) error {
 	}
 	env := []string{"PGPASSWORD=" + src.Password}
 	all := []tool{
-		{"replicator", func(ctx context.Context) (time.Duration, int64, error) {
+		{"replicator", func(ctx context.Context, srcURL func(string) string) (time.Duration, int64, error) {
 			if err := fresh(false); err != nil {
 				return 0, 0, err
 			}
-			args := []string{"init", "--source", src.URL("postgres"), "--target", dst.URL("postgres"),
-				"--include-databases", "bench", "--no-roles", "--pg-bin", binDir}
-			if extra != "" {
-				args = append(args, strings.Fields(extra)...)
+			args := []string{"init", "--source", srcURL("postgres"), "--target", dst.URL("postgres"),
+				"--include-databases", "bench", "--no-roles", "--pg-bin", tools.Dir}
+			if c.extra != "" {
+				args = append(args, strings.Fields(c.extra)...)
 			}
 			return timed(exec.CommandContext(ctx, bin, args...), nil)
 		}},
-		{"pgcopydb", func(ctx context.Context) (time.Duration, int64, error) {
+		{"pgcopydb", func(ctx context.Context, srcURL func(string) string) (time.Duration, int64, error) {
 			if err := fresh(true); err != nil {
 				return 0, 0, err
 			}
 			dir, _ := os.MkdirTemp("", "pgcopydb-")
 			defer os.RemoveAll(dir)
-			cmd := exec.CommandContext(ctx, "pgcopydb", "clone", "--source", src.URL("bench"), "--target", dst.URL("bench"),
+			cmd := exec.CommandContext(ctx, "pgcopydb", "clone", "--source", srcURL("bench"), "--target", dst.URL("bench"),
 				"--dir", dir, "--no-owner")
-			return timed(cmd, env)
+			// pgcopydb runs the pg_dump it finds on PATH: the same as the others'.
+			return timed(cmd, append(env, "PATH="+tools.Dir+":"+os.Getenv("PATH")))
 		}},
-		{"pg_dump", func(ctx context.Context) (time.Duration, int64, error) {
+		{"pg_dump", func(ctx context.Context, srcURL func(string) string) (time.Duration, int64, error) {
 			if err := fresh(true); err != nil {
 				return 0, 0, err
 			}
-			pipe := fmt.Sprintf("%q -Fc -Z0 --dbname=%q | %q --dbname=%q", tools.Path("pg_dump"), src.URL("bench"), tools.Path("pg_restore"), dst.URL("bench"))
+			pipe := fmt.Sprintf("%q -Fc -Z0 --dbname=%q | %q --dbname=%q", tools.Path("pg_dump"), srcURL("bench"), tools.Path("pg_restore"), dst.URL("bench"))
 			return timed(exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", pipe), env)
 		}},
 	}
 	var selected []tool
 	for _, t := range all {
-		if only == "" || strings.Contains(","+only+",", ","+t.name+",") {
+		if c.only == "" || strings.Contains(","+c.only+",", ","+t.name+",") {
 			selected = append(selected, t)
 		}
 	}
-	times := map[string][]float64{}
+
+	// Every copy goes through a proxy, so that round trips are counted; it
+	// delays only in the latency runs.
+	proxy, err := faultproxy.Start("127.0.0.1:" + strconv.Itoa(src.Port))
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
+	through := func(db string) string {
+		u, _ := url.Parse(src.URL(db))
+		u.Host = "127.0.0.1:" + strconv.Itoa(proxy.Port())
+		return u.String()
+	}
+	modes := []time.Duration{0}
+	if c.latency > 0 {
+		modes = append(modes, c.latency)
+	}
+	samples := map[string]map[time.Duration][]sample{}
 	var peakRSS int64
-	for round := 0; round < rounds; round++ {
+	for round := 0; round < c.rounds; round++ {
 		for i := range selected {
 			t := selected[(i+round)%len(selected)]
-			d, rss, err := t.run(ctx)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
+			for _, lat := range modes {
+				proxy.SetLatency(lat / 2)
+				proxy.ResetRoundTrips()
+				d, rss, err := t.run(ctx, through)
+				if err != nil {
+					return fmt.Errorf("%s: %w", t.name, err)
+				}
+				rt := proxy.RoundTrips()
+				if err := check(ctx, c.shape, src, dst); err != nil {
+					return fmt.Errorf("%s produced a different copy: %w", t.name, err)
+				}
+				if samples[t.name] == nil {
+					samples[t.name] = map[time.Duration][]sample{}
+				}
+				samples[t.name][lat] = append(samples[t.name][lat], sample{d.Seconds(), rt})
+				if t.name == "replicator" && rss > peakRSS {
+					peakRSS = rss
+				}
+				fmt.Printf("round %d  %-10s %-9s %7.2fs  %7d round trips\n", round+1, t.name, label(lat), d.Seconds(), rt)
 			}
-			if err := check(ctx, src, dst); err != nil {
-				return fmt.Errorf("%s produced a different copy: %w", t.name, err)
-			}
-			times[t.name] = append(times[t.name], d.Seconds())
-			if t.name == "replicator" && rss > peakRSS {
-				peakRSS = rss
-			}
-			fmt.Printf("round %d  %-10s %6.2fs\n", round+1, t.name, d.Seconds())
 		}
 	}
-	report(times, peakRSS, scale, rounds)
+	report(c, samples, modes, tables, peakRSS)
 	return nil
 }
+
+func label(lat time.Duration) string {
+	if lat == 0 {
+		return "loopback"
+	}
+	return lat.String() + " RTT"
+}
+
+// load builds the data set in database bench and returns its table count.
+func load(ctx context.Context, c config, src *pgcluster.Cluster) (int, error) {
+	if err := src.Exec(ctx, "postgres", "CREATE DATABASE bench"); err != nil {
+		return 0, err
+	}
+	switch c.shape {
+	case "reference":
+		fmt.Printf("building the reference data set at scale %d\n", c.scale)
+		script := c.dataset
+		if _, err := os.Stat(script); err != nil {
+			f, err := os.CreateTemp("", "dataset-*.sh")
+			if err != nil {
+				return 0, err
+			}
+			f.Write(embeddedDataset)
+			f.Close()
+			defer os.Remove(f.Name())
+			script = f.Name()
+		}
+		load := exec.Command("bash", script, src.URL("bench"), fmt.Sprint(c.scale))
+		load.Env = append(os.Environ(), "PGBIN="+src.BinDir)
+		load.Stdout, load.Stderr = os.Stdout, os.Stderr
+		if err := load.Run(); err != nil {
+			return 0, fmt.Errorf("dataset: %w", err)
+		}
+	case "tenants":
+		fmt.Println("building 2000 tables in 100 schemas (200 rows, a key, a sequence and an index each)")
+		if err := src.Exec(ctx, "bench", tenantsSQL); err != nil {
+			return 0, err
+		}
+	default:
+		return 0, fmt.Errorf("-shape %q: reference or tenants", c.shape)
+	}
+	// Settle: a checkpoint so that no tool pays for the load's dirty buffers.
+	for _, stmt := range []string{"VACUUM ANALYZE", "CHECKPOINT"} {
+		if err := src.Exec(ctx, "bench", stmt); err != nil {
+			return 0, err
+		}
+	}
+	conn, err := src.Connect(ctx, "bench")
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'`).Scan(&n)
+	return n, err
+}
+
+// tenantsSQL: 100 tenants' schemas of 20 tables each.
+const tenantsSQL = `
+DO $$
+BEGIN
+  FOR s IN 1..100 LOOP
+    EXECUTE format('CREATE SCHEMA tenant_%s', s);
+    FOR t IN 1..20 LOOP
+      EXECUTE format('CREATE TABLE tenant_%s.t%s (id serial PRIMARY KEY, account_id int NOT NULL, name text, created_at timestamptz NOT NULL DEFAULT now())', s, t);
+      EXECUTE format('INSERT INTO tenant_%s.t%s (account_id, name) SELECT g %% 50, md5(g::text) FROM generate_series(1, 200) g', s, t);
+      EXECUTE format('CREATE INDEX ON tenant_%s.t%s (account_id)', s, t);
+    END LOOP;
+  END LOOP;
+END $$`
 
 // timed runs cmd and returns its wall time and peak RSS (bytes, the process and
 // the children it waited for).
@@ -179,6 +287,9 @@ func timed(cmd *exec.Cmd, env []string) (time.Duration, int64, error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("%v\n%s", err, tail(out.String(), 3000))
 	}
+	if verbose {
+		fmt.Println(tail(out.String(), 4000))
+	}
 	var rss int64
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss * 1024
@@ -186,10 +297,15 @@ func timed(cmd *exec.Cmd, env []string) (time.Duration, int64, error) {
 	return d, rss, nil
 }
 
-// check compares row counts of the two big tables: a cheap guard that every tool
-// really copied the data.
-func check(ctx context.Context, src, dst *pgcluster.Cluster) error {
+// check compares a cheap digest of the data set on both sides: a guard that
+// every tool really copied it.
+func check(ctx context.Context, shape string, src, dst *pgcluster.Cluster) error {
 	q := "SELECT (SELECT count(*) FROM pgbench_accounts), (SELECT count(*) FROM events), (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public')"
+	if shape == "tenants" {
+		q = `SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname LIKE 'tenant%'),
+		  (SELECT sum(c.reltuples)::int8 + count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'tenant%' AND c.relkind = 'r'),
+		  (SELECT count(*) FROM tenant_100.t20)`
+	}
 	var a, b [3]int64
 	for i, c := range []*pgcluster.Cluster{src, dst} {
 		conn, err := c.Connect(ctx, "bench")
@@ -207,7 +323,7 @@ func check(ctx context.Context, src, dst *pgcluster.Cluster) error {
 		}
 	}
 	if a != b {
-		return fmt.Errorf("source accounts/events/indexes %v, target %v", a, b)
+		return fmt.Errorf("source %v, target %v", a, b)
 	}
 	return nil
 }
@@ -221,33 +337,71 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func report(times map[string][]float64, peakRSS int64, scale, rounds int) {
-	fmt.Printf("\nscale %d, %d rounds, median wall time:\n", scale, rounds)
+func report(c config, samples map[string]map[time.Duration][]sample, modes []time.Duration, tables int, peakRSS int64) {
+	fmt.Printf("\n%s data set (%d tables), %d rounds, median wall time:\n", c.shape, tables, c.rounds)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "tool\tmedian\tmin\tmax\t")
+	fmt.Fprint(tw, "tool\t")
+	for _, m := range modes {
+		fmt.Fprintf(tw, "%s\tround trips/table\t", label(m))
+	}
+	if len(modes) > 1 {
+		fmt.Fprint(tw, "latency / loopback\t")
+	}
+	fmt.Fprintln(tw)
+	med := func(name string, m time.Duration) (secs, rtPerTable float64) {
+		var s, r []float64
+		for _, x := range samples[name][m] {
+			s = append(s, x.seconds)
+			r = append(r, float64(x.roundTrips))
+		}
+		if len(s) == 0 {
+			return 0, 0
+		}
+		return median(s), median(r) / float64(max(tables, 1))
+	}
 	for _, name := range []string{"replicator", "pgcopydb", "pg_dump"} {
-		v := times[name]
-		if len(v) == 0 {
+		if samples[name] == nil {
 			continue
 		}
-		s := append([]float64(nil), v...)
-		sort.Float64s(s)
-		label := name
+		l := name
 		if name == "pg_dump" {
-			label = "pg_dump -Fc -Z0 | pg_restore"
+			l = "pg_dump -Fc -Z0 | pg_restore"
 		}
-		fmt.Fprintf(tw, "%s\t%.2fs\t%.2fs\t%.2fs\t\n", label, median(v), s[0], s[len(s)-1])
+		fmt.Fprintf(tw, "%s\t", l)
+		for _, m := range modes {
+			s, rt := med(name, m)
+			fmt.Fprintf(tw, "%.2fs\t%.1f\t", s, rt)
+		}
+		if len(modes) > 1 {
+			lo, _ := med(name, 0)
+			hi, _ := med(name, modes[1])
+			fmt.Fprintf(tw, "%.2fx\t", hi/lo)
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
-	r := median(times["replicator"])
-	if p := times["pgcopydb"]; len(p) > 0 && r > 0 {
-		fmt.Printf("replicator / pgcopydb:  %.2f  (target <= 0.80)\n", r/median(p))
+	for _, m := range modes {
+		r, _ := med("replicator", m)
+		if p, _ := med("pgcopydb", m); p > 0 && r > 0 {
+			fmt.Printf("%s: replicator / pgcopydb %.2f (target <= 0.80)\n", label(m), r/p)
+		}
+		if p, _ := med("pg_dump", m); p > 0 && r > 0 {
+			fmt.Printf("%s: replicator / pg_dump  %.2f (target <= 0.70)\n", label(m), r/p)
+		}
 	}
-	if p := times["pg_dump"]; len(p) > 0 && r > 0 {
-		fmt.Printf("replicator / pg_dump:   %.2f  (target <= 0.70)\n", r/median(p))
+	if len(modes) > 1 {
+		goal := 1.3
+		if c.shape == "tenants" {
+			goal = 3
+		}
+		lo, _ := med("replicator", 0)
+		hi, _ := med("replicator", modes[1])
+		if lo > 0 {
+			fmt.Printf("replicator at %s / loopback: %.2fx (goal <= %.1fx)\n", label(modes[1]), hi/lo, goal)
+		}
 	}
 	if peakRSS > 0 {
-		fmt.Printf("replicator peak RSS:    %.1f MB  (target < 150 MB)\n", float64(peakRSS)/(1<<20))
+		fmt.Printf("replicator peak RSS: %.1f MB (target < 150 MB)\n", float64(peakRSS)/(1<<20))
 	}
 }
 

@@ -32,6 +32,7 @@ type Proxy struct {
 	stallUntil  time.Time // reads of existing connections wait until then
 	refuseUntil time.Time // new connections are closed at once until then
 	accepted    int
+	roundTrips  int64
 	wg          sync.WaitGroup
 	closed      bool
 }
@@ -40,6 +41,7 @@ type Proxy struct {
 // is closed when it is reset.
 type link struct {
 	client, server net.Conn
+	serverSpoke    bool // the last data went from the server to the client (under Proxy.mu)
 	gone           chan struct{}
 	once           sync.Once
 }
@@ -64,6 +66,21 @@ func (p *Proxy) Accepted() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.accepted
+}
+
+// RoundTrips counts the exchanges so far: each time a client speaks after
+// the server has (or first), one round trip, which is what latency costs.
+func (p *Proxy) RoundTrips() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.roundTrips
+}
+
+// ResetRoundTrips sets the count back to zero.
+func (p *Proxy) ResetRoundTrips() {
+	p.mu.Lock()
+	p.roundTrips = 0
+	p.mu.Unlock()
 }
 
 // Open counts the connections open now.
@@ -176,8 +193,9 @@ func (p *Proxy) serve(client net.Conn) {
 	go func() { <-l.gone; cancel() }()
 	var both sync.WaitGroup
 	both.Add(2)
-	go func() { defer both.Done(); p.pipe(ctx, server, client); cancel() }()
-	go func() { defer both.Done(); p.pipe(ctx, client, server); cancel() }()
+	l.serverSpoke = true // the client's first words are a round trip
+	go func() { defer both.Done(); p.pipe(ctx, server, client, l, false); cancel() }()
+	go func() { defer both.Done(); p.pipe(ctx, client, server, l, true); cancel() }()
 	both.Wait()
 	l.reset()
 	p.mu.Lock()
@@ -211,7 +229,7 @@ type chunk struct {
 // pipe copies from one side to the other with the proxy's faults: the
 // reader stamps each chunk, the writer sends it once the latency is over, at
 // the bandwidth allowed.
-func (p *Proxy) pipe(ctx context.Context, dst, src net.Conn) {
+func (p *Proxy) pipe(ctx context.Context, dst, src net.Conn, l *link, fromServer bool) {
 	queue := make(chan chunk, 256)
 	var limiter *rate.Limiter
 	go func() {
@@ -220,6 +238,12 @@ func (p *Proxy) pipe(ctx context.Context, dst, src net.Conn) {
 			buf := make([]byte, 32<<10)
 			n, err := src.Read(buf)
 			if n > 0 {
+				p.mu.Lock()
+				if !fromServer && l.serverSpoke {
+					p.roundTrips++
+				}
+				l.serverSpoke = fromServer
+				p.mu.Unlock()
 				select {
 				case queue <- chunk{buf[:n], time.Now()}:
 				case <-ctx.Done():

@@ -51,7 +51,7 @@ func TestHalfOpenConnection(t *testing.T) {
 }
 
 // The target restarted (pg_ctl restart -m fast) in the middle of the copy,
-// and, separately, refusing connections for 10 s after a cut: the run waits
+// and, separately, refusing connections for 30 s after a cut: the run waits
 // and retries without a manual step.
 func TestTargetRestartAndRefusal(t *testing.T) {
 	t.Run("restart", func(t *testing.T) {
@@ -75,11 +75,11 @@ func TestTargetRestartAndRefusal(t *testing.T) {
 		wait := start(t, "init", "--no-roles", "--include-databases", db, "-j", "2",
 			"--source", pair.Source.URL("postgres"), "--target", via(pair.Target, dst, "postgres"))
 		waitActivity(t, pair.Target, "COPY % FROM STDIN%", time.Minute)
-		dst.Refuse(10 * time.Second)
+		dst.Refuse(30 * time.Second)
 		dst.Cut()
 		r := wait()
 		if r.code != 0 || !strings.Contains(r.stderr, "retrying") {
-			t.Fatalf("init across 10 s of refused connections (%d):\n%s", r.code, r.stderr)
+			t.Fatalf("init across 30 s of refused connections (%d):\n%s", r.code, r.stderr)
 		}
 		same(t, pair.Source, pair.Target, db)
 	})
