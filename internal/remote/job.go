@@ -71,11 +71,11 @@ type Options struct {
 	Jobs      int  `json:"jobs,omitempty"`
 	IndexJobs int  `json:"index_jobs,omitempty"`
 	// SplitLargerThan is in bytes: 0 for the default (1 GiB), -1 never.
-	SplitLargerThan     int64  `json:"split_tables_larger_than,omitempty"`
-	MaintenanceWorkMem  string `json:"maintenance_work_mem,omitempty"`
+	SplitLargerThan    int64  `json:"split_tables_larger_than,omitempty"`
+	MaintenanceWorkMem string `json:"maintenance_work_mem,omitempty"`
 	// StallTimeoutSeconds: a COPY with no byte moving for this long is cut
 	// and retried (0 for the default, 60).
-	StallTimeoutSeconds int `json:"stall_timeout_seconds,omitempty"`
+	StallTimeoutSeconds int    `json:"stall_timeout_seconds,omitempty"`
 	SkipValidate        bool   `json:"skip_validate,omitempty"`
 	Verify              bool   `json:"verify,omitempty"`
 	Sync                bool   `json:"sync,omitempty"` // init: continue into replication

@@ -28,9 +28,9 @@ type Proxy struct {
 	mu          sync.Mutex
 	conns       map[*link]bool
 	latency     time.Duration // one way: added to each direction
-	bytesPerSec int // per direction of each connection; 0 for no limit
-	stallUntil  time.Time // reads of existing connections wait until then
-	refuseUntil time.Time // new connections are closed at once until then
+	bytesPerSec int           // per direction of each connection; 0 for no limit
+	stallUntil  time.Time     // reads of existing connections wait until then
+	refuseUntil time.Time     // new connections are closed at once until then
 	accepted    int
 	roundTrips  int64
 	wg          sync.WaitGroup
