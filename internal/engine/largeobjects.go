@@ -2,8 +2,8 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -77,7 +77,11 @@ func (c *copier) copyBlobs(ctx context.Context, oids []uint32) error {
 	if err := c.createBlobs(ctx, oids); err != nil {
 		return err
 	}
-	for _, oid := range oids {
+	large, err := c.copySmallBlobs(ctx, oids)
+	if err != nil {
+		return err
+	}
+	for _, oid := range large {
 		for off := int64(0); ; off += loChunk {
 			var chunk []byte
 			if err := c.src.QueryRow(ctx, "SELECT pg_catalog.lo_get($1, $2, $3)", oid, off, loChunk).Scan(&chunk); err != nil {
@@ -94,6 +98,61 @@ func (c *copier) copyBlobs(ctx context.Context, oids []uint32) error {
 		}
 	}
 	return exec(ctx, c.dst, "COMMIT")
+}
+
+// loSmall is the size up to which large objects are read, and written, many
+// per query: most are small, and a query per object is a round trip per
+// object, which a far source makes the whole cost.
+const loSmall = 64 << 10
+
+// copySmallBlobs copies the objects of a batch that fit in loSmall, reading
+// the beginning of every object in one query and writing them in groups of
+// up to loChunk bytes; it returns the larger ones, copied a chunk at a time.
+func (c *copier) copySmallBlobs(ctx context.Context, oids []uint32) (large []uint32, err error) {
+	rows, err := c.src.Query(ctx, "SELECT o, pg_catalog.lo_get(o, 0, $2) FROM unnest($1::pg_catalog.oid[]) AS o", oids, loSmall+1)
+	if err != nil {
+		return nil, fmt.Errorf("read large objects: %w", err)
+	}
+	var pending []uint32
+	var data [][]byte
+	size := 0
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		if _, err := c.dst.Exec(ctx, "SELECT count(pg_catalog.lo_put(x.o, 0, x.d)) FROM unnest($1::pg_catalog.oid[], $2::bytea[]) AS x(o, d)", pending, data); err != nil {
+			return fmt.Errorf("write large objects %d-%d: %w", pending[0], pending[len(pending)-1], err)
+		}
+		pending, data, size = pending[:0], data[:0], 0
+		return nil
+	}
+	// The target is written while the source's rows stream: two connections.
+	for rows.Next() {
+		var oid uint32
+		var b []byte
+		if err := rows.Scan(&oid, &b); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read large objects: %w", err)
+		}
+		if len(b) > loSmall {
+			large = append(large, oid)
+			continue
+		}
+		if len(b) == 0 {
+			continue // created empty
+		}
+		pending, data, size = append(pending, oid), append(data, b), size+len(b)
+		if size >= loChunk {
+			if err := flush(); err != nil {
+				rows.Close()
+				return nil, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read large objects: %w", err)
+	}
+	return large, flush()
 }
 
 // loMetadataSQL writes, on the source and quoted by it (%I, %L), the
@@ -144,35 +203,55 @@ func (c *copier) createBlobs(ctx context.Context, oids []uint32) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read large object metadata: %w", err)
 	}
+	// Created in one query, as the metadata statements below on a superuser's
+	// target: a round trip per object is what a far target makes the cost.
+	rows, err = c.dst.Query(ctx, `SELECT o FROM unnest($1::pg_catalog.oid[]) AS o
+		WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_largeobject_metadata m WHERE m.oid = o)`, oids)
+	if err != nil {
+		return fmt.Errorf("create large objects: %w", err)
+	}
+	fresh, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
+	if err != nil {
+		return fmt.Errorf("create large objects: %w", err)
+	}
+	if _, err := c.dst.Exec(ctx, "SELECT count(pg_catalog.lo_create(o)) FROM unnest($1::pg_catalog.oid[]) AS o", fresh); err != nil {
+		return fmt.Errorf("create large objects: %w", err)
+	}
+	created := make(map[uint32]bool, len(fresh))
+	for _, o := range fresh {
+		created[o] = true
+	}
+	var stmts []string
 	for _, m := range all {
-		var created bool
-		if err := c.dst.QueryRow(ctx, `SELECT pg_catalog.lo_create($1) = $1 FROM (SELECT 1) x
-			WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_largeobject_metadata WHERE oid = $1)`, m.oid).Scan(&created); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("create large object %d: %w", m.oid, err)
-		}
-		if !created {
+		if !created[m.oid] {
 			continue
 		}
-		stmts := append([]string{m.owner}, m.grants...)
+		stmts = append(stmts, m.owner)
+		stmts = append(stmts, m.grants...)
 		if m.comment != nil {
 			stmts = append(stmts, *m.comment)
 		}
-		for _, stmt := range stmts {
-			if err := c.blobStatement(ctx, stmt); err != nil {
-				return fmt.Errorf("large object %d: %s: %w", m.oid, firstWords(stmt, 4), err)
+	}
+	if c.r.targetSuper {
+		if len(stmts) > 0 {
+			if err := exec(ctx, c.dst, strings.Join(stmts, ";\n")); err != nil {
+				return fmt.Errorf("large objects' owners, grants and comments: %w", err)
 			}
+		}
+		return nil
+	}
+	for _, stmt := range stmts {
+		if err := c.blobStatement(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", firstWords(stmt, 4), err)
 		}
 	}
 	return nil
 }
 
-// blobStatement runs one metadata statement; on a target that is not a
+// blobStatement runs one metadata statement on a target that is not a
 // superuser's, inside a savepoint, so that a refused owner or grant is a
 // warning and the batch goes on.
 func (c *copier) blobStatement(ctx context.Context, stmt string) error {
-	if c.r.targetSuper {
-		return exec(ctx, c.dst, stmt)
-	}
 	if err := exec(ctx, c.dst, "SAVEPOINT lo_meta"); err != nil {
 		return err
 	}
