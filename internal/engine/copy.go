@@ -617,7 +617,7 @@ const maxFarWorkers = 16
 // server's free connection slots for others.
 func (r *run) copyWorkers(parts []*part) int {
 	n := r.opts.Jobs
-	if r.opts.jobsChosen && r.srcRTT >= 2*time.Millisecond {
+	if r.jobsChosen && r.srcRTT >= 2*time.Millisecond {
 		small := 0
 		for _, p := range parts {
 			if p.weight < 64<<20 {

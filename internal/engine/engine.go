@@ -58,10 +58,6 @@ type Options struct {
 	// ("" uses a temporary directory).
 	Checkpoints checkpoint.Store
 	ArchiveDir  string
-	// jobsChosen: Jobs was not given, so the copy may open more connections
-	// when the source is far (copyWorkers).
-	jobsChosen bool
-
 	// StallTimeout: a COPY with no byte moving for this long (a server gone
 	// silent, a half-open connection) is cut and retried (default 1 minute).
 	StallTimeout time.Duration
@@ -101,7 +97,6 @@ const DefaultSplitThreshold = 1 << 30
 func (o *Options) defaults() {
 	if o.Jobs <= 0 {
 		o.Jobs = max(2, runtime.NumCPU())
-		o.jobsChosen = true
 	}
 	if o.IndexJobs <= 0 {
 		o.IndexJobs = o.Jobs
@@ -218,7 +213,10 @@ type run struct {
 	srcVersion, dstVersion pgtools.Version
 	// srcRTT is a round trip to the source, measured in preflight;
 	// srcFree and dstFree the connection slots free on each server then.
-	srcRTT           time.Duration
+	srcRTT time.Duration
+	// jobsChosen: --jobs was not given, so the copy may open more
+	// connections when the source is far (copyWorkers).
+	jobsChosen       bool
 	srcFree, dstFree int
 
 	mu     sync.Mutex
@@ -228,8 +226,9 @@ type run struct {
 // Run copies the cluster. It checks everything it can before changing the target:
 // when it returns an error before the first change, the target is untouched.
 func Run(ctx context.Context, opts Options) (*Result, error) {
+	jobsChosen := opts.Jobs <= 0
 	opts.defaults()
-	r := &run{opts: opts, log: opts.Logger, tracker: progress.NewTracker()}
+	r := &run{opts: opts, log: opts.Logger, tracker: progress.NewTracker(), jobsChosen: jobsChosen}
 	r.secrets = append(opts.Source.Secrets(), opts.Target.Secrets()...)
 	start := time.Now()
 

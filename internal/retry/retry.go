@@ -64,8 +64,10 @@ type Policy struct {
 	Tries                 uint
 }
 
-// Default waits 1s, 2s, 4s ... up to 30s between attempts, 8 attempts, 15 minutes.
-var Default = Policy{Initial: time.Second, Max: 30 * time.Second, Elapsed: 15 * time.Minute, Tries: 8}
+// Default waits 1s, 2s, 4s ... up to 30s between attempts, 16 attempts, 15
+// minutes: about five minutes of waits, enough for a managed server's
+// failover or restart (a minute or two).
+var Default = Policy{Initial: time.Second, Max: 30 * time.Second, Elapsed: 15 * time.Minute, Tries: 16}
 
 // Do runs fn until it succeeds, fails permanently, or the policy gives up.
 // notify hears about each transient failure before the wait.

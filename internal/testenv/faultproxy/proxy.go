@@ -41,7 +41,8 @@ type Proxy struct {
 // is closed when it is reset.
 type link struct {
 	client, server net.Conn
-	serverSpoke    bool // the last data went from the server to the client (under Proxy.mu)
+	serverSpoke    bool  // the last data went from the server to the client (under Proxy.mu)
+	bytes          int64 // forwarded either way (under Proxy.mu)
 	gone           chan struct{}
 	once           sync.Once
 }
@@ -130,6 +131,23 @@ func (p *Proxy) Stall(d time.Duration) {
 		l.stall()
 	}
 	p.mu.Unlock()
+}
+
+// StallBusy is Stall for the connections open now that have carried at
+// least minBytes: the ones streaming data (a COPY), not the idle ones, or
+// ones running a long statement, which only TCP itself could see are gone.
+func (p *Proxy) StallBusy(d time.Duration, minBytes int64) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stallUntil = time.Now().Add(d)
+	n := 0
+	for l := range p.conns {
+		if l.bytes >= minBytes {
+			l.stall()
+			n++
+		}
+	}
+	return n
 }
 
 // Refuse closes new connections as soon as they are accepted, for d (as a
@@ -243,6 +261,7 @@ func (p *Proxy) pipe(ctx context.Context, dst, src net.Conn, l *link, fromServer
 					p.roundTrips++
 				}
 				l.serverSpoke = fromServer
+				l.bytes += int64(n)
 				p.mu.Unlock()
 				select {
 				case queue <- chunk{buf[:n], time.Now()}:
