@@ -36,6 +36,7 @@ type dbWork struct {
 
 	tables    []*tableWork
 	excluded  []catalog.Name  // relations left out of the schema (pg_dump -T)
+	earlyDump chan error      // the schema dump started with the catalog's reading, if it was
 	matviews  []catalog.Name  // materialized views populated on the source, refreshed after post-data
 	skipPost  map[tocKey]bool // post-data archive entries not restored by pg_restore
 	afterPost []string        // statements run after post-data (NOT VALID foreign keys)
@@ -138,9 +139,6 @@ func (r *run) copyAndHandOver(ctx context.Context, db *dbPlan, w *dbWork) error 
 
 // copySnapshot runs the steps that read the database's snapshot.
 func (r *run) copySnapshot(ctx context.Context, db *dbPlan, w *dbWork) error {
-	if err := r.step(ctx, db.name, "catalog", func() error { return r.readCatalog(ctx, w) }); err != nil {
-		return err
-	}
 	archiveDir := r.opts.ArchiveDir
 	if archiveDir == "" {
 		dir, err := os.MkdirTemp(r.opts.TempDir, "replicator-schema-")
@@ -153,6 +151,29 @@ func (r *run) copySnapshot(ctx context.Context, db *dbPlan, w *dbWork) error {
 		return err
 	}
 	archive := filepath.Join(archiveDir, fmt.Sprintf("%x.dump", db.name))
+	// The schema dump runs while the catalog is read when no table is left
+	// out (the dump's exclusions come from the catalog): against a far
+	// source both are a string of round trips, pg_dump's the longer.
+	early := !r.opts.Filters.LeavesOutTables() && r.needDump(db, archive)
+	dctx, cancelDump := context.WithCancel(ctx)
+	defer func() {
+		cancelDump()
+		if w.earlyDump != nil {
+			<-w.earlyDump // never leave pg_dump writing the archive
+		}
+	}()
+	err := r.step(ctx, db.name, "catalog", func() error {
+		return r.readCatalog(ctx, w, func() {
+			if early {
+				ch := make(chan error, 1)
+				go func() { ch <- r.dumpSchema(dctx, w, archive) }()
+				w.earlyDump = ch
+			}
+		})
+	})
+	if err != nil {
+		return err
+	}
 	if err := r.preData(ctx, db, w, archive); err != nil {
 		return err
 	}
@@ -168,11 +189,13 @@ func (r *run) copySnapshot(ctx context.Context, db *dbPlan, w *dbWork) error {
 }
 
 // readCatalog exports (or takes the slot's) snapshot and reads the database's
-// tables, indexes and large objects in it.
-func (r *run) readCatalog(ctx context.Context, w *dbWork) error {
+// tables, indexes and large objects in it; exported runs once the snapshot
+// exists.
+func (r *run) readCatalog(ctx context.Context, w *dbWork, exported func()) error {
 	if err := r.exportSnapshot(ctx, w); err != nil {
 		return err
 	}
+	exported()
 	conn, err := w.src.Connect(ctx)
 	if err != nil {
 		return err
@@ -191,8 +214,16 @@ func (r *run) readCatalog(ctx context.Context, w *dbWork) error {
 // restores its pre-data section (unless that run finished it).
 func (r *run) preData(ctx context.Context, db *dbPlan, w *dbWork, archive string) error {
 	preDone := r.cp.done(keyDB(db.name, "pre-data"))
-	if _, err := os.Stat(archive); err != nil || !preDone {
-		if err := r.step(ctx, db.name, "dump schema", func() error { return r.dumpSchema(ctx, w, archive) }); err != nil {
+	if r.needDump(db, archive) {
+		err := r.step(ctx, db.name, "dump schema", func() error {
+			if w.earlyDump != nil {
+				err := <-w.earlyDump
+				w.earlyDump = nil
+				return err
+			}
+			return r.dumpSchema(ctx, w, archive)
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -201,6 +232,13 @@ func (r *run) preData(ctx context.Context, db *dbPlan, w *dbWork, archive string
 		return nil
 	}
 	return r.step(ctx, db.name, "pre-data", func() error { return r.restorePreData(ctx, w, db, archive) })
+}
+
+// needDump reports whether the schema must be dumped: unless an interrupted
+// run restored pre-data and left its archive.
+func (r *run) needDump(db *dbPlan, archive string) bool {
+	_, err := os.Stat(archive)
+	return err != nil || !r.cp.done(keyDB(db.name, "pre-data"))
 }
 
 // finishSteps are the steps after the rows, each checkpointed.

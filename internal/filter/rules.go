@@ -15,6 +15,12 @@ type Rules struct {
 	RowFilters       []RowFilter
 }
 
+// LeavesOutTables reports whether any rule can leave a table out of the
+// schema (include or exclude patterns): without one, every table is in.
+func (r *Rules) LeavesOutTables() bool {
+	return len(r.IncludeTables) > 0 || len(r.ExcludeTables) > 0
+}
+
 // Spec is the textual form of Rules, as flags and job records carry it.
 type Spec struct {
 	IncludeDatabases []string `json:"include_databases,omitempty"`
