@@ -13,22 +13,37 @@ import (
 	"github.com/replicatorhq/replicator/internal/problem"
 )
 
-// CheckTarget verifies the target role may create subscriptions.
+// CheckTarget verifies the target role may create subscriptions: a
+// superuser; on RDS and Aurora a member of rds_superuser, on every version
+// (their own hook allows it); from PostgreSQL 16 on a member of
+// pg_create_subscription that may also CREATE in the database (both are
+// required).
 func CheckTarget(ctx context.Context, dst *pgx.Conn, di *catalog.Server) error {
 	if di.Superuser {
 		return nil
 	}
-	may := false
+	var rds, predefined, create bool
+	if err := dst.QueryRow(ctx, `SELECT
+	  EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = 'rds_superuser' AND pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER')),
+	  EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = 'pg_create_subscription' AND pg_catalog.pg_has_role(current_user, r.oid, 'USAGE')),
+	  pg_catalog.has_database_privilege(current_database(), 'CREATE')`).Scan(&rds, &predefined, &create); err != nil {
+		return err
+	}
+	switch {
+	case rds:
+		return nil
+	case di.Version.Major >= 16 && predefined && create:
+		return nil
+	case di.Version.Major >= 16 && predefined:
+		db := pgx.Identifier{dst.Config().Database}.Sanitize()
+		return &problem.Problem{Msg: fmt.Sprintf("target role %s is in pg_create_subscription but may not CREATE in database %s, which PostgreSQL 16 also requires", di.User, dst.Config().Database),
+			Fix: fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s (as the database's owner)", db, pgx.Identifier{di.User}.Sanitize())}
+	}
+	fix := "connect as a superuser (on RDS and Aurora: a member of rds_superuser)"
 	if di.Version.Major >= 16 {
-		if err := dst.QueryRow(ctx, `SELECT pg_has_role(current_user, 'pg_create_subscription', 'USAGE')`).Scan(&may); err != nil {
-			return err
-		}
+		fix += ", or GRANT pg_create_subscription TO the role, with CREATE on the database"
 	}
-	if !may {
-		return &problem.Problem{Msg: fmt.Sprintf("target role %s may not create subscriptions", di.User),
-			Fix: "connect as a superuser (on RDS: a member of rds_superuser; PostgreSQL 16+: a member of pg_create_subscription)"}
-	}
-	return nil
+	return &problem.Problem{Msg: fmt.Sprintf("target role %s may not create subscriptions", di.User), Fix: fix}
 }
 
 // Options of a standalone set-up or stop.
