@@ -66,7 +66,11 @@ func Prepare(ctx context.Context, conn *pgx.Conn, db string, rules *filter.Rules
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_largeobject_metadata)").Scan(&blobs); err == nil && blobs {
 		warnings = append(warnings, "large objects are copied but not replicated (logical replication does not carry them)")
 	}
-	if err := CheckTables(ctx, conn, pub); err != nil {
+	// Replica identities are the leaves' own: a published partitioned table
+	// (13+) replicates its partitions' updates and deletes, which each need
+	// a key of their own.
+	leaves, _ := Published(tables, db, rules, 12)
+	if err := CheckTables(ctx, conn, leaves); err != nil {
 		var p *problem.Problem
 		if !errors.As(err, &p) || !fix {
 			return warnings, err

@@ -64,3 +64,24 @@ func TestWhoMaySubscribe(t *testing.T) {
 func connectAs(ctx context.Context, c *pgcluster.Cluster, role string) (*pgx.Conn, error) {
 	return pgx.Connect(ctx, c.URLAs(role, role+"-pw", "postgres"))
 }
+
+// A partitioned table is published whole from 13 on, but its partitions'
+// updates and deletes need each partition's own replica identity: a keyless
+// partition is named before anything changes.
+func TestKeylessPartitionIsNamed(t *testing.T) {
+	parallel(t)
+	src := start(t, "src", 14, pgtest.LogicalSettings)
+	dst := start(t, "dst", 16, nil)
+	for _, c := range []*pgcluster.Cluster{src, dst} {
+		pgtest.Exec(t, c, "postgres", "CREATE DATABASE parts")
+		pgtest.Exec(t, c, "parts", `CREATE TABLE log (at date NOT NULL, msg text) PARTITION BY RANGE (at);
+			CREATE TABLE log_2024 PARTITION OF log FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')`)
+	}
+	r := replicator(t, "sync", "--source", src.URL("postgres"), "--target", dst.URL("postgres"), "--include-databases", "parts")
+	if r.code == 0 || !strings.Contains(r.stderr, "public.log_2024") || !strings.Contains(r.stderr, "ALTER TABLE public.log_2024 REPLICA IDENTITY FULL") {
+		t.Fatalf("sync with a keyless partition (%d):\n%s", r.code, r.stderr)
+	}
+	if got := pgtest.Query(t, src, "parts", "SELECT count(*) FROM pg_publication"); got[0] != "0" {
+		t.Errorf("a publication was created: %v", got)
+	}
+}
