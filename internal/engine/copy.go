@@ -382,40 +382,7 @@ func (t *tableWork) partDone(rows, bytes int64, d time.Duration) bool {
 // cut: the error is a *StallError, which is retried.
 func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part, stall time.Duration, committing func(xid uint64, rows, bytes int64) error) (rows, bytes int64, xid uint64, err error) {
 	t := p.table
-	format := "text"
-	if t.Binary {
-		format = "binary"
-	}
-	cols := ""
-	if len(t.Columns) > 0 {
-		quoted := make([]string, len(t.Columns))
-		for i, c := range t.Columns {
-			quoted[i] = pgx.Identifier{c}.Sanitize()
-		}
-		cols = strings.Join(quoted, ", ")
-	}
-	var conds []string
-	if !p.whole {
-		conds = append(conds, fmt.Sprintf("ctid >= '(%d,0)'::pg_catalog.tid", p.lo))
-		if p.hi >= 0 {
-			conds = append(conds, fmt.Sprintf("ctid < '(%d,0)'::pg_catalog.tid", p.hi))
-		}
-	}
-	if t.decision.Predicate != "" {
-		conds = append(conds, t.decision.Predicate)
-	}
-	var srcSQL string
-	if len(conds) == 0 {
-		srcSQL = fmt.Sprintf("COPY %s %s TO STDOUT (FORMAT %s)", t.Name.Quoted(), parens(cols), format)
-	} else {
-		srcSQL = fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT (FORMAT %s)",
-			cols, t.Name.Quoted(), strings.Join(conds, " AND "), format)
-	}
-	begin, freeze := "BEGIN", ""
-	if p.whole {
-		begin, freeze = "BEGIN; TRUNCATE ONLY "+t.Name.Quoted(), ", FREEZE"
-	}
-	dstSQL := fmt.Sprintf("COPY %s %s FROM STDIN (FORMAT %s%s)", t.Name.Quoted(), parens(cols), format, freeze)
+	begin, srcSQL, dstSQL := copySQL(p)
 	if err := exec(ctx, dst, begin); err != nil {
 		return 0, 0, 0, fmt.Errorf("target: %w", err)
 	}
@@ -486,6 +453,46 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part, stall time.Durat
 		return 0, 0, 0, fmt.Errorf("target: commit: %w", err)
 	}
 	return rows, cw.bytes, uint64(x), nil
+}
+
+// copySQL is a part's statements: the target transaction's start (with the
+// TRUNCATE of a whole table), the source's COPY TO and the target's COPY FROM.
+func copySQL(p *part) (begin, srcSQL, dstSQL string) {
+	t := p.table
+	format := "text"
+	if t.Binary {
+		format = "binary"
+	}
+	cols := ""
+	if len(t.Columns) > 0 {
+		quoted := make([]string, len(t.Columns))
+		for i, c := range t.Columns {
+			quoted[i] = pgx.Identifier{c}.Sanitize()
+		}
+		cols = strings.Join(quoted, ", ")
+	}
+	var conds []string
+	if !p.whole {
+		conds = append(conds, fmt.Sprintf("ctid >= '(%d,0)'::pg_catalog.tid", p.lo))
+		if p.hi >= 0 {
+			conds = append(conds, fmt.Sprintf("ctid < '(%d,0)'::pg_catalog.tid", p.hi))
+		}
+	}
+	if t.decision.Predicate != "" {
+		conds = append(conds, t.decision.Predicate)
+	}
+	if len(conds) == 0 {
+		srcSQL = fmt.Sprintf("COPY %s %s TO STDOUT (FORMAT %s)", t.Name.Quoted(), parens(cols), format)
+	} else {
+		srcSQL = fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT (FORMAT %s)",
+			cols, t.Name.Quoted(), strings.Join(conds, " AND "), format)
+	}
+	begin, freeze := "BEGIN", ""
+	if p.whole {
+		begin, freeze = "BEGIN; TRUNCATE ONLY "+t.Name.Quoted(), ", FREEZE"
+	}
+	dstSQL = fmt.Sprintf("COPY %s %s FROM STDIN (FORMAT %s%s)", t.Name.Quoted(), parens(cols), format, freeze)
+	return begin, srcSQL, dstSQL
 }
 
 var errTargetFailed = errors.New("target COPY failed")

@@ -104,14 +104,8 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 	if w.blobs, err = catalog.LargeObjects(ctx, conn); err != nil {
 		return err
 	}
-	mvs, err := catalog.PopulatedMatviews(ctx, conn)
-	if err != nil {
+	if w.matviews, err = populatedMatviews(ctx, conn, excluded); err != nil {
 		return err
-	}
-	for _, mv := range mvs {
-		if !excluded[mv.OID] {
-			w.matviews = append(w.matviews, mv.Name)
-		}
 	}
 	if r.opts.Sync != nil {
 		return r.skipOwnPublication(ctx, conn, w)
@@ -201,4 +195,20 @@ func relationName(ctx context.Context, conn *pgx.Conn, oid uint32) (catalog.Name
 		return n, fmt.Errorf("name of relation %d: %w", oid, err)
 	}
 	return n, nil
+}
+
+// populatedMatviews are the materialized views with data on the source,
+// but those left out, which post-data refreshes on the target.
+func populatedMatviews(ctx context.Context, conn *pgx.Conn, excluded map[uint32]bool) ([]catalog.Name, error) {
+	mvs, err := catalog.PopulatedMatviews(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	var out []catalog.Name
+	for _, mv := range mvs {
+		if !excluded[mv.OID] {
+			out = append(out, mv.Name)
+		}
+	}
+	return out, nil
 }

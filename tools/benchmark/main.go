@@ -107,56 +107,7 @@ func run(c config) error {
 	}
 	fmt.Printf("client tools: pg_dump %s in %s\n", tools.Version, tools.Dir)
 
-	fresh := func(create bool) error {
-		if err := dst.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS bench WITH (FORCE)"); err != nil {
-			return err
-		}
-		if create {
-			if err := dst.Exec(ctx, "postgres", "CREATE DATABASE bench"); err != nil {
-				return err
-			}
-		}
-		return dst.Exec(ctx, "postgres", "CHECKPOINT")
-	}
-	env := []string{"PGPASSWORD=" + src.Password}
-	all := []tool{
-		{"replicator", func(ctx context.Context, srcURL func(string) string) (time.Duration, int64, error) {
-			if err := fresh(false); err != nil {
-				return 0, 0, err
-			}
-			args := []string{"init", "--source", srcURL("postgres"), "--target", dst.URL("postgres"),
-				"--include-databases", "bench", "--no-roles", "--pg-bin", tools.Dir}
-			if c.extra != "" {
-				args = append(args, strings.Fields(c.extra)...)
-			}
-			return timed(exec.CommandContext(ctx, bin, args...), nil)
-		}},
-		{"pgcopydb", func(ctx context.Context, srcURL func(string) string) (time.Duration, int64, error) {
-			if err := fresh(true); err != nil {
-				return 0, 0, err
-			}
-			dir, _ := os.MkdirTemp("", "pgcopydb-")
-			defer os.RemoveAll(dir)
-			cmd := exec.CommandContext(ctx, "pgcopydb", "clone", "--source", srcURL("bench"), "--target", dst.URL("bench"),
-				"--dir", dir, "--no-owner")
-			// pgcopydb runs the pg_dump it finds on PATH: the same as the others'.
-			return timed(cmd, append(env, "PATH="+tools.Dir+":"+os.Getenv("PATH")))
-		}},
-		{"pg_dump", func(ctx context.Context, srcURL func(string) string) (time.Duration, int64, error) {
-			if err := fresh(true); err != nil {
-				return 0, 0, err
-			}
-			pipe := fmt.Sprintf("%q -Fc -Z0 --dbname=%q | %q --dbname=%q", tools.Path("pg_dump"), srcURL("bench"), tools.Path("pg_restore"), dst.URL("bench"))
-			d, rss, err := timed(exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", pipe), env)
-			// pg_restore 17 and newer set transaction_timeout, which an older
-			// target refuses; it goes on, and exits 1 for that one error.
-			if err != nil && strings.Contains(err.Error(), `unrecognized configuration parameter "transaction_timeout"`) &&
-				strings.Contains(err.Error(), "errors ignored on restore: 1\n") {
-				return d, rss, nil
-			}
-			return d, rss, err
-		}},
-	}
+	all := copiers(ctx, c, bin, tools, src, dst)
 	var selected []tool
 	for _, t := range all {
 		if c.only == "" || strings.Contains(","+c.only+",", ","+t.name+",") {
@@ -209,6 +160,61 @@ func run(c config) error {
 	}
 	report(c, samples, modes, tables, peakRSS)
 	return nil
+}
+
+// copiers are the three tools, each copying the source database bench into
+// a fresh target database with the same client tools.
+func copiers(ctx context.Context, c config, bin string, tools *pgtools.Tools, src, dst *pgcluster.Cluster) []tool {
+	fresh := func(create bool) error {
+		if err := dst.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS bench WITH (FORCE)"); err != nil {
+			return err
+		}
+		if create {
+			if err := dst.Exec(ctx, "postgres", "CREATE DATABASE bench"); err != nil {
+				return err
+			}
+		}
+		return dst.Exec(ctx, "postgres", "CHECKPOINT")
+	}
+	env := []string{"PGPASSWORD=" + src.Password}
+	return []tool{
+		{"replicator", func(ctx context.Context, srcURL func(string) string) (time.Duration, int64, error) {
+			if err := fresh(false); err != nil {
+				return 0, 0, err
+			}
+			args := []string{"init", "--source", srcURL("postgres"), "--target", dst.URL("postgres"),
+				"--include-databases", "bench", "--no-roles", "--pg-bin", tools.Dir}
+			if c.extra != "" {
+				args = append(args, strings.Fields(c.extra)...)
+			}
+			return timed(exec.CommandContext(ctx, bin, args...), nil)
+		}},
+		{"pgcopydb", func(ctx context.Context, srcURL func(string) string) (time.Duration, int64, error) {
+			if err := fresh(true); err != nil {
+				return 0, 0, err
+			}
+			dir, _ := os.MkdirTemp("", "pgcopydb-")
+			defer os.RemoveAll(dir)
+			cmd := exec.CommandContext(ctx, "pgcopydb", "clone", "--source", srcURL("bench"), "--target", dst.URL("bench"),
+				"--dir", dir, "--no-owner")
+			// pgcopydb runs the pg_dump it finds on PATH: the same as the others'.
+			return timed(cmd, append(env, "PATH="+tools.Dir+":"+os.Getenv("PATH")))
+		}},
+		{"pg_dump", func(ctx context.Context, srcURL func(string) string) (time.Duration, int64, error) {
+			if err := fresh(true); err != nil {
+				return 0, 0, err
+			}
+			pipe := fmt.Sprintf("%q -Fc -Z0 --dbname=%q | %q --dbname=%q", tools.Path("pg_dump"), srcURL("bench"), tools.Path("pg_restore"), dst.URL("bench"))
+			d, rss, err := timed(exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", pipe), env)
+			// pg_restore 17 and newer set transaction_timeout, which an older
+			// target refuses; it goes on, and exits 1 for that one error.
+			if err != nil && strings.Contains(err.Error(), `unrecognized configuration parameter "transaction_timeout"`) &&
+				strings.Contains(err.Error(), "errors ignored on restore: 1\n") {
+				return d, rss, nil
+			}
+			return d, rss, err
+		}},
+	}
 }
 
 func label(lat time.Duration) string {

@@ -124,14 +124,7 @@ func (p *Proxy) SetBandwidth(bytesPerSec int) {
 // for d, without closing them: their peers see a connection that is up and
 // silent, as when the other end vanished behind a NAT. Connections opened
 // meanwhile work.
-func (p *Proxy) Stall(d time.Duration) {
-	p.mu.Lock()
-	p.stallUntil = time.Now().Add(d)
-	for l := range p.conns {
-		l.stall()
-	}
-	p.mu.Unlock()
-}
+func (p *Proxy) Stall(d time.Duration) { p.StallBusy(d, 0) }
 
 // StallBusy is Stall for the connections open now that have carried at
 // least minBytes: the ones streaming data (a COPY), not the idle ones, or
