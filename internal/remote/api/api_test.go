@@ -493,8 +493,18 @@ func TestReaperFailsIncompleteSubmissions(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	if after, _ := st.OwnerCount(ctx, owner); after != before {
-		t.Errorf("alice's counter %d, was %d", after, before)
+	// moto applies a transaction's items one by one with no lock (DynamoDB
+	// serialises GetItem with TransactWriteItems), so a read just after the
+	// job's status may still see the counter's old value: wait for it.
+	for {
+		after, _ := st.OwnerCount(ctx, owner)
+		if after == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's counter %d, was %d", after, before)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
