@@ -86,9 +86,15 @@ func (r *run) copyDatabase(ctx context.Context, db *dbPlan) error {
 		r.info(db.name, "already copied by the interrupted run: skipped")
 		return nil
 	}
-	w, err := r.openDatabase(db)
-	if err != nil {
-		return err
+	var w *dbWork
+	if db.early != nil {
+		w = db.early.take()
+	}
+	if w == nil {
+		var err error
+		if w, err = r.openDatabase(db); err != nil {
+			return err
+		}
 	}
 	defer w.closeSnapshot()
 	if r.opts.Sync != nil {
@@ -139,32 +145,36 @@ func (r *run) copyAndHandOver(ctx context.Context, db *dbPlan, w *dbWork) error 
 
 // copySnapshot runs the steps that read the database's snapshot.
 func (r *run) copySnapshot(ctx context.Context, db *dbPlan, w *dbWork) error {
-	archiveDir := r.opts.ArchiveDir
-	if archiveDir == "" {
-		dir, err := os.MkdirTemp(r.opts.TempDir, "replicator-schema-")
-		if err != nil {
+	var archive string
+	cleanup, cancelDump := func() {}, func() {}
+	if e := db.early; e != nil && e.w == w {
+		// Started in preflight: the snapshot is exported, pg_dump runs.
+		archive, cleanup, cancelDump = e.archive, e.cleanup, e.cancel
+		db.early = nil
+	} else {
+		var err error
+		if archive, cleanup, err = r.archiveFor(db); err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-		archiveDir = dir
-	} else if err := os.MkdirAll(archiveDir, 0o700); err != nil {
-		return err
+		db.early = nil
 	}
-	archive := filepath.Join(archiveDir, fmt.Sprintf("%x.dump", db.name))
-	// The schema dump runs while the catalog is read when no table is left
-	// out (the dump's exclusions come from the catalog): against a far
-	// source both are a string of round trips, pg_dump's the longer.
-	early := !r.opts.Filters.LeavesOutTables() && r.needDump(db, archive)
-	dctx, cancelDump := context.WithCancel(ctx)
+	archiveDir := filepath.Dir(archive)
+	// Otherwise the schema dump runs while the catalog is read when no table
+	// is left out (the dump's exclusions come from the catalog): against a
+	// far source both are a string of round trips, pg_dump's the longer.
+	startDump := w.earlyDump == nil && !r.opts.Filters.LeavesOutTables() && r.needDump(db, archive)
+	dctx, cancel := context.WithCancel(ctx)
 	defer func() {
+		cancel()
 		cancelDump()
 		if w.earlyDump != nil {
 			<-w.earlyDump // never leave pg_dump writing the archive
 		}
+		cleanup()
 	}()
 	err := r.step(ctx, db.name, "catalog", func() error {
 		return r.readCatalog(ctx, w, func() {
-			if early {
+			if startDump {
 				ch := make(chan error, 1)
 				go func() { ch <- r.dumpSchema(dctx, w, archive) }()
 				w.earlyDump = ch
@@ -192,10 +202,12 @@ func (r *run) copySnapshot(ctx context.Context, db *dbPlan, w *dbWork) error {
 // tables, indexes and large objects in it; exported runs once the snapshot
 // exists.
 func (r *run) readCatalog(ctx context.Context, w *dbWork, exported func()) error {
-	if err := r.exportSnapshot(ctx, w); err != nil {
-		return err
+	if w.currentSnapshot() == "" {
+		if err := r.exportSnapshot(ctx, w); err != nil {
+			return err
+		}
+		exported()
 	}
-	exported()
 	conn, err := w.src.Connect(ctx)
 	if err != nil {
 		return err

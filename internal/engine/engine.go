@@ -70,6 +70,11 @@ type Options struct {
 	// could not be gap-free).
 	Sync *SyncOptions
 
+	// Ready, when set, is asked once preflight has found nothing wrong and
+	// before the first change: an error stops the run there, with nothing
+	// changed. The runner answers it from validate, run alongside.
+	Ready func(ctx context.Context) error
+
 	Progress     progress.Sink
 	Logger       *slog.Logger
 	TempDir      string
@@ -252,6 +257,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer p.abandonEarly()
 	if !opts.SkipRoles && !r.cp.done(keyRoles) {
 		if err := r.step(ctx, "", "roles", func() error { return r.copyRoles(ctx, p) }); err != nil {
 			return r.finish(start), err

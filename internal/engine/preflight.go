@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -35,6 +37,8 @@ type dbPlan struct {
 	existsEmpty bool
 	// drop: the target has it and --drop-existing asked to replace it.
 	drop bool
+	// early: the snapshot and schema dump started during preflight.
+	early *early
 }
 
 func userErrorf(format string, args ...any) error { return problem.Errorf(format, args...) }
@@ -42,26 +46,34 @@ func userErrorf(format string, args ...any) error { return problem.Errorf(format
 // preflight decides the plan and refuses what cannot work, before anything on
 // the target changes: the servers, resume, the databases and what the target
 // already holds.
-func (r *run) preflight(ctx context.Context) (*plan, error) {
+func (r *run) preflight(ctx context.Context) (_ *plan, err error) {
 	o := r.opts
-	src, err := o.Source.Connect(ctx)
-	if err != nil {
-		return nil, err
+	src, dst, si, di, e, openErr := r.openServers(ctx)
+	p := &plan{}
+	defer func() {
+		if src != nil {
+			src.Close(context.Background())
+		}
+		if dst != nil {
+			dst.Close(context.Background())
+		}
+		if e != nil {
+			e.abandon()
+		}
+		if err != nil {
+			p.abandonEarly()
+		}
+	}()
+	if openErr != nil {
+		return nil, openErr
 	}
-	defer src.Close(context.Background())
-	dst, err := o.Target.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer dst.Close(context.Background())
-	si, di, err := r.checkServers(ctx, src, dst)
-	if err != nil {
+	if err := r.checkServers(ctx, dst, si, di); err != nil {
 		return nil, err
 	}
 	if err := checkWritable(di); err != nil {
 		return nil, err
 	}
-	p := &plan{srcVersion: si.Version, dstVersion: di.Version}
+	p.srcVersion, p.dstVersion = si.Version, di.Version
 	r.targetSuper, r.srcVersion, r.dstVersion = di.Superuser, si.Version, di.Version
 	r.srcFree, r.dstFree = si.MaxConnections-si.Connections, di.MaxConnections-di.Connections
 	if r.srcRTT, err = roundTrip(ctx, src); err != nil {
@@ -83,6 +95,11 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 	if len(p.databases) == 0 {
 		return nil, userErrorf("no database to copy: the source has %s; every database except postgres is copied by default (name postgres in --include-databases to copy it)", listOrNone(si.Databases))
 	}
+	for _, db := range p.databases {
+		if e != nil && e.w.name == db.name {
+			db.early, e = e, nil
+		}
+	}
 	// Size the work for progress and make sure every source database is readable.
 	seen := &sourceFacts{tablespaces: map[string][]string{}}
 	for _, db := range p.databases {
@@ -103,6 +120,11 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 	if err := checkPlacement(ctx, p, seen, src, dst, di); err != nil {
 		return nil, err
 	}
+	if o.Ready != nil {
+		if err := o.Ready(ctx); err != nil {
+			return nil, err
+		}
+	}
 	// Work starts: from now on an interruption leaves a run to resume.
 	if err := r.cp.mark(ctx, r.meta, true); err != nil {
 		return nil, err
@@ -110,33 +132,63 @@ func (r *run) preflight(ctx context.Context) (*plan, error) {
 	return p, nil
 }
 
-// checkServers reads both servers and refuses a pair that cannot work.
-func (r *run) checkServers(ctx context.Context, src, dst *pgx.Conn) (si, di *catalog.Server, err error) {
+// openServers connects to both servers and reads them, side by side (each
+// is a few round trips); as soon as the source is read, the first
+// database's snapshot and schema dump start (startEarly). The error is the
+// source's when both fail; what was opened is returned either way, for the
+// caller to close.
+func (r *run) openServers(ctx context.Context) (src, dst *pgx.Conn, si, di *catalog.Server, e *early, err error) {
+	var dstErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		conn, err := r.opts.Target.Connect(ctx)
+		if err == nil {
+			if di, err = catalog.ReadServer(ctx, conn); err != nil {
+				conn.Close(context.Background())
+				err = fmt.Errorf("target: %w", err)
+			} else {
+				dst = conn
+			}
+		}
+		dstErr = err
+	}()
+	conn, srcErr := r.opts.Source.Connect(ctx)
+	if srcErr == nil {
+		if si, srcErr = catalog.ReadServer(ctx, conn); srcErr != nil {
+			conn.Close(context.Background())
+			srcErr = fmt.Errorf("source: %w", srcErr)
+		} else {
+			src = conn
+			e = r.startEarly(ctx, si.Databases)
+		}
+	}
+	wg.Wait()
+	return src, dst, si, di, e, cmp.Or(srcErr, dstErr)
+}
+
+// checkServers refuses a pair of servers that cannot work.
+func (r *run) checkServers(ctx context.Context, dst *pgx.Conn, si, di *catalog.Server) error {
 	o := r.opts
-	if si, err = catalog.ReadServer(ctx, src); err != nil {
-		return nil, nil, fmt.Errorf("source: %w", err)
-	}
-	if di, err = catalog.ReadServer(ctx, dst); err != nil {
-		return nil, nil, fmt.Errorf("target: %w", err)
-	}
 	if catalog.SameServer(si, di) {
-		return nil, nil, userErrorf("source and target are the same server (%s and %s): point --target at another cluster", o.Source.Address(), o.Target.Address())
+		return userErrorf("source and target are the same server (%s and %s): point --target at another cluster", o.Source.Address(), o.Target.Address())
 	}
 	if err := o.Tools.CheckSource(si.Version); err != nil {
-		return nil, nil, &problem.Problem{Msg: err.Error()}
+		return &problem.Problem{Msg: err.Error()}
 	}
 	if si.Version.Major < 12 {
-		return nil, nil, userErrorf("source server is PostgreSQL %s; replicator needs 12 or newer", si.Version)
+		return userErrorf("source server is PostgreSQL %s; replicator needs 12 or newer", si.Version)
 	}
 	if di.Version.Major < si.Version.Major {
 		r.warn("", "target server %d is older than source %d: schema objects new in %d may fail to restore", di.Version.Major, si.Version.Major, si.Version.Major)
 	}
 	if o.Sync != nil {
 		if err := checkSync(ctx, si, di, dst); err != nil {
-			return nil, nil, err
+			return err
 		}
 	}
-	return si, di, nil
+	return nil
 }
 
 // checkWritable refuses a target that takes no writes.

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"os"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/replicatorhq/replicator/internal/catalog"
@@ -181,4 +183,46 @@ func mustParse(t *testing.T, side, raw string) *conninfo.Endpoint {
 		t.Fatal(err)
 	}
 	return ep
+}
+
+// The first database's snapshot and schema dump start during preflight (they
+// only read the source); when the run does not go ahead (Ready, which the
+// runner answers from validate, says no), pg_dump is stopped, its archive
+// removed, the snapshot's session closed, and the target is untouched.
+func TestEarlyDumpIsAbandonedWhenNotReady(t *testing.T) {
+	pgtest.Exec(t, engine.TestPair.Source, "postgres", `CREATE DATABASE early_db`)
+	pgtest.Exec(t, engine.TestPair.Source, "early_db", `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 1000)`)
+	t.Cleanup(func() { pgtest.DropDatabases(t, engine.TestPair.Source, "early_db") })
+	before := pgtest.Databases(t, engine.TestPair.Target)
+	tmp := t.TempDir()
+	refused := errors.New("validate found a problem")
+	started := false
+	_, _, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"early_db"}}, func(o *engine.Options) {
+		o.TempDir = tmp
+		o.Ready = func(ctx context.Context) error {
+			// Wait for the early dump's archive: it started before the gate.
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if m, _ := filepath.Glob(filepath.Join(tmp, "*", "*.dump")); len(m) > 0 {
+					started = true
+					break
+				}
+			}
+			return refused
+		}
+	})
+	if !errors.Is(err, refused) {
+		t.Fatalf("run: %v, want the Ready error", err)
+	}
+	if !started {
+		t.Error("no schema dump started before Ready")
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("left in the temporary directory: %v", left)
+	}
+	if s := pgtest.Query(t, engine.TestPair.Source, "postgres", `SELECT application_name FROM pg_stat_activity WHERE datname = 'early_db'`); len(s) > 0 {
+		t.Errorf("sessions left on the source: %v", s)
+	}
+	if after := pgtest.Databases(t, engine.TestPair.Target); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("the target changed: %v -> %v", before, after)
+	}
 }

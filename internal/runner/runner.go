@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/replicatorhq/replicator/internal/checkpoint"
@@ -72,21 +73,16 @@ func Init(ctx context.Context, j Job, env Env) (*Result, error) {
 		env.Progress = progress.Discard
 	}
 	tools, err := env.FindTools(ctx, env.PGBin)
-	if !o.SkipValidate {
-		rep, err := validate.Run(ctx, validate.Options{Source: j.Source, Target: j.Target, Filters: j.Filters, FindTools: env.FindTools,
-			PGBin: env.PGBin, Jobs: max(o.Jobs, 2), Sync: o.Sync, OnWorker: env.OnWorker})
-		if err != nil {
-			return res, err
+	// validate runs alongside the copy's preflight, which waits for it before
+	// the first change: both only read, and against a far server each is a
+	// string of round trips. A run that must start from a clean slate (tools
+	// missing, --no-resume clearing checkpoints) validates first.
+	check := startValidate(ctx, j, env, res)
+	if err != nil || o.NoResume {
+		if verr := check(ctx); verr != nil {
+			return res, verr
 		}
-		res.Validate = rep
-		if err := rep.Err(); err != nil {
-			return res, err
-		}
-		// The copy's preflight repeats the filter warnings, also when
-		// validation is skipped; say them once.
-		for _, w := range rep.Warnings(validate.FiltersCheck) {
-			env.Progress.Emit(progress.Event{Kind: progress.Warning, Message: w})
-		}
+		check = nil
 	}
 	if err != nil {
 		return res, err
@@ -99,7 +95,15 @@ func Init(ctx context.Context, j Job, env Env) (*Result, error) {
 	eo := EngineOptions(j)
 	eo.Tools, eo.Checkpoints, eo.ArchiveDir, eo.Confirm = tools, env.Checkpoints, env.ArchiveDir, env.Confirm
 	eo.Progress, eo.Logger, eo.TempDir = env.Progress, env.Logger, env.TempDir
+	eo.Ready = check
 	if res.Copy, err = engine.Run(ctx, eo); err != nil {
+		if check != nil && res.Copy == nil {
+			// Preflight stopped before asking: validate's report, when it
+			// failed too, says more (every problem, each with its fix).
+			if verr := check(ctx); verr != nil {
+				return res, verr
+			}
+		}
 		return res, err
 	}
 	if !o.Verify {
@@ -108,6 +112,54 @@ func Init(ctx context.Context, j Job, env Env) (*Result, error) {
 	env.Progress.Emit(progress.Event{Kind: progress.Info, Message: "verifying"})
 	res.Verify, err = verify.Run(ctx, VerifyOptions(j))
 	return res, err
+}
+
+// startValidate starts validate (unless the job skips it) and returns what
+// waits for its outcome: the first call waits and keeps the report in res;
+// it fails when validate could not run or found a problem. Later calls
+// return the same.
+func startValidate(ctx context.Context, j Job, env Env, res *Result) func(context.Context) error {
+	o := j.Options
+	if o.SkipValidate {
+		return nil
+	}
+	type outcome struct {
+		rep *validate.Report
+		err error
+	}
+	ch := make(chan outcome, 1)
+	go func() {
+		rep, err := validate.Run(ctx, validate.Options{Source: j.Source, Target: j.Target, Filters: j.Filters, FindTools: env.FindTools,
+			PGBin: env.PGBin, Jobs: max(o.Jobs, 2), Sync: o.Sync, OnWorker: env.OnWorker})
+		ch <- outcome{rep, err}
+	}()
+	var once sync.Once
+	var err error
+	return func(wctx context.Context) error {
+		once.Do(func() {
+			var out outcome
+			select {
+			case out = <-ch:
+			case <-wctx.Done():
+				err = wctx.Err()
+				return
+			}
+			if out.err != nil {
+				err = out.err
+				return
+			}
+			res.Validate = out.rep
+			if err = out.rep.Err(); err != nil {
+				return
+			}
+			// The copy's preflight repeats the filter warnings, also when
+			// validation is skipped; say them once.
+			for _, w := range out.rep.Warnings(validate.FiltersCheck) {
+				env.Progress.Emit(progress.Event{Kind: progress.Warning, Message: w})
+			}
+		})
+		return err
+	}
 }
 
 // EngineOptions are the copy's options of a job: the one place where job
