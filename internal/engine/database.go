@@ -323,7 +323,13 @@ const noTransactionTimeout = `SELECT pg_catalog.set_config('transaction_timeout'
 // copies, row security off (fail rather than silently skip rows), unambiguous
 // text formats, and catalog output fully schema-qualified.
 func sourceSession(ctx context.Context, conn *pgx.Conn) error {
-	_, err := conn.Exec(ctx, `
+	if _, err := conn.Exec(ctx, sourceSessionSQL); err != nil {
+		return fmt.Errorf("prepare source session: %w", err)
+	}
+	return nil
+}
+
+const sourceSessionSQL = `
 SET statement_timeout = 0;
 SET lock_timeout = 0;
 SET idle_in_transaction_session_timeout = 0;
@@ -333,12 +339,7 @@ SET extra_float_digits = 3;
 SET DateStyle = ISO;
 SET IntervalStyle = postgres;
 SET TimeZone = 'UTC';
-SELECT pg_catalog.set_config('search_path', '', false);`)
-	if err != nil {
-		return fmt.Errorf("prepare source session: %w", err)
-	}
-	return nil
-}
+SELECT pg_catalog.set_config('search_path', '', false);`
 
 // targetSession prepares a target session for loading. Commits stay
 // synchronous: a part recorded as done must survive a crash of the target

@@ -33,20 +33,19 @@ func (r *run) exportSnapshot(ctx context.Context, w *dbWork) error {
 	if err != nil {
 		return err
 	}
-	if err := sourceSession(ctx, conn); err != nil {
-		conn.Close(context.Background())
-		return err
+	// One round trip: the transaction, the session's settings, the export
+	// (pg_dump waits for the snapshot). BEGIN comes first: its isolation
+	// level must precede any query, and SET, unlike SET LOCAL, outlasts it.
+	results, err := conn.PgConn().Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"+sourceSessionSQL+`
+SELECT pg_catalog.pg_export_snapshot();`).ReadAll()
+	if err == nil && (len(results) == 0 || len(results[len(results)-1].Rows) != 1) {
+		err = errors.New("no snapshot name returned")
 	}
-	var snap string
-	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
-		conn.Close(context.Background())
-		return fmt.Errorf("begin snapshot: %w", err)
-	}
-	if err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_export_snapshot()").Scan(&snap); err != nil {
+	if err != nil {
 		conn.Close(context.Background())
 		return fmt.Errorf("export snapshot: %w", err)
 	}
-	w.setSnapshot(snap, func() { conn.Close(context.Background()) })
+	w.setSnapshot(string(results[len(results)-1].Rows[0][0]), func() { conn.Close(context.Background()) })
 	return nil
 }
 

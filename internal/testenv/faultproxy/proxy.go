@@ -11,12 +11,14 @@
 package faultproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 )
 
@@ -232,6 +234,11 @@ func (l *link) reset() {
 }
 
 // chunk is data read at a time, forwarded once the latency has passed.
+// maxInFlight bounds the bytes a direction of a connection holds between
+// reading and writing: Linux's largest default receive window (tcp_rmem's
+// 6 MiB), rounded up.
+const maxInFlight = 8 << 20
+
 type chunk struct {
 	data []byte
 	at   time.Time
@@ -241,14 +248,22 @@ type chunk struct {
 // reader stamps each chunk, the writer sends it once the latency is over, at
 // the bandwidth allowed.
 func (p *Proxy) pipe(ctx context.Context, dst, src net.Conn, l *link, fromServer bool) {
-	queue := make(chan chunk, 256)
+	// In flight: chunks read and not yet written, bounded in bytes (a TCP
+	// window's worth), not in chunks: a bound of a few hundred small
+	// chunks would cap a delayed stream far below what a real link of
+	// that latency carries.
+	queue := make(chan chunk, 1<<16)
+	inFlight := semaphore.NewWeighted(maxInFlight)
 	var limiter *rate.Limiter
 	go func() {
 		defer close(queue)
+		buf := make([]byte, 32<<10)
 		for {
-			buf := make([]byte, 32<<10)
 			n, err := src.Read(buf)
 			if n > 0 {
+				if inFlight.Acquire(ctx, int64(n)) != nil {
+					return
+				}
 				p.mu.Lock()
 				if !fromServer && l.serverSpoke {
 					p.roundTrips++
@@ -257,7 +272,7 @@ func (p *Proxy) pipe(ctx context.Context, dst, src net.Conn, l *link, fromServer
 				l.bytes += int64(n)
 				p.mu.Unlock()
 				select {
-				case queue <- chunk{buf[:n], time.Now()}:
+				case queue <- chunk{bytes.Clone(buf[:n]), time.Now()}:
 				case <-ctx.Done():
 					return
 				}
@@ -301,6 +316,7 @@ func (p *Proxy) pipe(ctx context.Context, dst, src net.Conn, l *link, fromServer
 			}
 			data = data[n:]
 		}
+		inFlight.Release(int64(len(c.data)))
 	}
 	if tc, ok := dst.(*net.TCPConn); ok {
 		tc.CloseWrite() // pass the peer's FIN on
