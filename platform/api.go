@@ -87,6 +87,7 @@ func (s *stack) function(d *dataStores, w *workerFleet, role *iam.Role, policy *
 			"REPLICATOR_EGRESS_PORTS":               pulumi.String(awsenv.JoinPorts(s.cfg.Limits().EgressPorts)),
 			"REPLICATOR_DEFAULT_TIME_LIMIT_MINUTES": pulumi.String(strconv.Itoa(s.cfg.DefaultTimeLimitMinutes)),
 			"REPLICATOR_ARTIFACTS_BUCKET":           d.bucket.Bucket, "REPLICATOR_WORKER_KEY": d.workerObject.Key,
+			"REPLICATOR_NOTIFY_TARGETS": pulumi.String(strconv.Itoa(s.cfg.NotifyTargets())),
 		}},
 		Tags: s.tags,
 	}, pulumi.DependsOn([]pulumi.Resource{d.fnLogs, policy}))
@@ -111,7 +112,12 @@ func (s *stack) gateway(fn *lambda.Function) (pulumi.StringOutput, error) {
 			return pulumi.StringOutput{}, err
 		}
 	}
-	stage, err := apigatewayv2.NewStage(ctx, p, &apigatewayv2.StageArgs{ApiId: api.ID(), Name: pulumi.String("$default"), AutoDeploy: pulumi.Bool(true), Tags: s.tags})
+	// Throttling of every route: a caller over it gets 429 Too Many
+	// Requests, which the CLI explains.
+	stage, err := apigatewayv2.NewStage(ctx, p, &apigatewayv2.StageArgs{ApiId: api.ID(), Name: pulumi.String("$default"), AutoDeploy: pulumi.Bool(true),
+		DefaultRouteSettings: &apigatewayv2.StageDefaultRouteSettingsArgs{ThrottlingRateLimit: pulumi.Float64(s.cfg.ThrottleRate),
+			ThrottlingBurstLimit: pulumi.Int(s.cfg.ThrottleBurst)},
+		Tags: s.tags})
 	if err != nil {
 		return pulumi.StringOutput{}, err
 	}

@@ -7,6 +7,7 @@ package platform
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"time"
@@ -56,7 +57,23 @@ type Config struct {
 	EgressAllPorts bool
 	// LogRetentionDays of the Lambda's and the jobs' logs.
 	LogRetentionDays int
+	// NotifyEmails subscribe to the stack's topic of job events (each
+	// address confirms by email); NotifyWebhooks are HTTPS endpoints (Slack
+	// incoming webhooks or any other) that receive each event as JSON.
+	NotifyEmails, NotifyWebhooks []string
+	// Throttling of the API's stage: requests per second and the burst
+	// above it, so that a loop in a script cannot flood the Lambda.
+	ThrottleRate  float64
+	ThrottleBurst int
 }
+
+// Default API throttling: far above what a person or a script watching
+// jobs needs (a watch polls every 2 s), far below what would run up the
+// Lambda's bill.
+const (
+	DefaultThrottleRate  = 10
+	DefaultThrottleBurst = 20
+)
 
 var stackRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,23}$`)
 
@@ -89,7 +106,16 @@ func (c *Config) Defaults() {
 	if c.LogRetentionDays == 0 {
 		c.LogRetentionDays = 30
 	}
+	if c.ThrottleRate == 0 {
+		c.ThrottleRate = DefaultThrottleRate
+	}
+	if c.ThrottleBurst == 0 {
+		c.ThrottleBurst = DefaultThrottleBurst
+	}
 }
+
+// NotifyTargets counts the stack's notification targets.
+func (c *Config) NotifyTargets() int { return len(c.NotifyEmails) + len(c.NotifyWebhooks) }
 
 // DefaultEgressPorts are the ports workers may reach databases on unless
 // setup says otherwise: PostgreSQL's, PgBouncer's and Supabase's pooler's.
@@ -145,12 +171,45 @@ func (c *Config) ValidateOptions() error {
 	if len(c.SecurityGroupIDs) > 0 && (c.EgressAllPorts || len(c.EgressPorts) > 0 && !slices.Equal(c.EgressPorts, DefaultEgressPorts)) {
 		return fmt.Errorf("--egress-ports applies to the security group setup creates; with --security-group-ids, your groups decide what workers reach")
 	}
+	for _, e := range c.NotifyEmails {
+		if !emailRE.MatchString(e) {
+			return fmt.Errorf("--notify-email %q is not an email address", e)
+		}
+	}
+	for _, w := range c.NotifyWebhooks {
+		// An API destination's endpoint must be HTTPS.
+		if u, err := url.Parse(w); err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("--notify-webhook %q: give an https:// URL (EventBridge API destinations call only HTTPS endpoints)", redactURL(w))
+		}
+	}
+	if len(c.NotifyWebhooks) > MaxWebhooks {
+		return fmt.Errorf("--notify-webhook: at most %d webhooks (an EventBridge rule has at most 5 targets, one is the topic)", MaxWebhooks)
+	}
+	if c.ThrottleRate < 0 || c.ThrottleBurst < 0 {
+		return fmt.Errorf("--api-rate-limit and --api-burst-limit must be positive")
+	}
 	for _, p := range c.EgressPorts {
 		if p == HTTPSPort {
 			return fmt.Errorf("--egress-ports: %d is open to the workers for AWS's APIs and is not a database port", p)
 		}
 	}
 	return nil
+}
+
+// MaxWebhooks: an EventBridge rule has at most 5 targets, and the topic is
+// one of them.
+const MaxWebhooks = 4
+
+var emailRE = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+
+// redactURL keeps a webhook's scheme and host: its path is its secret (a
+// Slack webhook's token).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(unreadable URL)"
+	}
+	return u.Scheme + "://" + u.Host + "/..."
 }
 
 // Limits are the bounds the API holds submissions to.
@@ -173,6 +232,8 @@ const (
 	OutVersion        = "version"
 	OutLaunchTemplate = "launchTemplate"
 	OutSecretsKey     = "secretsKeyArn"
+	OutTopic          = "eventsTopicArn"
+	OutDashboard      = "dashboard"
 )
 
 // Names are the stack's fixed resource names.

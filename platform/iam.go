@@ -3,6 +3,7 @@ package platform
 import (
 	"encoding/json"
 
+	"github.com/replicatorhq/replicator/internal/remote/events"
 	"github.com/replicatorhq/replicator/platform/names"
 )
 
@@ -14,8 +15,10 @@ type Policy struct {
 
 // Statement of a policy. A condition value is a string or a list of strings.
 type Statement struct {
-	Sid       string                    `json:"Sid"`
-	Effect    string                    `json:"Effect"`
+	Sid    string `json:"Sid"`
+	Effect string `json:"Effect"`
+	// Principal: in a resource policy only.
+	Principal map[string]any            `json:"Principal,omitempty"`
 	Action    []string                  `json:"Action"`
 	Resource  []string                  `json:"Resource"`
 	Condition map[string]map[string]any `json:"Condition,omitempty"`
@@ -41,6 +44,27 @@ type ARNs struct {
 	SecretPrefix               string // e.g. replicator/prod/jobs/
 	// InstanceTypes workers may be launched as (IAM StringLike patterns).
 	InstanceTypes []string
+}
+
+// defaultBus is the account's default event bus, where job events go.
+func (a ARNs) defaultBus() string {
+	return "arn:" + a.Partition + ":events:" + a.Region + ":" + a.Account + ":event-bus/default"
+}
+
+// jobEvents lets a component put job events on the default bus, and only
+// with the source "replicator" (events:source, a condition key of
+// PutEvents): it cannot pose as another service's events.
+func (a ARNs) jobEvents() Statement {
+	return Statement{Sid: "JobEvents", Effect: "Allow", Action: []string{"events:PutEvents"}, Resource: []string{a.defaultBus()},
+		Condition: map[string]map[string]any{"StringEquals": {"events:source": events.Source}}}
+}
+
+// jobMetrics lets a component publish the platform's metrics.
+// PutMetricData has no resource-level permissions ("*" is the only form);
+// the cloudwatch:namespace condition keeps it to the Replicator namespace.
+func (a ARNs) jobMetrics() Statement {
+	return Statement{Sid: "JobMetrics", Effect: "Allow", Action: []string{"cloudwatch:PutMetricData"}, Resource: []string{"*"},
+		Condition: map[string]map[string]any{"StringEquals": {"cloudwatch:namespace": names.MetricsNamespace}}}
 }
 
 func (a ARNs) secrets() string {
@@ -100,6 +124,8 @@ func LambdaPolicy(a ARNs) Policy {
 		{Sid: "PassWorkerRole", Effect: "Allow", Action: []string{"iam:PassRole"}, Resource: []string{a.WorkerRole}},
 		{Sid: "ReadJobLogs", Effect: "Allow", Action: []string{"logs:GetLogEvents"}, Resource: []string{a.JobsLogGroup + ":log-stream:*"}},
 		{Sid: "OwnLogs", Effect: "Allow", Action: []string{"logs:CreateLogStream", "logs:PutLogEvents"}, Resource: []string{a.LambdaLogGroup + ":*"}},
+		a.jobEvents(),
+		a.jobMetrics(),
 	}}
 }
 
@@ -123,5 +149,7 @@ func WorkerPolicy(a ARNs) Policy {
 		{Sid: "JobSecretKey", Effect: "Allow", Action: []string{"kms:Decrypt"}, Resource: []string{a.SecretsKey}},
 		{Sid: "JobLog", Effect: "Allow", Action: []string{"logs:CreateLogStream", "logs:PutLogEvents"}, Resource: []string{a.JobsLogGroup + ":log-stream:*"}},
 		{Sid: "WorkerBinary", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: []string{a.Bucket + "/worker/*"}},
+		a.jobEvents(),
+		a.jobMetrics(),
 	}}
 }

@@ -67,6 +67,13 @@ func Program(cfg Config) pulumi.RunFunc {
 		if err != nil {
 			return err
 		}
+		n, err := s.notifications()
+		if err != nil {
+			return err
+		}
+		if err := s.dashboard(n); err != nil {
+			return err
+		}
 		ctx.Export(OutAPIURL, a.url)
 		ctx.Export(OutRegion, pulumi.String(at.Region))
 		ctx.Export(OutTable, d.table.Name)
@@ -76,6 +83,8 @@ func Program(cfg Config) pulumi.RunFunc {
 		ctx.Export(OutVersion, pulumi.String(cfg.Version))
 		ctx.Export(OutLaunchTemplate, w.launchTemplate.Name)
 		ctx.Export(OutSecretsKey, d.key.Arn)
+		ctx.Export(OutTopic, n.topic.Arn)
+		ctx.Export(OutDashboard, pulumi.String(s.names.Dashboard()))
 		return nil
 	}
 }

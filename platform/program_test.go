@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/replicatorhq/replicator/internal/remote/events"
 )
 
 // mocks stands in for the AWS provider: every resource is recorded with its
@@ -193,10 +194,19 @@ func TestEveryResourceAndItsProperties(t *testing.T) {
 			t.Errorf("route %s is not AWS_IAM", r.Inputs["routeKey"].StringValue())
 		}
 	}
-	if rule := one(t, m, "aws:cloudwatch/eventRule:EventRule"); rule["scheduleExpression"].StringValue() != "rate(1 minute)" {
+	rules := map[string]resource.PropertyMap{}
+	for _, r := range m.of("aws:cloudwatch/eventRule:EventRule") {
+		rules[r.Name] = r.Inputs
+	}
+	if rule := rules["replicator-test-reaper"]; rule == nil || rule["scheduleExpression"].StringValue() != "rate(1 minute)" {
 		t.Errorf("reaper schedule %v", rule)
 	}
-	one(t, m, "aws:cloudwatch/eventTarget:EventTarget")
+	if rule := rules["replicator-test-notify"]; rule == nil || rule["eventPattern"].StringValue() != events.NotifyPattern("test") {
+		t.Errorf("notify rule %v", rule)
+	}
+	if n := len(m.of("aws:cloudwatch/eventTarget:EventTarget")); n != 2 {
+		t.Errorf("%d event targets, want the reaper's and the topic", n)
+	}
 	if n := len(m.of("aws:lambda/permission:Permission")); n != 2 {
 		t.Errorf("%d lambda permissions, want API Gateway and EventBridge", n)
 	}
@@ -279,7 +289,7 @@ func policies(t *testing.T, m *mocks) map[string]Policy {
 }
 
 // Resource "*" only for actions that have no resource-level permissions.
-var noResourceLevel = map[string]bool{"ec2:DescribeInstances": true}
+var noResourceLevel = map[string]bool{"ec2:DescribeInstances": true, "cloudwatch:PutMetricData": true}
 
 func TestNoWildcardResourceWhereANarrowerARNExists(t *testing.T) {
 	m := run(t, testConfig(t))

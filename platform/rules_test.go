@@ -98,6 +98,11 @@ var nameRules = map[string]nameRule{
 	"aws:imagebuilder/imageRecipe:ImageRecipe":                                 {field: "name", max: 128, pattern: regexp.MustCompile(`^[-_A-Za-z0-9][-_A-Za-z0-9 ]{1,126}[-_A-Za-z0-9]$`), source: "Image Builder: recipe names 3 to 128 characters"},
 	"aws:imagebuilder/infrastructureConfiguration:InfrastructureConfiguration": {field: "name", max: 128, pattern: regexp.MustCompile(`^[-_A-Za-z0-9][-_A-Za-z0-9 ]{1,126}[-_A-Za-z0-9]$`), source: "Image Builder: names 3 to 128 characters"},
 	"aws:imagebuilder/distributionConfiguration:DistributionConfiguration":     {field: "name", max: 128, pattern: regexp.MustCompile(`^[-_A-Za-z0-9][-_A-Za-z0-9 ]{1,126}[-_A-Za-z0-9]$`), source: "Image Builder: names 3 to 128 characters"},
+	"aws:sns/topic:Topic":                                                      {field: "name", max: 256, pattern: regexp.MustCompile(`^[A-Za-z0-9_-]+$`), source: "SNS CreateTopic: 1 to 256 letters, digits, hyphens and underscores"},
+	"aws:cloudwatch/dashboard:Dashboard":                                       {field: "dashboardName", max: 255, pattern: regexp.MustCompile(`^[A-Za-z0-9_-]+$`), source: "CloudWatch PutDashboard: up to 255 of A-Z a-z 0-9 - _"},
+	"aws:cloudwatch/metricAlarm:MetricAlarm":                                   {field: "name", max: 255, source: "CloudWatch PutMetricAlarm: alarm names 1 to 255 characters"},
+	"aws:cloudwatch/eventConnection:EventConnection":                           {field: "name", max: 64, pattern: regexp.MustCompile(`^[.\-_A-Za-z0-9]+$`), source: "EventBridge CreateConnection: names 1 to 64 of [.-_A-Za-z0-9]"},
+	"aws:cloudwatch/eventApiDestination:EventApiDestination":                   {field: "name", max: 64, pattern: regexp.MustCompile(`^[.\-_A-Za-z0-9]+$`), source: "EventBridge CreateApiDestination: names 1 to 64 of [.-_A-Za-z0-9]"},
 }
 
 // Rule: every generated AWS name fits its service's limit at the longest stack
@@ -108,6 +113,8 @@ func TestNamesFitAtTheLongestStackName(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Stack = "abcdefghijklmnopqrstuvwx" // 24, the most stackRE allows
 	cfg.SecurityGroupIDs, cfg.BuildSubnetID, cfg.BuildVPCID = nil, "subnet-build", "vpc-build"
+	cfg.NotifyEmails = []string{"dba@example.com"}
+	cfg.NotifyWebhooks = []string{"https://hooks.example.com/1", "https://hooks.example.com/2", "https://hooks.example.com/3", "https://hooks.example.com/4"}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

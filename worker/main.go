@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -22,7 +23,9 @@ import (
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
+	"github.com/replicatorhq/replicator/internal/remote/events"
 	"github.com/replicatorhq/replicator/internal/remote/logs"
+	"github.com/replicatorhq/replicator/internal/remote/metrics"
 	"github.com/replicatorhq/replicator/internal/remote/secrets"
 	"github.com/replicatorhq/replicator/internal/remote/store"
 	"github.com/replicatorhq/replicator/internal/remote/worker"
@@ -83,7 +86,11 @@ func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin 
 		JobID: jobID, InstanceID: instanceID, Store: store,
 		Secrets: &secrets.Store{SM: clients.SecretsManager, Stack: platform.Stack, Prefix: platform.SecretPrefix},
 		Logs:    &logs.Writer{CW: clients.Logs, Group: platform.LogGroup, Stream: jobID},
-		Tools:   tools, TempDir: os.TempDir(), Log: log.With("job", jobID, "instance", instanceID),
+		Events:  &events.Publisher{Client: clients.EventBridge, Stack: platform.Stack, Log: log},
+		Metrics: &metrics.Publisher{Client: clients.CloudWatch, Stack: platform.Stack, Log: log},
+		// The emulated platform publishes more often than every 30 s.
+		MetricsEvery: durationEnv("REPLICATOR_METRICS_EVERY"),
+		Tools:        tools, TempDir: os.TempDir(), Log: log.With("job", jobID, "instance", instanceID),
 		Allow: allowFromEnv(),
 	}
 	return w.Run(ctx)
@@ -122,4 +129,10 @@ func allowFromEnv() func(netip.Addr) error {
 		}
 		return conninfo.Allowed(a)
 	}
+}
+
+// durationEnv reads a duration from the environment (0 when unset or bad).
+func durationEnv(name string) time.Duration {
+	d, _ := time.ParseDuration(os.Getenv(name))
+	return d
 }

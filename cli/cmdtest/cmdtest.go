@@ -100,6 +100,9 @@ func (a *API) job(id string) (*remote.Job, error) {
 }
 
 func (a *API) Endpoint() string { return "https://api.test" }
+
+// AWSRegion is the fake platform's region.
+func (a *API) AWSRegion() string { return "eu-west-1" }
 func (a *API) Identity(context.Context) (string, error) {
 	return "arn:aws:iam::123456789012:user/test", a.Err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
 	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/platform/names"
 )
 
 // ShowOptions of jobs show.
@@ -44,11 +45,11 @@ func runShow(ctx context.Context, opts *ShowOptions) error {
 	if opts.JSON {
 		return printJSON(opts.IO.Out, j)
 	}
-	printJob(opts.IO.Out, j)
+	printJob(opts.IO.Out, j, names.Of(opts.Target.Stack).DashboardURL(c.AWSRegion()))
 	return nil
 }
 
-func printJob(w io.Writer, j *remote.Job) {
+func printJob(w io.Writer, j *remote.Job, dashboard string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
@@ -78,5 +79,6 @@ func printJob(w io.Writer, j *remote.Job) {
 	}
 	row("message", j.Message)
 	row("error", j.Error)
+	row("dashboard", dashboard)
 	tw.Flush()
 }

@@ -35,6 +35,9 @@ type Flags struct {
 	Detach       bool
 	InstanceType string
 	TimeLimit    time.Duration
+	// Notify and NoNotify choose whether the job's events reach the stack's
+	// notification targets (default: they do, when it has any).
+	Notify, NoNotify bool
 }
 
 // AddFlags registers them.
@@ -45,6 +48,9 @@ func AddFlags(cmd *cobra.Command, f *Flags, submitting bool) {
 		fl.BoolVar(&f.Detach, "detach", false, "with --remote: return once the job is submitted")
 		fl.StringVar(&f.InstanceType, "instance-type", "", "with --remote: worker instance type (default: sized from the source)")
 		fl.DurationVar(&f.TimeLimit, "time-limit", 0, "with --remote: stop the job after this long (default: the platform's, 24h)")
+		fl.BoolVar(&f.Notify, "notify", false, "with --remote: send the job's events to the stack's notification targets (the default when it has any; an error when it has none)")
+		fl.BoolVar(&f.NoNotify, "no-notify", false, "with --remote: send this job's events to no notification target (they still go on EventBridge)")
+		cmd.MarkFlagsMutuallyExclusive("notify", "no-notify")
 	}
 	AddAPIFlags(cmd, f)
 }
@@ -52,7 +58,7 @@ func AddFlags(cmd *cobra.Command, f *Flags, submitting bool) {
 // NeedRemote refuses the submission flags without --remote: they would do
 // nothing.
 func NeedRemote(cmd *cobra.Command) error {
-	return cmdutil.NeedsFlag(cmd, "remote", "detach", "instance-type", "time-limit", "api-url", "region", "stack")
+	return cmdutil.NeedsFlag(cmd, "remote", "detach", "instance-type", "time-limit", "notify", "no-notify", "api-url", "region", "stack")
 }
 
 // AddAPIFlags registers --api-url and --region.
@@ -73,7 +79,15 @@ func (f *Flags) Options(o *remote.Options) {
 	if f.TimeLimit > 0 {
 		o.TimeLimitMinutes = max(1, int(f.TimeLimit.Minutes()))
 	}
+	switch {
+	case f.Notify:
+		o.Notify = ptr(true)
+	case f.NoNotify:
+		o.Notify = ptr(false)
+	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // PollEvery is how often a watched job and its log are read.
 const PollEvery = 2 * time.Second

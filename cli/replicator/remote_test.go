@@ -32,6 +32,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/deploy"
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
+	"github.com/replicatorhq/replicator/internal/remote/events"
 	"github.com/replicatorhq/replicator/internal/testenv/devstack"
 	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
@@ -136,6 +137,10 @@ func TestRemoteInit(t *testing.T) {
 	s := platform(t)
 	remoteDB(t, "remote1", `CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 50000) g;
 	  CREATE TABLE tags (id serial PRIMARY KEY, name text UNIQUE); INSERT INTO tags (name) SELECT 'tag' || g FROM generate_series(1, 100) g;`)
+	inbox, err := s.Subscribe(context.Background(), "remote-init")
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--verify", "--no-roles", "--include-databases", "remote1",
 		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
 	if r.code != 0 {
@@ -169,6 +174,8 @@ func TestRemoteInit(t *testing.T) {
 		return st == "terminated" || st == "shutting-down"
 	})
 	assertNoSecrets(t, s, pair.Source.Password, pair.Target.Password)
+	assertEndEvent(t, inbox, id, events.Succeeded, pair.Source.Password, pair.Target.Password)
+	assertJobMetrics(t, s, id)
 
 	// The job is alice's: bob cannot see or cancel it.
 	r = replicator(t, s.CallerEnv("bob"), "jobs", "show", id)
@@ -182,6 +189,10 @@ func TestRemoteInit(t *testing.T) {
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "list")
 	if r.code != 0 || !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "succeeded") {
 		t.Errorf("alice's list: %s %s", r.stdout, r.stderr)
+	}
+	r = replicator(t, s.CallerEnv("alice"), "jobs", "show", id)
+	if r.code != 0 || !strings.Contains(r.stdout, "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/replicator-replicator") {
+		t.Errorf("jobs show lacks the dashboard: %s %s", r.stdout, r.stderr)
 	}
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "logs", id)
 	if r.code != 0 || !strings.Contains(r.stdout, "copied public.items") {
@@ -236,6 +247,10 @@ func TestRemoteWorkerDiesAndResumes(t *testing.T) {
 	}
 	if src, dst := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db); !reflect.DeepEqual(src, dst) {
 		t.Errorf("target differs after resume:\nsource %v\ntarget %v", src, dst)
+	}
+	r = replicator(t, s.CallerEnv("alice"), "jobs", "show", id)
+	if r.code != 0 || !strings.Contains(r.stdout, "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/replicator-replicator") {
+		t.Errorf("jobs show lacks the dashboard: %s %s", r.stdout, r.stderr)
 	}
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "logs", id)
 	if !strings.Contains(r.stdout, "resuming an interrupted run") {
@@ -571,6 +586,10 @@ func TestRemoteCopyRidesOutALogsOutage(t *testing.T) {
 	}
 	if src, dst := pgtest.TableHashes(t, pair.Source, "remote_logsdown"), pgtest.TableHashes(t, pair.Target, "remote_logsdown"); !reflect.DeepEqual(src, dst) {
 		t.Errorf("target differs")
+	}
+	r = replicator(t, s.CallerEnv("alice"), "jobs", "show", id)
+	if r.code != 0 || !strings.Contains(r.stdout, "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/replicator-replicator") {
+		t.Errorf("jobs show lacks the dashboard: %s %s", r.stdout, r.stderr)
 	}
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "logs", id)
 	if r.code != 0 || !during && !strings.Contains(r.stdout, "job succeeded") {

@@ -38,6 +38,9 @@ type Options struct {
 	TimeLimit, MaxTimeLimit     time.Duration
 	MaxInstanceSize             string
 	EgressPorts                 string
+	NotifyEmails, NotifyHooks   []string
+	APIRate                     float64
+	APIBurst                    int
 	Unlock, Yes                 bool
 }
 
@@ -107,6 +110,10 @@ again. The outputs are remembered, so init --remote needs no flags.`,
 	fl.DurationVar(&opts.MaxTimeLimit, "max-time-limit", 7*24*time.Hour, "longest time limit a job may ask for")
 	fl.StringVar(&opts.MaxInstanceSize, "max-instance-size", remote.DefaultMaxInstanceSize, "largest worker size a job may ask for ("+strings.Join(remote.Sizes, ", ")+")")
 	fl.StringVar(&opts.EgressPorts, "egress-ports", awsenv.JoinPorts(platform.DefaultEgressPorts), "database ports the workers may connect to (besides 443 for AWS's APIs), or all")
+	fl.StringArrayVar(&opts.NotifyEmails, "notify-email", nil, "email address told when a job ends, fails, is relaunched or nears its time limit (repeatable; each address confirms by email first)")
+	fl.StringArrayVar(&opts.NotifyHooks, "notify-webhook", nil, "HTTPS URL (a Slack incoming webhook or any endpoint) that receives each job event as JSON (repeatable, up to 4)")
+	fl.Float64Var(&opts.APIRate, "api-rate-limit", platform.DefaultThrottleRate, "requests per second the job API takes (API Gateway throttling; callers over it get 429)")
+	fl.IntVar(&opts.APIBurst, "api-burst-limit", platform.DefaultThrottleBurst, "requests the job API takes at once above the rate")
 	return cmd
 }
 
@@ -146,7 +153,11 @@ func Target(ctx context.Context, ios *iostreams.IOStreams, region, backend strin
 func (o *Options) config() (platform.Config, error) {
 	cfg := platform.Config{Stack: o.Stack, Version: o.Version, VPCID: o.VPCID, SubnetIDs: o.SubnetIDs, SecurityGroupIDs: o.SecurityGroupIDs,
 		BuildSubnetID: o.BuildSubnetID, DefaultInstanceType: o.InstanceType, MaxConcurrentJobs: o.MaxJobs, DefaultTimeLimitMinutes: int(o.TimeLimit.Minutes()),
-		MaxJobsPerOwner: o.MaxJobsPerOwner, MaxInstanceSize: o.MaxInstanceSize, MaxTimeLimitMinutes: int(o.MaxTimeLimit.Minutes())}
+		MaxJobsPerOwner: o.MaxJobsPerOwner, MaxInstanceSize: o.MaxInstanceSize, MaxTimeLimitMinutes: int(o.MaxTimeLimit.Minutes()),
+		NotifyEmails: o.NotifyEmails, NotifyWebhooks: o.NotifyHooks, ThrottleRate: o.APIRate, ThrottleBurst: o.APIBurst}
+	if o.APIRate <= 0 || o.APIBurst <= 0 {
+		return cfg, fmt.Errorf("--api-rate-limit and --api-burst-limit must be positive")
+	}
 	if o.EgressPorts == "all" {
 		cfg.EgressAllPorts = true
 	} else {

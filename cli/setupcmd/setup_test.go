@@ -16,14 +16,17 @@ func TestSetupFlags(t *testing.T) {
 	r := cmdtest.Run(t, f, out, errOut, setupcmd.NewCmdSetup(f, func(_ context.Context, o *setupcmd.Options) error { got = o; return nil }),
 		"--stack", "prod", "--region", "eu-west-1", "--subnet-ids", "subnet-a,subnet-b", "--security-group-ids", "sg-1",
 		"--build-subnet-id", "subnet-build", "--instance-type", "m7g.large", "--max-jobs", "9", "--time-limit", "6h", "--unlock", "--yes",
-		"--backend", "file:///tmp/state")
+		"--backend", "file:///tmp/state", "--notify-email", "dba@example.com", "--notify-email", "oncall@example.com",
+		"--notify-webhook", "https://hooks.slack.com/services/T/B/X", "--api-rate-limit", "5")
 	if r.Code != 0 || got == nil {
 		t.Fatalf("%d %s", r.Code, r.Err)
 	}
 	want := setupcmd.Options{IO: got.IO, Version: "v0.0.0-test", Region: "eu-west-1", Stack: "prod", Backend: "file:///tmp/state",
 		SubnetIDs: []string{"subnet-a", "subnet-b"}, SecurityGroupIDs: []string{"sg-1"}, BuildSubnetID: "subnet-build",
 		InstanceType: "m7g.large", MaxJobs: 9, MaxJobsPerOwner: 2, TimeLimit: 6 * time.Hour, MaxTimeLimit: 7 * 24 * time.Hour,
-		MaxInstanceSize: "4xlarge", EgressPorts: "5432,6432,6543", Unlock: true, Yes: true}
+		MaxInstanceSize: "4xlarge", EgressPorts: "5432,6432,6543", Unlock: true, Yes: true,
+		NotifyEmails: []string{"dba@example.com", "oncall@example.com"}, NotifyHooks: []string{"https://hooks.slack.com/services/T/B/X"},
+		APIRate: 5, APIBurst: 20}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("options\n%+v\nwant\n%+v", *got, want)
 	}

@@ -271,7 +271,7 @@ func (c *copier) run(ctx context.Context, parts <-chan *part, indexCh chan<- ind
 		t.progress.Begin()
 		var rows, bytes int64
 		err := retry.Do(ctx, r.opts.Retry, func(err error, wait time.Duration) {
-			r.warn(w.name, "copy %s failed (%s); retrying in %s", t.Name, oneLine(err), wait.Round(time.Millisecond))
+			r.retrying(w.name, "copy %s failed (%s); retrying in %s", t.Name, oneLine(err), wait.Round(time.Millisecond))
 		}, func() error {
 			var err error
 			rows, bytes, err = c.copyOnce(ctx, p)

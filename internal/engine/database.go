@@ -277,7 +277,7 @@ func (r *run) finishSteps(ctx context.Context, w *dbWork, archive, archiveDir st
 		resuming := seen
 		err := r.step(ctx, w.name, s.name, func() error {
 			return retry.Do(ctx, r.opts.Retry, func(err error, wait time.Duration) {
-				r.warn(w.name, "%s failed (%s); retrying in %s", s.name, oneLine(err), wait.Round(time.Millisecond))
+				r.retrying(w.name, "%s failed (%s); retrying in %s", s.name, oneLine(err), wait.Round(time.Millisecond))
 			}, func() error {
 				err := s.fn(resuming)
 				resuming = true
@@ -333,7 +333,7 @@ const sourceSessionSQL = `
 SET statement_timeout = 0;
 SET lock_timeout = 0;
 SET idle_in_transaction_session_timeout = 0;
-`+noTransactionTimeout+`
+` + noTransactionTimeout + `
 SET row_security = off;
 SET extra_float_digits = 3;
 SET DateStyle = ISO;

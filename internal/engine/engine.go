@@ -367,6 +367,12 @@ func (r *run) warn(db, format string, args ...any) {
 	r.emit(progress.Event{Kind: progress.Warning, Database: db, Message: msg})
 }
 
+// retrying warns of a transient failure about to be retried, and counts it.
+func (r *run) retrying(db, format string, args ...any) {
+	r.tracker.Retried()
+	r.warn(db, format, args...)
+}
+
 func (r *run) info(db, format string, args ...any) {
 	r.emit(progress.Event{Kind: progress.Info, Database: db, Message: fmt.Sprintf(format, args...)})
 }

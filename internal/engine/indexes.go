@@ -128,7 +128,7 @@ func (r *run) indexWorker(ctx context.Context, w *dbWork, tasks <-chan indexTask
 			what = "index " + task.index.Name.String()
 		}
 		err := retry.Do(ctx, r.opts.Retry, func(err error, wait time.Duration) {
-			r.warn(w.name, "%s failed (%s); retrying in %s", what, oneLine(err), wait.Round(time.Millisecond))
+			r.retrying(w.name, "%s failed (%s); retrying in %s", what, oneLine(err), wait.Round(time.Millisecond))
 		}, func() error {
 			err := ix.once(ctx, &task)
 			if err != nil {

@@ -42,7 +42,7 @@ func (r *run) copyLargeObjects(ctx context.Context, w *dbWork) error {
 			defer c.reset()
 			for batch := range batches {
 				err := retry.Do(gctx, r.opts.Retry, func(err error, wait time.Duration) {
-					r.warn(w.name, "large objects %d-%d failed (%s); retrying in %s", batch[0], batch[len(batch)-1], oneLine(err), wait.Round(time.Millisecond))
+					r.retrying(w.name, "large objects %d-%d failed (%s); retrying in %s", batch[0], batch[len(batch)-1], oneLine(err), wait.Round(time.Millisecond))
 				}, func() error {
 					err := c.copyBlobs(gctx, batch)
 					if err != nil {

@@ -61,14 +61,16 @@ var Discard Sink = SinkFunc(func(Event) {})
 
 // Snapshot is overall progress at one moment.
 type Snapshot struct {
-	TablesDone  int             `json:"tables_done"`
-	TablesTotal int             `json:"tables_total"`
-	Rows        int64           `json:"rows"`
-	Bytes       int64           `json:"bytes"`
-	Percent     float64         `json:"percent"`
-	ETASeconds  float64         `json:"eta_seconds,omitempty"`
-	ElapsedSecs float64         `json:"elapsed_seconds"`
-	Active      []TableProgress `json:"active,omitempty"`
+	TablesDone  int     `json:"tables_done"`
+	TablesTotal int     `json:"tables_total"`
+	Rows        int64   `json:"rows"`
+	Bytes       int64   `json:"bytes"`
+	Percent     float64 `json:"percent"`
+	ETASeconds  float64 `json:"eta_seconds,omitempty"`
+	ElapsedSecs float64 `json:"elapsed_seconds"`
+	// Retries counts the transient failures retried so far.
+	Retries int64           `json:"retries,omitempty"`
+	Active  []TableProgress `json:"active,omitempty"`
 }
 
 // TableProgress is one table being copied.
@@ -87,10 +89,18 @@ type TableProgress struct {
 type Tracker struct {
 	start time.Time
 
-	mu     sync.Mutex
-	tables map[string]*Table
-	order  []string
-	total  float64
+	mu      sync.Mutex
+	tables  map[string]*Table
+	order   []string
+	total   float64
+	retries int64
+}
+
+// Retried counts one retried failure.
+func (tr *Tracker) Retried() {
+	tr.mu.Lock()
+	tr.retries++
+	tr.mu.Unlock()
 }
 
 // NewTracker starts the clock.
@@ -193,7 +203,7 @@ func (tr *Tracker) Remove(db, name string) {
 func (tr *Tracker) Snapshot() Snapshot {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	s := Snapshot{TablesTotal: len(tr.tables), ElapsedSecs: time.Since(tr.start).Seconds()}
+	s := Snapshot{TablesTotal: len(tr.tables), ElapsedSecs: time.Since(tr.start).Seconds(), Retries: tr.retries}
 	var doneWeight float64
 	for _, key := range tr.order {
 		t := tr.tables[key]

@@ -88,7 +88,15 @@ type Options struct {
 	// SourceBytes is the CLI's estimate of the data size, used to size the
 	// worker when no instance type is given.
 	SourceBytes int64 `json:"source_bytes,omitempty"`
+	// Notify: the job's events go to the stack's notification targets
+	// (nil: yes when the stack has any; false: --no-notify; true:
+	// --notify, refused by a stack with none).
+	Notify *bool `json:"notify,omitempty"`
 }
+
+// Notifies reports whether the job's events go to the stack's notification
+// targets.
+func (o Options) Notifies() bool { return o.Notify == nil || *o.Notify }
 
 // Request is the body of POST /jobs.
 type Request struct {
@@ -108,27 +116,35 @@ type Request struct {
 
 // Job is the record of one remote job.
 type Job struct {
-	ID           string             `json:"id"`
-	Owner        string             `json:"owner"`
-	Command      string             `json:"command"`
-	Status       Status             `json:"status"`
-	Source       string             `json:"source"` // redacted
-	Target       string             `json:"target"` // redacted
-	Filters      filter.Spec        `json:"filters"`
-	Options      Options            `json:"options"`
-	SecretARN    string             `json:"secret_arn,omitempty"`
-	InstanceID   string             `json:"instance_id,omitempty"`
-	InstanceType string             `json:"instance_type,omitempty"`
-	Attempts     int                `json:"attempts"`
-	CreatedAt    time.Time          `json:"created_at"`
-	UpdatedAt    time.Time          `json:"updated_at"`
-	StartedAt    *time.Time         `json:"started_at,omitempty"`
-	FinishedAt   *time.Time         `json:"finished_at,omitempty"`
-	HeartbeatAt  *time.Time         `json:"heartbeat_at,omitempty"`
-	CancelAsked  bool               `json:"cancel_requested,omitempty"`
-	Error        string             `json:"error,omitempty"`
-	Progress     *progress.Snapshot `json:"progress,omitempty"`
-	Message      string             `json:"message,omitempty"` // the last step or warning, for people
+	ID           string      `json:"id"`
+	Owner        string      `json:"owner"`
+	Command      string      `json:"command"`
+	Status       Status      `json:"status"`
+	Source       string      `json:"source"` // redacted
+	Target       string      `json:"target"` // redacted
+	Filters      filter.Spec `json:"filters"`
+	Options      Options     `json:"options"`
+	SecretARN    string      `json:"secret_arn,omitempty"`
+	InstanceID   string      `json:"instance_id,omitempty"`
+	InstanceType string      `json:"instance_type,omitempty"`
+	Attempts     int         `json:"attempts"`
+	CreatedAt    time.Time   `json:"created_at"`
+	UpdatedAt    time.Time   `json:"updated_at"`
+	StartedAt    *time.Time  `json:"started_at,omitempty"`
+	FinishedAt   *time.Time  `json:"finished_at,omitempty"`
+	HeartbeatAt  *time.Time  `json:"heartbeat_at,omitempty"`
+	CancelAsked  bool        `json:"cancel_requested,omitempty"`
+	// LimitWarned: the "time limit near" event went out.
+	LimitWarned bool               `json:"limit_warned,omitempty"`
+	Error       string             `json:"error,omitempty"`
+	Progress    *progress.Snapshot `json:"progress,omitempty"`
+	Message     string             `json:"message,omitempty"` // the last step or warning, for people
+}
+
+// LimitWarning is how long before its time limit a job's "time limit near"
+// event goes out: 15 minutes, or a fifth of a shorter limit.
+func (j *Job) LimitWarning() time.Duration {
+	return min(15*time.Minute, time.Duration(j.Options.TimeLimitMinutes)*time.Minute/5)
 }
 
 // Deadline is when the job's time limit runs out (zero without a start).

@@ -67,6 +67,40 @@ func (n Names) Image() string { return n.Prefix() + "-worker" }
 // so that teardown removes it).
 func (n Names) ImageLogGroup() string { return "/aws/imagebuilder/" + n.Image() }
 
+// Topic is the SNS topic job events are sent to (topic names: at most 256
+// letters, digits, hyphens and underscores).
+func (n Names) Topic() string { return n.Prefix() + "-events" }
+
+// NotifyRule is the EventBridge rule that sends the stack's job events to
+// its topic and webhooks (rule names: at most 64 of [.-_A-Za-z0-9]).
+func (n Names) NotifyRule() string { return n.Prefix() + "-notify" }
+
+// Webhook is the EventBridge connection and API destination of the i-th
+// webhook (both: at most 64 of [.-_A-Za-z0-9]).
+func (n Names) Webhook(i int) string { return fmt.Sprintf("%s-webhook-%d", n.Prefix(), i+1) }
+
+// Dashboard is the stack's CloudWatch dashboard (at most 255 of
+// [-_A-Za-z0-9]).
+func (n Names) Dashboard() string { return n.Prefix() }
+
+// DashboardURL is the console page of the stack's dashboard in region (the
+// console's domain follows the partition: China and GovCloud have theirs).
+func (n Names) DashboardURL(region string) string {
+	host := region + ".console.aws.amazon.com"
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		host = "console.amazonaws.cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		host = "console.amazonaws-us-gov.com"
+	}
+	return "https://" + host + "/cloudwatch/home?region=" + region + "#dashboards/dashboard/" + n.Dashboard()
+}
+
+// MetricsNamespace is where workers publish their metrics, the same for
+// every stack (the Stack dimension tells them apart); the workers' IAM
+// policy allows no other (cloudwatch:namespace).
+const MetricsNamespace = "Replicator"
+
 // API is the HTTP API's name.
 func (n Names) API() string { return n.Prefix() }
 

@@ -129,6 +129,10 @@ func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2
 	if errors.As(err, &fe) {
 		return reply(http.StatusBadRequest, errorBody{Error: "invalid job", Fields: fe}), nil
 	}
+	if r.Options.Notify != nil && *r.Options.Notify && a.Config.NotifyTargets == 0 {
+		return reply(http.StatusBadRequest, errorBody{Error: "invalid job", Fields: remote.FieldErrors{
+			"options.notify": "this stack has no notification targets: run replicator setup with --notify-email or --notify-webhook, or drop --notify"}}), nil
+	}
 	if r.Options.TimeLimitMinutes == 0 {
 		r.Options.TimeLimitMinutes = min(a.Config.DefaultTimeLimitMinutes, a.Config.MaxTimeLimitMinutes)
 	}

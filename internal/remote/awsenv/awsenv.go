@@ -14,10 +14,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 	"github.com/replicatorhq/replicator/internal/remote"
 )
 
@@ -56,6 +60,10 @@ type Config struct {
 	// created is a submission that stopped halfway (REPLICATOR_SUBMIT_TIMEOUT).
 	SubmitTimeout time.Duration
 	MaxAttempts   int // REPLICATOR_MAX_ATTEMPTS
+	// NotifyTargets counts the stack's notification targets (emails and
+	// webhooks; REPLICATOR_NOTIFY_TARGETS): a job that asks for --notify on
+	// a stack with none is refused.
+	NotifyTargets int
 }
 
 // Defaults of the limits, when the environment does not set them.
@@ -95,6 +103,7 @@ func (c Config) Env() []string {
 		"REPLICATOR_CANCEL_GRACE=" + c.CancelGrace.String(),
 		"REPLICATOR_SUBMIT_TIMEOUT=" + c.SubmitTimeout.String(),
 		"REPLICATOR_MAX_ATTEMPTS=" + strconv.Itoa(c.MaxAttempts),
+		"REPLICATOR_NOTIFY_TARGETS=" + strconv.Itoa(c.NotifyTargets),
 	}
 }
 
@@ -141,6 +150,7 @@ func FromEnv() (Config, error) {
 		{"REPLICATOR_MAX_TIME_LIMIT_MINUTES", &c.MaxTimeLimitMinutes, remote.MaxTimeLimitMinutes},
 		{"REPLICATOR_DEFAULT_TIME_LIMIT_MINUTES", &c.DefaultTimeLimitMinutes, DefaultTimeLimitMinutes},
 		{"REPLICATOR_MAX_ATTEMPTS", &c.MaxAttempts, DefaultMaxAttempts},
+		{"REPLICATOR_NOTIFY_TARGETS", &c.NotifyTargets, 0},
 	}
 	for _, i := range ints {
 		*i.dst = i.def
@@ -213,6 +223,8 @@ type Clients struct {
 	EC2            *ec2.Client
 	SecretsManager *secretsmanager.Client
 	Logs           *cloudwatchlogs.Client
+	EventBridge    *eventbridge.Client
+	CloudWatch     *cloudwatch.Client
 }
 
 // Load builds the clients from the default credential chain.
@@ -224,5 +236,16 @@ func Load(ctx context.Context, opts ...func(*config.LoadOptions) error) (*Client
 	return &Clients{
 		AWS: cfg, DynamoDB: dynamodb.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg),
 		SecretsManager: secretsmanager.NewFromConfig(cfg), Logs: cloudwatchlogs.NewFromConfig(cfg),
+		EventBridge: eventbridge.NewFromConfig(cfg), CloudWatch: NewCloudWatch(cfg),
 	}, nil
+}
+
+// NewCloudWatch is a CloudWatch client that speaks the Query protocol, which
+// every CloudWatch endpoint serves (its model lists awsQuery beside JSON and
+// CBOR), instead of the SDK's default CBOR, which moto cannot read: the
+// same calls then run against moto in the tests.
+func NewCloudWatch(cfg aws.Config) *cloudwatch.Client {
+	return cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
+		o.Protocol = awsquery.New(schemas.GraniteServiceVersion20100801)
+	})
 }

@@ -19,7 +19,7 @@ const RecordEnv = "REPLICATOR_RECORD_AWS_CALLS"
 // iamPrefix maps SDK service ids to IAM action prefixes.
 var iamPrefix = map[string]string{
 	"DynamoDB": "dynamodb", "EC2": "ec2", "Secrets Manager": "secretsmanager", "CloudWatch Logs": "logs",
-	"STS": "sts", "S3": "s3", "KMS": "kms",
+	"STS": "sts", "S3": "s3", "KMS": "kms", "EventBridge": "events", "CloudWatch": "cloudwatch",
 }
 
 var recordMu sync.Mutex

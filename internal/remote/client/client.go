@@ -36,6 +36,8 @@ import (
 // command tests swap in their own.
 type API interface {
 	Endpoint() string
+	// AWSRegion is the platform's region.
+	AWSRegion() string
 	Identity(ctx context.Context) (string, error)
 	Submit(ctx context.Context, r *remote.Request) (*remote.Job, error)
 	Get(ctx context.Context, id string) (*remote.Job, error)
@@ -109,6 +111,9 @@ func New(ctx context.Context, apiURL, region string) (*Client, error) {
 
 // Endpoint is the API's URL.
 func (c *Client) Endpoint() string { return c.BaseURL }
+
+// AWSRegion is the platform's region.
+func (c *Client) AWSRegion() string { return c.Region }
 
 // Identity is who the requests are signed as.
 func (c *Client) Identity(ctx context.Context) (string, error) {
@@ -223,6 +228,9 @@ func (c *Client) doWith(ctx context.Context, method, path string, query url.Valu
 				why = resp.Status
 			}
 			e.Msg = fmt.Sprintf("the job API refused these AWS credentials: %s (refresh them, e.g. aws sso login; check the profile and that the region is the platform's)", strings.TrimSuffix(why, "."))
+		case resp.StatusCode == http.StatusTooManyRequests:
+			// API Gateway's stage throttling (setup --api-rate-limit).
+			e.Msg = "the job API is throttling requests (429 Too Many Requests: over the stack's rate limit); wait a moment and try again, or raise it with replicator setup --api-rate-limit"
 		case e.Gateway != "":
 			e.Msg = fmt.Sprintf("job API answered %s: %s", resp.Status, e.Gateway)
 		default:

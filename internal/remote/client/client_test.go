@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -50,5 +51,13 @@ func TestSubmitRetriesUnderOneKey(t *testing.T) {
 	})
 	if _, err := c.Submit(context.Background(), &remote.Request{Command: "init"}); err == nil || len(keys) != 1 {
 		t.Errorf("429: %v after %d attempts", err, len(keys))
+	}
+	// API Gateway's own throttling (the stage's rate limit) is explained.
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"message":"Too Many Requests"}`, http.StatusTooManyRequests)
+	})
+	if _, err := c.Get(context.Background(), "j-aaaaaaaaaaaaaaaa"); err == nil || !strings.Contains(err.Error(), "throttling requests") ||
+		!strings.Contains(err.Error(), "replicator setup --api-rate-limit") {
+		t.Errorf("throttled: %v", err)
 	}
 }

@@ -14,8 +14,10 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/remote/api"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
+	jobevents "github.com/replicatorhq/replicator/internal/remote/events"
 	"github.com/replicatorhq/replicator/internal/remote/launch"
 	"github.com/replicatorhq/replicator/internal/remote/lifecycle"
+	"github.com/replicatorhq/replicator/internal/remote/metrics"
 	"github.com/replicatorhq/replicator/internal/remote/reaper"
 	"github.com/replicatorhq/replicator/internal/remote/secrets"
 	"github.com/replicatorhq/replicator/internal/remote/store"
@@ -49,7 +51,10 @@ func With(ctx context.Context, cfg awsenv.Config, c *awsenv.Clients, log *slog.L
 	secrets := &secrets.Store{SM: c.SecretsManager, Stack: cfg.Stack, Prefix: cfg.SecretPrefix, KMSKeyID: cfg.KMSKeyID}
 	launcher := &launch.Launcher{EC2: c.EC2, Stack: cfg.Stack, LaunchTemplate: cfg.LaunchTemplate, Version: cfg.LaunchTemplateVersion,
 		SubnetIDs: cfg.SubnetIDs, Table: cfg.Table}
-	life := &lifecycle.Lifecycle{Store: jobStore, Secrets: secrets, Launcher: launcher, EC2: c.EC2, InstanceARN: cfg.InstanceARN, Log: log}
+	publisher := &jobevents.Publisher{Client: c.EventBridge, Stack: cfg.Stack, Log: log}
+	meter := &metrics.Publisher{Client: c.CloudWatch, Stack: cfg.Stack, Log: log}
+	life := &lifecycle.Lifecycle{Store: jobStore, Secrets: secrets, Launcher: launcher, EC2: c.EC2, InstanceARN: cfg.InstanceARN,
+		Events: publisher, Metrics: meter, Log: log}
 	// Workers learn the platform's names from the table.
 	if err := jobStore.PutPlatform(ctx, store.Platform{LogGroup: cfg.LogGroup, SecretPrefix: cfg.SecretPrefix, Stack: cfg.Stack,
 		ArtifactsBucket: cfg.ArtifactsBucket, WorkerKey: cfg.WorkerKey}); err != nil {
@@ -57,7 +62,7 @@ func With(ctx context.Context, cfg awsenv.Config, c *awsenv.Clients, log *slog.L
 	}
 	return &Handler{
 		API:    &api.API{Config: cfg, Store: jobStore, Secrets: secrets, Life: life, Logs: c.Logs, Log: log},
-		Reaper: &reaper.Reaper{Config: cfg, Store: jobStore, Life: life, EC2: c.EC2, Log: log},
+		Reaper: &reaper.Reaper{Config: cfg, Store: jobStore, Life: life, EC2: c.EC2, Events: publisher, Metrics: meter, Log: log},
 	}, nil
 }
 

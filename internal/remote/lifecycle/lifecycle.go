@@ -15,7 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/events"
 	"github.com/replicatorhq/replicator/internal/remote/launch"
+	"github.com/replicatorhq/replicator/internal/remote/metrics"
 	"github.com/replicatorhq/replicator/internal/remote/secrets"
 	"github.com/replicatorhq/replicator/internal/remote/store"
 )
@@ -31,7 +33,10 @@ type Lifecycle struct {
 	EC2 *ec2.Client
 	// InstanceARN names an instance for the secret's tag.
 	InstanceARN func(id string) string
-	Log         *slog.Logger
+	// Events announces jobs that end and Metrics counts them (nil: nothing).
+	Events  *events.Publisher
+	Metrics *metrics.Publisher
+	Log     *slog.Logger
 }
 
 // Launch starts a worker for j, which must still be in j.Status on
@@ -114,6 +119,8 @@ func (l *Lifecycle) End(ctx context.Context, j *remote.Job, e End) (*remote.Job,
 		l.log().Warn("delete the secret of an ended job", "job", j.ID, "err", err)
 	}
 	l.log().Info("job ended", "job", j.ID, "status", e.To, "reason", msg)
+	l.Events.Publish(ctx, events.Ended(e.To), ended)
+	l.Metrics.Ended(ctx, string(e.To))
 	return ended, nil
 }
 

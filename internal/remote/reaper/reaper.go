@@ -18,8 +18,10 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
+	"github.com/replicatorhq/replicator/internal/remote/events"
 	"github.com/replicatorhq/replicator/internal/remote/launch"
 	"github.com/replicatorhq/replicator/internal/remote/lifecycle"
+	"github.com/replicatorhq/replicator/internal/remote/metrics"
 	"github.com/replicatorhq/replicator/internal/remote/store"
 )
 
@@ -33,7 +35,11 @@ type Reaper struct {
 	Store  *store.Store
 	Life   *lifecycle.Lifecycle
 	EC2    *ec2.Client
-	Log    *slog.Logger
+	// Events announces relaunches and time limits about to run out;
+	// Metrics records the number of active jobs.
+	Events  *events.Publisher
+	Metrics *metrics.Publisher
+	Log     *slog.Logger
 }
 
 // Report counts what one pass did.
@@ -42,6 +48,8 @@ type Report struct {
 	// Incomplete: submissions failed for want of their secret. Corrected:
 	// slot counters moved to the count of active jobs.
 	Incomplete, Corrected int
+	// LimitNear: jobs told their time limit runs out soon.
+	LimitNear int
 }
 
 // Run makes one pass.
@@ -51,6 +59,7 @@ func (r *Reaper) Run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.Metrics.Active(ctx, len(active))
 	now := r.Store.Now()
 	for _, j := range active {
 		if err := r.check(ctx, j, now, rep); err != nil && !errors.Is(err, store.ErrConflict) {
@@ -101,6 +110,9 @@ func (r *Reaper) check(ctx context.Context, j *remote.Job, now time.Time, rep *R
 	if j.HeartbeatAt != nil {
 		last = *j.HeartbeatAt
 	}
+	if dl := j.Deadline(); j.Status == remote.Running && !j.LimitWarned && !dl.IsZero() && now.After(dl.Add(-j.LimitWarning())) && now.Before(dl) {
+		r.warnLimit(ctx, j, rep)
+	}
 	switch {
 	case j.Status == remote.Queued && j.SecretARN == "" && now.Sub(j.CreatedAt) > r.Config.SubmitTimeout:
 		// The API stopped between storing the job and its secret: nothing can
@@ -145,7 +157,22 @@ func (r *Reaper) relaunch(ctx context.Context, j *remote.Job, rep *Report) error
 	}
 	rep.Relaunched++
 	r.Log.Info("relaunched", "job", j.ID, "old", j.InstanceID, "new", started.InstanceID)
+	r.Events.Publish(ctx, events.Relaunched, started)
 	return nil
+}
+
+// warnLimit announces, once, that a running job's time limit runs out soon.
+func (r *Reaper) warnLimit(ctx context.Context, j *remote.Job, rep *Report) {
+	warned, err := r.Store.Transition(ctx, j.ID, store.Change{From: []remote.Status{remote.Running}, IfInstance: j.InstanceID,
+		Set: map[string]any{"limit_warned": true}})
+	if err != nil {
+		if !errors.Is(err, store.ErrConflict) {
+			r.Log.Warn("mark the time limit warned", "job", j.ID, "err", err)
+		}
+		return
+	}
+	rep.LimitNear++
+	r.Events.Publish(ctx, events.LimitNear, warned)
 }
 
 // finish ends a job the reaper gave up on: status, instance, secret.

@@ -2,6 +2,7 @@ package reaper_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
+	"github.com/replicatorhq/replicator/internal/remote/events"
 	"github.com/replicatorhq/replicator/internal/remote/launch"
 	"github.com/replicatorhq/replicator/internal/remote/secrets"
 	"github.com/replicatorhq/replicator/internal/remote/store"
@@ -181,4 +183,47 @@ func instanceTag(t *testing.T, jobID string) string {
 		}
 	}
 	return ""
+}
+
+// The reaper tells the topic, once, when a running job's time limit is
+// near (the last 15 minutes of a 60-minute limit), and when it relaunches
+// a silent worker.
+func TestTimeLimitNearAndRelaunchAreAnnounced(t *testing.T) {
+	ctx := context.Background()
+	inbox, err := stack.Subscribe(ctx, "reaper-events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	soon := job(t, remote.Running, map[string]any{"heartbeat_at": time.Now().UTC().Add(time.Hour)})
+	at(t, 40*time.Minute) // 20 minutes left: not yet
+	at(t, 50*time.Minute)
+	at(t, 51*time.Minute) // announced already
+	if got, _ := stack.Store().Get(ctx, soon.ID); !got.LimitWarned || got.Status != remote.Running {
+		t.Errorf("job near its limit: %+v", got)
+	}
+	silent := job(t, remote.Running, nil)
+	at(t, 2*time.Minute)
+	kinds := map[string][]string{}
+	msgs, err := inbox.Receive(ctx, 4*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		var e struct {
+			DetailType string        `json:"detail-type"`
+			Detail     events.Detail `json:"detail"`
+		}
+		if json.Unmarshal([]byte(m), &e) == nil {
+			kinds[e.Detail.JobID] = append(kinds[e.Detail.JobID], e.DetailType)
+			if e.Detail.JobID == soon.ID && (e.Detail.Deadline == nil || e.Detail.Deadline.Sub(*soon.StartedAt) != time.Hour) {
+				t.Errorf("limit-near event without its deadline: %+v", e.Detail)
+			}
+		}
+	}
+	if got := kinds[soon.ID]; len(got) != 1 || got[0] != string(events.LimitNear) {
+		t.Errorf("events of the job near its limit: %v", got)
+	}
+	if got := kinds[silent.ID]; len(got) != 1 || got[0] != string(events.Relaunched) {
+		t.Errorf("events of the silent job: %v", got)
+	}
 }

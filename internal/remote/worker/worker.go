@@ -24,8 +24,10 @@ import (
 	"github.com/replicatorhq/replicator/internal/redact"
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
+	"github.com/replicatorhq/replicator/internal/remote/events"
 	"github.com/replicatorhq/replicator/internal/remote/lifecycle"
 	"github.com/replicatorhq/replicator/internal/remote/logs"
+	"github.com/replicatorhq/replicator/internal/remote/metrics"
 	"github.com/replicatorhq/replicator/internal/remote/secrets"
 	"github.com/replicatorhq/replicator/internal/remote/store"
 	"github.com/replicatorhq/replicator/internal/runner"
@@ -40,10 +42,16 @@ type Worker struct {
 	Store             *store.Store
 	Secrets           *secrets.Store
 	Logs              *logs.Writer
-	Tools             *pgtools.Tools
-	HeartbeatEvery    time.Duration
-	TempDir           string
-	Log               *slog.Logger
+	// Events announces the job's end (nil announces nothing).
+	Events *events.Publisher
+	// Metrics publishes the job's progress every MetricsEvery (default
+	// metrics.Every).
+	Metrics        *metrics.Publisher
+	MetricsEvery   time.Duration
+	Tools          *pgtools.Tools
+	HeartbeatEvery time.Duration
+	TempDir        string
+	Log            *slog.Logger
 }
 
 var (
@@ -82,7 +90,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() { w.heartbeat(hbCtx, cancel, s); close(hbDone) }()
 	defer func() { stopHeartbeat(); <-hbDone }()
 
+	if w.MetricsEvery == 0 {
+		w.MetricsEvery = metrics.Every
+	}
+	metricsCtx, stopMetrics := context.WithCancel(runCtx)
+	metricsDone := make(chan struct{})
+	go func() { w.Metrics.Job(metricsCtx, job.ID, w.MetricsEvery, s.snapshot); close(metricsDone) }()
 	runErr := w.execute(runCtx, job, s)
+	stopMetrics()
+	<-metricsDone
 	cause := context.Cause(runCtx)
 	cancel(nil)
 	if errors.Is(cause, errReplaced) {
@@ -154,7 +170,7 @@ func (w *Worker) finish(job *remote.Job, s *sink, status remote.Status, msg stri
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	life := &lifecycle.Lifecycle{Store: w.Store, Secrets: w.Secrets, Log: w.Log}
+	life := &lifecycle.Lifecycle{Store: w.Store, Secrets: w.Secrets, Events: w.Events, Metrics: w.Metrics, Log: w.Log}
 	if _, err := life.End(ctx, job, lifecycle.End{To: status, Error: msg, Message: message, From: []remote.Status{remote.Running}, IfInstance: w.InstanceID,
 		OwnInstance: true, Set: final}); err != nil {
 		return fmt.Errorf("record final status: %w", err)

@@ -14,6 +14,7 @@ import (
 	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	etypes "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/replicatorhq/replicator/internal/remote"
@@ -60,6 +61,10 @@ type Options struct {
 	ReaperEvery time.Duration
 	// WorkerLog receives the workers' stderr (default discarded).
 	WorkerLog io.Writer
+	// NoNotifyTargets deploys the stack without notification targets (a
+	// job's --notify is then refused); by default it has the topic, which a
+	// test subscribes to.
+	NoNotifyTargets bool
 	// WorkerEnv and WorkerArgs are added to every worker's environment and
 	// command line (a Logs endpoint in an outage, older client tools).
 	WorkerEnv, WorkerArgs []string
@@ -76,9 +81,13 @@ type Stack struct {
 	Handler  *lambdafn.Handler
 	API      *APIServer
 	Launcher *Launcher
-	ownMoto  bool
-	cancel   context.CancelFunc
-	done     chan struct{}
+	// Topic is the ARN of the stack's SNS topic of job events.
+	Topic      string
+	bridge     *bridge
+	bridgeDone chan struct{}
+	ownMoto    bool
+	cancel     context.CancelFunc
+	done       chan struct{}
 }
 
 // Account is moto's default account id.
@@ -101,6 +110,9 @@ func (o *Options) config() awsenv.Config {
 		if *dst == "" {
 			*dst = v
 		}
+	}
+	if !o.NoNotifyTargets && cfg.NotifyTargets == 0 {
+		cfg.NotifyTargets = 1
 	}
 	for dst, v := range map[*int]int{&cfg.MaxActiveJobs: awsenv.DefaultMaxActiveJobs, &cfg.DefaultTimeLimitMinutes: 60, &cfg.MaxAttempts: awsenv.DefaultMaxAttempts,
 		&cfg.MaxJobsPerOwner: awsenv.DefaultMaxJobsPerOwner, &cfg.MaxTimeLimitMinutes: remote.MaxTimeLimitMinutes} {
@@ -172,6 +184,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		defer close(s.done)
 		s.loop(runCtx, o.ReaperEvery)
 	}()
+	if s.bridge != nil {
+		s.bridgeDone = make(chan struct{})
+		go func() { defer close(s.bridgeDone); s.bridge.run(runCtx) }()
+	}
 	return s, nil
 }
 
@@ -199,6 +215,9 @@ func (s *Stack) Stop() {
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
+		if s.bridgeDone != nil {
+			<-s.bridgeDone
+		}
 	}
 	if s.API != nil {
 		s.API.Stop()
@@ -217,7 +236,9 @@ func (s *Stack) PlatformEnv() []string {
 		"AWS_ENDPOINT_URL="+s.Gate.URL, "AWS_ACCESS_KEY_ID="+platformCreds.AccessKey,
 		"AWS_SECRET_ACCESS_KEY="+platformCreds.SecretKey, "AWS_REGION="+Region, "AWS_EC2_METADATA_DISABLED=true",
 		// The test databases are on loopback, which real workers refuse.
-		"REPLICATOR_ALLOW_LOOPBACK=1")
+		"REPLICATOR_ALLOW_LOOPBACK=1",
+		// Metrics every second, not every 30: a test's job is short.
+		"REPLICATOR_METRICS_EVERY=1s")
 }
 
 // CallerEnv is the environment of a CLI acting as user (alice or bob).
@@ -248,7 +269,8 @@ func MotoClients(ctx context.Context, endpoint string, extra ...func(*config.Loa
 		return nil, err
 	}
 	return &awsenv.Clients{AWS: cfg, DynamoDB: dynamodb.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg),
-		SecretsManager: secretsmanager.NewFromConfig(cfg), Logs: cloudwatchlogs.NewFromConfig(cfg)}, nil
+		SecretsManager: secretsmanager.NewFromConfig(cfg), Logs: cloudwatchlogs.NewFromConfig(cfg),
+		EventBridge: eventbridge.NewFromConfig(cfg), CloudWatch: awsenv.NewCloudWatch(cfg)}, nil
 }
 
 // provision creates what `replicator setup` deploys for real: the table with its
@@ -260,6 +282,9 @@ func (s *Stack) provision(ctx context.Context) error {
 	}
 	if _, err := s.Clients.Logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: str(s.Config.LogGroup)}); err != nil {
 		return fmt.Errorf("create log group: %w", err)
+	}
+	if err := s.provisionNotify(ctx); err != nil {
+		return err
 	}
 	return s.createLaunchTemplate(ctx)
 }

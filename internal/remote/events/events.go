@@ -1,0 +1,166 @@
+// Package events publishes what happens to remote jobs on EventBridge (the
+// account's default bus, source "replicator"), where the stack's rule sends
+// them on to its SNS topic and webhooks and users may route them anywhere
+// else. Publishing is best effort: an event that cannot be sent is logged and
+// never fails the job's own transition.
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
+	"github.com/replicatorhq/replicator/internal/remote"
+)
+
+// Source of every event: the stack's rule and the IAM condition
+// events:source match it.
+const Source = "replicator"
+
+// Kind is an event's detail-type.
+type Kind string
+
+const (
+	Succeeded Kind = "Job Succeeded"
+	Failed    Kind = "Job Failed"
+	Cancelled Kind = "Job Cancelled"
+	// Relaunched: a worker stopped heart-beating and another took over.
+	Relaunched Kind = "Worker Relaunched"
+	// LimitNear: the job's time limit runs out soon.
+	LimitNear Kind = "Time Limit Near"
+)
+
+// Ended is the kind of a job's final status.
+func Ended(s remote.Status) Kind {
+	switch s {
+	case remote.Succeeded:
+		return Succeeded
+	case remote.Cancelled:
+		return Cancelled
+	default:
+		return Failed
+	}
+}
+
+// Detail is an event's body. It holds no connection URL, only the job's
+// redacted endpoints' databases and what people need to follow up.
+type Detail struct {
+	Stack     string   `json:"stack"`
+	JobID     string   `json:"job_id"`
+	Owner     string   `json:"owner"`
+	Command   string   `json:"command"`
+	Status    string   `json:"status"`
+	Databases []string `json:"databases,omitempty"`
+	// Error is the cause of a failure (already free of secrets).
+	Error   string `json:"error,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Notify: the stack's rule sends the event to its topic and webhooks
+	// (init --remote --no-notify turns it off for one job).
+	Notify          bool    `json:"notify"`
+	InstanceType    string  `json:"instance_type,omitempty"`
+	Attempts        int     `json:"attempts"`
+	DurationSeconds float64 `json:"duration_seconds,omitempty"`
+	Bytes           int64   `json:"bytes,omitempty"`
+	Rows            int64   `json:"rows,omitempty"`
+	TablesDone      int     `json:"tables_done,omitempty"`
+	Tables          int     `json:"tables,omitempty"`
+	// Deadline is when the time limit runs out (LimitNear).
+	Deadline *time.Time `json:"deadline,omitempty"`
+	// Show is the command that shows the job.
+	Show string `json:"show"`
+}
+
+// Of is the detail of job j now.
+func Of(stack string, j *remote.Job, now time.Time) Detail {
+	d := Detail{Stack: stack, JobID: j.ID, Owner: j.Owner, Command: j.Command, Status: string(j.Status),
+		Databases: slices.Clone(j.Filters.IncludeDatabases), Error: j.Error, Message: j.Message, Notify: j.Options.Notifies(),
+		InstanceType: j.InstanceType, Attempts: j.Attempts, Show: "replicator jobs show " + j.ID}
+	if stack != "replicator" {
+		d.Show += " --stack " + stack
+	}
+	if j.StartedAt != nil {
+		end := now
+		if j.FinishedAt != nil {
+			end = *j.FinishedAt
+		}
+		d.DurationSeconds = end.Sub(*j.StartedAt).Round(time.Second).Seconds()
+	}
+	if p := j.Progress; p != nil {
+		d.Bytes, d.Rows, d.TablesDone, d.Tables = p.Bytes, p.Rows, p.TablesDone, p.TablesTotal
+	}
+	if dl := j.Deadline(); !dl.IsZero() {
+		d.Deadline = &dl
+	}
+	return d
+}
+
+// API is the part of EventBridge a publisher uses.
+type API interface {
+	PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, optFns ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
+}
+
+// Publisher sends a stack's events; a nil one sends nothing.
+type Publisher struct {
+	Client API
+	Stack  string
+	Log    *slog.Logger
+	Now    func() time.Time
+}
+
+// Publish sends one event about j; a failure is logged, not returned.
+func (p *Publisher) Publish(ctx context.Context, kind Kind, j *remote.Job) {
+	if p == nil || p.Client == nil {
+		return
+	}
+	if err := p.send(ctx, kind, j); err != nil && p.Log != nil {
+		p.Log.Warn("publish job event", "job", j.ID, "event", string(kind), "err", err)
+	}
+}
+
+func (p *Publisher) send(ctx context.Context, kind Kind, j *remote.Job) error {
+	now := time.Now()
+	if p.Now != nil {
+		now = p.Now()
+	}
+	b, err := json.Marshal(Of(p.Stack, j, now))
+	if err != nil {
+		return err
+	}
+	if len(b) > MaxDetailBytes {
+		return fmt.Errorf("event detail of %d bytes is over EventBridge's %d", len(b), MaxDetailBytes)
+	}
+	out, err := p.Client.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{
+		Source: aws.String(Source), DetailType: aws.String(string(kind)), Detail: aws.String(string(b)),
+		Resources: []string{}, Time: aws.Time(now),
+	}}})
+	if err != nil {
+		return err
+	}
+	if out.FailedEntryCount > 0 && len(out.Entries) > 0 {
+		return fmt.Errorf("%s: %s", aws.ToString(out.Entries[0].ErrorCode), aws.ToString(out.Entries[0].ErrorMessage))
+	}
+	return nil
+}
+
+// MaxDetailBytes bounds an event: EventBridge takes at most 256 KiB per
+// PutEvents entry (source, detail-type and detail together), so the detail
+// keeps well under it.
+const MaxDetailBytes = 64 << 10
+
+// NotifyPattern is the event pattern of the stack's notification rule: its
+// own jobs' events (stacks share the account's default bus), those the job
+// lets notify.
+func NotifyPattern(stack string) string {
+	b, _ := json.Marshal(map[string]any{
+		"source": []string{Source},
+		"detail": map[string]any{"stack": []string{stack}, "notify": []bool{true}},
+	})
+	return string(b)
+}

@@ -1,0 +1,56 @@
+package platform
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/cloudwatch"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/replicatorhq/replicator/internal/remote/metrics"
+	"github.com/replicatorhq/replicator/platform/names"
+)
+
+// dashboard declares the stack's dashboard (active jobs, throughput and
+// progress per job, ended jobs by status) and the alarm on failed jobs,
+// which notifies the topic.
+func (s *stack) dashboard(n *notifications) error {
+	p, ctx := s.names.Prefix(), s.ctx
+	if _, err := cloudwatch.NewDashboard(ctx, p, &cloudwatch.DashboardArgs{DashboardName: pulumi.String(s.names.Dashboard()),
+		DashboardBody: pulumi.String(DashboardBody(s.cfg.Stack, s.at.Region))}); err != nil {
+		return err
+	}
+	_, err := cloudwatch.NewMetricAlarm(ctx, p+"-failed-jobs", &cloudwatch.MetricAlarmArgs{
+		Name:             pulumi.String(p + "-failed-jobs"),
+		AlarmDescription: pulumi.String("replicator " + s.cfg.Stack + ": a job failed (replicator jobs list shows which)"),
+		Namespace:        pulumi.String(names.MetricsNamespace), MetricName: pulumi.String(metrics.JobsEnded),
+		Dimensions: pulumi.StringMap{"Stack": pulumi.String(s.cfg.Stack), "Status": pulumi.String("failed")},
+		Statistic:  pulumi.String("Sum"), Period: pulumi.Int(300), EvaluationPeriods: pulumi.Int(1), Threshold: pulumi.Float64(1),
+		ComparisonOperator: pulumi.String("GreaterThanOrEqualToThreshold"), TreatMissingData: pulumi.String("notBreaching"),
+		AlarmActions: pulumi.Array{n.topic.Arn}, Tags: s.tags,
+	})
+	return err
+}
+
+// DashboardBody is the dashboard's JSON. Per-job metrics come from SEARCH
+// expressions, so jobs appear without the dashboard changing.
+func DashboardBody(stack, region string) string {
+	search := func(metric, stat string) string {
+		return fmt.Sprintf(`SEARCH('{%s,Job,Stack} MetricName="%s" Stack="%s"', '%s', 60)`, names.MetricsNamespace, metric, stack, stat)
+	}
+	widget := func(x, y int, title string, metricsJSON []any) map[string]any {
+		return map[string]any{"type": "metric", "x": x, "y": y, "width": 12, "height": 6, "properties": map[string]any{
+			"title": title, "region": region, "view": "timeSeries", "stat": "Sum", "period": 60, "metrics": metricsJSON}}
+	}
+	body := map[string]any{"widgets": []any{
+		widget(0, 0, "Active jobs", []any{[]any{names.MetricsNamespace, metrics.ActiveJobs, "Stack", stack, map[string]any{"stat": "Maximum"}}}),
+		widget(12, 0, "Throughput per job (bytes/s)", []any{[]any{map[string]any{"expression": search(metrics.Throughput, "Average"), "id": "t"}}}),
+		widget(0, 6, "Percent done per job", []any{[]any{map[string]any{"expression": search(metrics.PercentDone, "Maximum"), "id": "p"}}}),
+		widget(12, 6, "Jobs ended", []any{
+			[]any{names.MetricsNamespace, metrics.JobsEnded, "Stack", stack, "Status", "succeeded"},
+			[]any{"...", "failed"}, []any{"...", "cancelled"}}),
+		widget(0, 12, "Retries per job", []any{[]any{map[string]any{"expression": search(metrics.Retries, "Maximum"), "id": "r"}}}),
+	}}
+	b, _ := json.Marshal(body)
+	return string(b)
+}
