@@ -46,8 +46,11 @@ func TestNotificationsDashboardAndThrottling(t *testing.T) {
 	if topic["name"].StringValue() != "replicator-test-events" {
 		t.Errorf("topic %v", topic)
 	}
-	subs := m.of("aws:sns/topicSubscription:TopicSubscription")
-	if len(subs) != 2 || subs[0].Inputs["protocol"].StringValue() != "email" || subs[1].Inputs["endpoint"].StringValue() != "oncall@example.com" {
+	subs := map[string]string{}
+	for _, sub := range m.of("aws:sns/topicSubscription:TopicSubscription") {
+		subs[sub.Inputs["protocol"].StringValue()+" "+sub.Inputs["endpoint"].StringValue()] = sub.Name
+	}
+	if len(subs) != 2 || subs["email dba@example.com"] == "" || subs["email oncall@example.com"] == "" {
 		t.Errorf("subscriptions %v", subs)
 	}
 	var tp Policy

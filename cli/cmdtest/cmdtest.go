@@ -21,6 +21,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/client"
+	"github.com/replicatorhq/replicator/internal/remote/cost"
 	"github.com/replicatorhq/replicator/internal/remote/logs"
 )
 
@@ -123,6 +124,24 @@ func (a *API) Submit(_ context.Context, r *remote.Request) (*remote.Job, error) 
 }
 
 func (a *API) Get(_ context.Context, id string) (*remote.Job, error) { return a.job(id) }
+
+// Quote estimates with the built-in table, as the API does.
+func (a *API) Quote(_ context.Context, r *remote.Request) (*remote.Quote, error) {
+	if a.Err != nil {
+		return nil, a.Err
+	}
+	t := r.Options.InstanceType
+	if t == "" {
+		t = "c7g.large"
+	}
+	return &remote.Quote{InstanceType: t, Estimate: cost.Make(cost.Input{InstanceType: t, Region: "eu-west-1", Bytes: r.Options.SourceBytes})}, nil
+}
+
+// Price is the built-in table's: the fake has no Price List API.
+func (a *API) Price(_ context.Context, instanceType string) (float64, string) {
+	p, _ := cost.TablePrice(instanceType)
+	return p, cost.TableSource
+}
 
 func (a *API) List(_ context.Context, limit int, cursor string) ([]*remote.Job, string, error) {
 	a.mu.Lock()

@@ -77,6 +77,12 @@ func printJob(w io.Writer, j *remote.Job, dashboard string) {
 	if p := j.Progress; p != nil {
 		row("progress", fmt.Sprintf("%.1f%%, %d/%d tables, %d rows, %s", p.Percent, p.TablesDone, p.TablesTotal, p.Rows, progressui.Bytes(p.Bytes)))
 	}
+	if u := j.Usage(time.Now()); u != nil {
+		row("cost", fmt.Sprintf("$%.4f: %.3f instance-hours of %s at $%.4f/h, with its volume (%s)", u.CostUSD, u.InstanceHours, j.InstanceType, j.HourlyUSD, u.PriceSource))
+		if u.ThroughputBytes > 0 {
+			row("throughput", progressui.Bytes(int64(u.ThroughputBytes))+"/s on average")
+		}
+	}
 	row("message", j.Message)
 	row("error", j.Error)
 	row("dashboard", dashboard)

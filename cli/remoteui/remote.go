@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -38,6 +39,9 @@ type Flags struct {
 	// Notify and NoNotify choose whether the job's events reach the stack's
 	// notification targets (default: they do, when it has any).
 	Notify, NoNotify bool
+	// MaxCost in USD: refused above the estimate, stopped above it while
+	// running (0: no limit).
+	MaxCost float64
 }
 
 // AddFlags registers them.
@@ -51,6 +55,7 @@ func AddFlags(cmd *cobra.Command, f *Flags, submitting bool) {
 		fl.BoolVar(&f.Notify, "notify", false, "with --remote: send the job's events to the stack's notification targets (the default when it has any; an error when it has none)")
 		fl.BoolVar(&f.NoNotify, "no-notify", false, "with --remote: send this job's events to no notification target (they still go on EventBridge)")
 		cmd.MarkFlagsMutuallyExclusive("notify", "no-notify")
+		fl.Float64Var(&f.MaxCost, "max-cost", 0, "with --remote: refuse the job when its estimate is over this many USD, and stop it when its cost passes it")
 	}
 	AddAPIFlags(cmd, f)
 }
@@ -58,7 +63,7 @@ func AddFlags(cmd *cobra.Command, f *Flags, submitting bool) {
 // NeedRemote refuses the submission flags without --remote: they would do
 // nothing.
 func NeedRemote(cmd *cobra.Command) error {
-	return cmdutil.NeedsFlag(cmd, "remote", "detach", "instance-type", "time-limit", "notify", "no-notify", "api-url", "region", "stack")
+	return cmdutil.NeedsFlag(cmd, "remote", "detach", "instance-type", "time-limit", "notify", "no-notify", "max-cost", "api-url", "region", "stack")
 }
 
 // AddAPIFlags registers --api-url and --region.
@@ -79,6 +84,7 @@ func (f *Flags) Options(o *remote.Options) {
 	if f.TimeLimit > 0 {
 		o.TimeLimitMinutes = max(1, int(f.TimeLimit.Minutes()))
 	}
+	o.MaxCostUSD = f.MaxCost
 	switch {
 	case f.Notify:
 		o.Notify = ptr(true)
@@ -111,6 +117,45 @@ func NewRequest(command string, src, dst *conninfo.Endpoint, via string, spec fi
 	return req, nil
 }
 
+// estimate prints what the job should cost before it is submitted, with the
+// price from the Price List API when the caller may read it, and refuses a
+// job over its --max-cost (the API refuses it too, at its table's price).
+func estimate(ctx context.Context, ios *iostreams.IOStreams, c client.API, req *remote.Request, jsonOut bool) error {
+	q, err := c.Quote(ctx, req)
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	est := q.Estimate
+	if price, source := c.Price(ctx, q.InstanceType); price > 0 {
+		est = est.WithPrice(price, source)
+	} else {
+		est.PriceSource = source
+	}
+	limit := req.Options.MaxCostUSD
+	switch {
+	case limit <= 0:
+	case !est.PriceKnown:
+		return fmt.Errorf("--max-cost $%s cannot be kept: %s", usd(limit), est.PriceSource)
+	case est.Hours > 0 && est.TotalUSD > limit:
+		return fmt.Errorf("the estimate, $%s (%s for about %.1f h at $%s/h), is over --max-cost $%s: raise it, or choose a smaller --instance-type",
+			usd(est.TotalUSD), est.InstanceType, est.Hours, usd(est.HourlyUSD), usd(limit))
+	}
+	if jsonOut {
+		return json.NewEncoder(ios.Out).Encode(map[string]any{"event": "estimate", "estimate": est})
+	}
+	fmt.Fprintln(ios.ErrOut, "estimate:")
+	for _, l := range est.Lines() {
+		fmt.Fprintln(ios.ErrOut, "  "+l)
+	}
+	if limit > 0 && est.Hours == 0 {
+		fmt.Fprintf(ios.ErrOut, "the size is unknown from here: --max-cost $%s is kept while the job runs (checked every minute)\n", usd(limit))
+	}
+	return nil
+}
+
+// usd writes an amount without trailing zeros ($0.0001, $12.5).
+func usd(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
 // Detached is returned when the user leaves a job running (Ctrl-C).
 type Detached struct{ ID string }
 
@@ -125,6 +170,9 @@ func (d *Detached) Error() string {
 func Submit(ctx context.Context, ios *iostreams.IOStreams, c client.API, fl *Flags, req *remote.Request, jsonOut bool) error {
 	who, err := c.Identity(ctx)
 	if err != nil {
+		return err
+	}
+	if err := estimate(ctx, ios, c, req, jsonOut); err != nil {
 		return err
 	}
 	job, err := c.Submit(ctx, req)

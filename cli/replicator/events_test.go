@@ -42,7 +42,8 @@ func assertEndEvent(t *testing.T, inbox *devstack.Inbox, id string, kind events.
 				continue
 			}
 			d := e.Detail
-			if e.DetailType != string(kind) || d.Bytes <= 0 || d.Rows <= 0 || d.DurationSeconds <= 0 || d.TablesDone == 0 || d.Show == "" {
+			if e.DetailType != string(kind) || d.Bytes <= 0 || d.Rows <= 0 || d.DurationSeconds <= 0 || d.TablesDone == 0 || d.Show == "" ||
+				d.Used == nil || d.Used.CostUSD <= 0 || d.Used.InstanceHours <= 0 || d.Used.ThroughputBytes <= 0 {
 				t.Errorf("end event of %s: %+v", id, e)
 			}
 			return

@@ -146,7 +146,11 @@ func TestRemoteInit(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("init --remote failed (%d):\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"submitted job j-", "[remote1] copied public.items: 50000 rows", "[remote1] post-data done", "job succeeded"} {
+	// The estimate comes first: moto has no Price List API, so the table's
+	// price, and why.
+	for _, want := range []string{"estimate:\n  worker:   c7g.large at $0.0725/h (built-in table of 2026-11-01", "the Price List API: unavailable (HTTP 500)",
+		"duration: about 5m0s", "transfer: source: unknown", "total:    about $0.01, plus transfer",
+		"submitted job j-", "[remote1] copied public.items: 50000 rows", "[remote1] post-data done", "job succeeded"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stderr)
 		}
@@ -191,8 +195,16 @@ func TestRemoteInit(t *testing.T) {
 		t.Errorf("alice's list: %s %s", r.stdout, r.stderr)
 	}
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "show", id)
-	if r.code != 0 || !strings.Contains(r.stdout, "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/replicator-replicator") {
-		t.Errorf("jobs show lacks the dashboard: %s %s", r.stdout, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/replicator-replicator") ||
+		!strings.Contains(r.stdout, "instance-hours of c7g.large at $0.0725/h") || !strings.Contains(r.stdout, "/s on average") {
+		t.Errorf("jobs show lacks the dashboard or the cost: %s %s", r.stdout, r.stderr)
+	}
+	// A cost limit under the estimate is refused before anything is submitted.
+	r = replicator(t, s.CallerEnv("alice"), "init", "--remote", "--max-cost", "0.0001", "--no-roles", "--include-databases", "remote1",
+		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	assertOneLineError(t, r, "the estimate, $0.01 (c7g.large for about 0.1 h at $0.0725/h), is over --max-cost $0.0001: raise it, or choose a smaller --instance-type")
+	if strings.Contains(r.stderr, "submitted job") {
+		t.Errorf("submitted over its cost limit: %s", r.stderr)
 	}
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "logs", id)
 	if r.code != 0 || !strings.Contains(r.stdout, "copied public.items") {
@@ -249,8 +261,16 @@ func TestRemoteWorkerDiesAndResumes(t *testing.T) {
 		t.Errorf("target differs after resume:\nsource %v\ntarget %v", src, dst)
 	}
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "show", id)
-	if r.code != 0 || !strings.Contains(r.stdout, "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/replicator-replicator") {
-		t.Errorf("jobs show lacks the dashboard: %s %s", r.stdout, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/replicator-replicator") ||
+		!strings.Contains(r.stdout, "instance-hours of c7g.large at $0.0725/h") || !strings.Contains(r.stdout, "/s on average") {
+		t.Errorf("jobs show lacks the dashboard or the cost: %s %s", r.stdout, r.stderr)
+	}
+	// A cost limit under the estimate is refused before anything is submitted.
+	r = replicator(t, s.CallerEnv("alice"), "init", "--remote", "--max-cost", "0.0001", "--no-roles", "--include-databases", "remote1",
+		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	assertOneLineError(t, r, "the estimate, $0.01 (c7g.large for about 0.1 h at $0.0725/h), is over --max-cost $0.0001: raise it, or choose a smaller --instance-type")
+	if strings.Contains(r.stderr, "submitted job") {
+		t.Errorf("submitted over its cost limit: %s", r.stderr)
 	}
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "logs", id)
 	if !strings.Contains(r.stdout, "resuming an interrupted run") {
@@ -588,8 +608,16 @@ func TestRemoteCopyRidesOutALogsOutage(t *testing.T) {
 		t.Errorf("target differs")
 	}
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "show", id)
-	if r.code != 0 || !strings.Contains(r.stdout, "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/replicator-replicator") {
-		t.Errorf("jobs show lacks the dashboard: %s %s", r.stdout, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/replicator-replicator") ||
+		!strings.Contains(r.stdout, "instance-hours of c7g.large at $0.0725/h") || !strings.Contains(r.stdout, "/s on average") {
+		t.Errorf("jobs show lacks the dashboard or the cost: %s %s", r.stdout, r.stderr)
+	}
+	// A cost limit under the estimate is refused before anything is submitted.
+	r = replicator(t, s.CallerEnv("alice"), "init", "--remote", "--max-cost", "0.0001", "--no-roles", "--include-databases", "remote1",
+		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	assertOneLineError(t, r, "the estimate, $0.01 (c7g.large for about 0.1 h at $0.0725/h), is over --max-cost $0.0001: raise it, or choose a smaller --instance-type")
+	if strings.Contains(r.stderr, "submitted job") {
+		t.Errorf("submitted over its cost limit: %s", r.stderr)
 	}
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "logs", id)
 	if r.code != 0 || !during && !strings.Contains(r.stdout, "job succeeded") {

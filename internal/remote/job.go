@@ -34,6 +34,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/remote/cost"
 )
 
 // HeartbeatEvery is how often a worker reports; the reaper waits a few of
@@ -92,6 +93,9 @@ type Options struct {
 	// (nil: yes when the stack has any; false: --no-notify; true:
 	// --notify, refused by a stack with none).
 	Notify *bool `json:"notify,omitempty"`
+	// MaxCostUSD: a job whose estimate is over it is refused, and a running
+	// job is stopped when its cost so far passes it (0: no limit).
+	MaxCostUSD float64 `json:"max_cost_usd,omitempty"`
 }
 
 // Notifies reports whether the job's events go to the stack's notification
@@ -112,6 +116,14 @@ type Request struct {
 	TargetCerts conninfo.Certificates `json:"target_certificates,omitempty"`
 	Filters     filter.Spec           `json:"filters"`
 	Options     Options               `json:"options"`
+}
+
+// Quote is the answer of POST /jobs?dry_run=true: what the job would run
+// on, and what it would cost, without creating it.
+type Quote struct {
+	InstanceType     string        `json:"instance_type"`
+	TimeLimitMinutes int           `json:"time_limit_minutes"`
+	Estimate         cost.Estimate `json:"estimate"`
 }
 
 // Job is the record of one remote job.
@@ -135,10 +147,37 @@ type Job struct {
 	HeartbeatAt  *time.Time  `json:"heartbeat_at,omitempty"`
 	CancelAsked  bool        `json:"cancel_requested,omitempty"`
 	// LimitWarned: the "time limit near" event went out.
-	LimitWarned bool               `json:"limit_warned,omitempty"`
-	Error       string             `json:"error,omitempty"`
-	Progress    *progress.Snapshot `json:"progress,omitempty"`
-	Message     string             `json:"message,omitempty"` // the last step or warning, for people
+	LimitWarned bool `json:"limit_warned,omitempty"`
+	// HourlyUSD is the worker's price the API used (its built-in table),
+	// for the cost limit and what the job cost; LaunchedAt is when its
+	// first worker was launched.
+	HourlyUSD  float64            `json:"hourly_usd,omitempty"`
+	LaunchedAt *time.Time         `json:"launched_at,omitempty"`
+	Error      string             `json:"error,omitempty"`
+	Progress   *progress.Snapshot `json:"progress,omitempty"`
+	Message    string             `json:"message,omitempty"` // the last step or warning, for people
+}
+
+// Usage is what the job used until it finished (or now): nil before its
+// first worker was launched, or without a price.
+func (j *Job) Usage(now time.Time) *cost.Used {
+	if j.LaunchedAt == nil || j.HourlyUSD <= 0 {
+		return nil
+	}
+	end := now
+	if j.FinishedAt != nil {
+		end = *j.FinishedAt
+	}
+	var running time.Duration
+	if j.StartedAt != nil {
+		running = end.Sub(*j.StartedAt)
+	}
+	var bytes int64
+	if j.Progress != nil {
+		bytes = j.Progress.Bytes
+	}
+	u := cost.Actual(j.HourlyUSD, *j.LaunchedAt, end, running, bytes)
+	return &u
 }
 
 // LimitWarning is how long before its time limit a job's "time limit near"
@@ -287,6 +326,9 @@ func (r *Request) validateOptions(lim Limits, fe FieldErrors) {
 	}
 	if o.IndexJobs < 0 || o.IndexJobs > MaxJobs {
 		fe.add("options.index_jobs", fmt.Sprintf("must be between 1 and %d", MaxJobs))
+	}
+	if o.MaxCostUSD < 0 || o.MaxCostUSD > 1e6 {
+		fe.add("options.max_cost_usd", "must be between 0 (no limit) and 1000000")
 	}
 	if maxMinutes := min(lim.MaxTimeLimitMinutes, MaxTimeLimitMinutes); o.TimeLimitMinutes < 0 || o.TimeLimitMinutes > maxMinutes {
 		fe.add("options.time_limit_minutes", fmt.Sprintf("must be between 1 and %d, this platform's limit (replicator setup --max-time-limit)", maxMinutes))

@@ -24,6 +24,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/redact"
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
+	"github.com/replicatorhq/replicator/internal/remote/cost"
 	"github.com/replicatorhq/replicator/internal/remote/launch"
 	"github.com/replicatorhq/replicator/internal/remote/lifecycle"
 	"github.com/replicatorhq/replicator/internal/remote/logs"
@@ -140,11 +141,21 @@ func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2
 	if instanceType == "" {
 		instanceType = remote.InstanceTypeFor(a.Config.DefaultInstanceType, a.Config.MaxInstanceSize, r.Options.SourceBytes)
 	}
+	// The estimate uses the built-in price table: the Lambda does not call
+	// the Price List API (the CLI does, with the caller's credentials).
+	est := cost.Make(cost.Input{InstanceType: instanceType, Region: a.Config.Region, Bytes: r.Options.SourceBytes,
+		SourceHost: src.Host(), TargetHost: dst.Host()})
+	if req.QueryStringParameters["dry_run"] == "true" {
+		return reply(http.StatusOK, remote.Quote{InstanceType: instanceType, TimeLimitMinutes: r.Options.TimeLimitMinutes, Estimate: est}), nil
+	}
+	if bad := checkMaxCost(r.Options.MaxCostUSD, est); bad != "" {
+		return reply(http.StatusBadRequest, errorBody{Error: "invalid job", Fields: remote.FieldErrors{"options.max_cost_usd": bad}}), nil
+	}
 	now := a.Store.Now().UTC()
 	job := &remote.Job{
 		ID: remote.NewID(), Owner: caller, Command: r.Command, Status: remote.Queued,
 		Source: src.String(), Target: dst.String(), Filters: r.Filters, Options: r.Options,
-		InstanceType: instanceType, CreatedAt: now, UpdatedAt: now,
+		InstanceType: instanceType, CreatedAt: now, UpdatedAt: now, HourlyUSD: est.HourlyUSD,
 	}
 	err = a.Store.Create(ctx, job, store.Caps{Active: a.Config.MaxActiveJobs, PerOwner: a.Config.MaxJobsPerOwner}, idem)
 	var dup *store.Duplicate
@@ -322,4 +333,19 @@ func jsonError(err error) string {
 		return fmt.Sprintf("field %s: expected %s", ute.Field, ute.Type)
 	}
 	return msg
+}
+
+// checkMaxCost refuses a job whose estimate is over its --max-cost, or
+// whose cost cannot be known: a limit that could not be kept would be one
+// that silently does nothing.
+func checkMaxCost(maxUSD float64, est cost.Estimate) string {
+	switch {
+	case maxUSD <= 0:
+		return ""
+	case !est.PriceKnown:
+		return fmt.Sprintf("no price is known for %s, so a cost limit cannot be kept: choose another --instance-type or drop --max-cost", est.InstanceType)
+	case est.Hours > 0 && est.TotalUSD > maxUSD:
+		return fmt.Sprintf("the estimate is $%.2f (%s for %.1f h at $%.4f/h), over --max-cost $%.2f: raise it, or choose a smaller --instance-type", est.TotalUSD, est.InstanceType, est.Hours, est.HourlyUSD, maxUSD)
+	}
+	return ""
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/cost"
 	"github.com/replicatorhq/replicator/internal/remote/logs"
 	"github.com/replicatorhq/replicator/internal/stackcache"
 )
@@ -40,6 +41,11 @@ type API interface {
 	AWSRegion() string
 	Identity(ctx context.Context) (string, error)
 	Submit(ctx context.Context, r *remote.Request) (*remote.Job, error)
+	// Quote is what the API would run a request on and its estimate,
+	// without creating the job; Price the instance type's hourly price
+	// from the Price List API, or the built-in table (with its source).
+	Quote(ctx context.Context, r *remote.Request) (*remote.Quote, error)
+	Price(ctx context.Context, instanceType string) (float64, string)
 	Get(ctx context.Context, id string) (*remote.Job, error)
 	List(ctx context.Context, limit int, cursor string) ([]*remote.Job, string, error)
 	Logs(ctx context.Context, id, cursor string) (*logs.Page, error)
@@ -114,6 +120,21 @@ func (c *Client) Endpoint() string { return c.BaseURL }
 
 // AWSRegion is the platform's region.
 func (c *Client) AWSRegion() string { return c.Region }
+
+// Quote asks the API what the job would run on and cost (POST /jobs with
+// dry_run: nothing is created).
+func (c *Client) Quote(ctx context.Context, r *remote.Request) (*remote.Quote, error) {
+	var q remote.Quote
+	if err := c.do(ctx, http.MethodPost, "/jobs", url.Values{"dry_run": {"true"}}, r, &q); err != nil {
+		return nil, err
+	}
+	return &q, nil
+}
+
+// Price is the instance type's hourly price in the platform's region.
+func (c *Client) Price(ctx context.Context, instanceType string) (float64, string) {
+	return cost.NewPriceList(c.awsCfg).Hourly(ctx, instanceType, c.Region)
+}
 
 // Identity is who the requests are signed as.
 func (c *Client) Identity(ctx context.Context) (string, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/cost"
 )
 
 // Source of every event: the stack's rule and the IAM condition
@@ -73,6 +74,9 @@ type Detail struct {
 	Tables          int     `json:"tables,omitempty"`
 	// Deadline is when the time limit runs out (LimitNear).
 	Deadline *time.Time `json:"deadline,omitempty"`
+	// Used is what the job used so far: instance-hours, cost, average
+	// throughput (none before its first launch).
+	Used *cost.Used `json:"used,omitempty"`
 	// Show is the command that shows the job.
 	Show string `json:"show"`
 }
@@ -98,6 +102,7 @@ func Of(stack string, j *remote.Job, now time.Time) Detail {
 	if dl := j.Deadline(); !dl.IsZero() {
 		d.Deadline = &dl
 	}
+	d.Used = j.Usage(now)
 	return d
 }
 

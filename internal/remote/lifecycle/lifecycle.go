@@ -56,9 +56,13 @@ func (l *Lifecycle) Launch(ctx context.Context, j *remote.Job, message func(inst
 	if message != nil {
 		msg = message(instance)
 	}
+	set := map[string]any{"instance_id": instance, "attempts": j.Attempts + 1, "message": msg}
+	if j.LaunchedAt == nil {
+		// The job's cost runs from its first worker's launch.
+		set["launched_at"] = l.Store.Now().UTC()
+	}
 	started, err := l.Store.Transition(ctx, j.ID, store.Change{
-		From: []remote.Status{j.Status}, To: remote.Provisioning, IfInstance: j.InstanceID,
-		Set: map[string]any{"instance_id": instance, "attempts": j.Attempts + 1, "message": msg},
+		From: []remote.Status{j.Status}, To: remote.Provisioning, IfInstance: j.InstanceID, Set: set,
 	})
 	if err != nil {
 		l.terminate(ctx, j.ID, instance)

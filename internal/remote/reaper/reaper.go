@@ -18,6 +18,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
+	"github.com/replicatorhq/replicator/internal/remote/cost"
 	"github.com/replicatorhq/replicator/internal/remote/events"
 	"github.com/replicatorhq/replicator/internal/remote/launch"
 	"github.com/replicatorhq/replicator/internal/remote/lifecycle"
@@ -48,8 +49,15 @@ type Report struct {
 	// Incomplete: submissions failed for want of their secret. Corrected:
 	// slot counters moved to the count of active jobs.
 	Incomplete, Corrected int
-	// LimitNear: jobs told their time limit runs out soon.
-	LimitNear int
+	// LimitNear: jobs told their time limit runs out soon. OverBudget: jobs
+	// stopped at their cost limit.
+	LimitNear, OverBudget int
+}
+
+// overBudget: the job's worker has cost more than its --max-cost so far.
+func overBudget(j *remote.Job, now time.Time) bool {
+	return j.Options.MaxCostUSD > 0 && j.HourlyUSD > 0 && j.LaunchedAt != nil &&
+		cost.SoFar(j.HourlyUSD, *j.LaunchedAt, now) > j.Options.MaxCostUSD
 }
 
 // Run makes one pass.
@@ -119,6 +127,10 @@ func (r *Reaper) check(ctx context.Context, j *remote.Job, now time.Time, rep *R
 		// run it, and it holds slots.
 		rep.Incomplete++
 		return r.finish(ctx, j, remote.Failed, "the submission did not complete (the job's connection URLs were never stored): submit the job again")
+	case overBudget(j, now):
+		rep.OverBudget++
+		return r.finish(ctx, j, remote.Failed, fmt.Sprintf("cost limit of $%.2f reached ($%.2f so far at $%.4f/h): stopped; raise --max-cost to let such a job finish",
+			j.Options.MaxCostUSD, cost.SoFar(j.HourlyUSD, *j.LaunchedAt, now), j.HourlyUSD))
 	case !j.Deadline().IsZero() && now.After(j.Deadline().Add(r.Config.CancelGrace)):
 		rep.TimedOut++
 		return r.finish(ctx, j, remote.Failed, fmt.Sprintf("time limit of %d minutes exceeded", j.Options.TimeLimitMinutes))

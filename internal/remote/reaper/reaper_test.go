@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -225,5 +226,22 @@ func TestTimeLimitNearAndRelaunchAreAnnounced(t *testing.T) {
 	}
 	if got := kinds[silent.ID]; len(got) != 1 || got[0] != string(events.Relaunched) {
 		t.Errorf("events of the silent job: %v", got)
+	}
+}
+
+// A running job whose worker has cost more than its --max-cost is stopped:
+// failed, instance terminated, secret deleted, with the cause.
+func TestCostLimitStopsAJob(t *testing.T) {
+	launched := time.Now().UTC()
+	cheap := job(t, remote.Running, map[string]any{"heartbeat_at": launched.Add(3 * time.Hour), "launched_at": launched, "hourly_usd": 0.0725,
+		"options": remote.Options{TimeLimitMinutes: 600, MaxCostUSD: 0.10}})
+	at(t, 30*time.Minute) // $0.04 so far
+	if got, _ := stack.Store().Get(context.Background(), cheap.ID); got.Status != remote.Running {
+		t.Fatalf("stopped under its limit: %+v", got)
+	}
+	at(t, 2*time.Hour) // $0.15
+	got, _ := stack.Store().Get(context.Background(), cheap.ID)
+	if got.Status != remote.Failed || !strings.HasPrefix(got.Error, "cost limit of $0.10 reached ($0.15 so far") || state(t, cheap.InstanceID) != "stopped" || secretExists(cheap.ID) {
+		t.Errorf("over its limit: %s %q", got.Status, got.Error)
 	}
 }
