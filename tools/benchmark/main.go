@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/replicatorhq/replicator/internal/pgtools"
+	"github.com/replicatorhq/replicator/internal/remote/cost"
 	"github.com/replicatorhq/replicator/internal/testenv/faultproxy"
 	"github.com/replicatorhq/replicator/internal/testenv/pgcluster"
 )
@@ -71,7 +72,7 @@ func main() {
 // target database.
 type tool struct {
 	name string
-	run  func(ctx context.Context, srcURL func(db string) string) (time.Duration, int64, error)
+	run  func(ctx context.Context, srcURL func(db string) string) (time.Duration, usage, error)
 }
 
 // sample is one timed copy.
@@ -133,13 +134,14 @@ func run(c config) error {
 	}
 	samples := map[string]map[time.Duration][]sample{}
 	var peakRSS int64
+	var cpu []float64 // replicator's CPU seconds on loopback
 	for round := 0; round < c.rounds; round++ {
 		for i := range selected {
 			t := selected[(i+round)%len(selected)]
 			for _, lat := range modes {
 				proxy.SetLatency(lat / 2)
 				proxy.ResetRoundTrips()
-				d, rss, err := t.run(ctx, through)
+				d, use, err := t.run(ctx, through)
 				if err != nil {
 					return fmt.Errorf("%s: %w", t.name, err)
 				}
@@ -151,14 +153,30 @@ func run(c config) error {
 					samples[t.name] = map[time.Duration][]sample{}
 				}
 				samples[t.name][lat] = append(samples[t.name][lat], sample{d.Seconds(), rt})
-				if t.name == "replicator" && rss > peakRSS {
-					peakRSS = rss
+				if t.name == "replicator" {
+					peakRSS = max(peakRSS, use.rss)
+					if lat == 0 {
+						cpu = append(cpu, use.cpu.Seconds())
+					}
 				}
 				fmt.Printf("round %d  %-10s %-9s %7.2fs  %7d round trips\n", round+1, t.name, label(lat), d.Seconds(), rt)
 			}
 		}
 	}
 	report(c, samples, modes, tables, peakRSS)
+	if len(cpu) > 0 {
+		var size int64
+		conn, err := src.Connect(ctx, "bench")
+		if err != nil {
+			return err
+		}
+		err = conn.QueryRow(ctx, "SELECT pg_catalog.pg_database_size('bench')").Scan(&size)
+		conn.Close(ctx)
+		if err != nil {
+			return err
+		}
+		costModel(size, median(cpu), samples)
+	}
 	return nil
 }
 
@@ -178,9 +196,9 @@ func copiers(ctx context.Context, c config, bin string, tools *pgtools.Tools, sr
 	}
 	env := []string{"PGPASSWORD=" + src.Password}
 	return []tool{
-		{"replicator", func(ctx context.Context, srcURL func(string) string) (time.Duration, int64, error) {
+		{"replicator", func(ctx context.Context, srcURL func(string) string) (time.Duration, usage, error) {
 			if err := fresh(false); err != nil {
-				return 0, 0, err
+				return 0, usage{}, err
 			}
 			args := []string{"init", "--source", srcURL("postgres"), "--target", dst.URL("postgres"),
 				"--include-databases", "bench", "--no-roles", "--pg-bin", tools.Dir}
@@ -189,9 +207,9 @@ func copiers(ctx context.Context, c config, bin string, tools *pgtools.Tools, sr
 			}
 			return timed(exec.CommandContext(ctx, bin, args...), nil)
 		}},
-		{"pgcopydb", func(ctx context.Context, srcURL func(string) string) (time.Duration, int64, error) {
+		{"pgcopydb", func(ctx context.Context, srcURL func(string) string) (time.Duration, usage, error) {
 			if err := fresh(true); err != nil {
-				return 0, 0, err
+				return 0, usage{}, err
 			}
 			dir, _ := os.MkdirTemp("", "pgcopydb-")
 			defer os.RemoveAll(dir)
@@ -200,19 +218,19 @@ func copiers(ctx context.Context, c config, bin string, tools *pgtools.Tools, sr
 			// pgcopydb runs the pg_dump it finds on PATH: the same as the others'.
 			return timed(cmd, append(env, "PATH="+tools.Dir+":"+os.Getenv("PATH")))
 		}},
-		{"pg_dump", func(ctx context.Context, srcURL func(string) string) (time.Duration, int64, error) {
+		{"pg_dump", func(ctx context.Context, srcURL func(string) string) (time.Duration, usage, error) {
 			if err := fresh(true); err != nil {
-				return 0, 0, err
+				return 0, usage{}, err
 			}
 			pipe := fmt.Sprintf("%q -Fc -Z0 --dbname=%q | %q --dbname=%q", tools.Path("pg_dump"), srcURL("bench"), tools.Path("pg_restore"), dst.URL("bench"))
-			d, rss, err := timed(exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", pipe), env)
+			d, use, err := timed(exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", pipe), env)
 			// pg_restore 17 and newer set transaction_timeout, which an older
 			// target refuses; it goes on, and exits 1 for that one error.
 			if err != nil && strings.Contains(err.Error(), `unrecognized configuration parameter "transaction_timeout"`) &&
 				strings.Contains(err.Error(), "errors ignored on restore: 1\n") {
-				return d, rss, nil
+				return d, use, nil
 			}
-			return d, rss, err
+			return d, use, err
 		}},
 	}
 }
@@ -288,9 +306,15 @@ BEGIN
   END LOOP;
 END $$`
 
-// timed runs cmd and returns its wall time and peak RSS (bytes, the process and
-// the children it waited for).
-func timed(cmd *exec.Cmd, env []string) (time.Duration, int64, error) {
+// usage is what a copy used: peak RSS (bytes) and CPU time (user and
+// system), of the process and the children it waited for.
+type usage struct {
+	rss int64
+	cpu time.Duration
+}
+
+// timed runs cmd and returns its wall time and usage.
+func timed(cmd *exec.Cmd, env []string) (time.Duration, usage, error) {
 	cmd.Env = append(os.Environ(), env...)
 	out := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -298,16 +322,17 @@ func timed(cmd *exec.Cmd, env []string) (time.Duration, int64, error) {
 	err := cmd.Run()
 	d := time.Since(start)
 	if err != nil {
-		return d, 0, fmt.Errorf("%v\n%s", err, tail(out.String(), 3000))
+		return d, usage{}, fmt.Errorf("%v\n%s", err, tail(out.String(), 3000))
 	}
 	if verbose {
 		fmt.Println(tail(out.String(), 4000))
 	}
-	var rss int64
+	var u usage
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss * 1024
+		u.rss = ru.Maxrss * 1024
+		u.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	return d, rss, nil
+	return d, u, nil
 }
 
 // check compares a cheap digest of the data set on both sides: a guard that
@@ -423,4 +448,21 @@ func tail(s string, n int) string {
 		return s
 	}
 	return s[len(s)-n:]
+}
+
+// costModel prints what the remote cost estimate's throughput model rests
+// on (internal/remote/cost: PerVCPUBytes), measured here, and how its
+// estimate for this data set compares with the copy's actual time.
+func costModel(size int64, cpuSeconds float64, samples map[string]map[time.Duration][]sample) {
+	var wall []float64
+	for _, x := range samples["replicator"][0] {
+		wall = append(wall, x.seconds)
+	}
+	rate := float64(size) / cpuSeconds
+	fmt.Printf("replicator's CPU (with pg_dump and pg_restore), loopback median: %.1f s for the %.0f MiB database: %.0f MiB per CPU-second (cost model: %.0f MiB per vCPU-second)\n",
+		cpuSeconds, float64(size)/(1<<20), rate/(1<<20), float64(cost.PerVCPUBytes)/(1<<20))
+	est := cost.Make(cost.Input{InstanceType: "c7g.large", Region: "us-east-1", Bytes: size})
+	copying := float64(size) / cost.Throughput("c7g.large")
+	fmt.Printf("cost model for a 2-vCPU worker (c7g.large): %.1f s of copying (plus %.0f min to start); this machine's loopback copy: %.1f s (estimate / actual %.2f)\n",
+		copying, (est.Hours*3600-copying)/60, median(wall), copying/median(wall))
 }

@@ -60,12 +60,15 @@ const (
 // Throughput model of a worker: the lower of what its CPUs move (replicator,
 // pg_dump and pg_restore on the worker; PerVCPUBytes measured by the
 // benchmark) and its network baseline (about 0.47 Gbit/s per vCPU for
-// Graviton sizes up to 16xlarge; bursts above it are not counted on).
+// Graviton sizes up to 16xlarge; bursts above it are not counted on). The
+// network bounds it at every size: a copy costs the client little CPU.
 const (
-	// PerVCPUBytes is the client-side rate per vCPU, from
-	// `go run ./tools/benchmark -only replicator` (2026-11-27): 961 MiB of
-	// table data in 5.0 CPU-seconds of replicator and its tools.
-	PerVCPUBytes = 190 << 20
+	// PerVCPUBytes is the client-side rate per vCPU, in bytes of database
+	// size (what the estimate is given) per CPU-second:
+	// `go run ./tools/benchmark -shape reference -only replicator`
+	// (2026-11-27) measured 2.3 CPU-seconds of replicator, pg_dump and
+	// pg_restore for the 1316 MiB database, 574 MiB per second.
+	PerVCPUBytes = 570 << 20
 	// NetPerVCPUBytes is the network baseline per vCPU (c7g.large: 0.937
 	// Gbit/s for 2 vCPUs).
 	NetPerVCPUBytes = 58_000_000
