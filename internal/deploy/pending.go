@@ -37,6 +37,13 @@ var importIDs = map[string]func(in map[string]any) string{
 	"aws:cloudwatch/eventRule:EventRule":                field("name"),
 	"aws:cloudwatch/eventTarget:EventTarget":            joined("/", "rule", "targetId"),
 	"aws:lambda/permission:Permission":                  joined("/", "function", "statementId"),
+	// CreateConnection and CreateApiDestination refuse a name that exists.
+	// (CreateTopic, Subscribe, PutDashboard and PutMetricAlarm return or
+	// replace what exists, so those are simply created again.)
+	"aws:cloudwatch/eventConnection:EventConnection":         field("name"),
+	"aws:cloudwatch/eventApiDestination:EventApiDestination": field("name"),
+	"aws:cloudwatch/dashboard:Dashboard":                     field("dashboardName"),
+	"aws:cloudwatch/metricAlarm:MetricAlarm":                 field("name"),
 }
 
 func field(k string) func(map[string]any) string {
