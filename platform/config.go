@@ -65,6 +65,9 @@ type Config struct {
 	// above it, so that a loop in a script cannot flood the Lambda.
 	ThrottleRate  float64
 	ThrottleBurst int
+	// SyncLagAlarmSeconds: the stack's alarm goes off when a monitored sync
+	// job's target is this far behind for 3 minutes.
+	SyncLagAlarmSeconds int
 }
 
 // Default API throttling: far above what a person or a script watching
@@ -111,6 +114,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ThrottleBurst == 0 {
 		c.ThrottleBurst = DefaultThrottleBurst
+	}
+	if c.SyncLagAlarmSeconds == 0 {
+		c.SyncLagAlarmSeconds = 15 * 60
 	}
 }
 

@@ -11,9 +11,9 @@ import (
 	"github.com/replicatorhq/replicator/platform/names"
 )
 
-// dashboard declares the stack's dashboard (active jobs, throughput and
-// progress per job, ended jobs by status) and the alarm on failed jobs,
-// which notifies the topic.
+// dashboard declares the stack's dashboard (active jobs, throughput,
+// progress and sync lag per job, ended jobs by status) and the alarms on
+// failed jobs and on sync lag, which notify the topic.
 func (s *stack) dashboard(n *notifications) error {
 	p, ctx := s.names.Prefix(), s.ctx
 	if _, err := cloudwatch.NewDashboard(ctx, p, &cloudwatch.DashboardArgs{DashboardName: pulumi.String(s.names.Dashboard()),
@@ -28,6 +28,19 @@ func (s *stack) dashboard(n *notifications) error {
 		Statistic:  pulumi.String("Sum"), Period: pulumi.Int(300), EvaluationPeriods: pulumi.Int(1), Threshold: pulumi.Float64(1),
 		ComparisonOperator: pulumi.String("GreaterThanOrEqualToThreshold"), TreatMissingData: pulumi.String("notBreaching"),
 		AlarmActions: pulumi.Array{n.topic.Arn}, Tags: s.tags,
+	})
+	if err != nil {
+		return err
+	}
+	// Monitored sync jobs publish how far behind their targets are.
+	_, err = cloudwatch.NewMetricAlarm(ctx, p+"-sync-lag", &cloudwatch.MetricAlarmArgs{
+		Name:             pulumi.String(p + "-sync-lag"),
+		AlarmDescription: pulumi.String(fmt.Sprintf("replicator %s: a monitored sync job's target is %d s or more behind (sync --remote --monitor)", s.cfg.Stack, s.cfg.SyncLagAlarmSeconds)),
+		Namespace:        pulumi.String(names.MetricsNamespace), MetricName: pulumi.String(metrics.SyncLagSeconds),
+		Dimensions: pulumi.StringMap{"Stack": pulumi.String(s.cfg.Stack)},
+		Statistic:  pulumi.String("Maximum"), Period: pulumi.Int(60), EvaluationPeriods: pulumi.Int(3), DatapointsToAlarm: pulumi.Int(3),
+		Threshold: pulumi.Float64(float64(s.cfg.SyncLagAlarmSeconds)), ComparisonOperator: pulumi.String("GreaterThanOrEqualToThreshold"),
+		TreatMissingData: pulumi.String("notBreaching"), AlarmActions: pulumi.Array{n.topic.Arn}, OkActions: pulumi.Array{n.topic.Arn}, Tags: s.tags,
 	})
 	return err
 }
@@ -50,6 +63,7 @@ func DashboardBody(stack, region string) string {
 			[]any{names.MetricsNamespace, metrics.JobsEnded, "Stack", stack, "Status", "succeeded"},
 			[]any{"...", "failed"}, []any{"...", "cancelled"}}),
 		widget(0, 12, "Retries per job", []any{[]any{map[string]any{"expression": search(metrics.Retries, "Maximum"), "id": "r"}}}),
+		widget(12, 12, "Sync lag per monitored job (s)", []any{[]any{map[string]any{"expression": search(metrics.LagSeconds, "Maximum"), "id": "l"}}}),
 	}}
 	b, _ := json.Marshal(body)
 	return string(b)

@@ -88,10 +88,17 @@ func TestNotificationsDashboardAndThrottling(t *testing.T) {
 	if err := json.Unmarshal([]byte(board["dashboardBody"].StringValue()), &body); err != nil || len(body["widgets"].([]any)) < 4 {
 		t.Errorf("dashboard body %v: %v", board["dashboardBody"], err)
 	}
-	alarm := one(t, m, "aws:cloudwatch/metricAlarm:MetricAlarm")
-	if alarm["metricName"].StringValue() != "JobsEnded" || alarm["dimensions"].ObjectValue()["Status"].StringValue() != "failed" ||
-		alarm["alarmActions"].ArrayValue()[0].StringValue() != "arn:aws:sns:us-east-1:123456789012:replicator-test-events" {
-		t.Errorf("alarm %v", alarm)
+	alarms := map[string]resource.PropertyMap{}
+	for _, a := range m.of("aws:cloudwatch/metricAlarm:MetricAlarm") {
+		alarms[a.Name] = a.Inputs
+	}
+	failed, lag := alarms["replicator-test-failed-jobs"], alarms["replicator-test-sync-lag"]
+	if len(alarms) != 2 || failed["metricName"].StringValue() != "JobsEnded" || failed["dimensions"].ObjectValue()["Status"].StringValue() != "failed" ||
+		failed["alarmActions"].ArrayValue()[0].StringValue() != "arn:aws:sns:us-east-1:123456789012:replicator-test-events" {
+		t.Errorf("failed-jobs alarm %v", failed)
+	}
+	if lag["metricName"].StringValue() != "SyncLagSeconds" || lag["threshold"].NumberValue() != 900 || lag["statistic"].StringValue() != "Maximum" {
+		t.Errorf("sync-lag alarm %v", lag)
 	}
 	stage := one(t, m, "aws:apigatewayv2/stage:Stage")["defaultRouteSettings"].ObjectValue()
 	if stage["throttlingRateLimit"].NumberValue() != DefaultThrottleRate || stage["throttlingBurstLimit"].NumberValue() != DefaultThrottleBurst {

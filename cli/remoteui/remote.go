@@ -42,6 +42,10 @@ type Flags struct {
 	// MaxCost in USD: refused above the estimate, stopped above it while
 	// running (0: no limit).
 	MaxCost float64
+	// Monitor keeps a sync job's worker watching the lag, alerting past
+	// LagAlert.
+	Monitor  bool
+	LagAlert time.Duration
 }
 
 // AddFlags registers them.
@@ -56,6 +60,8 @@ func AddFlags(cmd *cobra.Command, f *Flags, submitting bool) {
 		fl.BoolVar(&f.NoNotify, "no-notify", false, "with --remote: send this job's events to no notification target (they still go on EventBridge)")
 		cmd.MarkFlagsMutuallyExclusive("notify", "no-notify")
 		fl.Float64Var(&f.MaxCost, "max-cost", 0, "with --remote: refuse the job when its estimate is over this many USD, and stop it when its cost passes it")
+		fl.BoolVar(&f.Monitor, "monitor", false, "with --remote, for sync and init --sync: keep the worker watching replication (lag metrics, an event past --lag-alert) until the time limit or jobs cancel; replication goes on either way")
+		fl.DurationVar(&f.LagAlert, "lag-alert", 0, "with --monitor: how far behind the target may fall before an event says so (default 5m)")
 	}
 	AddAPIFlags(cmd, f)
 }
@@ -63,7 +69,7 @@ func AddFlags(cmd *cobra.Command, f *Flags, submitting bool) {
 // NeedRemote refuses the submission flags without --remote: they would do
 // nothing.
 func NeedRemote(cmd *cobra.Command) error {
-	return cmdutil.NeedsFlag(cmd, "remote", "detach", "instance-type", "time-limit", "notify", "no-notify", "max-cost", "api-url", "region", "stack")
+	return cmdutil.NeedsFlag(cmd, "remote", "detach", "instance-type", "time-limit", "notify", "no-notify", "max-cost", "monitor", "lag-alert", "api-url", "region", "stack")
 }
 
 // AddAPIFlags registers --api-url and --region.
@@ -85,6 +91,10 @@ func (f *Flags) Options(o *remote.Options) {
 		o.TimeLimitMinutes = max(1, int(f.TimeLimit.Minutes()))
 	}
 	o.MaxCostUSD = f.MaxCost
+	o.Monitor = f.Monitor
+	if f.LagAlert > 0 {
+		o.LagAlertSeconds = max(1, int(f.LagAlert.Seconds()))
+	}
 	switch {
 	case f.Notify:
 		o.Notify = ptr(true)

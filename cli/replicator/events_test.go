@@ -10,11 +10,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/jackc/pgx/v5"
 
+	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 	"github.com/replicatorhq/replicator/internal/remote/events"
 	"github.com/replicatorhq/replicator/internal/remote/metrics"
+	"github.com/replicatorhq/replicator/internal/replication"
 	"github.com/replicatorhq/replicator/internal/testenv/devstack"
+	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 	"github.com/replicatorhq/replicator/platform/names"
 )
 
@@ -86,4 +90,106 @@ func assertJobMetrics(t *testing.T, s *devstack.Stack, id string) {
 	if n := stat(metrics.JobsEnded, dim("Stack", s.Config.Stack), dim("Status", "succeeded")); n < 1 {
 		t.Errorf("no succeeded job counted")
 	}
+}
+
+// sync --remote --monitor keeps the worker watching replication: lag
+// metrics, an event when the target falls the job's threshold behind (its
+// subscription disabled while the source writes) and one when it catches
+// up; a cancel ends the monitor and leaves replication running.
+func TestRemoteSyncMonitor(t *testing.T) {
+	t.Parallel()
+	s := platform(t)
+	const db = "remote_monitor"
+	remoteDB(t, db, "CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (v) VALUES ('a')")
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
+	if r := replicator(t, nil, append([]string{"init", "--no-roles"}, conn...)...); r.code != 0 {
+		t.Fatalf("init: %s", r.stderr)
+	}
+	inbox, err := s.Subscribe(context.Background(), "monitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := replicator(t, s.CallerEnv("alice"), append([]string{"sync", "--remote", "--detach", "--monitor", "--lag-alert", "2s"}, conn...)...)
+	if r.code != 0 {
+		t.Fatalf("sync --remote --monitor: %d\n%s", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	waitJob(t, s, id, time.Minute, func(j *remote.Job) bool { return strings.Contains(j.Message, "watching its lag") })
+	waitFor(t, "a lag metric", 30*time.Second, func() bool {
+		return metricMax(t, s, metrics.LagBytes, "Job", id) >= 0
+	})
+	sub := replication.NamesFor(db).Subscription
+	pgtest.Exec(t, pair.Target, db, "ALTER SUBSCRIPTION "+pgx.Identifier{sub}.Sanitize()+" DISABLE")
+	pgtest.Exec(t, pair.Source, db, "INSERT INTO t (v) SELECT md5(g::text) FROM generate_series(1, 1000) g")
+	high := nextEvent(t, inbox, id, 30*time.Second)
+	if high.DetailType != string(events.LagHigh) || high.Detail.Lag == nil || high.Detail.Lag.Database != db || high.Detail.Lag.Bytes <= 0 ||
+		high.Detail.Lag.Seconds < 2 || high.Detail.Lag.ThresholdSeconds != 2 {
+		t.Fatalf("lag event: %+v %+v", high, high.Detail.Lag)
+	}
+	pgtest.Exec(t, pair.Target, db, "ALTER SUBSCRIPTION "+pgx.Identifier{sub}.Sanitize()+" ENABLE")
+	if back := nextEvent(t, inbox, id, 30*time.Second); back.DetailType != string(events.LagRecovered) {
+		t.Errorf("after catching up: %+v", back)
+	}
+	if m := metricMax(t, s, metrics.LagBytes, "Job", id); m <= 0 {
+		t.Errorf("the lag metric never showed the lag: %v", m)
+	}
+	if r := replicator(t, s.CallerEnv("alice"), "jobs", "cancel", id); r.code != 0 {
+		t.Fatalf("cancel: %s", r.stderr)
+	}
+	j := waitJob(t, s, id, time.Minute, func(j *remote.Job) bool { return j.Status.Terminal() })
+	if j.Status != remote.Cancelled || !strings.Contains(j.Error, "replication goes on") {
+		t.Errorf("the monitor's end: %s %q", j.Status, j.Error)
+	}
+	pgtest.Exec(t, pair.Source, db, "INSERT INTO t (v) VALUES ('after the monitor')")
+	waitFor(t, "replication to go on", 30*time.Second, func() bool {
+		return pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM t WHERE v = 'after the monitor'")[0] == "1"
+	})
+	if r := replicator(t, s.CallerEnv("alice"), append([]string{"sync", "--remote", "--stop"}, conn...)...); r.code != 0 {
+		t.Errorf("sync --remote --stop: %s", r.stderr)
+	}
+}
+
+type jobEvent struct {
+	DetailType string        `json:"detail-type"`
+	Detail     events.Detail `json:"detail"`
+}
+
+// nextEvent is the next event of job id on the topic.
+func nextEvent(t *testing.T, inbox *devstack.Inbox, id string, wait time.Duration) jobEvent {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		got, err := inbox.Receive(context.Background(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range got {
+			var e jobEvent
+			if json.Unmarshal([]byte(m), &e) == nil && e.Detail.JobID == id {
+				return e
+			}
+		}
+	}
+	t.Fatalf("no event of %s within %s", id, wait)
+	return jobEvent{}
+}
+
+// metricMax is the largest value of a metric of the stack (and dimension
+// k=v), -1 without any.
+func metricMax(t *testing.T, s *devstack.Stack, name, k, v string) float64 {
+	t.Helper()
+	out, err := awsenv.NewCloudWatch(s.Clients.AWS).GetMetricStatistics(context.Background(), &cloudwatch.GetMetricStatisticsInput{
+		Namespace: aws.String(names.MetricsNamespace), MetricName: aws.String(name),
+		Dimensions: []cwtypes.Dimension{{Name: aws.String("Stack"), Value: aws.String(s.Config.Stack)}, {Name: aws.String(k), Value: aws.String(v)}},
+		StartTime:  aws.Time(time.Now().Add(-time.Hour)), EndTime: aws.Time(time.Now().Add(time.Minute)), Period: aws.Int32(3600),
+		Statistics: []cwtypes.Statistic{cwtypes.StatisticMaximum},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	best := -1.0
+	for _, p := range out.Datapoints {
+		best = max(best, aws.ToFloat64(p.Maximum))
+	}
+	return best
 }

@@ -148,7 +148,7 @@ func TestRemoteInit(t *testing.T) {
 	}
 	// The estimate comes first: moto has no Price List API, so the table's
 	// price, and why.
-	for _, want := range []string{"estimate:\n  worker:   c7g.large at $0.0725/h (built-in table of 2026-11-01", "the Price List API: unavailable (HTTP 500)",
+	for _, want := range []string{"estimate:\n  worker:   c7g.large at $0.0725/h (built-in table of 2026-11-01", "the Price List API: unavailable (status 500)",
 		"duration: about 5m0s", "transfer: source: unknown", "total:    about $0.01, plus transfer",
 		"submitted job j-", "[remote1] copied public.items: 50000 rows", "[remote1] post-data done", "job succeeded"} {
 		if !strings.Contains(r.stderr, want) {
@@ -259,18 +259,6 @@ func TestRemoteWorkerDiesAndResumes(t *testing.T) {
 	}
 	if src, dst := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db); !reflect.DeepEqual(src, dst) {
 		t.Errorf("target differs after resume:\nsource %v\ntarget %v", src, dst)
-	}
-	r = replicator(t, s.CallerEnv("alice"), "jobs", "show", id)
-	if r.code != 0 || !strings.Contains(r.stdout, "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/replicator-replicator") ||
-		!strings.Contains(r.stdout, "instance-hours of c7g.large at $0.0725/h") || !strings.Contains(r.stdout, "/s on average") {
-		t.Errorf("jobs show lacks the dashboard or the cost: %s %s", r.stdout, r.stderr)
-	}
-	// A cost limit under the estimate is refused before anything is submitted.
-	r = replicator(t, s.CallerEnv("alice"), "init", "--remote", "--max-cost", "0.0001", "--no-roles", "--include-databases", "remote1",
-		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
-	assertOneLineError(t, r, "the estimate, $0.01 (c7g.large for about 0.1 h at $0.0725/h), is over --max-cost $0.0001: raise it, or choose a smaller --instance-type")
-	if strings.Contains(r.stderr, "submitted job") {
-		t.Errorf("submitted over its cost limit: %s", r.stderr)
 	}
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "logs", id)
 	if !strings.Contains(r.stdout, "resuming an interrupted run") {
@@ -606,18 +594,6 @@ func TestRemoteCopyRidesOutALogsOutage(t *testing.T) {
 	}
 	if src, dst := pgtest.TableHashes(t, pair.Source, "remote_logsdown"), pgtest.TableHashes(t, pair.Target, "remote_logsdown"); !reflect.DeepEqual(src, dst) {
 		t.Errorf("target differs")
-	}
-	r = replicator(t, s.CallerEnv("alice"), "jobs", "show", id)
-	if r.code != 0 || !strings.Contains(r.stdout, "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards/dashboard/replicator-replicator") ||
-		!strings.Contains(r.stdout, "instance-hours of c7g.large at $0.0725/h") || !strings.Contains(r.stdout, "/s on average") {
-		t.Errorf("jobs show lacks the dashboard or the cost: %s %s", r.stdout, r.stderr)
-	}
-	// A cost limit under the estimate is refused before anything is submitted.
-	r = replicator(t, s.CallerEnv("alice"), "init", "--remote", "--max-cost", "0.0001", "--no-roles", "--include-databases", "remote1",
-		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
-	assertOneLineError(t, r, "the estimate, $0.01 (c7g.large for about 0.1 h at $0.0725/h), is over --max-cost $0.0001: raise it, or choose a smaller --instance-type")
-	if strings.Contains(r.stderr, "submitted job") {
-		t.Errorf("submitted over its cost limit: %s", r.stderr)
 	}
 	r = replicator(t, s.CallerEnv("alice"), "jobs", "logs", id)
 	if r.code != 0 || !during && !strings.Contains(r.stdout, "job succeeded") {

@@ -195,7 +195,7 @@ func TestSetupAndTeardown(t *testing.T) {
 		"aws:imagebuilder/image:Image": 1, "aws:ec2/launchTemplate:LaunchTemplate": 1, "aws:iam/rolePolicy:RolePolicy": 2,
 		"aws:cloudwatch/eventRule:EventRule": 2, "aws:kms/key:Key": 1, "aws:s3/bucketObjectv2:BucketObjectv2": 1,
 		"aws:ec2/securityGroup:SecurityGroup": 1, "aws:sns/topic:Topic": 1, "aws:sns/topicPolicy:TopicPolicy": 1,
-		"aws:cloudwatch/dashboard:Dashboard": 1, "aws:cloudwatch/metricAlarm:MetricAlarm": 1} {
+		"aws:cloudwatch/dashboard:Dashboard": 1, "aws:cloudwatch/metricAlarm:MetricAlarm": 2} {
 		if got := count(ops, "create", typ); got != n {
 			t.Errorf("%d %s created, want %d", got, typ, n)
 		}

@@ -41,6 +41,7 @@ type Options struct {
 	NotifyEmails, NotifyHooks   []string
 	APIRate                     float64
 	APIBurst                    int
+	SyncLagAlarm                time.Duration
 	Unlock, Yes                 bool
 }
 
@@ -114,6 +115,7 @@ again. The outputs are remembered, so init --remote needs no flags.`,
 	fl.StringArrayVar(&opts.NotifyHooks, "notify-webhook", nil, "HTTPS URL (a Slack incoming webhook or any endpoint) that receives each job event as JSON (repeatable, up to 4)")
 	fl.Float64Var(&opts.APIRate, "api-rate-limit", platform.DefaultThrottleRate, "requests per second the job API takes (API Gateway throttling; callers over it get 429)")
 	fl.IntVar(&opts.APIBurst, "api-burst-limit", platform.DefaultThrottleBurst, "requests the job API takes at once above the rate")
+	fl.DurationVar(&opts.SyncLagAlarm, "sync-lag-alarm", 15*time.Minute, "the stack's alarm notifies when a monitored sync job's target is this far behind for 3 minutes")
 	return cmd
 }
 
@@ -154,7 +156,11 @@ func (o *Options) config() (platform.Config, error) {
 	cfg := platform.Config{Stack: o.Stack, Version: o.Version, VPCID: o.VPCID, SubnetIDs: o.SubnetIDs, SecurityGroupIDs: o.SecurityGroupIDs,
 		BuildSubnetID: o.BuildSubnetID, DefaultInstanceType: o.InstanceType, MaxConcurrentJobs: o.MaxJobs, DefaultTimeLimitMinutes: int(o.TimeLimit.Minutes()),
 		MaxJobsPerOwner: o.MaxJobsPerOwner, MaxInstanceSize: o.MaxInstanceSize, MaxTimeLimitMinutes: int(o.MaxTimeLimit.Minutes()),
-		NotifyEmails: o.NotifyEmails, NotifyWebhooks: o.NotifyHooks, ThrottleRate: o.APIRate, ThrottleBurst: o.APIBurst}
+		NotifyEmails: o.NotifyEmails, NotifyWebhooks: o.NotifyHooks, ThrottleRate: o.APIRate, ThrottleBurst: o.APIBurst,
+		SyncLagAlarmSeconds: int(o.SyncLagAlarm.Seconds())}
+	if o.SyncLagAlarm < time.Minute {
+		return cfg, fmt.Errorf("--sync-lag-alarm must be at least 1m")
+	}
 	if o.APIRate <= 0 || o.APIBurst <= 0 {
 		return cfg, fmt.Errorf("--api-rate-limit and --api-burst-limit must be positive")
 	}

@@ -26,7 +26,7 @@ func TestSetupFlags(t *testing.T) {
 		InstanceType: "m7g.large", MaxJobs: 9, MaxJobsPerOwner: 2, TimeLimit: 6 * time.Hour, MaxTimeLimit: 7 * 24 * time.Hour,
 		MaxInstanceSize: "4xlarge", EgressPorts: "5432,6432,6543", Unlock: true, Yes: true,
 		NotifyEmails: []string{"dba@example.com", "oncall@example.com"}, NotifyHooks: []string{"https://hooks.slack.com/services/T/B/X"},
-		APIRate: 5, APIBurst: 20}
+		APIRate: 5, APIBurst: 20, SyncLagAlarm: 15 * time.Minute}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("options\n%+v\nwant\n%+v", *got, want)
 	}

@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
@@ -68,25 +67,9 @@ func runStatus(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	conn, err := src.Connect(ctx)
+	dbs, err := replication.Databases(ctx, src, rules.Database)
 	if err != nil {
 		return err
-	}
-	rows, err := conn.Query(ctx, `SELECT datname FROM pg_catalog.pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1`)
-	if err != nil {
-		conn.Close(ctx)
-		return err
-	}
-	all, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	conn.Close(ctx)
-	if err != nil {
-		return err
-	}
-	var dbs []string
-	for _, d := range all {
-		if rules.Database(d) {
-			dbs = append(dbs, d)
-		}
 	}
 	ios := opts.IO
 	for {

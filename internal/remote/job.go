@@ -96,6 +96,24 @@ type Options struct {
 	// MaxCostUSD: a job whose estimate is over it is refused, and a running
 	// job is stopped when its cost so far passes it (0: no limit).
 	MaxCostUSD float64 `json:"max_cost_usd,omitempty"`
+	// Monitor keeps the worker of a sync (or init --sync) job watching
+	// replication once it is set up: lag metrics, and an event when the
+	// target is LagAlertSeconds or more behind (default 300), until the
+	// time limit or a cancel. Replication goes on without it.
+	Monitor         bool `json:"monitor,omitempty"`
+	LagAlertSeconds int  `json:"lag_alert_seconds,omitempty"`
+}
+
+// DefaultLagAlertSeconds is how far behind the target may fall before a
+// monitored sync job says so.
+const DefaultLagAlertSeconds = 300
+
+// LagAlert is the job's lag threshold.
+func (o Options) LagAlert() time.Duration {
+	if o.LagAlertSeconds > 0 {
+		return time.Duration(o.LagAlertSeconds) * time.Second
+	}
+	return DefaultLagAlertSeconds * time.Second
 }
 
 // Notifies reports whether the job's events go to the stack's notification
@@ -326,6 +344,12 @@ func (r *Request) validateOptions(lim Limits, fe FieldErrors) {
 	}
 	if o.IndexJobs < 0 || o.IndexJobs > MaxJobs {
 		fe.add("options.index_jobs", fmt.Sprintf("must be between 1 and %d", MaxJobs))
+	}
+	if o.Monitor && !(r.Command == "sync" && !o.Stop || r.Command == "init" && o.Sync) {
+		fe.add("options.monitor", "watches replication: only for sync (not --stop) and init --sync")
+	}
+	if o.LagAlertSeconds < 0 || o.LagAlertSeconds > 0 && !o.Monitor {
+		fe.add("options.lag_alert_seconds", "a positive number of seconds, with monitor")
 	}
 	if o.MaxCostUSD < 0 || o.MaxCostUSD > 1e6 {
 		fe.add("options.max_cost_usd", "must be between 0 (no limit) and 1000000")

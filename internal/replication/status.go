@@ -160,6 +160,31 @@ func deref(s *string) string {
 	return *s
 }
 
+// Databases are the source's databases the rules select, as sync picks
+// them.
+func Databases(ctx context.Context, src *conninfo.Endpoint, selected func(string) bool) ([]string, error) {
+	conn, err := src.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_catalog.pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1`)
+	if err != nil {
+		return nil, err
+	}
+	all, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	var dbs []string
+	for _, d := range all {
+		if selected(d) {
+			dbs = append(dbs, d)
+		}
+	}
+	return dbs, nil
+}
+
 // ReadAll reads the status of every database named.
 func ReadAll(ctx context.Context, src, dst *conninfo.Endpoint, dbs []string) ([]*Status, error) {
 	var out []*Status

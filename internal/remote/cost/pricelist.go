@@ -103,7 +103,7 @@ func reason(err error) string {
 	case errors.As(err, &ae):
 		return "unavailable (" + ae.ErrorCode() + ")"
 	case errors.As(err, &re):
-		return fmt.Sprintf("unavailable (HTTP %d)", re.HTTPStatusCode())
+		return fmt.Sprintf("unavailable (status %d)", re.HTTPStatusCode())
 	default:
 		return fmt.Sprintf("unavailable (%s)", firstLine(err.Error(), 80))
 	}

@@ -36,6 +36,10 @@ const (
 	Relaunched Kind = "Worker Relaunched"
 	// LimitNear: the job's time limit runs out soon.
 	LimitNear Kind = "Time Limit Near"
+	// LagHigh: a monitored sync job's target is behind by the job's
+	// threshold or more; LagRecovered: it caught up again.
+	LagHigh      Kind = "Sync Lag High"
+	LagRecovered Kind = "Sync Lag Recovered"
 )
 
 // Ended is the kind of a job's final status.
@@ -74,11 +78,23 @@ type Detail struct {
 	Tables          int     `json:"tables,omitempty"`
 	// Deadline is when the time limit runs out (LimitNear).
 	Deadline *time.Time `json:"deadline,omitempty"`
+	// Lag of a monitored sync job (LagHigh, LagRecovered): the database
+	// furthest behind, by how much, and the threshold.
+	Lag *Lag `json:"lag,omitempty"`
 	// Used is what the job used so far: instance-hours, cost, average
 	// throughput (none before its first launch).
 	Used *cost.Used `json:"used,omitempty"`
 	// Show is the command that shows the job.
 	Show string `json:"show"`
+}
+
+// Lag is how far a sync job's target is behind.
+type Lag struct {
+	Database         string  `json:"database"`
+	Bytes            int64   `json:"bytes"`
+	Seconds          float64 `json:"seconds"`
+	ThresholdSeconds float64 `json:"threshold_seconds"`
+	State            string  `json:"state"`
 }
 
 // Of is the detail of job j now.
@@ -121,20 +137,27 @@ type Publisher struct {
 
 // Publish sends one event about j; a failure is logged, not returned.
 func (p *Publisher) Publish(ctx context.Context, kind Kind, j *remote.Job) {
+	p.PublishLag(ctx, kind, j, nil)
+}
+
+// PublishLag sends one event about j with its replication lag.
+func (p *Publisher) PublishLag(ctx context.Context, kind Kind, j *remote.Job, lag *Lag) {
 	if p == nil || p.Client == nil {
 		return
 	}
-	if err := p.send(ctx, kind, j); err != nil && p.Log != nil {
+	if err := p.send(ctx, kind, j, lag); err != nil && p.Log != nil {
 		p.Log.Warn("publish job event", "job", j.ID, "event", string(kind), "err", err)
 	}
 }
 
-func (p *Publisher) send(ctx context.Context, kind Kind, j *remote.Job) error {
+func (p *Publisher) send(ctx context.Context, kind Kind, j *remote.Job, lag *Lag) error {
 	now := time.Now()
 	if p.Now != nil {
 		now = p.Now()
 	}
-	b, err := json.Marshal(Of(p.Stack, j, now))
+	d := Of(p.Stack, j, now)
+	d.Lag = lag
+	b, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}

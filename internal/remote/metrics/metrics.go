@@ -33,6 +33,12 @@ const (
 	JobsEnded = "JobsEnded"
 	// ActiveJobs is the number of active jobs of a stack, each reaper pass.
 	ActiveJobs = "ActiveJobs"
+	// LagBytes and LagSeconds are how far a monitored sync job's target
+	// is behind (the most of its databases), per job; SyncLagSeconds the
+	// same per stack, for the stack's alarm.
+	LagBytes       = "LagBytes"
+	LagSeconds     = "LagSeconds"
+	SyncLagSeconds = "SyncLagSeconds"
 )
 
 // Every is how often a worker publishes.
@@ -97,6 +103,20 @@ func (p *Publisher) progress(ctx context.Context, job string, prev, s *progress.
 		data = append(data, d(Throughput, float64(s.Bytes-prev.Bytes)/(s.ElapsedSecs-prev.ElapsedSecs), types.StandardUnitBytesSecond))
 	}
 	p.put(ctx, data)
+}
+
+// Lag publishes how far a monitored sync job's target is behind.
+func (p *Publisher) Lag(ctx context.Context, job string, bytes int64, seconds float64) {
+	if p == nil || p.Client == nil {
+		return
+	}
+	stack := types.Dimension{Name: aws.String("Stack"), Value: aws.String(p.Stack)}
+	dims := []types.Dimension{stack, {Name: aws.String("Job"), Value: aws.String(job)}}
+	p.put(ctx, []types.MetricDatum{
+		{MetricName: aws.String(LagBytes), Dimensions: dims, Value: aws.Float64(float64(bytes)), Unit: types.StandardUnitBytes},
+		{MetricName: aws.String(LagSeconds), Dimensions: dims, Value: aws.Float64(seconds), Unit: types.StandardUnitSeconds},
+		{MetricName: aws.String(SyncLagSeconds), Dimensions: []types.Dimension{stack}, Value: aws.Float64(seconds), Unit: types.StandardUnitSeconds},
+	})
 }
 
 // Ended counts a job's end, by status.

@@ -38,7 +38,7 @@ func ownerKey(owner string) map[string]types.AttributeValue {
 func (s *Store) take(key map[string]types.AttributeValue, limit int, owner string) types.TransactWriteItem {
 	u := &types.Update{
 		TableName: &s.Table, Key: key,
-		UpdateExpression:    aws.String("ADD n :one"),
+		UpdateExpression:    aws.String("ADD n :one, v :one"),
 		ConditionExpression: aws.String("attribute_not_exists(n) OR n < :cap"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":one": &types.AttributeValueMemberN{Value: "1"},
@@ -46,7 +46,7 @@ func (s *Store) take(key map[string]types.AttributeValue, limit int, owner strin
 		},
 	}
 	if owner != "" {
-		u.UpdateExpression = aws.String("ADD n :one SET gsi2pk = :p, gsi2sk = :o")
+		u.UpdateExpression = aws.String("ADD n :one, v :one SET gsi2pk = :p, gsi2sk = :o")
 		u.ExpressionAttributeValues[":p"] = &types.AttributeValueMemberS{Value: counterPartition}
 		u.ExpressionAttributeValues[":o"] = &types.AttributeValueMemberS{Value: owner}
 	}
@@ -57,10 +57,11 @@ func (s *Store) take(key map[string]types.AttributeValue, limit int, owner strin
 func (s *Store) giveBack(key map[string]types.AttributeValue) types.TransactWriteItem {
 	return types.TransactWriteItem{Update: &types.Update{
 		TableName: &s.Table, Key: key,
-		UpdateExpression:    aws.String("ADD n :minus"),
+		UpdateExpression:    aws.String("ADD n :minus, v :one"),
 		ConditionExpression: aws.String("n > :zero"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":minus": &types.AttributeValueMemberN{Value: "-1"},
+			":one":   &types.AttributeValueMemberN{Value: "1"},
 			":zero":  &types.AttributeValueMemberN{Value: "0"},
 		},
 	}}
@@ -142,7 +143,8 @@ func (s *Store) counterValue(ctx context.Context, key map[string]types.Attribute
 
 // Reconcile moves a counter ("" the platform's, else owner's) to want, the
 // number of active jobs it should count, when two passes in a row (of the
-// reaper) found the same difference with the counter unchanged between them:
+// reaper) found the same difference with the counter unchanged between them
+// (its version, v, which every take and give-back moves):
 // the active index is eventually consistent, and a job created or finished
 // a moment ago may be missing from it or still in it. It reports whether it
 // changed the counter.
@@ -155,32 +157,37 @@ func (s *Store) Reconcile(ctx context.Context, owner string, want int) (bool, er
 	if err != nil {
 		return false, err
 	}
+	// v counts every take and give-back: "unchanged" is the same version,
+	// not the same value (a give-back then a take would leave n as it was,
+	// with other jobs behind it).
 	var c struct {
 		N          int  `dynamodbav:"n"`
-		CheckN     *int `dynamodbav:"check_n"`
+		V          int  `dynamodbav:"v"`
+		CheckV     *int `dynamodbav:"check_v"`
 		CheckCount *int `dynamodbav:"check_count"`
 	}
 	if err := attributevalue.UnmarshalMap(out.Item, &c); err != nil {
 		return false, err
 	}
-	vals := map[string]types.AttributeValue{":n": &types.AttributeValueMemberN{Value: strconv.Itoa(c.N)}}
+	vals := map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.Itoa(c.V)}}
 	// The counter as read: unchanged by a submission or a finish since.
-	unchanged := "n = :n"
-	if c.N == 0 {
-		unchanged = "(attribute_not_exists(n) OR n = :n)"
+	unchanged := "v = :v"
+	if c.V == 0 {
+		unchanged = "(attribute_not_exists(v) OR v = :v)"
 	}
 	var set, remove []string
 	corrected := false
 	switch {
-	case c.N == want && c.CheckN == nil:
+	case c.N == want && c.CheckV == nil:
 		return false, nil
 	case c.N == want:
-		remove = []string{"check_n", "check_count"}
-	case c.CheckN != nil && *c.CheckN == c.N && c.CheckCount != nil && *c.CheckCount == want:
-		set, remove, corrected = []string{"n = :want"}, []string{"check_n", "check_count"}, true
+		remove = []string{"check_v", "check_count"}
+	case c.CheckV != nil && *c.CheckV == c.V && c.CheckCount != nil && *c.CheckCount == want:
+		set, remove, corrected = []string{"n = :want", "v = :next"}, []string{"check_v", "check_count"}, true
 		vals[":want"] = &types.AttributeValueMemberN{Value: strconv.Itoa(want)}
+		vals[":next"] = &types.AttributeValueMemberN{Value: strconv.Itoa(c.V + 1)}
 	default:
-		set = []string{"check_n = :n", "check_count = :want"}
+		set = []string{"check_v = :v", "check_count = :want"}
 		vals[":want"] = &types.AttributeValueMemberN{Value: strconv.Itoa(want)}
 	}
 	if owner != "" && len(set) > 0 {

@@ -112,7 +112,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	status, msg := remote.Succeeded, ""
+	monitoring := job.Options.Monitor && runErr == nil
 	switch {
+	case monitoring && errors.Is(cause, errCancelled):
+		status, msg = remote.Cancelled, "monitoring cancelled on request; replication goes on (replicator sync --stop ends it)"
+	case monitoring && errors.Is(cause, context.DeadlineExceeded):
+		status, msg = remote.Succeeded, "monitoring ended at the time limit; replication goes on"
 	case errors.Is(cause, errCancelled):
 		status, msg = remote.Cancelled, "cancelled on request"
 	case errors.Is(cause, context.DeadlineExceeded):
@@ -171,7 +176,15 @@ func (w *Worker) finish(job *remote.Job, s *sink, status remote.Status, msg stri
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	life := &lifecycle.Lifecycle{Store: w.Store, Secrets: w.Secrets, Events: w.Events, Metrics: w.Metrics, Log: w.Log}
-	if _, err := life.End(ctx, job, lifecycle.End{To: status, Error: msg, Message: message, From: []remote.Status{remote.Running}, IfInstance: w.InstanceID,
+	cause := msg
+	if status == remote.Succeeded {
+		// A success's note (a monitor's end) is a message, not an error.
+		cause = ""
+		if message == "" {
+			message = msg
+		}
+	}
+	if _, err := life.End(ctx, job, lifecycle.End{To: status, Error: cause, Message: message, From: []remote.Status{remote.Running}, IfInstance: w.InstanceID,
 		OwnInstance: true, Set: final}); err != nil {
 		return fmt.Errorf("record final status: %w", err)
 	}
@@ -278,7 +291,13 @@ func (w *Worker) execute(ctx context.Context, job *remote.Job, s *sink) error {
 		}
 	}
 	if job.Command == "sync" {
-		return runner.Sync(ctx, j, func(db, msg string) { s.event(progress.Event{Kind: progress.Info, Database: db, Message: msg}) })
+		if err := runner.Sync(ctx, j, func(db, msg string) { s.event(progress.Event{Kind: progress.Info, Database: db, Message: msg}) }); err != nil {
+			return err
+		}
+		if job.Options.Monitor {
+			return w.monitor(ctx, job, j, s)
+		}
+		return nil
 	}
 	// --no-resume starts the job over once; a relaunched worker resumes it.
 	if job.Attempts > 1 {
@@ -295,6 +314,9 @@ func (w *Worker) execute(ctx context.Context, job *remote.Job, s *sink) error {
 	}
 	if res != nil && res.Verify != nil {
 		s.result(progress.VerifyResult, res.Verify)
+	}
+	if err == nil && job.Options.Monitor {
+		return w.monitor(ctx, job, j, s)
 	}
 	return err
 }
