@@ -81,7 +81,7 @@ func (s *stack) webhooks(rule *cloudwatch.EventRule) error {
 		conn, err := cloudwatch.NewEventConnection(ctx, name, &cloudwatch.EventConnectionArgs{Name: pulumi.String(name),
 			AuthorizationType: pulumi.String("API_KEY"),
 			AuthParameters: cloudwatch.EventConnectionAuthParametersArgs{ApiKey: &cloudwatch.EventConnectionAuthParametersApiKeyArgs{
-				Key: pulumi.String("X-Replicator-Stack"), Value: pulumi.String(s.cfg.Stack)}}})
+				Key: pulumi.String(events.WebhookHeader), Value: pulumi.String(s.cfg.Stack)}}})
 		if err != nil {
 			return err
 		}
@@ -105,14 +105,10 @@ func (s *stack) webhooks(rule *cloudwatch.EventRule) error {
 	return err
 }
 
-// webhookBody is the webhooks' JSON: a line for people (Slack shows
-// "text") and the event itself (aws.events.event.json, EventBridge's
-// reserved variable).
+// webhookBody is the webhooks' JSON (events.WebhookTemplate).
 func webhookBody() *cloudwatch.EventTargetInputTransformerArgs {
-	paths := map[string]string{"kind": "$.detail-type", "id": "$.detail.job_id", "command": "$.detail.command",
-		"stack": "$.detail.stack", "cause": "$.detail.error", "show": "$.detail.show"}
-	return &cloudwatch.EventTargetInputTransformerArgs{InputPaths: pulumi.ToStringMap(paths),
-		InputTemplate: pulumi.String(`{"text": "replicator <stack>: <kind>, job <id> (<command>) <cause> <show>", "event": <aws.events.event.json>}`)}
+	return &cloudwatch.EventTargetInputTransformerArgs{InputPaths: pulumi.ToStringMap(events.WebhookPaths),
+		InputTemplate: pulumi.String(events.WebhookTemplate)}
 }
 
 // TopicPolicy lets the stack's rule (EventBridge) and the account's

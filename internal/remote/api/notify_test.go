@@ -3,12 +3,15 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/client"
 	"github.com/replicatorhq/replicator/internal/remote/events"
 	"github.com/replicatorhq/replicator/internal/testenv/devstack"
 )
@@ -71,5 +74,46 @@ func TestJobEventsReachTheTopic(t *testing.T) {
 		d.Command != "init" || d.Status != "cancelled" || d.Stack != "replicator" || strings.Join(d.Databases, ",") != "shop" ||
 		d.Show != "replicator jobs show "+ids[0] || !d.Notify {
 		t.Errorf("event: %+v", e)
+	}
+}
+
+// A stack's webhook is called through EventBridge's API destination when a
+// job ends (moto calls it for real, though without the body or the
+// connection's header: the body's template is the program's, tested with
+// the Pulumi mocks).
+func TestWebhookIsCalled(t *testing.T) {
+	ctx := context.Background()
+	calls := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls <- r.Method + " " + r.URL.Path
+	}))
+	defer srv.Close()
+	hooked, err := devstack.Start(ctx, devstack.Options{Stack: "hooked", Moto: stack.Moto, ReaperEvery: time.Hour, Webhook: srv.URL + "/services/T000/B000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hooked.Stop()
+	for _, kv := range hooked.CallerEnv("alice") {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	c, err := client.New(ctx, hooked.API.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := c.Submit(ctx, &remote.Request{Command: "init", Source: "postgres://h/a", Target: "postgres://g/b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Cancel(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-calls:
+		if got != "POST /services/T000/B000" {
+			t.Errorf("webhook call %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the webhook was not called")
 	}
 }

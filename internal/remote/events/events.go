@@ -192,3 +192,15 @@ func NotifyPattern(stack string) string {
 	})
 	return string(b)
 }
+
+// WebhookPaths and WebhookTemplate are the input transformer of the
+// stack's webhooks: a line for people (Slack shows "text") and the event
+// itself (aws.events.event.json, EventBridge's reserved variable).
+var WebhookPaths = map[string]string{"kind": "$.detail-type", "id": "$.detail.job_id", "command": "$.detail.command",
+	"stack": "$.detail.stack", "cause": "$.detail.error", "show": "$.detail.show"}
+
+const WebhookTemplate = `{"text": "replicator <stack>: <kind>, job <id> (<command>) <cause> <show>", "event": <aws.events.event.json>}`
+
+// WebhookHeader is what a webhook's connection sends (a connection needs
+// an authorization; the webhooks take none of EventBridge's).
+const WebhookHeader = "X-Replicator-Stack"

@@ -66,6 +66,9 @@ func StartMoto(ctx context.Context) (*Moto, error) {
 		}
 		cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		// Rules with API destination targets (the stack's webhooks) call
+		// them for real: moto sends the request, without a body.
+		cmd.Env = append(os.Environ(), "MOTO_EVENTS_INVOKE_HTTP=true")
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start moto_server: %w", err)
 		}

@@ -23,7 +23,7 @@ import (
 // is a queue, and a bridge publishes what arrives there to the topic, as
 // EventBridge's SNS target does (the event's JSON as the message). That
 // bridge is the one stand-in.
-func (s *Stack) provisionNotify(ctx context.Context) error {
+func (s *Stack) provisionNotify(ctx context.Context, webhook string) error {
 	n := names.Of(s.Config.Stack)
 	snsc, sqsc := sns.NewFromConfig(s.Clients.AWS), sqs.NewFromConfig(s.Clients.AWS)
 	topic, err := snsc.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(n.Topic())})
@@ -48,6 +48,34 @@ func (s *Stack) provisionNotify(ctx context.Context) error {
 		return fmt.Errorf("target the notify rule: %w", err)
 	}
 	s.bridge = &bridge{sqs: sqsc, sns: snsc, queue: aws.ToString(q.QueueUrl), topic: s.Topic}
+	if webhook != "" {
+		return s.provisionWebhook(ctx, n, webhook)
+	}
+	return nil
+}
+
+// provisionWebhook makes a webhook as the program does (platform/notify.go):
+// connection, API destination, and a target with the shared input
+// transformer. moto checks neither the role nor HTTPS.
+func (s *Stack) provisionWebhook(ctx context.Context, n names.Names, url string) error {
+	eb := s.Clients.EventBridge
+	conn, err := eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String(n.Webhook(0)), AuthorizationType: ebtypes.ConnectionAuthorizationTypeApiKey,
+		AuthParameters: &ebtypes.CreateConnectionAuthRequestParameters{ApiKeyAuthParameters: &ebtypes.CreateConnectionApiKeyAuthRequestParameters{
+			ApiKeyName: aws.String(events.WebhookHeader), ApiKeyValue: aws.String(s.Config.Stack)}}})
+	if err != nil {
+		return fmt.Errorf("create webhook connection: %w", err)
+	}
+	dest, err := eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String(n.Webhook(0)), ConnectionArn: conn.ConnectionArn,
+		HttpMethod: ebtypes.ApiDestinationHttpMethodPost, InvocationEndpoint: aws.String(url), InvocationRateLimitPerSecond: aws.Int32(1)})
+	if err != nil {
+		return fmt.Errorf("create webhook destination: %w", err)
+	}
+	_, err = eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(n.NotifyRule()), Targets: []ebtypes.Target{{
+		Id: aws.String("webhook-1"), Arn: dest.ApiDestinationArn, RoleArn: aws.String("arn:aws:iam::" + Account + ":role/" + n.Prefix() + "-webhooks"),
+		InputTransformer: &ebtypes.InputTransformer{InputPathsMap: events.WebhookPaths, InputTemplate: aws.String(events.WebhookTemplate)}}}})
+	if err != nil {
+		return fmt.Errorf("target the webhook: %w", err)
+	}
 	return nil
 }
 

@@ -65,6 +65,10 @@ type Options struct {
 	// job's --notify is then refused); by default it has the topic, which a
 	// test subscribes to.
 	NoNotifyTargets bool
+	// Webhook, when set, is a notification webhook of the stack, as setup
+	// --notify-webhook makes it: a connection, an API destination and a
+	// target on the rule.
+	Webhook string
 	// WorkerEnv and WorkerArgs are added to every worker's environment and
 	// command line (a Logs endpoint in an outage, older client tools).
 	WorkerEnv, WorkerArgs []string
@@ -85,6 +89,7 @@ type Stack struct {
 	Topic      string
 	bridge     *bridge
 	bridgeDone chan struct{}
+	webhook    string
 	ownMoto    bool
 	cancel     context.CancelFunc
 	done       chan struct{}
@@ -146,7 +151,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		}
 		ownMoto = true
 	}
-	s := &Stack{Moto: moto, ownMoto: ownMoto, Config: cfg, done: make(chan struct{})}
+	s := &Stack{Moto: moto, ownMoto: ownMoto, Config: cfg, done: make(chan struct{}), webhook: o.Webhook}
 	var err error
 	if s.Gate, err = StartGate(moto.URL); err != nil {
 		s.Stop()
@@ -283,7 +288,7 @@ func (s *Stack) provision(ctx context.Context) error {
 	if _, err := s.Clients.Logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: str(s.Config.LogGroup)}); err != nil {
 		return fmt.Errorf("create log group: %w", err)
 	}
-	if err := s.provisionNotify(ctx); err != nil {
+	if err := s.provisionNotify(ctx, s.webhook); err != nil {
 		return err
 	}
 	return s.createLaunchTemplate(ctx)
