@@ -114,7 +114,7 @@ func TestFailedConditionIsAConflict(t *testing.T) {
 func setCounter(t *testing.T, pk string, n int) {
 	t.Helper()
 	_, err := stack.Clients.DynamoDB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: aws.String(stack.Config.Table),
-		Key:              map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: "ACTIVE"}},
+		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: "ACTIVE"}},
 		// As every take and give-back does, the change moves the version.
 		UpdateExpression: aws.String("SET n = :n ADD v :one"), ExpressionAttributeValues: map[string]types.AttributeValue{
 			":n": &types.AttributeValueMemberN{Value: fmt.Sprint(n)}, ":one": &types.AttributeValueMemberN{Value: "1"}}})

@@ -16,8 +16,9 @@ import (
 // ends (the time limit, a cancel): every MetricsEvery it reads each
 // database's status, publishes the lag, and says when the target falls the
 // job's threshold behind and when it catches up. A database is as far
-// behind as the slot's replay lag, or, when the slot reports none but WAL
-// waits (a subscription that stopped applying), as long as WAL has waited.
+// behind as the slot's replay lag, or, when nothing streams from the slot
+// while WAL waits (a subscription that stopped applying), as long as that
+// has lasted.
 func (w *Worker) monitor(ctx context.Context, job *remote.Job, j runner.Job, s *sink) error {
 	dbs, err := replication.Databases(ctx, j.Source, j.Filters.Database)
 	if err != nil {
@@ -71,7 +72,11 @@ func worstLag(sts []*replication.Status, behindSince map[string]time.Time, now t
 				l.Seconds = *st.Slot.LagSeconds
 			}
 		}
-		if l.Bytes > 0 {
+		// A streaming slot's own replay lag says it (an idle database's
+		// confirmed position trails the cluster's WAL between status
+		// updates, which is not lag); a slot nobody streams from while WAL
+		// waits is behind since it was first seen so.
+		if stalled := st.Slot != nil && !st.Slot.Active && l.Bytes > 0; stalled {
 			if _, ok := behindSince[st.Database]; !ok {
 				behindSince[st.Database] = now
 			}
