@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -95,6 +96,24 @@ func refusal(is restoreIssue, superuser bool) string {
 	return ""
 }
 
+// alreadyDone: what a statement run a second time says when its first run
+// succeeded.
+func alreadyDone(msg string) bool {
+	return strings.Contains(msg, "already exists") || strings.Contains(msg, "is already member of publication")
+}
+
+// withOneJob is args with --jobs=1, when they asked for more.
+func withOneJob(args []string) ([]string, bool) {
+	out := slices.Clone(args)
+	for i, a := range out {
+		if n, ok := strings.CutPrefix(a, "--jobs="); ok && n != "1" {
+			out[i] = "--jobs=1"
+			return out, true
+		}
+	}
+	return nil, false
+}
+
 // pgRestore runs pg_restore against target to the end, then judges its errors:
 // what the target refuses (see refusal) becomes grouped warnings, "already
 // exists" on a resumed step is expected, anything else fails the step.
@@ -121,6 +140,13 @@ func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *connin
 	text := redact.Scrub(strings.TrimSpace(string(stderr)), r.secrets)
 	issues, other := parseRestoreErrors(text)
 	if len(other) > 0 {
+		if serial, ok := withOneJob(args); ok {
+			// Parallel workers' messages share stderr and can interleave
+			// mid-line: run the section again alone, as a resumed step
+			// (what the first run did is tolerated), for readable errors.
+			r.warn(db, "pg_restore's parallel error output was garbled; restoring the section again with one job to read its errors")
+			return r.pgRestore(ctx, db, target, dbTarget, serial, true)
+		}
 		return &pgtools.ToolError{Tool: "pg_restore", Stderr: text, Err: err}
 	}
 	issues, err = r.splitIssues(ctx, dbTarget, issues)
@@ -130,7 +156,7 @@ func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *connin
 	groups := map[string][]restoreIssue{}
 	var fatal []restoreIssue
 	for _, is := range issues {
-		if resuming && strings.Contains(is.Message, "already exists") || newerToolSetting(is, r.dstVersion) {
+		if resuming && alreadyDone(is.Message) || newerToolSetting(is, r.dstVersion) {
 			continue
 		}
 		if cat := refusal(is, r.targetSuper); cat != "" {

@@ -156,8 +156,9 @@ func TestOutageNeverBlocksAndLossIsReported(t *testing.T) {
 	if dropped == 0 {
 		t.Fatalf("200,000 lines fit a 1 MiB buffer?")
 	}
-	// The service is back.
-	w.CW = up
+	// The service is back. (The short timeout was for the outage: a
+	// megabyte of lines may take moto longer than 200 ms on a busy machine.)
+	w.CW, w.FlushTimeout = up, 10*time.Second
 	if err := w.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
