@@ -102,6 +102,18 @@ func alreadyDone(msg string) bool {
 	return strings.Contains(msg, "already exists") || strings.Contains(msg, "is already member of publication")
 }
 
+// garbled: every line pg_restore's parser could not read is a server's
+// ERROR cut up by another worker's output; a lost connection (FATAL, or no
+// server message at all) is not, and goes to the step's retries.
+func garbled(other []string) bool {
+	for _, o := range other {
+		if !strings.Contains(o, "ERROR:") {
+			return false
+		}
+	}
+	return len(other) > 0
+}
+
 // withOneJob is args with --jobs=1, when they asked for more.
 func withOneJob(args []string) ([]string, bool) {
 	out := slices.Clone(args)
@@ -140,7 +152,7 @@ func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *connin
 	text := redact.Scrub(strings.TrimSpace(string(stderr)), r.secrets)
 	issues, other := parseRestoreErrors(text)
 	if len(other) > 0 {
-		if serial, ok := withOneJob(args); ok {
+		if serial, ok := withOneJob(args); ok && garbled(other) {
 			// Parallel workers' messages share stderr and can interleave
 			// mid-line: run the section again alone, as a resumed step
 			// (what the first run did is tolerated), for readable errors.

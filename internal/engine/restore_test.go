@@ -41,7 +41,7 @@ pg_restore: warning: errors ignored on restore: 3
 // mid-line (as in this CI output), which no parser reads. Such a run is
 // restored again with one job, as a resumed step.
 func TestGarbledParallelErrorsAreRestoredAgainAlone(t *testing.T) {
-	garbled := `pg_restore: error: could not execute query: ERROR:  must be member of role "postgres"
+	garbledText := `pg_restore: error: could not execute query: ERROR:  must be member of role "postgres"
 Command was: ALTER STATISTICS app.ks_stats OWNER TO postgres;
 
 pg_restore: error: pg_restore:could not execute query: ERROR:  must be member of role "postgres"
@@ -50,8 +50,17 @@ Command was: ALTER PUBLICATION fidelity_pub15 OWNER TO postgres;
  error: could not execute query: ERROR:  must be member of role "postgres"
 Command was: ALTER PUBLICATION fidelity_pub OWNER TO postgres;
 `
-	if _, other := parseRestoreErrors(garbled); len(other) == 0 {
+	_, other := parseRestoreErrors(garbledText)
+	if len(other) == 0 {
 		t.Fatal("garbled output parsed cleanly: the test no longer shows the problem")
+	}
+	if !garbled(other) {
+		t.Errorf("not taken for garbled: %q", other)
+	}
+	// A connection lost mid-restore is not garbling: the step's retries take it.
+	_, other = parseRestoreErrors("pg_restore: error: could not execute query: server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\nCommand was: CREATE INDEX i ON t (a);\n")
+	if len(other) == 0 || garbled(other) {
+		t.Errorf("a lost connection taken for garbled output: %q", other)
 	}
 	args := []string{"--section=post-data", "--jobs=4", "--dbname=x", "a.dump"}
 	if got, ok := withOneJob(args); !ok || !reflect.DeepEqual(got, []string{"--section=post-data", "--jobs=1", "--dbname=x", "a.dump"}) || args[1] != "--jobs=4" {
