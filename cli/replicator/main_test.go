@@ -360,10 +360,15 @@ GRANT SELECT ON open_t, guarded TO reader;`)
 		sev[f.Check], msgs[f.Check] = f.Severity, f.Message+" / "+f.Fix
 	}
 	for check, want := range map[string]string{"source privileges": "fail", "row-level security": "fail", "wal_level": "ok",
-		"replication privilege": "fail", "target CREATEDB": "ok", "extensions": "ok"} {
+		"replication privilege": "fail", "target CREATEDB": "ok", "extensions": "ok",
+		// The test source keeps the default: a slot may hold WAL without limit.
+		"max_slot_wal_keep_size": "warn"} {
 		if sev[check] != want {
 			t.Errorf("%s: %s (%s), want %s", check, sev[check], msgs[check], want)
 		}
+	}
+	if !strings.Contains(msgs["max_slot_wal_keep_size"], "ALTER SYSTEM SET max_slot_wal_keep_size") {
+		t.Errorf("WAL retention finding: %s", msgs["max_slot_wal_keep_size"])
 	}
 	if !strings.Contains(msgs["source privileges"], "valdb.public.secret") || !strings.Contains(msgs["source privileges"], "GRANT SELECT") {
 		t.Errorf("privileges finding: %s", msgs["source privileges"])

@@ -34,7 +34,14 @@ type Server struct {
 	InRecovery, ReadOnly bool
 	// Tablespaces of the server, by name.
 	Tablespaces []string
+	// MaxSlotWALKeepSize is how much WAL a replication slot may hold back
+	// (max_slot_wal_keep_size, 13+): "-1" is unlimited, "" before 13
+	// (which has no limit either).
+	MaxSlotWALKeepSize string
 }
+
+// SlotWALUnlimited: a stuck slot may keep WAL until the disk is full.
+func (s *Server) SlotWALUnlimited() bool { return s.MaxSlotWALKeepSize == "" || s.MaxSlotWALKeepSize == "-1" }
 
 // ReadServer reads the server facts over conn.
 func ReadServer(ctx context.Context, conn *pgx.Conn) (*Server, error) {
@@ -47,10 +54,11 @@ SELECT current_setting('server_version_num')::int,
        r.rolname, r.rolsuper, r.rolcreatedb, r.rolsuper OR r.rolreplication, current_setting('wal_level'),
        current_setting('max_connections')::int, (SELECT count(*) FROM pg_catalog.pg_stat_activity)::int,
        pg_catalog.pg_is_in_recovery(), current_setting('default_transaction_read_only') = 'on',
-       ARRAY(SELECT spcname::text FROM pg_catalog.pg_tablespace ORDER BY 1)
+       ARRAY(SELECT spcname::text FROM pg_catalog.pg_tablespace ORDER BY 1),
+       COALESCE(current_setting('max_slot_wal_keep_size', true), '')
 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(
 		&num, &s.SystemID, &s.StartedAt, &s.Port, &s.User, &s.Superuser, &s.CreateDB, &s.Replication, &s.WALLevel,
-		&s.MaxConnections, &s.Connections, &s.InRecovery, &s.ReadOnly, &s.Tablespaces)
+		&s.MaxConnections, &s.Connections, &s.InRecovery, &s.ReadOnly, &s.Tablespaces, &s.MaxSlotWALKeepSize)
 	if err != nil {
 		return nil, fmt.Errorf("read server facts: %w", err)
 	}

@@ -232,6 +232,12 @@ func (c *checker) replication(si *catalog.Server) {
 	} else {
 		c.add("wal_level", OK, "source wal_level is logical", "")
 	}
+	if si.SlotWALUnlimited() {
+		c.add("max_slot_wal_keep_size", Warn, "the source lets a replication slot keep WAL without limit (max_slot_wal_keep_size = -1): if replication stops, its disk fills",
+			"ALTER SYSTEM SET max_slot_wal_keep_size = '50GB' (a size its disk can spare), then SELECT pg_reload_conf() (on RDS: the parameter group); PostgreSQL 12 has no such limit: watch replicator status")
+	} else {
+		c.add("max_slot_wal_keep_size", OK, "a replication slot may keep at most "+si.MaxSlotWALKeepSize+" of WAL on the source", "")
+	}
 	if !si.Replication {
 		c.add("replication privilege", Fail, fmt.Sprintf("source role %s lacks REPLICATION", si.User),
 			fmt.Sprintf("ALTER ROLE %s REPLICATION (on RDS: GRANT rds_replication TO %s)", pgx.Identifier{si.User}.Sanitize(), pgx.Identifier{si.User}.Sanitize()))
