@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicatorhq/replicator/internal/replication"
 	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
 
@@ -73,7 +74,8 @@ func TestInitSyncIsGapFree(t *testing.T) {
 	// Catch up: the slot confirms the source's last position.
 	target := pgtest.Query(t, pair.Source, "postgres", "SELECT pg_current_wal_lsn()::text")[0]
 	waitFor(t, "the subscription to catch up", time.Minute, func() bool {
-		rows := pgtest.Query(t, pair.Source, "postgres", "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots", target)
+		// This database's slot: other tests' slots share the cluster.
+		rows := pgtest.Query(t, pair.Source, "postgres", "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", target, replication.NamesFor(db).Slot)
 		return len(rows) == 1 && rows[0] == "true"
 	})
 	src, dst := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db)
