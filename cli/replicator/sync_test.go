@@ -197,3 +197,63 @@ func TestSyncErrors(t *testing.T) {
 		t.Errorf("slot or publication left after a failed init --sync: %v\n%s", got, r.stderr)
 	}
 }
+
+// A column added on the source stops replication for good (the target
+// lacks it); status names the drift and the statement that fixes it, says
+// what the source keeps, and --check fails; once fixed, replication goes on.
+func TestStatusSaysWhy(t *testing.T) {
+	t.Parallel()
+	const db = "drifted"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	pgtest.Exec(t, pair.Source, db, "CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' FROM generate_series(1, 100) g")
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
+	t.Cleanup(func() {
+		replicator(t, nil, append([]string{"sync", "--stop"}, conn...)...)
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+	})
+	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles"}, conn...)...); r.code != 0 {
+		t.Fatalf("init --sync: %s", r.stderr)
+	}
+	if r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...); r.code != 0 {
+		t.Fatalf("status --check of a healthy replication: %d %s", r.code, r.stderr)
+	}
+	pgtest.Exec(t, pair.Source, db, "ALTER TABLE items ADD COLUMN note text; UPDATE items SET note = 'n' WHERE id = 1")
+	const fix = `ALTER TABLE "public"."items" ADD COLUMN "note" text;`
+	r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, `drifted: "public"."items".note column missing on the target; fix: `+fix) {
+		t.Fatalf("status --check with drift: %d\n%s", r.code, r.stderr)
+	}
+	r = replicator(t, nil, append([]string{"status"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "broken: 1 difference(s)") || !strings.Contains(r.stdout, "fix on the target: "+fix) {
+		t.Errorf("status with drift:\n%s\n%s", r.stdout, r.stderr)
+	}
+	r = replicator(t, nil, append([]string{"status", "--json"}, conn...)...)
+	var st struct {
+		Databases []struct {
+			Drift []replication.Drift `json:"drift"`
+			Slot  struct {
+				RetainedBytes int64  `json:"retained_bytes"`
+				MaxKeepSize   string `json:"max_slot_wal_keep_size"`
+				WALStatus     string `json:"wal_status"`
+			} `json:"slot"`
+		} `json:"databases"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st.Databases) != 1 || len(st.Databases[0].Drift) != 1 ||
+		st.Databases[0].Drift[0].Fix != fix || st.Databases[0].Slot.RetainedBytes <= 0 || st.Databases[0].Slot.MaxKeepSize != "-1" {
+		t.Errorf("status --json: %v %s", err, r.stdout)
+	}
+	// What the source keeps counts too.
+	r = replicator(t, nil, append([]string{"status", "--check", "--max-retained", "1"}, conn...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "of WAL for this replication") || !strings.Contains(r.stderr, "max_slot_wal_keep_size = -1") {
+		t.Errorf("status --check over --max-retained: %d\n%s", r.code, r.stderr)
+	}
+	// The fix given, replication picks up where it stopped.
+	pgtest.Exec(t, pair.Target, db, fix)
+	waitFor(t, "the update to apply", time.Minute, func() bool {
+		return pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM items WHERE note = 'n'")[0] == "1"
+	})
+	if r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...); r.code != 0 {
+		t.Errorf("status --check after the fix: %d %s", r.code, r.stderr)
+	}
+}

@@ -5,6 +5,7 @@ package statuscmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -29,7 +30,16 @@ type Options struct {
 	Watch     bool
 	Interval  time.Duration
 	JSON      bool
+	// Check exits non-zero, with a line per problem, when replication
+	// needs a person (for cron and CI); MaxRetained is the WAL the source
+	// may keep for it before that counts.
+	Check       bool
+	MaxRetained string
+	maxRetained int64
 }
+
+// ErrProblems is status --check's failure (its lines are printed).
+var ErrProblems = errors.New("replication needs attention")
 
 // NewCmdStatus builds the command. runF replaces the run in tests.
 func NewCmdStatus(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
@@ -48,6 +58,14 @@ state, the slot's lag in bytes and seconds, and when a change was last applied.
 			if opts.Interval < 100*time.Millisecond {
 				return cmdutil.FlagErrorf("--interval must be at least 100ms")
 			}
+			if opts.Check && opts.Watch {
+				return cmdutil.FlagErrorf("--check looks once and exits: drop --watch")
+			}
+			n, err := cmdutil.ParseSize(opts.MaxRetained)
+			if err != nil || n <= 0 {
+				return cmdutil.FlagErrorf("--max-retained %q: give a size such as 1GB", opts.MaxRetained)
+			}
+			opts.maxRetained = n
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -59,6 +77,8 @@ state, the slot's lag in bytes and seconds, and when a change was last applied.
 	cmd.Flags().BoolVarP(&opts.Watch, "watch", "w", false, "refresh until interrupted")
 	cmd.Flags().DurationVar(&opts.Interval, "interval", 2*time.Second, "refresh interval with --watch")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON (one line per refresh)")
+	cmd.Flags().BoolVar(&opts.Check, "check", false, "exit 1, with a line per problem, when replication is broken, the tables differ, or the source keeps more than --max-retained of WAL for it")
+	cmd.Flags().StringVar(&opts.MaxRetained, "max-retained", "1GB", "WAL the source may keep for replication before status warns")
 	return cmd
 }
 
@@ -98,6 +118,23 @@ func runStatus(ctx context.Context, opts *Options) error {
 			}
 			Print(ios.Out, sts)
 		}
+		var problems []string
+		for _, st := range sts {
+			problems = append(problems, st.Problems(opts.maxRetained)...)
+		}
+		if !opts.JSON && !opts.Check {
+			for _, p := range problems {
+				fmt.Fprintln(ios.ErrOut, "warning: "+p)
+			}
+		}
+		if opts.Check {
+			for _, p := range problems {
+				fmt.Fprintln(ios.ErrOut, p)
+			}
+			if len(problems) > 0 {
+				return ErrProblems
+			}
+		}
 		if !opts.Watch {
 			return nil
 		}
@@ -136,6 +173,13 @@ func Print(w io.Writer, sts []*replication.Status) {
 			if t.State != "ready" {
 				fmt.Fprintf(w, "  %s.%s: %s\n", s.Database, t.Table, t.State)
 			}
+		}
+		for _, d := range s.Drift {
+			what := d.Table
+			if d.Column != "" {
+				what += "." + d.Column
+			}
+			fmt.Fprintf(w, "  %s %s: %s\n    fix on the target: %s\n", s.Database, what, d.Problem, d.Fix)
 		}
 	}
 }

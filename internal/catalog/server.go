@@ -41,7 +41,9 @@ type Server struct {
 }
 
 // SlotWALUnlimited: a stuck slot may keep WAL until the disk is full.
-func (s *Server) SlotWALUnlimited() bool { return s.MaxSlotWALKeepSize == "" || s.MaxSlotWALKeepSize == "-1" }
+func (s *Server) SlotWALUnlimited() bool {
+	return s.MaxSlotWALKeepSize == "" || s.MaxSlotWALKeepSize == "-1"
+}
 
 // ReadServer reads the server facts over conn.
 func ReadServer(ctx context.Context, conn *pgx.Conn) (*Server, error) {

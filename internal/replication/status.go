@@ -21,6 +21,33 @@ type Status struct {
 	Slot         *SlotState   `json:"slot,omitempty"`
 	Subscription *SubState    `json:"subscription,omitempty"`
 	Tables       []TableState `json:"tables,omitempty"`
+	// Drift: published tables the target cannot apply as they are.
+	Drift []Drift `json:"drift,omitempty"`
+}
+
+// Problems says what needs a person: a broken or incomplete replication,
+// drift, WAL the source keeps past retainLimit bytes.
+func (st *Status) Problems(retainLimit int64) []string {
+	var out []string
+	if len(st.State) >= 6 && (st.State[:6] == "broken" || st.State[:6] == "incomp") {
+		out = append(out, st.Database+": "+st.State)
+	}
+	for _, d := range st.Drift {
+		what := d.Table
+		if d.Column != "" {
+			what += "." + d.Column
+		}
+		out = append(out, fmt.Sprintf("%s: %s %s; fix: %s", st.Database, what, d.Problem, d.Fix))
+	}
+	if s := st.Slot; s != nil && retainLimit > 0 && s.RetainedBytes > retainLimit {
+		keep := "no limit (max_slot_wal_keep_size = -1): the source's disk fills if this goes on"
+		if s.MaxKeepSize != "" && s.MaxKeepSize != "-1" {
+			keep = "at most " + s.MaxKeepSize + " (max_slot_wal_keep_size), then the slot is lost"
+		}
+		out = append(out, fmt.Sprintf("%s: the source keeps %d MiB of WAL for this replication (wal_status %s), and will keep %s",
+			st.Database, s.RetainedBytes>>20, s.WALStatus, keep))
+	}
+	return out
 }
 
 // SlotState is the source side.
@@ -31,6 +58,11 @@ type SlotState struct {
 	LagBytes     int64    `json:"lag_bytes"`
 	LagSeconds   *float64 `json:"lag_seconds,omitempty"`
 	WALStatus    string   `json:"wal_status"`
+	// RetainedBytes is the WAL the slot keeps on the source (from its
+	// restart_lsn); MaxKeepSize the source's max_slot_wal_keep_size ("-1"
+	// unlimited, "" before 13).
+	RetainedBytes int64  `json:"retained_bytes"`
+	MaxKeepSize   string `json:"max_slot_wal_keep_size"`
 }
 
 // SubState is the target side.
@@ -69,8 +101,11 @@ func ReadStatus(ctx context.Context, src, dst *pgx.Conn, db string) (*Status, er
 	}
 	err := src.QueryRow(ctx, `
 SELECT s.active, s.confirmed_flush_lsn::text, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::int8,
-       `+walStatusCol+`, (SELECT extract(epoch FROM r.replay_lag)::float8 FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid)
-FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1`, n.Slot).Scan(&slot.Active, &confirmed, &lagBytes, &walStatus, &slot.LagSeconds)
+       `+walStatusCol+`, (SELECT extract(epoch FROM r.replay_lag)::float8 FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid),
+       COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::int8, 0),
+       COALESCE(current_setting('max_slot_wal_keep_size', true), '')
+FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1`, n.Slot).Scan(&slot.Active, &confirmed, &lagBytes, &walStatus, &slot.LagSeconds,
+		&slot.RetainedBytes, &slot.MaxKeepSize)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		slot = nil
@@ -136,6 +171,11 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 		sort.Slice(st.Tables, func(i, j int) bool { return st.Tables[i].Table < st.Tables[j].Table })
 	}
 
+	if st.Publication && st.Subscription != nil {
+		if st.Drift, err = ReadDrift(ctx, src, dst, n); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case st.Subscription == nil && st.Slot == nil && !st.Publication:
 		st.State = "not set up"
@@ -143,6 +183,8 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 		st.State = "incomplete (run replicator sync --force, or --stop)"
 	case !st.Subscription.Enabled:
 		st.State = "stopped"
+	case len(st.Drift) > 0:
+		st.State = fmt.Sprintf("broken: %d difference(s) from the source's tables (see drift)", len(st.Drift))
 	case !st.Subscription.WorkerRunning:
 		st.State = "broken: no apply worker (see the target's log)"
 	case st.Slot.LagBytes > 16<<20:
