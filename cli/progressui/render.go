@@ -211,18 +211,7 @@ func (b *barRenderer) Close() {
 }
 
 // Bytes formats a byte count for people.
-func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func Bytes(n int64) string { return progress.Bytes(n) }
 
 // Duration formats seconds for people: 850ms, 12.3s, 4m05s, 2h03m.
 func Duration(sec float64) string {

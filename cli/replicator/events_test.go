@@ -61,33 +61,13 @@ func assertEndEvent(t *testing.T, inbox *devstack.Inbox, id string, kind events.
 // job's end was counted.
 func assertJobMetrics(t *testing.T, s *devstack.Stack, id string) {
 	t.Helper()
-	cw := awsenv.NewCloudWatch(s.Clients.AWS)
-	stat := func(name string, dims ...cwtypes.Dimension) float64 {
-		out, err := cw.GetMetricStatistics(context.Background(), &cloudwatch.GetMetricStatisticsInput{
-			Namespace: aws.String(names.MetricsNamespace), MetricName: aws.String(name), Dimensions: dims,
-			StartTime: aws.Time(time.Now().Add(-time.Hour)), EndTime: aws.Time(time.Now().Add(time.Minute)), Period: aws.Int32(3600),
-			Statistics: []cwtypes.Statistic{cwtypes.StatisticMaximum},
-		})
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		best := -1.0
-		for _, p := range out.Datapoints {
-			best = max(best, aws.ToFloat64(p.Maximum))
-		}
-		return best
-	}
-	dim := func(k, v string) cwtypes.Dimension {
-		return cwtypes.Dimension{Name: aws.String(k), Value: aws.String(v)}
-	}
-	job := []cwtypes.Dimension{dim("Stack", s.Config.Stack), dim("Job", id)}
-	if b := stat(metrics.BytesCopied, job...); b <= 0 {
+	if b := metricMax(t, s, metrics.BytesCopied, "Job", id); b <= 0 {
 		t.Errorf("%s of %s: %v", metrics.BytesCopied, id, b)
 	}
-	if p := stat(metrics.PercentDone, job...); p != 100 {
+	if p := metricMax(t, s, metrics.PercentDone, "Job", id); p != 100 {
 		t.Errorf("%s of %s: %v, want 100 at the end", metrics.PercentDone, id, p)
 	}
-	if n := stat(metrics.JobsEnded, dim("Stack", s.Config.Stack), dim("Status", "succeeded")); n < 1 {
+	if n := metricMax(t, s, metrics.JobsEnded, "Status", "succeeded"); n < 1 {
 		t.Errorf("no succeeded job counted")
 	}
 }

@@ -215,9 +215,10 @@ func TestStatusSaysWhy(t *testing.T) {
 	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles"}, conn...)...); r.code != 0 {
 		t.Fatalf("init --sync: %s", r.stderr)
 	}
-	if r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...); r.code != 0 {
-		t.Fatalf("status --check of a healthy replication: %d %s", r.code, r.stderr)
-	}
+	// Healthy once the apply worker runs (it starts a moment after init).
+	waitFor(t, "status --check to pass", 30*time.Second, func() bool {
+		return replicator(t, nil, append([]string{"status", "--check"}, conn...)...).code == 0
+	})
 	pgtest.Exec(t, pair.Source, db, "ALTER TABLE items ADD COLUMN note text; UPDATE items SET note = 'n' WHERE id = 1")
 	const fix = `ALTER TABLE "public"."items" ADD COLUMN "note" text;`
 	r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...)

@@ -6,6 +6,7 @@ package progress
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -226,4 +227,18 @@ func (tr *Tracker) Snapshot() Snapshot {
 	}
 	sort.Slice(s.Active, func(i, j int) bool { return s.Active[i].Bytes > s.Active[j].Bytes })
 	return s
+}
+
+// Bytes formats a size for people, in powers of 1024: 512 B, 1.5 MiB.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,7 +30,7 @@ type Status struct {
 // drift, WAL the source keeps past retainLimit bytes.
 func (st *Status) Problems(retainLimit int64) []string {
 	var out []string
-	if len(st.State) >= 6 && (st.State[:6] == "broken" || st.State[:6] == "incomp") {
+	if strings.HasPrefix(st.State, "broken") || strings.HasPrefix(st.State, "incomplete") {
 		out = append(out, st.Database+": "+st.State)
 	}
 	for _, d := range st.Drift {
@@ -176,23 +177,28 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 			return nil, err
 		}
 	}
+	st.State = st.state()
+	return st, nil
+}
+
+// state sums both sides up for people.
+func (st *Status) state() string {
 	switch {
 	case st.Subscription == nil && st.Slot == nil && !st.Publication:
-		st.State = "not set up"
+		return "not set up"
 	case st.Subscription == nil || st.Slot == nil || !st.Publication:
-		st.State = "incomplete (run replicator sync --force, or --stop)"
+		return "incomplete (run replicator sync --force, or --stop)"
 	case !st.Subscription.Enabled:
-		st.State = "stopped"
+		return "stopped"
 	case len(st.Drift) > 0:
-		st.State = fmt.Sprintf("broken: %d difference(s) from the source's tables (see drift)", len(st.Drift))
+		return fmt.Sprintf("broken: %d difference(s) from the source's tables (see drift)", len(st.Drift))
 	case !st.Subscription.WorkerRunning:
-		st.State = "broken: no apply worker (see the target's log)"
+		return "broken: no apply worker (see the target's log)"
 	case st.Slot.LagBytes > 16<<20:
-		st.State = "catching up"
+		return "catching up"
 	default:
-		st.State = "streaming"
+		return "streaming"
 	}
-	return st, nil
 }
 
 func deref(s *string) string {

@@ -8,10 +8,13 @@ package cost
 
 import (
 	"fmt"
+
 	"math"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/replicatorhq/replicator/internal/progress"
 )
 
 // TableDate is when the built-in prices were read.
@@ -136,7 +139,7 @@ func Make(in Input) Estimate {
 		// Start-up (boot, client tools, schema) costs a few minutes whatever the size.
 		e.Hours = round(float64(in.Bytes)/rate/3600+startupHours, 3)
 		e.DurationBasis = fmt.Sprintf("%s at %s/s (the lower of %s/s per vCPU measured by the benchmark and the type's network baseline), plus %d minutes to start; a slower source or target makes it longer",
-			human(in.Bytes), human(int64(rate)), human(PerVCPUBytes), int(startupHours*60))
+			progress.Bytes(in.Bytes), progress.Bytes(int64(rate)), progress.Bytes(PerVCPUBytes), int(startupHours*60))
 	} else {
 		e.DurationBasis = "unknown: the source's size could not be read from here"
 	}
@@ -258,17 +261,4 @@ func transfer(in Input) (float64, bool, string) {
 func round(v float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
 	return math.Round(v*p) / p
-}
-
-func human(b int64) string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%d B", b)
-	}
-	div, exp := int64(unit), 0
-	for n := b / unit; n >= unit; n /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
 }
