@@ -73,6 +73,9 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 	if workers > r.opts.Jobs {
 		r.info(w.name, "the source is %s away (a round trip): copying small tables over %d connections instead of %d", r.srcRTT.Round(100*time.Microsecond), workers, r.opts.Jobs)
 	}
+	if w.ahead != nil {
+		w.ahead.partLimit = w.ahead.perPart(workers)
+	}
 	for i := 0; i < workers; i++ {
 		copiers.Add(1)
 		g.Go(func() error {
@@ -189,22 +192,31 @@ type copier struct {
 }
 
 func (c *copier) ensure(ctx context.Context) error {
+	if err := c.ensureSource(ctx); err != nil {
+		return err
+	}
+	return c.ensureTarget(ctx)
+}
+
+func (c *copier) ensureSource(ctx context.Context) error {
 	if c.src == nil {
 		src, err := c.w.src.Connect(ctx)
 		if err != nil {
 			return err
 		}
 		c.src = src
-		if err := sourceSession(ctx, src); err != nil {
-			return err
-		}
-		if err := c.r.beginInSnapshot(ctx, c.w, src); err != nil {
-			return err
-		}
 		// The database encoding on both ends: no conversion on the way.
-		if _, err := src.Exec(ctx, "SET client_encoding = "+quoteLiteral(c.w.encoding)); err != nil {
-			return fmt.Errorf("set source encoding: %w", err)
+		if err := c.r.beginInSnapshot(ctx, c.w, src, sourceSessionSQL+"SET client_encoding = "+quoteLiteral(c.w.encoding)); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// ensureTarget connects to the target, which exists once pre-data is in.
+func (c *copier) ensureTarget(ctx context.Context) error {
+	if err := c.w.ahead.wait(ctx); err != nil {
+		return err
 	}
 	if c.dst == nil {
 		dst, err := c.w.dst.Connect(ctx)
@@ -304,10 +316,13 @@ func (c *copier) run(ctx context.Context, parts <-chan *part, indexCh chan<- ind
 // committing is first settled by asking the target whether that transaction
 // committed: committed work is never copied twice.
 func (c *copier) copyOnce(ctx context.Context, p *part) (rows, bytes int64, err error) {
-	if err := c.ensure(ctx); err != nil {
+	if err := c.ensureSource(ctx); err != nil {
 		return 0, 0, err
 	}
 	if rec, ok := c.r.cp.get(p.key); ok && rec.Status == checkpoint.Committing {
+		if err := c.ensureTarget(ctx); err != nil {
+			return 0, 0, err
+		}
 		committed, err := transactionCommitted(ctx, c.dst, rec.XID)
 		if err != nil {
 			return 0, 0, err
@@ -320,7 +335,13 @@ func (c *copier) copyOnce(ctx context.Context, p *part) (rows, bytes int64, err 
 	if err := c.r.cp.set(ctx, p.key, checkpoint.Running); err != nil {
 		return 0, 0, err
 	}
-	rows, bytes, xid, err := copyPart(ctx, c.src, c.dst, p, c.r.opts.StallTimeout, func(xid uint64, rows, bytes int64) error {
+	target := func(ctx context.Context) (*pgx.Conn, error) {
+		if err := c.ensureTarget(ctx); err != nil {
+			return nil, err
+		}
+		return c.dst, nil
+	}
+	rows, bytes, xid, err := copyPart(ctx, c.src, target, p, c.r.opts.StallTimeout, c.w.ahead, func(xid uint64, rows, bytes int64) error {
 		// Durable before COMMIT: if the commit's outcome is lost with the
 		// connection or the process, the target still knows it.
 		return c.r.cp.mark(ctx, checkpoint.Record{Key: p.key, Status: checkpoint.Committing, XID: xid, Rows: rows, Bytes: bytes}, true)
@@ -380,27 +401,27 @@ func (t *tableWork) partDone(rows, bytes int64, d time.Duration) bool {
 // A stream that moves no byte for stall (a server gone silent, a connection
 // half-open behind a NAT that TCP does not notice while it waits to read) is
 // cut: the error is a *StallError, which is retried.
-func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part, stall time.Duration, committing func(xid uint64, rows, bytes int64) error) (rows, bytes int64, xid uint64, err error) {
+func copyPart(ctx context.Context, src *pgx.Conn, target func(context.Context) (*pgx.Conn, error), p *part, stall time.Duration, ahead *readAhead, committing func(xid uint64, rows, bytes int64) error) (rows, bytes int64, xid uint64, err error) {
 	t := p.table
 	begin, srcSQL, dstSQL := copySQL(p)
-	if err := exec(ctx, dst, begin); err != nil {
-		return 0, 0, 0, fmt.Errorf("target: %w", err)
-	}
-	// Bounded: on a connection that stopped answering, the rollback waits
-	// for nothing (closing the connection rolls back anyway).
-	rollback := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = exec(ctx, dst, "ROLLBACK")
-	}
 
 	pr, pw := io.Pipe()
 	cw := &countingWriter{table: t.progress}
-	cw.buf = bufio.NewWriterSize(pw, 256<<10)
 	cw.last.Store(time.Now().UnixNano())
 	outer := ctx
 	ctx, cut := context.WithCancelCause(ctx)
 	defer cut(nil)
+	var sp *spool
+	if !ahead.started() {
+		var err error
+		if sp, err = newSpool(ahead, pw, cw.pause); err != nil {
+			return 0, 0, 0, fmt.Errorf("read ahead: %w", err)
+		}
+		defer sp.close()
+		cw.buf = bufio.NewWriterSize(spoolWriter{ctx: ctx, s: sp}, 256<<10)
+	} else {
+		cw.buf = bufio.NewWriterSize(pw, 256<<10)
+	}
 	stopWatch := watchStall(ctx, cut, cw, stall)
 	defer stopWatch()
 	stalled := func(err error) error {
@@ -410,8 +431,12 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part, stall time.Durat
 		}
 		return err
 	}
-	srcErr := make(chan error, 1)
+	// The source's COPY starts at once, the target's transaction alongside.
+	// srcDone closes when the source's COPY has ended, with srcErr.
+	srcDone := make(chan struct{})
+	var srcErr error
 	go func() {
+		defer close(srcDone)
 		_, err := src.PgConn().CopyTo(ctx, cw, srcSQL)
 		if err == nil {
 			cw.writing.Store(true)
@@ -420,21 +445,73 @@ func copyPart(ctx context.Context, src, dst *pgx.Conn, p *part, stall time.Durat
 		}
 		cw.flushProgress()
 		pw.CloseWithError(err)
-		srcErr <- err
+		srcErr = err
 	}()
-	tag, dstErr := dst.PgConn().CopyFrom(ctx, pr, dstSQL)
-	if dstErr != nil {
-		pr.CloseWithError(errTargetFailed)
+	// failed ends the source's side and says which side failed first.
+	var dst *pgx.Conn
+	rollback := func() {
+		if dst == nil {
+			return
+		}
+		// Bounded: on a connection that stopped answering, the rollback
+		// waits for nothing (closing the connection rolls back anyway).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = exec(ctx, dst, "ROLLBACK")
 	}
-	if err := <-srcErr; err != nil && !errors.Is(err, errTargetFailed) {
+	failed := func(dstErr error) error {
+		defer rollback()
+		defer t.progress.Add(-cw.rows, -cw.bytes)
+		select {
+		case <-srcDone:
+			if srcErr != nil {
+				// The source failed first: the target only saw its end.
+				return fmt.Errorf("source: %w", stalled(srcErr))
+			}
+		default:
+			pr.CloseWithError(errTargetFailed)
+			cut(errTargetFailed) // also a spool waiting for the hand-over
+			<-srcDone
+		}
+		return fmt.Errorf("target: %w", stalled(dstErr))
+	}
+	var in io.Reader = pr
+	if sp != nil {
+		cw.pause(true)
+		var waitErr error
+		select {
+		case <-ahead.ready:
+		case <-ctx.Done():
+			waitErr = context.Cause(ctx)
+		case <-srcDone:
+			// A source that failed while reading ahead is retried now, not
+			// once the target is ready.
+			if waitErr = srcErr; waitErr == nil {
+				waitErr = ahead.wait(ctx)
+			}
+		}
+		cw.pause(false)
+		if waitErr != nil {
+			return 0, 0, 0, failed(waitErr)
+		}
+		in = sp.handOver(pr)
+	}
+	var err2 error
+	if dst, err2 = target(ctx); err2 != nil {
+		return 0, 0, 0, failed(err2)
+	}
+	if err := exec(ctx, dst, begin); err != nil {
+		return 0, 0, 0, failed(err)
+	}
+	tag, dstErr := dst.PgConn().CopyFrom(ctx, in, dstSQL)
+	if dstErr != nil {
+		return 0, 0, 0, failed(dstErr)
+	}
+	<-srcDone
+	if err := srcErr; err != nil {
 		t.progress.Add(-cw.rows, -cw.bytes)
 		rollback()
 		return 0, 0, 0, fmt.Errorf("source: %w", stalled(err))
-	}
-	if dstErr != nil {
-		t.progress.Add(-cw.rows, -cw.bytes)
-		rollback()
-		return 0, 0, 0, fmt.Errorf("target: %w", stalled(dstErr))
 	}
 	stopWatch()
 	rows = tag.RowsAffected()
@@ -529,7 +606,7 @@ func watchStall(ctx context.Context, cut context.CancelCauseFunc, cw *countingWr
 				return
 			case <-t.C:
 				idle := time.Since(time.Unix(0, cw.last.Load()))
-				if idle < limit {
+				if idle < limit || cw.paused.Load() > 0 {
 					continue
 				}
 				side := "source"
@@ -571,6 +648,8 @@ type countingWriter struct {
 	// a write waits for the target to take the bytes.
 	last    atomic.Int64
 	writing atomic.Bool
+	// paused counts waits for the target's schema (read-ahead): no stall.
+	paused atomic.Int32
 
 	buf          *bufio.Writer
 	table        *progress.Table
@@ -593,6 +672,16 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 		c.flushProgress()
 	}
 	return n, err
+}
+
+// pause marks the start and end of a wait that is not a stall.
+func (c *countingWriter) pause(on bool) {
+	if on {
+		c.paused.Add(1)
+		return
+	}
+	c.last.Store(time.Now().UnixNano())
+	c.paused.Add(-1)
 }
 
 func (c *countingWriter) flushProgress() {

@@ -30,9 +30,14 @@ type dbWork struct {
 	renewMu   sync.Mutex
 	snapClose func()
 	snapshot  string
+	// exporter is the exporting session (no sync), until a reader takes it.
+	exporter *pgx.Conn
 	// slot is the replication slot whose snapshot the copy reads (sync).
 	slot        string
 	slotCreated bool
+
+	// ahead lets the copy read the source before pre-data is restored.
+	ahead *readAhead
 
 	tables    []*tableWork
 	excluded  []catalog.Name  // relations left out of the schema (pg_dump -T)
@@ -184,10 +189,7 @@ func (r *run) copySnapshot(ctx context.Context, db *dbPlan, w *dbWork) error {
 	if err != nil {
 		return err
 	}
-	if err := r.preData(ctx, db, w, archive); err != nil {
-		return err
-	}
-	if err := r.copyAndIndex(ctx, w); err != nil {
+	if err := r.schemaAndRows(ctx, db, w, archive); err != nil {
 		return err
 	}
 	if err := r.finishSteps(ctx, w, archive, archiveDir); err != nil {
@@ -196,6 +198,43 @@ func (r *run) copySnapshot(ctx context.Context, db *dbPlan, w *dbWork) error {
 	r.recordTables(w)
 	os.Remove(archive)
 	return nil
+}
+
+// schemaAndRows restores pre-data while the copy reads ahead: each copy
+// worker's first part streams from the source into a spool file until the
+// target's tables exist (see readAhead). Nothing reaches the target before
+// pre-data is in; a failure of either side stops the other.
+func (r *run) schemaAndRows(ctx context.Context, db *dbPlan, w *dbWork, archive string) error {
+	ready := make(chan struct{})
+	w.ahead = &readAhead{ready: ready, dir: filepath.Dir(archive), limit: readAheadBudget}
+	pctx, stopPre := context.WithCancel(ctx)
+	defer stopPre()
+	cctx, stopCopy := context.WithCancelCause(ctx)
+	defer stopCopy(nil)
+	preErr := make(chan error, 1)
+	start := time.Now()
+	var waited time.Duration
+	go func() {
+		err := r.preData(pctx, db, w, archive)
+		if err != nil {
+			stopCopy(err)
+		} else {
+			waited = time.Since(start)
+			close(ready)
+		}
+		preErr <- err
+	}()
+	err := r.copyAndIndex(cctx, w)
+	if err != nil {
+		stopPre()
+	}
+	if perr := <-preErr; perr != nil {
+		return perr
+	}
+	if n := w.ahead.spooled.Load(); n > 0 {
+		r.record(StepResult{Database: w.name, Name: "  read ahead", Seconds: waited.Seconds(), Count: int(w.ahead.parts.Load()), Bytes: n})
+	}
+	return err
 }
 
 // readCatalog exports (or takes the slot's) snapshot and reads the database's
@@ -208,15 +247,15 @@ func (r *run) readCatalog(ctx context.Context, w *dbWork, exported func()) error
 		}
 		exported()
 	}
+	if conn := w.takeExporter(); conn != nil {
+		return r.inspect(ctx, conn, w)
+	}
 	conn, err := w.src.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if err := sourceSession(ctx, conn); err != nil {
-		return err
-	}
-	if err := r.beginInSnapshot(ctx, w, conn); err != nil {
+	if err := r.beginInSnapshot(ctx, w, conn, sourceSessionSQL); err != nil {
 		return err
 	}
 	return r.inspect(ctx, conn, w)
@@ -319,16 +358,9 @@ func (r *run) recordTables(w *dbWork) {
 // (older ones refuse the name; the WHERE keeps them from seeing it).
 const noTransactionTimeout = `SELECT pg_catalog.set_config('transaction_timeout', '0', false) WHERE pg_catalog.current_setting('server_version_num')::int >= 170000;`
 
-// sourceSession makes a source session read faithfully: no timeouts killing long
-// copies, row security off (fail rather than silently skip rows), unambiguous
-// text formats, and catalog output fully schema-qualified.
-func sourceSession(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, sourceSessionSQL); err != nil {
-		return fmt.Errorf("prepare source session: %w", err)
-	}
-	return nil
-}
-
+// sourceSessionSQL makes a source session read faithfully: no timeouts
+// killing long copies, row security off (fail rather than silently skip
+// rows), unambiguous text formats, and catalog output fully schema-qualified.
 const sourceSessionSQL = `
 SET statement_timeout = 0;
 SET lock_timeout = 0;

@@ -117,6 +117,9 @@ func (ix *indexer) reset() {
 func (r *run) indexWorker(ctx context.Context, w *dbWork, tasks <-chan indexTask, sp *span) error {
 	ix := &indexer{r: r, w: w}
 	defer ix.reset()
+	if err := w.ahead.wait(ctx); err != nil {
+		return err
+	}
 	for task := range tasks {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -46,13 +46,28 @@ SELECT pg_catalog.pg_export_snapshot();`).ReadAll()
 		return fmt.Errorf("export snapshot: %w", err)
 	}
 	w.setSnapshot(string(results[len(results)-1].Rows[0][0]), func() { conn.Close(context.Background()) })
+	w.snapMu.Lock()
+	w.exporter = conn
+	w.snapMu.Unlock()
 	return nil
+}
+
+// takeExporter hands the exporting session to one reader (the catalog's),
+// once: it is already in the snapshot, with the source session's settings,
+// which saves a connection (several round trips to a far source). It stays
+// the snapshot's, closed with it.
+func (w *dbWork) takeExporter() *pgx.Conn {
+	w.snapMu.Lock()
+	defer w.snapMu.Unlock()
+	c := w.exporter
+	w.exporter = nil
+	return c
 }
 
 func (w *dbWork) setSnapshot(snap string, closer func()) {
 	w.snapMu.Lock()
 	old := w.snapClose
-	w.snapshot, w.snapClose = snap, closer
+	w.snapshot, w.snapClose, w.exporter = snap, closer, nil
 	w.snapMu.Unlock()
 	if old != nil {
 		old()
@@ -75,22 +90,25 @@ func (w *dbWork) closeSnapshot() {
 	}
 }
 
-// beginInSnapshot starts a read-only transaction on conn in the shared snapshot.
-// When the snapshot is gone (its exporting session was killed, the source
+// beginInSnapshot starts a read-only transaction on conn in the shared
+// snapshot, then runs session (settings): one round trip, which against a
+// far source is most of what a new reader costs after connecting. When the
+// snapshot is gone (its exporting session was killed, the source
 // restarted), a new one is exported: from then on the copy is no longer
 // consistent across tables, and the run says so.
-func (r *run) beginInSnapshot(ctx context.Context, w *dbWork, conn *pgx.Conn) error {
+func (r *run) beginInSnapshot(ctx context.Context, w *dbWork, conn *pgx.Conn, session string) error {
 	for attempt := 0; ; attempt++ {
 		snap := w.currentSnapshot()
-		if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
-			return fmt.Errorf("begin: %w", err)
-		}
-		_, err := conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(snap))
+		// The snapshot comes first: nothing that reads may precede it. A
+		// failure aborts the block, and with it the settings.
+		_, err := conn.PgConn().Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT "+quoteLiteral(snap)+";"+session).ReadAll()
 		if err == nil {
 			return nil
 		}
-		if _, rbErr := conn.Exec(ctx, "ROLLBACK"); rbErr != nil {
-			return rbErr
+		if conn.PgConn().TxStatus() != 'I' {
+			if _, rbErr := conn.Exec(ctx, "ROLLBACK"); rbErr != nil {
+				return rbErr
+			}
 		}
 		var pgErr *pgconn.PgError
 		if attempt > 0 || !errors.As(err, &pgErr) || pgErr.Code != "22023" {
