@@ -55,6 +55,7 @@ type Options struct {
 	Remote              remoteui.Flags
 	SourceFromTarget    string
 	ReplicaIdentityFull bool
+	ReplicateDDL        string
 	JSON                bool
 }
 
@@ -100,7 +101,7 @@ changes, unless --drop-existing replaces it.`,
 	fl.BoolVar(&opts.NoResume, "no-resume", false, "start over instead of resuming an interrupted run of the same copy")
 	fl.StringVar(&opts.StateDir, "state-dir", "", "where checkpoints of interrupted runs are kept (default $XDG_STATE_HOME/replicator or ~/.local/state/replicator)")
 	fl.BoolVar(&opts.Sync, "sync", false, "continue into logical replication without a gap: create the slot first, copy in its snapshot, then subscribe (see replicator sync)")
-	synccmd.AddFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFull)
+	synccmd.AddFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFull, &opts.ReplicateDDL)
 	remoteui.AddFlags(cmd, &opts.Remote, true)
 	fl.BoolVar(&opts.SkipValidate, "skip-validate", false, "do not run the checks of replicator validate first")
 	fl.BoolVar(&opts.Verify, "verify", false, "compare row counts and content hashes of every table once the copy is done (see replicator verify)")
@@ -128,7 +129,7 @@ func (opts *Options) JobOptions() (remote.Options, error) {
 		DropExisting: opts.DropExisting, NoRoles: opts.NoRoles, NoResume: opts.NoResume,
 		Jobs: opts.Jobs, IndexJobs: opts.IndexJobs, SplitLargerThan: split, MaintenanceWorkMem: opts.MaintenanceWorkMem,
 		StallTimeoutSeconds: int(opts.StallTimeout / time.Second),
-		SkipValidate:        opts.SkipValidate, Verify: opts.Verify, Sync: opts.Sync, ReplicaIdentityFull: opts.ReplicaIdentityFull,
+		SkipValidate:        opts.SkipValidate, Verify: opts.Verify, Sync: opts.Sync, ReplicaIdentityFull: opts.ReplicaIdentityFull, ReplicateDDL: opts.ReplicateDDL,
 	}, nil
 }
 
@@ -138,7 +139,7 @@ func checkFlags(cmd *cobra.Command) error {
 	if err := remoteui.NeedRemote(cmd); err != nil {
 		return err
 	}
-	if err := cmdutil.NeedsFlag(cmd, "sync", "source-from-target", "replica-identity-full"); err != nil {
+	if err := cmdutil.NeedsFlag(cmd, "sync", "source-from-target", "replica-identity-full", "replicate-ddl"); err != nil {
 		return err
 	}
 	return cmdutil.Conflicts(cmd, "remote", map[string]string{

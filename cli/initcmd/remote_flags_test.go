@@ -64,6 +64,7 @@ var initFlags = map[string]flagCase{
 	"sync":                     {args: []string{"--sync"}, carried: true},
 	"source-from-target":       {args: []string{"--sync", "--source-from-target", via}, carried: true},
 	"replica-identity-full":    {args: []string{"--sync", "--replica-identity-full"}, carried: true},
+	"replicate-ddl":            {args: []string{"--sync", "--replicate-ddl=false"}, carried: true},
 	"json":                     {other: "the display: remote output is JSON lines too"},
 	"pg-bin":                   {args: []string{"--pg-bin", "/opt/pg/bin"}, refused: "--pg-bin cannot be used with --remote: the worker uses the client tools of its image"},
 	"state-dir":                {args: []string{"--state-dir", "/tmp/x"}, refused: "--state-dir cannot be used with --remote: the worker keeps its checkpoints"},
@@ -92,6 +93,7 @@ var syncFlags = map[string]flagCase{
 	"table-filter":          {args: []string{"--table-filter", "shop.public.events:id > 10"}, carried: true},
 	"source-from-target":    {args: []string{"--source-from-target", via}, carried: true},
 	"replica-identity-full": {args: []string{"--replica-identity-full"}, carried: true},
+	"replicate-ddl":         {args: []string{"--replicate-ddl"}, carried: true},
 	"stop":                  {args: []string{"--stop"}, carried: true},
 	"force":                 {args: []string{"--force"}, carried: true},
 	"sequences":             {args: []string{"--sequences"}, carried: true},
@@ -176,17 +178,18 @@ func comparable(j runner.Job) string {
 		Engine                       map[string]any
 		VerifyJobs                   int
 		Force, Stop, Sequences, Fix  bool
+		DDL                          string
 		SkipValidate, NoResume       bool
 		Verify                       bool
 	}
 	filters, _ := json.Marshal(j.Filters)
 	v := view{Command: j.Command, Source: str(j.Source), Target: str(j.Target), Via: str(j.SourceForTarget),
 		Filters: string(filters), VerifyJobs: vo.Jobs, Force: so.Force, Stop: j.Options.Stop, Sequences: so.Sequences,
-		Fix: so.ReplicaIdentityFull, SkipValidate: j.Options.SkipValidate, NoResume: j.Options.NoResume, Verify: j.Options.Verify}
+		Fix: so.ReplicaIdentityFull, DDL: string(so.DDL), SkipValidate: j.Options.SkipValidate, NoResume: j.Options.NoResume, Verify: j.Options.Verify}
 	eo.Source, eo.Target, eo.Filters = nil, nil, nil
 	if eo.Sync != nil {
 		v.Via = str(eo.Sync.SourceForTarget)
-		eo.Sync = &engine.SyncOptions{ReplicaIdentityFull: eo.Sync.ReplicaIdentityFull}
+		eo.Sync = &engine.SyncOptions{ReplicaIdentityFull: eo.Sync.ReplicaIdentityFull, DDL: eo.Sync.DDL}
 	}
 	// Every field of the engine's options but the environment's (funcs,
 	// interfaces: set by the runner's Env on each side alike).
@@ -332,6 +335,7 @@ func TestFlagsWithoutEffectAreRefused(t *testing.T) {
 		{[]string{"--time-limit", "2h"}, "--time-limit needs --remote"},
 		{[]string{"--source-from-target", via}, "--source-from-target needs --sync"},
 		{[]string{"--replica-identity-full"}, "--replica-identity-full needs --sync"},
+		{[]string{"--replicate-ddl=false"}, "--replicate-ddl needs --sync"},
 	} {
 		_, err := parse(t, initcmd.NewCmdInit, append([]string{"--source", src, "--target", dst}, tc.args...))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -121,6 +121,18 @@ func TestRemoteSyncMonitor(t *testing.T) {
 	if m := metricMax(t, s, metrics.LagBytes, "Job", id); m <= 0 {
 		t.Errorf("the lag metric never showed the lag: %v", m)
 	}
+	// A table created on the source joins without a person: the schema
+	// change queue creates it on the target, the monitor refreshes the
+	// subscription, and its rows arrive once.
+	pgtest.Exec(t, pair.Source, db, "CREATE TABLE later (id int PRIMARY KEY); INSERT INTO later SELECT generate_series(1, 50)")
+	waitFor(t, "the new table's rows on the target", time.Minute, func() bool {
+		return pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM pg_tables WHERE tablename = 'later'")[0] == "1" &&
+			pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM later")[0] == "50"
+	})
+	pgtest.Exec(t, pair.Source, db, "INSERT INTO later VALUES (51)")
+	waitFor(t, "a row inserted after the join", 30*time.Second, func() bool {
+		return pgtest.Query(t, pair.Target, db, "SELECT count(*) || '/' || count(DISTINCT id) FROM later")[0] == "51/51"
+	})
 	if r := replicator(t, s.CallerEnv("alice"), "jobs", "cancel", id); r.code != 0 {
 		t.Fatalf("cancel: %s", r.stderr)
 	}

@@ -29,6 +29,25 @@ func pgbenchOn(t *testing.T, db string, args ...string) (wait func() string) {
 	}
 }
 
+// pgbenchInit loads pgbench's tables at scale into db on the source.
+func pgbenchInit(t *testing.T, db, scale string) {
+	t.Helper()
+	if out, err := exec.Command(filepath.Join(pair.Source.BinDir, "pgbench"), "-i", "-q", "-s", scale, pair.Source.URL(db)).CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i: %v %s", err, out)
+	}
+}
+
+// catchUp waits until db's slot confirms the source's position as of now.
+func catchUp(t *testing.T, db string) {
+	t.Helper()
+	target := pgtest.Query(t, pair.Source, "postgres", "SELECT pg_current_wal_lsn()::text")[0]
+	waitFor(t, "the subscription to catch up", time.Minute, func() bool {
+		// This database's slot: other tests' slots share the cluster.
+		rows := pgtest.Query(t, pair.Source, "postgres", "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", target, replication.NamesFor(db).Slot)
+		return len(rows) == 1 && rows[0] == "true"
+	})
+}
+
 func replicationObjects(t *testing.T, db string) []string {
 	return []string{
 		// This database's only: tests in parallel have their own.
@@ -44,9 +63,7 @@ func TestInitSyncIsGapFree(t *testing.T) {
 	t.Parallel()
 	const db = "syncdb"
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
-	if out, err := exec.Command(filepath.Join(pair.Source.BinDir, "pgbench"), "-i", "-q", "-s", "5", pair.Source.URL(db)).CombinedOutput(); err != nil {
-		t.Fatalf("pgbench -i: %v %s", err, out)
-	}
+	pgbenchInit(t, db, "5")
 	pgtest.Exec(t, pair.Source, db, "CREATE TABLE events (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp(), v text)")
 	t.Cleanup(func() {
 		replicator(t, nil, "sync", "--stop", "--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db)
@@ -71,13 +88,7 @@ func TestInitSyncIsGapFree(t *testing.T) {
 	if !strings.Contains(benchOut, "tps") {
 		t.Fatalf("pgbench did not run: %s", benchOut)
 	}
-	// Catch up: the slot confirms the source's last position.
-	target := pgtest.Query(t, pair.Source, "postgres", "SELECT pg_current_wal_lsn()::text")[0]
-	waitFor(t, "the subscription to catch up", time.Minute, func() bool {
-		// This database's slot: other tests' slots share the cluster.
-		rows := pgtest.Query(t, pair.Source, "postgres", "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", target, replication.NamesFor(db).Slot)
-		return len(rows) == 1 && rows[0] == "true"
-	})
+	catchUp(t, db)
 	src, dst := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db)
 	if !reflect.DeepEqual(src, dst) {
 		t.Fatalf("target differs after catch-up:\nsource %v\ntarget %v", src, dst)
@@ -150,14 +161,15 @@ func TestSyncErrors(t *testing.T) {
 	const db = "syncerr"
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
 	pgtest.Exec(t, pair.Source, db, `CREATE TABLE keyed (id int PRIMARY KEY); CREATE TABLE loose (a int, b text);
-	  CREATE ROLE norepl LOGIN PASSWORD 'norepl-pw'; GRANT SELECT ON keyed, loose TO norepl`)
+	  CREATE ROLE norepl LOGIN PASSWORD 'norepl-pw'; GRANT SELECT ON keyed, loose TO norepl;
+	  CREATE ROLE replonly LOGIN REPLICATION PASSWORD 'replonly-pw'; GRANT SELECT ON keyed, loose TO replonly`)
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db+"_src_only")
 	pgtest.Exec(t, pair.Target, "postgres", "CREATE DATABASE "+db)
 	pgtest.Exec(t, pair.Target, db, "CREATE TABLE keyed (id int PRIMARY KEY); CREATE TABLE loose (a int, b text)")
 	t.Cleanup(func() {
 		pgtest.DropDatabases(t, pair.Source, db, db+"_src_only")
 		pgtest.DropDatabases(t, pair.Target, db)
-		pgtest.Exec(t, pair.Source, "postgres", "DROP ROLE norepl")
+		pgtest.Exec(t, pair.Source, "postgres", "DROP ROLE norepl; DROP ROLE replonly")
 	})
 	src, dst := pair.Source.URL("postgres"), pair.Target.URL("postgres")
 	cases := []struct {
@@ -172,6 +184,8 @@ func TestSyncErrors(t *testing.T) {
 			"--source-from-target", "postgres://postgres:" + pair.Source.Password + "@127.0.0.1:1/postgres"},
 			"the target server could not connect to the source at 127.0.0.1:1 (the subscription connects from the target's side"},
 		{"not copied yet", []string{"--source", src, "--target", dst, "--include-databases", db + "_src_only"}, "database syncerr_src_only is not on the target: copy it first"},
+		{"schema changes asked for, no event trigger allowed", []string{"--source", pair.Source.URLAs("replonly", "replonly-pw", "postgres"), "--target", dst, "--replicate-ddl"},
+			"--replicate-ddl needs an event trigger on the source, and role replonly may not create one: connect to the source as a superuser (on RDS and Aurora: a member of rds_superuser), or pass --replicate-ddl=false"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -184,6 +198,9 @@ func TestSyncErrors(t *testing.T) {
 			if got := replicationObjects(t, db); got[0] != "0" || got[2] != "0" {
 				t.Errorf("left behind (slots, publications, subscriptions): %v", got)
 			}
+			if n := pgtest.Query(t, pair.Source, db, "SELECT count(*) FROM pg_event_trigger")[0]; n != "0" {
+				t.Errorf("%s event trigger(s) left on the source", n)
+			}
 		})
 	}
 	// init --sync that cannot subscribe leaves no slot filling the source's disk.
@@ -195,6 +212,9 @@ func TestSyncErrors(t *testing.T) {
 	}
 	if got := replicationObjects(t, db); got[0] != "0" || got[1] != "0" {
 		t.Errorf("slot or publication left after a failed init --sync: %v\n%s", got, r.stderr)
+	}
+	if n := pgtest.Query(t, pair.Source, db, "SELECT count(*) FROM pg_event_trigger")[0]; n != "0" {
+		t.Errorf("%s event trigger(s) left on the source after a failed init --sync", n)
 	}
 }
 
@@ -212,8 +232,13 @@ func TestStatusSaysWhy(t *testing.T) {
 		pgtest.DropDatabases(t, pair.Source, db)
 		pgtest.DropDatabases(t, pair.Target, db)
 	})
-	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles"}, conn...)...); r.code != 0 {
+	// Schema changes not replicated: the change below is one a person must
+	// make on the target, and status must say which.
+	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles", "--replicate-ddl=false"}, conn...)...); r.code != 0 {
 		t.Fatalf("init --sync: %s", r.stderr)
+	}
+	if n := pgtest.Query(t, pair.Source, db, "SELECT count(*) FROM pg_event_trigger"); n[0] != "0" {
+		t.Fatalf("--replicate-ddl=false installed %s event trigger(s)", n[0])
 	}
 	// Healthy once the apply worker runs (it starts a moment after init).
 	waitFor(t, "status --check to pass", 30*time.Second, func() bool {

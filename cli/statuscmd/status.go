@@ -181,6 +181,16 @@ func Print(w io.Writer, sts []*replication.Status) {
 			}
 			fmt.Fprintf(w, "  %s %s: %s\n    fix on the target: %s\n", s.Database, what, d.Problem, d.Fix)
 		}
+		for _, c := range s.SchemaChanges {
+			fmt.Fprintf(w, "  %s schema change %d (%s by %s, %s) on the %s: %s\n    fix: %s\n", s.Database, c.ID, c.Command, c.Role,
+				c.CapturedAt.Local().Format("2006-01-02 15:04:05"), c.Side, c.Problem, c.Fix())
+		}
+		if len(s.NewTables) > 0 {
+			fmt.Fprintf(w, "  %s new table(s) %s wait to join the subscription: run replicator sync again\n", s.Database, strings.Join(s.NewTables, ", "))
+		}
+		if sl := s.Slot; sl != nil && sl.InactiveSince != nil && !sl.Active {
+			fmt.Fprintf(w, "  %s: the source's slot has had no reader since %s\n", s.Database, sl.InactiveSince.Local().Format("2006-01-02 15:04:05"))
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ package synccmd
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -29,7 +30,10 @@ type Options struct {
 	Stop, Force         bool
 	Sequences           bool
 	ReplicaIdentityFull bool
-	Remote              remoteui.Flags
+	// ReplicateDDL is "on" or "off" when --replicate-ddl was given, "" for
+	// the default (on where the source role may create event triggers).
+	ReplicateDDL string
+	Remote       remoteui.Flags
 }
 
 // NewCmdSync builds the command.
@@ -68,7 +72,7 @@ at cut-over, before stopping).`,
 	}
 	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
 	cmdutil.AddFilterFlags(cmd, &opts.Filters)
-	AddFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFull)
+	AddFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFull, &opts.ReplicateDDL)
 	cmd.Flags().BoolVar(&opts.Stop, "stop", false, "stop replicating: drop the subscription, the slot and the publication")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "recreate the replication even if it is set up")
 	cmd.Flags().BoolVar(&opts.Sequences, "sequences", false, "copy the sequences' current values to the target")
@@ -82,7 +86,8 @@ func checkFlags(cmd *cobra.Command) error {
 		return err
 	}
 	if err := cmdutil.Conflicts(cmd, "stop", map[string]string{"force": "--force recreates the replication that --stop removes",
-		"replica-identity-full": "--stop changes no table", "source-from-target": "--stop creates no subscription"}); err != nil {
+		"replica-identity-full": "--stop changes no table", "source-from-target": "--stop creates no subscription",
+		"replicate-ddl": "--stop removes the schema change capture whatever its setting"}); err != nil {
 		return err
 	}
 	if cmd.Flags().Changed("pg-bin") {
@@ -119,7 +124,8 @@ func runSync(ctx context.Context, opts *Options) error {
 // JobOptions are the job the flags describe, for a local run and a remote one
 // alike.
 func (opts *Options) JobOptions() remote.Options {
-	return remote.Options{Stop: opts.Stop, Force: opts.Force, Sequences: opts.Sequences, ReplicaIdentityFull: opts.ReplicaIdentityFull}
+	return remote.Options{Stop: opts.Stop, Force: opts.Force, Sequences: opts.Sequences, ReplicaIdentityFull: opts.ReplicaIdentityFull,
+		ReplicateDDL: opts.ReplicateDDL}
 }
 
 // Request is the remote job the flags describe, given its endpoints.
@@ -128,10 +134,33 @@ func (opts *Options) Request(src, dst *conninfo.Endpoint) (*remote.Request, erro
 }
 
 // AddFlags registers the flags sync and init --sync share.
-func AddFlags(cmd *cobra.Command, sourceFromTarget *string, fixIdentity *bool) {
+func AddFlags(cmd *cobra.Command, sourceFromTarget *string, fixIdentity *bool, replicateDDL *string) {
 	cmd.Flags().StringVar(sourceFromTarget, "source-from-target", "", "source URL as the target server reaches it, when it differs from --source (the subscription connects from the target)")
 	cmd.Flags().BoolVar(fixIdentity, "replica-identity-full", false, "set REPLICA IDENTITY FULL on source tables that have no primary key, instead of refusing")
+	f := cmd.Flags().VarPF(&ddlFlag{mode: replicateDDL}, "replicate-ddl", "", "replicate schema changes made on the source (default: on where the source role may create event triggers; =false turns it off)")
+	f.NoOptDefVal = "true"
 }
+
+// ddlFlag is --replicate-ddl: a boolean that remembers whether it was given.
+type ddlFlag struct{ mode *string }
+
+func (f *ddlFlag) String() string {
+	if f.mode == nil || *f.mode == "" {
+		return "auto"
+	}
+	return *f.mode
+}
+
+func (f *ddlFlag) Set(v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("want true or false")
+	}
+	*f.mode = map[bool]string{true: "on", false: "off"}[b]
+	return nil
+}
+
+func (f *ddlFlag) Type() string { return "bool" }
 
 // ParseSourceFromTarget reads --source-from-target ("" for none).
 func ParseSourceFromTarget(raw string) (*conninfo.Endpoint, error) {

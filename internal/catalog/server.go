@@ -23,6 +23,9 @@ type Server struct {
 	CreateDB  bool
 	// Replication: the role may stream changes (REPLICATION or superuser).
 	Replication bool
+	// EventTriggers: the role may create event triggers (superuser, or a
+	// member of RDS's rds_superuser).
+	EventTriggers bool
 	WALLevel    string
 	// MaxConnections and Connections (in use now) bound --jobs.
 	MaxConnections, Connections int
@@ -57,10 +60,11 @@ SELECT current_setting('server_version_num')::int,
        current_setting('max_connections')::int, (SELECT count(*) FROM pg_catalog.pg_stat_activity)::int,
        pg_catalog.pg_is_in_recovery(), current_setting('default_transaction_read_only') = 'on',
        ARRAY(SELECT spcname::text FROM pg_catalog.pg_tablespace ORDER BY 1),
-       COALESCE(current_setting('max_slot_wal_keep_size', true), '')
+       COALESCE(current_setting('max_slot_wal_keep_size', true), ''),
+       r.rolsuper OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.rolname = 'rds_superuser' AND pg_catalog.pg_has_role(r.oid, x.oid, 'MEMBER'))
 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(
 		&num, &s.SystemID, &s.StartedAt, &s.Port, &s.User, &s.Superuser, &s.CreateDB, &s.Replication, &s.WALLevel,
-		&s.MaxConnections, &s.Connections, &s.InRecovery, &s.ReadOnly, &s.Tablespaces, &s.MaxSlotWALKeepSize)
+		&s.MaxConnections, &s.Connections, &s.InRecovery, &s.ReadOnly, &s.Tablespaces, &s.MaxSlotWALKeepSize, &s.EventTriggers)
 	if err != nil {
 		return nil, fmt.Errorf("read server facts: %w", err)
 	}

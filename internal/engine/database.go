@@ -216,9 +216,9 @@ func (r *run) schemaAndRows(ctx context.Context, db *dbPlan, w *dbWork, archive 
 	var waited time.Duration
 	go func() {
 		err := r.preData(pctx, db, w, archive)
-		if err != nil {
-			stopCopy(err)
-		} else {
+		if err != nil && pctx.Err() == nil {
+			stopCopy(err) // its own failure, not the copy's
+		} else if err == nil {
 			waited = time.Since(start)
 			close(ready)
 		}
@@ -228,7 +228,10 @@ func (r *run) schemaAndRows(ctx context.Context, db *dbPlan, w *dbWork, archive 
 	if err != nil {
 		stopPre()
 	}
-	if perr := <-preErr; perr != nil {
+	perr := <-preErr
+	// The side that failed first is the one to report: the other was
+	// stopped because of it.
+	if perr != nil && (err == nil || context.Cause(cctx) == perr) {
 		return perr
 	}
 	if n := w.ahead.spooled.Load(); n > 0 {

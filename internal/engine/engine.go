@@ -26,6 +26,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/replication"
 	"github.com/replicatorhq/replicator/internal/retry"
 )
 
@@ -89,6 +90,8 @@ type SyncOptions struct {
 	// ReplicaIdentityFull sets REPLICA IDENTITY FULL on published tables that
 	// have no key, instead of refusing.
 	ReplicaIdentityFull bool
+	// DDL: whether schema changes on the source are replicated.
+	DDL replication.DDLMode
 }
 
 // DefaultStallTimeout is how long a COPY may move no byte before it is cut:
@@ -212,6 +215,8 @@ type run struct {
 	// targetSuper: the target role is a superuser; otherwise it is treated as
 	// a managed service's role, whose refusals are warnings.
 	targetSuper bool
+	// captureDDL: with sync, schema changes on the source are replicated.
+	captureDDL bool
 	// loRefused: what a managed target refused of large objects' metadata,
 	// said once per kind (under mu).
 	loRefused              map[string]bool

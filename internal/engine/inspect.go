@@ -107,10 +107,8 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 	if w.matviews, err = populatedMatviews(ctx, conn, excluded); err != nil {
 		return err
 	}
-	if r.opts.Sync != nil {
-		return r.skipOwnPublication(ctx, conn, w)
-	}
-	return nil
+	// Always: a source may carry a replication another run set up.
+	return r.skipOwnPublication(ctx, conn, w)
 }
 
 // resolveExclusions grows the excluded set with what cannot exist without it

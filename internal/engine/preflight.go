@@ -187,6 +187,14 @@ func (r *run) checkServers(ctx context.Context, dst *pgx.Conn, si, di *catalog.S
 		if err := checkSync(ctx, si, di, dst); err != nil {
 			return err
 		}
+		capture, warning, err := o.Sync.DDL.Decide(si)
+		if err != nil {
+			return err
+		}
+		if warning != "" {
+			r.warn("", "%s", warning)
+		}
+		r.captureDDL = capture
 	}
 	return nil
 }

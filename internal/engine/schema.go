@@ -17,6 +17,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
+	"github.com/replicatorhq/replicator/internal/replication"
 	"github.com/replicatorhq/replicator/internal/sqlscript"
 )
 
@@ -34,6 +35,8 @@ func (r *run) dumpSchema(ctx context.Context, w *dbWork, archive string) error {
 		"--format=custom", "--file=" + archive, "--schema-only",
 		"--section=pre-data", "--section=post-data",
 		"--snapshot=" + w.snapshot, "--no-sync", "--no-subscriptions",
+		// replicator's own schema change capture (sync) is not the user's.
+		"--exclude-schema=" + replication.DDLSchema,
 	}
 	for _, n := range w.excluded {
 		// Quoted, a pattern is matched literally (no wildcards, case kept).

@@ -15,6 +15,7 @@ import (
 const (
 	pgPublicationOID    = 6104
 	pgPublicationRelOID = 6106
+	pgEventTriggerOID   = 3466
 )
 
 // preparePublication checks the tables can be published and creates the
@@ -32,6 +33,12 @@ func (r *run) preparePublication(ctx context.Context, w *dbWork) error {
 	}
 	if err != nil {
 		return err
+	}
+	if r.captureDDL {
+		// Before the slot: each later change is in its snapshot or the queue.
+		if err := replication.InstallCapture(ctx, conn, replication.NamesFor(w.name).Publication, !r.opts.Filters.LeavesOutTables(), r.srcVersion.Major < 13); err != nil {
+			return err
+		}
 	}
 	w.slot = replication.NamesFor(w.name).Slot
 	return nil
@@ -54,6 +61,19 @@ func (r *run) skipOwnPublication(ctx context.Context, conn *pgx.Conn, w *dbWork)
 	for _, oid := range relOIDs {
 		w.skipPost[tocKey{pgPublicationRelOID, oid}] = true
 	}
+	// And the schema change capture's event triggers (its schema is left
+	// out of the dump).
+	rows, err := conn.Query(ctx, "SELECT oid FROM pg_catalog.pg_event_trigger WHERE evtname = ANY ($1)", replication.DDLEventTriggers())
+	if err != nil {
+		return fmt.Errorf("find event triggers: %w", err)
+	}
+	oids, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
+	if err != nil {
+		return fmt.Errorf("find event triggers: %w", err)
+	}
+	for _, oid := range oids {
+		w.skipPost[tocKey{pgEventTriggerOID, oid}] = true
+	}
 	return nil
 }
 
@@ -73,6 +93,11 @@ func (r *run) subscribe(ctx context.Context, w *dbWork) error {
 	}
 	defer conn.Close(context.Background())
 	n := replication.NamesFor(w.name)
+	if r.captureDDL {
+		if err := replication.InstallApply(ctx, conn); err != nil {
+			return err
+		}
+	}
 	if err := replication.CreateSubscription(ctx, conn, n, via); err != nil {
 		return err
 	}
@@ -102,5 +127,8 @@ func (r *run) abandonSync(w *dbWork) {
 	}
 	if err := replication.DropPublication(ctx, conn, replication.NamesFor(w.name).Publication); err != nil {
 		r.warn(w.name, "%v", err)
+	}
+	if _, err := replication.RemoveCapture(ctx, conn); err != nil {
+		r.warn(w.name, "%v: drop it with replicator sync --stop", err)
 	}
 }

@@ -81,6 +81,9 @@ type Options struct {
 	Verify              bool   `json:"verify,omitempty"`
 	Sync                bool   `json:"sync,omitempty"` // init: continue into replication
 	ReplicaIdentityFull bool   `json:"replica_identity_full,omitempty"`
+	// ReplicateDDL: "on", "off", or "" (on where the source role may create
+	// event triggers).
+	ReplicateDDL string `json:"replicate_ddl,omitempty"`
 	Stop                bool   `json:"stop,omitempty"`  // sync: stop replicating
 	Force               bool   `json:"force,omitempty"` // sync: recreate the replication
 	Sequences           bool   `json:"sequences,omitempty"`
@@ -403,6 +406,14 @@ func (r *Request) validateFit(fe FieldErrors) {
 	}
 	if r.Command == "init" && o.ReplicaIdentityFull && !o.Sync {
 		fe.add("options.replica_identity_full", "applies to sync and init with sync")
+	}
+	switch {
+	case o.ReplicateDDL != "" && o.ReplicateDDL != "on" && o.ReplicateDDL != "off":
+		fe.add("options.replicate_ddl", `must be "on" or "off"`)
+	case r.Command == "init" && o.ReplicateDDL != "" && !o.Sync:
+		fe.add("options.replicate_ddl", "applies to sync and init with sync")
+	case o.Stop && o.ReplicateDDL != "":
+		fe.add("options.replicate_ddl", "--stop removes the schema change capture whatever its setting")
 	}
 }
 

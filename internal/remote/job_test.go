@@ -43,6 +43,32 @@ func TestEveryInvalidFieldIsReported(t *testing.T) {
 	}
 }
 
+// --replicate-ddl travels as "on" or "off", and only where it means
+// something: a bad value or a job without sync is refused at submission.
+func TestReplicateDDLOption(t *testing.T) {
+	for _, tc := range []struct {
+		command string
+		o       Options
+		want    string
+	}{
+		{"sync", Options{ReplicateDDL: "yes"}, `must be "on" or "off"`},
+		{"init", Options{ReplicateDDL: "off"}, "applies to sync and init with sync"},
+		{"sync", Options{ReplicateDDL: "on", Stop: true}, "--stop removes the schema change capture"},
+		{"init", Options{ReplicateDDL: "on", Sync: true}, ""},
+		{"sync", Options{ReplicateDDL: "off"}, ""},
+	} {
+		r := Request{Command: tc.command, Source: "postgres://h/a", Target: "postgres://h/b", Options: tc.o}
+		_, _, err := r.Validate(DefaultLimits())
+		got := ""
+		if fe, ok := err.(FieldErrors); ok {
+			got = fe["options.replicate_ddl"]
+		}
+		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+			t.Errorf("%s %+v: %q, want %q", tc.command, tc.o, got, tc.want)
+		}
+	}
+}
+
 func TestInstanceTypes(t *testing.T) {
 	for typ, ok := range map[string]bool{"c7g.large": true, "m7gd.2xlarge": true, "r8g.xlarge": true, "c6gn.4xlarge": true, "t4g.medium": true,
 		"x2gd.large": true, "c8gb.xlarge": true,

@@ -54,6 +54,8 @@ type Options struct {
 	Filters             *filter.Rules
 	Force               bool // recreate what exists
 	ReplicaIdentityFull bool
+	// DDL: whether schema changes on the source are replicated.
+	DDL DDLMode
 	// Sequences copies sequence values (CopySequences does it).
 	Sequences     bool
 	CopySequences func(ctx context.Context, src, dst *conninfo.Endpoint) (int, error)
@@ -64,6 +66,8 @@ type Options struct {
 type session struct {
 	o      Options
 	si, di *catalog.Server
+	// captureDDL: schema changes are replicated (DDL decided for the source).
+	captureDDL bool
 }
 
 func open(ctx context.Context, o Options) (*session, error) {
@@ -143,9 +147,17 @@ func Setup(ctx context.Context, o Options) error {
 	if err := CheckSource(s.si); err != nil {
 		return err
 	}
+	capture, warning, err := o.DDL.Decide(s.si)
+	if err != nil {
+		return err
+	}
+	s.captureDDL = capture
 	dbs, err := s.databases(ctx, true)
 	if err != nil {
 		return err
+	}
+	if warning != "" && s.o.Log != nil {
+		s.o.Log("", "warning: "+warning)
 	}
 	for _, db := range dbs {
 		if err := s.setupDB(ctx, db); err != nil {
@@ -169,7 +181,15 @@ func (s *session) setupDB(ctx context.Context, db string) error {
 	n := NamesFor(db)
 	if st.Publication && st.Slot != nil && st.Subscription != nil {
 		if !s.o.Force {
-			s.o.Log(db, "already replicating (subscription "+n.Subscription+", slot "+n.Slot+"): nothing to do; --force recreates it")
+			joined, err := JoinNewTables(ctx, src, dst, db)
+			if err != nil {
+				return err
+			}
+			if len(joined) > 0 {
+				s.o.Log(db, fmt.Sprintf("new table(s) %s joined the subscription: the target copies their rows once, then applies their changes", strings.Join(joined, ", ")))
+			} else {
+				s.o.Log(db, "already replicating (subscription "+n.Subscription+", slot "+n.Slot+"): nothing to do; --force recreates it")
+			}
 			return s.sequences(ctx, db)
 		}
 		s.o.Log(db, "--force: recreating the replication")
@@ -186,6 +206,15 @@ func (s *session) setupDB(ctx context.Context, db string) error {
 	if err != nil {
 		return err
 	}
+	if s.captureDDL {
+		// Before the slot: each later change is in the queue.
+		if err := InstallCapture(ctx, src, n.Publication, !s.o.Filters.LeavesOutTables(), s.si.Version.Major < 13); err != nil {
+			return err
+		}
+		if err := InstallApply(ctx, dst); err != nil {
+			return err
+		}
+	}
 	slot, err := CreateSlot(ctx, s.o.Source.MustWithDatabase(db), src, n.Slot)
 	if err != nil {
 		return err
@@ -197,6 +226,8 @@ func (s *session) setupDB(ctx context.Context, db string) error {
 	}
 	if err := CreateSubscription(ctx, dst, n, via.MustWithDatabase(db)); err != nil {
 		_ = DropSlot(ctx, src, n.Slot)
+		_, _ = RemoveCapture(ctx, src)
+		_, _ = RemoveApply(ctx, dst)
 		return err
 	}
 	s.o.Log(db, fmt.Sprintf("replicating from LSN %s: publication %s and slot %s on the source, subscription %s on the target", slot.LSN, n.Publication, n.Slot, n.Subscription))
@@ -271,6 +302,11 @@ func (s *session) stopDB(ctx context.Context, db string, src, dst *pgx.Conn, cut
 		if ok {
 			dropped = append(dropped, "subscription "+n.Subscription)
 		}
+		if ok, err := RemoveApply(ctx, dst); err != nil {
+			return err
+		} else if ok {
+			defer func() { s.o.Log(db, "dropped the target's schema change queue") }()
+		}
 	}
 	var hadSlot bool
 	if err := src.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1)", n.Slot).Scan(&hadSlot); err != nil {
@@ -291,6 +327,11 @@ func (s *session) stopDB(ctx context.Context, db string, src, dst *pgx.Conn, cut
 	}
 	if hadPub {
 		dropped = append(dropped, "publication "+n.Publication)
+	}
+	if ok, err := RemoveCapture(ctx, src); err != nil {
+		return err
+	} else if ok {
+		defer func() { s.o.Log(db, "dropped the source's schema change capture (event triggers and queue)") }()
 	}
 	if len(dropped) == 0 {
 		s.o.Log(db, "no replication to stop")

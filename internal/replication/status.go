@@ -24,6 +24,13 @@ type Status struct {
 	Tables       []TableState `json:"tables,omitempty"`
 	// Drift: published tables the target cannot apply as they are.
 	Drift []Drift `json:"drift,omitempty"`
+	// ReplicateDDL: schema changes on the source are captured for the
+	// target; SchemaChanges the ones that need a person.
+	ReplicateDDL  bool           `json:"replicate_ddl"`
+	SchemaChanges []SchemaChange `json:"schema_changes,omitempty"`
+	// NewTables are published on the source and not yet subscribed: their
+	// rows arrive once sync runs again (it refreshes the subscription).
+	NewTables []string `json:"new_tables,omitempty"`
 }
 
 // Problems says what needs a person: a broken or incomplete replication,
@@ -31,7 +38,11 @@ type Status struct {
 func (st *Status) Problems(retainLimit int64) []string {
 	var out []string
 	if strings.HasPrefix(st.State, "broken") || strings.HasPrefix(st.State, "incomplete") {
-		out = append(out, st.Database+": "+st.State)
+		line := st.Database + ": " + st.State
+		if s := st.Slot; s != nil && s.InactiveSince != nil {
+			line += fmt.Sprintf("; the source's slot has had no reader since %s", s.InactiveSince.UTC().Format(time.RFC3339))
+		}
+		out = append(out, line)
 	}
 	for _, d := range st.Drift {
 		what := d.Table
@@ -39,6 +50,14 @@ func (st *Status) Problems(retainLimit int64) []string {
 			what += "." + d.Column
 		}
 		out = append(out, fmt.Sprintf("%s: %s %s; fix: %s", st.Database, what, d.Problem, d.Fix))
+	}
+	for _, c := range st.SchemaChanges {
+		out = append(out, fmt.Sprintf("%s: schema change %d (%s by %s, %s) %s: %s; fix: %s", st.Database, c.ID, c.Command, c.Role,
+			c.CapturedAt.UTC().Format(time.RFC3339), map[string]string{"source": "was not replicated", "target": "failed on the target"}[c.Side], c.Problem, c.Fix()))
+	}
+	if len(st.NewTables) > 0 {
+		out = append(out, fmt.Sprintf("%s: new table(s) %s wait to join the subscription; fix: run replicator sync again (it refreshes the subscription, which copies their rows once)",
+			st.Database, strings.Join(st.NewTables, ", ")))
 	}
 	if s := st.Slot; s != nil && retainLimit > 0 && s.RetainedBytes > retainLimit {
 		keep := "no limit (max_slot_wal_keep_size = -1): the source's disk fills if this goes on"
@@ -64,6 +83,9 @@ type SlotState struct {
 	// unlimited, "" before 13).
 	RetainedBytes int64  `json:"retained_bytes"`
 	MaxKeepSize   string `json:"max_slot_wal_keep_size"`
+	// InactiveSince is when the slot last had a reader (PostgreSQL 17+
+	// records it; nil while streaming, or before 17).
+	InactiveSince *time.Time `json:"inactive_since,omitempty"`
 }
 
 // SubState is the target side.
@@ -96,17 +118,19 @@ func ReadStatus(ctx context.Context, src, dst *pgx.Conn, db string) (*Status, er
 	var lagBytes *int64
 	var confirmed, walStatus *string
 	// wal_status is there from PostgreSQL 13 on.
-	walStatusCol := "s.wal_status"
-	if serverMajor(src) < 13 {
+	walStatusCol, inactiveCol := "s.wal_status", "NULL::timestamptz"
+	if m := serverMajor(src); m < 13 {
 		walStatusCol = "NULL::text"
+	} else if m >= 17 {
+		inactiveCol = "s.inactive_since"
 	}
 	err := src.QueryRow(ctx, `
 SELECT s.active, s.confirmed_flush_lsn::text, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::int8,
        `+walStatusCol+`, (SELECT extract(epoch FROM r.replay_lag)::float8 FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid),
        COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::int8, 0),
-       COALESCE(current_setting('max_slot_wal_keep_size', true), '')
+       COALESCE(current_setting('max_slot_wal_keep_size', true), ''), `+inactiveCol+`
 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1`, n.Slot).Scan(&slot.Active, &confirmed, &lagBytes, &walStatus, &slot.LagSeconds,
-		&slot.RetainedBytes, &slot.MaxKeepSize)
+		&slot.RetainedBytes, &slot.MaxKeepSize, &slot.InactiveSince)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		slot = nil
@@ -153,7 +177,8 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 		sub.WorkerRunning, sub.ReceivedLSN = pid != nil, deref(received)
 		st.Subscription = sub
 		rows, err := dst.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), r.srsubstate::text FROM pg_catalog.pg_subscription_rel r
-		  JOIN pg_catalog.pg_class c ON c.oid = r.srrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE r.srsubid = $1`, subOID)
+		  JOIN pg_catalog.pg_class c ON c.oid = r.srrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		  WHERE r.srsubid = $1 AND n.nspname <> 'replicator_ddl'`, subOID)
 		if err != nil {
 			return nil, fmt.Errorf("target: %w", err)
 		}
@@ -176,6 +201,12 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 		if st.Drift, err = ReadDrift(ctx, src, dst, n); err != nil {
 			return nil, err
 		}
+		if st.NewTables, err = newTables(ctx, src, n, st.Tables); err != nil {
+			return nil, err
+		}
+	}
+	if st.ReplicateDDL, st.SchemaChanges, err = readSchemaChanges(ctx, src, dst); err != nil {
+		return nil, err
 	}
 	st.State = st.state()
 	return st, nil

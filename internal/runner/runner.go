@@ -172,7 +172,7 @@ func EngineOptions(j Job) engine.Options {
 		DropExisting: o.DropExisting, SkipRoles: o.NoRoles, StallTimeout: time.Duration(o.StallTimeoutSeconds) * time.Second,
 	}
 	if o.Sync {
-		eo.Sync = &engine.SyncOptions{SourceForTarget: j.SourceForTarget, ReplicaIdentityFull: o.ReplicaIdentityFull}
+		eo.Sync = &engine.SyncOptions{SourceForTarget: j.SourceForTarget, ReplicaIdentityFull: o.ReplicaIdentityFull, DDL: replication.DDLMode(o.ReplicateDDL)}
 	}
 	return eo
 }
@@ -187,7 +187,7 @@ func VerifyOptions(j Job) verify.Options {
 func SyncOptions(j Job, log func(db, msg string)) replication.Options {
 	o := j.Options
 	return replication.Options{Source: j.Source, Target: j.Target, SourceForTarget: j.SourceForTarget, Filters: j.Filters,
-		Force: o.Force, ReplicaIdentityFull: o.ReplicaIdentityFull, Sequences: o.Sequences, CopySequences: engine.CopySequences, Log: log}
+		Force: o.Force, ReplicaIdentityFull: o.ReplicaIdentityFull, DDL: replication.DDLMode(o.ReplicateDDL), Sequences: o.Sequences, CopySequences: engine.CopySequences, Log: log}
 }
 
 // Sync sets up replication, or stops it with Options.Stop.

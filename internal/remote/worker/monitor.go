@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/replicatorhq/replicator/internal/progress"
@@ -43,6 +44,19 @@ func (w *Worker) monitor(ctx context.Context, job *remote.Job, j runner.Job, s *
 			}
 			s.event(progress.Event{Kind: progress.Warning, Message: "read replication status: " + oneLine(err.Error())})
 			continue
+		}
+		// New tables the source created (and published) join here: the
+		// subscription's refresh cannot run inside the apply worker.
+		for _, st := range sts {
+			if len(st.NewTables) == 0 {
+				continue
+			}
+			joined, err := replication.JoinNewTablesOf(ctx, j.Source, j.Target, st.Database)
+			if err != nil {
+				s.event(progress.Event{Kind: progress.Warning, Database: st.Database, Message: "join new tables: " + oneLine(err.Error())})
+			} else if len(joined) > 0 {
+				s.event(progress.Event{Kind: progress.Info, Database: st.Database, Message: "new table(s) " + strings.Join(joined, ", ") + " joined the subscription"})
+			}
 		}
 		worst := worstLag(sts, behindSince, time.Now())
 		w.Metrics.Lag(ctx, job.ID, worst.Bytes, worst.Seconds)

@@ -15,13 +15,16 @@ import (
 )
 
 // init --sync across majors with pgbench writing throughout, for the
-// near-zero-downtime upgrades sync exists for: 12 into 17 and 14 into 16.
+// near-zero-downtime upgrades sync exists for: 12 into 17, 14 into 16, and
+// 17 into 18 (a source that records since when a slot has had no reader).
+// A schema change made while it replicates reaches the target before the
+// rows that use it (event triggers, on every major).
 // The source has a partitioned table (12 cannot publish one: its partitions
 // are published instead) and a sequence; once the subscription catches up
 // the two sides hold the same rows, status reads both servers, and sync
 // --stop removes every replication object.
 func TestSyncAcrossMajors(t *testing.T) {
-	for _, p := range []struct{ src, dst int }{{12, 17}, {14, 16}} {
+	for _, p := range []struct{ src, dst int }{{12, 17}, {14, 16}, {17, 18}} {
 		t.Run(fmt.Sprintf("%d-to-%d", p.src, p.dst), func(t *testing.T) {
 			parallel(t)
 			src := start(t, "src", p.src, pgtest.LogicalSettings)
@@ -58,6 +61,8 @@ func TestSyncAcrossMajors(t *testing.T) {
 			if !strings.Contains(benchOut.String(), "tps") {
 				t.Fatalf("pgbench did not run: %s", benchOut.String())
 			}
+			pgtest.Exec(t, src, db, "ALTER TABLE pgbench_accounts ADD COLUMN note text")
+			pgtest.Exec(t, src, db, "UPDATE pgbench_accounts SET note = 'after the change' WHERE aid <= 100")
 			lsn := pgtest.Query(t, src, "postgres", "SELECT pg_current_wal_lsn()::text")[0]
 			deadline := time.Now().Add(time.Minute)
 			for {
@@ -85,6 +90,18 @@ func TestSyncAcrossMajors(t *testing.T) {
 			}
 			if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st.Databases) != 1 || st.Databases[0].State != "streaming" {
 				t.Fatalf("status --json (%v): %s %s", err, r.stdout, r.stderr)
+			}
+			if p.src >= 17 {
+				// Stopped: status says since when the slot has had no reader.
+				pgtest.Exec(t, dst, db, "ALTER SUBSCRIPTION replicator DISABLE")
+				deadline := time.Now().Add(30 * time.Second)
+				for !strings.Contains(replicator(t, append([]string{"status"}, conn...)...).stdout, "the source's slot has had no reader since") {
+					if time.Now().After(deadline) {
+						t.Fatalf("status does not say since when the slot is idle")
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				pgtest.Exec(t, dst, db, "ALTER SUBSCRIPTION replicator ENABLE")
 			}
 			r = replicator(t, append([]string{"sync", "--stop", "--sequences"}, conn...)...)
 			if r.code != 0 {

@@ -93,14 +93,16 @@ func Tools(t testing.TB) *pgtools.Tools {
 	return tools
 }
 
-var dumpNoise = regexp.MustCompile(`^(--.*|SET .*|SELECT pg_catalog\.set_config.*|\\(un)?restrict .*|)$`)
+var dumpNoise = regexp.MustCompile(`^(--.*|SET .*|SELECT pg_catalog\.set_config.*|\\(un)?restrict .*|(CREATE|ALTER) EVENT TRIGGER replicator_ddl_.*|   EXECUTE FUNCTION replicator_ddl\.capture\(\);|)$`)
 
 // SchemaDump is `pg_dump --schema-only --create` of db without comments, SET lines
 // and blank lines: what must compare equal between source and target.
 func SchemaDump(t testing.TB, c *pgcluster.Cluster, db string) string {
 	t.Helper()
 	tools := Tools(t)
-	cmd := exec.Command(tools.Path("pg_dump"), "--schema-only", "--create", "--dbname="+c.URL(db))
+	// Without replicator's own schema change capture (sync), which differs
+	// between the sides by design.
+	cmd := exec.Command(tools.Path("pg_dump"), "--schema-only", "--create", "--exclude-schema=replicator_ddl", "--dbname="+c.URL(db))
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr string
@@ -118,6 +120,30 @@ func SchemaDump(t testing.TB, c *pgcluster.Cluster, db string) string {
 	return strings.Join(kept, "\n")
 }
 
+// Diff lists the lines only in a (-) and only in b (+), for a failure
+// message about two dumps.
+func Diff(a, b string) string {
+	count := map[string]int{}
+	for _, l := range strings.Split(a, "\n") {
+		count[l]++
+	}
+	for _, l := range strings.Split(b, "\n") {
+		count[l]--
+	}
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		if count[l] > 0 {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range strings.Split(b, "\n") {
+		if count[l] < 0 {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // TableHashes returns, per user table, "rows:md5 of the rows as text in order".
 func TableHashes(t testing.TB, c *pgcluster.Cluster, db string) map[string]string {
 	t.Helper()
@@ -129,7 +155,7 @@ func TableHashes(t testing.TB, c *pgcluster.Cluster, db string) map[string]strin
 	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, `
 SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1`)
+WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND n.nspname <> 'replicator_ddl' ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}

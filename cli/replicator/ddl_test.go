@@ -1,0 +1,220 @@
+package main_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replicatorhq/replicator/internal/replication"
+	"github.com/replicatorhq/replicator/internal/testenv/pgcluster"
+	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
+)
+
+// Schema changes made on the source while it replicates, under pgbench's
+// writes, each followed by writes that use it, reach the target in order:
+// after catch-up every table's rows and the whole schema are equal. The
+// kinds: ADD, ALTER TYPE, RENAME and DROP COLUMN; CREATE INDEX
+// (CONCURRENTLY) and DROP INDEX; CREATE TABLE then rows (joined with
+// replicator sync, its rows arriving once); RENAME TABLE; DROP TABLE; a new
+// enum value; a new sequence; a string of several statements mixing DDL
+// and an INSERT (the INSERT must not run twice).
+func TestSchemaChangesReplicate(t *testing.T) {
+	t.Parallel()
+	const db = "ddldb"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	pgbenchInit(t, db, "1")
+	pgtest.Exec(t, pair.Source, db, `CREATE TYPE mood AS ENUM ('sad', 'happy');
+CREATE TABLE feelings (id serial PRIMARY KEY, m mood NOT NULL);
+INSERT INTO feelings (m) VALUES ('sad'), ('happy');
+CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1)`)
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
+	t.Cleanup(func() {
+		replicator(t, nil, append([]string{"sync", "--stop"}, conn...)...)
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+	})
+	r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles", "--replica-identity-full"}, conn...)...)
+	if r.code != 0 {
+		t.Fatalf("init --sync: %s", r.stderr)
+	}
+	if strings.Contains(r.stderr, "schema changes on the source are not replicated") {
+		t.Fatalf("a superuser source did not replicate schema changes:\n%s", r.stderr)
+	}
+	stopBench := pgbenchOn(t, db, "-c", "2", "-T", "25")
+	src := func(sql string) { t.Helper(); pgtest.Exec(t, pair.Source, db, sql) }
+
+	src("ALTER TABLE pgbench_accounts ADD COLUMN note text")
+	src("UPDATE pgbench_accounts SET note = 'added' WHERE aid <= 10")
+	src("ALTER TABLE pgbench_accounts ALTER COLUMN note TYPE varchar(40)")
+	src("UPDATE pgbench_accounts SET note = 'retyped' WHERE aid BETWEEN 5 AND 15")
+	src("ALTER TABLE pgbench_accounts RENAME COLUMN note TO remark")
+	src("UPDATE pgbench_accounts SET remark = 'renamed' WHERE aid BETWEEN 10 AND 20")
+	src("ALTER TABLE pgbench_tellers ADD COLUMN gone int DEFAULT 7")
+	src("UPDATE pgbench_tellers SET gone = 8 WHERE tid = 1")
+	src("ALTER TABLE pgbench_tellers DROP COLUMN gone")
+	src("UPDATE pgbench_tellers SET filler = 'after drop' WHERE tid = 2")
+	src("CREATE INDEX CONCURRENTLY accounts_remark ON pgbench_accounts (remark)")
+	src("CREATE INDEX branches_filler ON pgbench_branches (filler)")
+	src("DROP INDEX branches_filler")
+	src("CREATE TABLE tenants (id bigint PRIMARY KEY, name text NOT NULL)")
+	src("INSERT INTO tenants SELECT g, 'tenant ' || g FROM generate_series(1, 100) g")
+	src("ALTER TYPE mood ADD VALUE 'ecstatic'")
+	src("INSERT INTO feelings (m) VALUES ('ecstatic')")
+	src("CREATE SEQUENCE invoice_no START 1000")
+	// Several statements in one string: the DDL is replayed, the INSERT
+	// reaches the target once, as a row change.
+	src("ALTER TABLE feelings ADD COLUMN invoice bigint; INSERT INTO feelings (m, invoice) VALUES ('happy', nextval('invoice_no')); ALTER TABLE feelings ALTER COLUMN invoice SET DEFAULT nextval('invoice_no')")
+	src("INSERT INTO feelings (m) VALUES ('sad')")
+	src("DROP TABLE scratch")
+
+	// The new table: created on the target by the queue, then joined.
+	waitFor(t, "tenants on the target", time.Minute, func() bool {
+		return pgtest.Query(t, pair.Target, db, "SELECT to_regclass('public.tenants') IS NOT NULL")[0] == "true"
+	})
+	r = replicator(t, nil, append([]string{"status", "--check"}, conn...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, `public.tenants wait to join the subscription; fix: run replicator sync again`) {
+		t.Errorf("status --check before the new table joined: %d\n%s", r.code, r.stderr)
+	}
+	r = replicator(t, nil, append([]string{"sync"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, `new table(s) public.tenants joined the subscription`) {
+		t.Fatalf("sync to join the new table: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	src("INSERT INTO tenants VALUES (101, 'after the join')")
+	src("ALTER TABLE tenants RENAME TO customers")
+	src("INSERT INTO customers VALUES (102, 'after the rename')")
+	src("UPDATE customers SET name = 'renamed' WHERE id = 1")
+
+	stopBench()
+	catchUp(t, db)
+	waitFor(t, "the new table's copy", time.Minute, func() bool {
+		return pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'")[0] == "0"
+	})
+	catchUp(t, db)
+	s, d := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db)
+	if !reflect.DeepEqual(s, d) {
+		t.Errorf("rows differ after catch-up:\nsource %v\ntarget %v", s, d)
+	}
+	if _, ok := d["customers"]; !ok || !strings.HasPrefix(d["customers"], "102:") {
+		t.Errorf("customers on the target: %q (want 102 rows, each once)", d["customers"])
+	}
+	if ss, ds := withoutReplication(pgtest.SchemaDump(t, pair.Source, db)), withoutReplication(pgtest.SchemaDump(t, pair.Target, db)); ss != ds {
+		t.Errorf("schemas differ after catch-up:\n%s", pgtest.Diff(ss, ds))
+	}
+	if r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...); r.code != 0 {
+		t.Errorf("status --check after catch-up: %d\n%s", r.code, r.stderr)
+	}
+
+	// A change made inside a DO block is not replayed (it could hold row
+	// changes too): status names it, with the fix.
+	src("DO $$ BEGIN EXECUTE 'ALTER TABLE customers ADD COLUMN tier int'; END $$")
+	r = replicator(t, nil, append([]string{"status", "--check"}, conn...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "ALTER TABLE ran inside a function, procedure or DO block") ||
+		!strings.Contains(r.stderr, "fix: make the same change on the target, then DELETE FROM replicator_ddl.queue WHERE id = ") {
+		t.Errorf("status --check after a DO block: %d\n%s", r.code, r.stderr)
+	}
+	r = replicator(t, nil, append([]string{"status", "--json"}, conn...)...)
+	var st struct {
+		Databases []struct {
+			ReplicateDDL  bool                       `json:"replicate_ddl"`
+			SchemaChanges []replication.SchemaChange `json:"schema_changes"`
+		} `json:"databases"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st.Databases) != 1 || !st.Databases[0].ReplicateDDL ||
+		len(st.Databases[0].SchemaChanges) != 1 || st.Databases[0].SchemaChanges[0].Side != "source" {
+		t.Errorf("status --json: %v %s", err, r.stdout)
+	}
+
+	// sync --stop removes the capture from the source and the queue from
+	// both sides.
+	if r := replicator(t, nil, append([]string{"sync", "--stop"}, conn...)...); r.code != 0 || !strings.Contains(r.stdout, "schema change capture") {
+		t.Fatalf("sync --stop: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, side := range []*pgcluster.Cluster{pair.Source, pair.Target} {
+		if n := pgtest.Query(t, side, db, "SELECT (SELECT count(*) FROM pg_event_trigger) + (SELECT count(*) FROM pg_namespace WHERE nspname = 'replicator_ddl')"); n[0] != "0" {
+			t.Errorf("sync --stop left %s capture object(s) on %s", n[0], side.Name)
+		}
+	}
+}
+
+// A role on the source that writes into the queue itself cannot make the
+// target do more than that role may: every row is stamped with the role
+// that inserted it and runs as that role, so a forged statement fails on
+// the target (and status says so) instead of running as the subscription's
+// superuser.
+func TestForgedSchemaChangeRunsAsItsAuthor(t *testing.T) {
+	t.Parallel()
+	const db = "ddlforged"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	pgtest.Exec(t, pair.Source, db, "CREATE TABLE items (id int PRIMARY KEY)")
+	for _, c := range []*pgcluster.Cluster{pair.Source, pair.Target} {
+		pgtest.Exec(t, c, "postgres", "DO $$ BEGIN CREATE ROLE forger LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+	}
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
+	t.Cleanup(func() {
+		replicator(t, nil, append([]string{"sync", "--stop"}, conn...)...)
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+	})
+	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles", "--replicate-ddl"}, conn...)...); r.code != 0 {
+		t.Fatalf("init --sync --replicate-ddl: %s", r.stderr)
+	}
+	pgtest.Exec(t, pair.Source, db, `SET ROLE forger;
+INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VALUES ('postgres', 'ALTER ROLE', '{"ALTER ROLE forger SUPERUSER"}', 'forged')`)
+	waitFor(t, "the forged row on the target", time.Minute, func() bool {
+		return pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM replicator_ddl.queue WHERE source_key = 'forged'")[0] == "1"
+	})
+	row := pgtest.Query(t, pair.Target, db, "SELECT role || ' | ' || coalesce(error, '') FROM replicator_ddl.queue WHERE source_key = 'forged'")[0]
+	if !strings.HasPrefix(row, "forger | ") || !strings.Contains(row, "(SQLSTATE 42501)") {
+		t.Errorf("the forged row on the target: %q (want it run as forger and refused)", row)
+	}
+	if super := pgtest.Query(t, pair.Target, "postgres", "SELECT rolsuper FROM pg_roles WHERE rolname = 'forger'")[0]; super != "false" {
+		t.Fatal("a forged queue row made forger a superuser on the target")
+	}
+	r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "(ALTER ROLE by forger,") || !strings.Contains(r.stderr, "failed on the target: must be superuser") ||
+		strings.Contains(r.stderr, "was not replicated") {
+		t.Errorf("status --check after a refused change: %d\n%s", r.code, r.stderr)
+	}
+}
+
+// The statement splitter the capture uses keeps quoted text, dollar
+// quotes and comments whole, and starts each statement at its first word.
+func TestCaptureSplitsStatements(t *testing.T) {
+	t.Parallel()
+	const db = "ddlsplit"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	t.Cleanup(func() { pgtest.DropDatabases(t, pair.Source, db) })
+	pgtest.Exec(t, pair.Source, db, replication.CaptureSQL())
+	q := `-- lead
+CREATE TABLE "a;b" (v text DEFAULT 'x;''y'); /* c; /* nested; */ */ INSERT INTO t VALUES (E'\';', $$;$$, $f$ $$; $f$);
+ALTER TABLE t ADD c int ;;  GRANT SELECT ON t TO PUBLIC; GRANT r TO s; CREATE TEMP TABLE tt (); DROP ROLE x; COMMENT ON TABLE t IS ';'`
+	got := pgtest.Query(t, pair.Source, db, `SELECT s || ' => ' || replicator_ddl.replayable(s) FROM unnest(replicator_ddl.split($1)) s`, q)
+	want := []string{
+		`CREATE TABLE "a;b" (v text DEFAULT 'x;''y') => true`,
+		`INSERT INTO t VALUES (E'\';', $$;$$, $f$ $$; $f$) => false`,
+		`ALTER TABLE t ADD c int  => true`,
+		`GRANT SELECT ON t TO PUBLIC => true`,
+		`GRANT r TO s => false`,
+		`CREATE TEMP TABLE tt () => false`,
+		`DROP ROLE x => false`,
+		`COMMENT ON TABLE t IS ';' => true`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("split:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// withoutReplication drops the replication's own publication and
+// subscription from a schema dump: the one side has the first, the other
+// the second, by design.
+func withoutReplication(dump string) string {
+	var kept []string
+	for _, l := range strings.Split(dump, "\n") {
+		if !strings.Contains(l, " PUBLICATION replicator") && !strings.Contains(l, " SUBSCRIPTION replicator") {
+			kept = append(kept, l)
+		}
+	}
+	return strings.Join(kept, "\n")
+}
