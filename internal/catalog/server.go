@@ -26,7 +26,7 @@ type Server struct {
 	// EventTriggers: the role may create event triggers (superuser, or a
 	// member of RDS's rds_superuser).
 	EventTriggers bool
-	WALLevel    string
+	WALLevel      string
 	// MaxConnections and Connections (in use now) bound --jobs.
 	MaxConnections, Connections int
 	// Databases that accept connections, templates excluded.

@@ -76,19 +76,19 @@ type Options struct {
 	MaintenanceWorkMem string `json:"maintenance_work_mem,omitempty"`
 	// StallTimeoutSeconds: a COPY with no byte moving for this long is cut
 	// and retried (0 for the default, 60).
-	StallTimeoutSeconds int    `json:"stall_timeout_seconds,omitempty"`
-	SkipValidate        bool   `json:"skip_validate,omitempty"`
-	Verify              bool   `json:"verify,omitempty"`
-	Sync                bool   `json:"sync,omitempty"` // init: continue into replication
-	ReplicaIdentityFull bool   `json:"replica_identity_full,omitempty"`
+	StallTimeoutSeconds int  `json:"stall_timeout_seconds,omitempty"`
+	SkipValidate        bool `json:"skip_validate,omitempty"`
+	Verify              bool `json:"verify,omitempty"`
+	Sync                bool `json:"sync,omitempty"` // init: continue into replication
+	ReplicaIdentityFull bool `json:"replica_identity_full,omitempty"`
 	// ReplicateDDL: "on", "off", or "" (on where the source role may create
 	// event triggers).
-	ReplicateDDL string `json:"replicate_ddl,omitempty"`
-	Stop                bool   `json:"stop,omitempty"`  // sync: stop replicating
-	Force               bool   `json:"force,omitempty"` // sync: recreate the replication
-	Sequences           bool   `json:"sequences,omitempty"`
-	TimeLimitMinutes    int    `json:"time_limit_minutes,omitempty"`
-	InstanceType        string `json:"instance_type,omitempty"`
+	ReplicateDDL     string `json:"replicate_ddl,omitempty"`
+	Stop             bool   `json:"stop,omitempty"`  // sync: stop replicating
+	Force            bool   `json:"force,omitempty"` // sync: recreate the replication
+	Sequences        bool   `json:"sequences,omitempty"`
+	TimeLimitMinutes int    `json:"time_limit_minutes,omitempty"`
+	InstanceType     string `json:"instance_type,omitempty"`
 	// SourceBytes is the CLI's estimate of the data size, used to size the
 	// worker when no instance type is given.
 	SourceBytes int64 `json:"source_bytes,omitempty"`

@@ -26,6 +26,12 @@ func TestHalfOpenConnection(t *testing.T) {
 		t.Run(side, func(t *testing.T) {
 			db := database(t, "halfopen_"+side)
 			src, dst := proxy(t, pair.Source), proxy(t, pair.Target)
+			if side == "source" {
+				// The copy reads the source ahead while the target's schema is
+				// restored: slowed down, the source is still streaming when
+				// the target's COPY begins, and the stall cuts into it.
+				src.SetBandwidth(20 << 20)
+			}
 			started := time.Now()
 			wait := start(t, "init", "--no-roles", "--include-databases", db, "--stall-timeout", "3s", "-j", "2",
 				"--source", via(pair.Source, src, "postgres"), "--target", via(pair.Target, dst, "postgres"))
