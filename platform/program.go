@@ -8,7 +8,7 @@ import (
 )
 
 // Routes of the job API; every one is authorised with AWS_IAM.
-var Routes = []string{"POST /jobs", "GET /jobs", "GET /jobs/{id}", "GET /jobs/{id}/logs", "POST /jobs/{id}/cancel"}
+var Routes = []string{"POST /jobs", "GET /jobs", "GET /jobs/{id}", "GET /jobs/{id}/logs", "POST /jobs/{id}/cancel", "GET /version"}
 
 // where the stack is deployed, as the AWS provider sees it: never a literal
 // region or partition (GovCloud and China are partitions of their own).

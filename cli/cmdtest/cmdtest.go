@@ -17,6 +17,7 @@ import (
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
+	"github.com/replicatorhq/replicator/internal/buildinfo"
 	"github.com/replicatorhq/replicator/internal/iostreams"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/remote"
@@ -35,7 +36,7 @@ type Result struct {
 // tools and the given job API (nil: none, a clear error).
 func Factory(api client.API) (*factory.Factory, *bytes.Buffer, *bytes.Buffer) {
 	ios, _, out, errOut := iostreams.Test()
-	f := &factory.Factory{IOStreams: ios, Version: "v0.0.0-test",
+	f := &factory.Factory{IOStreams: ios, Build: buildinfo.Info{Version: "v0.0.0-test", GoVersion: "go1", Platform: "test/test"},
 		FindTools: func(context.Context, string) (*pgtools.Tools, error) { return nil, pgtools.ErrNotFound },
 		JobClient: func(context.Context, client.Target) (client.API, error) {
 			if api == nil {
@@ -82,6 +83,14 @@ type API struct {
 	Cancelled []string
 	// Err, when set, answers every call.
 	Err error
+	// PlatformVersion is what GET /version answers ("" like a platform
+	// older than v0.5.0).
+	PlatformVersion string
+}
+
+// Platform answers the fake platform's version.
+func (a *API) Platform(context.Context) (*remote.PlatformInfo, error) {
+	return &remote.PlatformInfo{Version: a.PlatformVersion}, a.Err
 }
 
 var _ client.API = (*API)(nil)

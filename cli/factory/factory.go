@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/replicatorhq/replicator/internal/buildinfo"
 	"github.com/replicatorhq/replicator/internal/iostreams"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/remote/client"
@@ -16,7 +17,9 @@ import (
 // Factory is created once in main and passed to every command.
 type Factory struct {
 	IOStreams *iostreams.IOStreams
-	Version   string
+	// Build is what this binary is (--version; the platform setup deploys
+	// carries its Version).
+	Build buildinfo.Info
 	// Verbose is set by the --verbose flag before a command runs.
 	Verbose bool
 	// FindTools locates pg_dump and friends (dir from --pg-bin, "" to search).
@@ -26,10 +29,10 @@ type Factory struct {
 }
 
 // New returns the factory for a real process.
-func New(version string) *Factory {
+func New(build buildinfo.Info) *Factory {
 	return &Factory{
 		IOStreams: iostreams.System(),
-		Version:   version,
+		Build:     build,
 		FindTools: pgtools.Find,
 		JobClient: func(ctx context.Context, t client.Target) (client.API, error) { return client.Open(ctx, t) },
 	}

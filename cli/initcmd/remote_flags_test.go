@@ -16,6 +16,7 @@ import (
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/initcmd"
 	"github.com/replicatorhq/replicator/cli/synccmd"
+	"github.com/replicatorhq/replicator/internal/buildinfo"
 	"github.com/replicatorhq/replicator/internal/engine"
 	"github.com/replicatorhq/replicator/internal/iostreams"
 	"github.com/replicatorhq/replicator/internal/remote"
@@ -113,7 +114,7 @@ var syncFlags = map[string]flagCase{
 }
 
 func testFactory() *factory.Factory {
-	f := factory.New("test")
+	f := factory.New(buildinfo.Info{Version: "test"})
 	f.IOStreams = &iostreams.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}
 	return f
 }

@@ -46,7 +46,11 @@ func common(f *factory.Factory, cmd *cobra.Command, c *Common) {
 
 // api opens the deployment's job API.
 func (c *Common) api(ctx context.Context) (client.API, error) {
-	return c.JobClient(ctx, c.Target.Target())
+	api, err := c.JobClient(ctx, c.Target.Target())
+	if err != nil {
+		return nil, err
+	}
+	return api, remoteui.CheckPlatform(ctx, c.IO, api, c.Target.Where(api), nil)
 }
 
 // jobID checks a job id argument before it reaches the API.

@@ -69,6 +69,9 @@ func printJob(w io.Writer, j *remote.Job, dashboard string) {
 	row("target", j.Target)
 	row("owner", j.Owner)
 	row("instance", strings.TrimSpace(j.InstanceID+" "+j.InstanceType))
+	if j.CLIVersion != "" || j.WorkerVersion != "" {
+		row("versions", fmt.Sprintf("submitted by CLI %s to platform %s; worker %s", orDash(j.CLIVersion), orDash(j.PlatformVersion), orDash(j.WorkerVersion)))
+	}
 	row("attempts", fmt.Sprint(j.Attempts))
 	row("created", j.CreatedAt.Local().Format("2006-01-02 15:04:05"))
 	row("started", ts(j.StartedAt))
@@ -87,4 +90,11 @@ func printJob(w io.Writer, j *remote.Job, dashboard string) {
 	row("error", j.Error)
 	row("dashboard", dashboard)
 	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -11,10 +11,8 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/root"
+	"github.com/replicatorhq/replicator/internal/buildinfo"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	os.Exit(run())
@@ -23,7 +21,7 @@ func main() {
 func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	f := factory.New(version)
+	f := factory.New(buildinfo.Get())
 	err := root.NewCmdRoot(f).ExecuteContext(ctx)
 	return cmdutil.Exit(err, f.IOStreams.ErrOut)
 }

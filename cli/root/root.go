@@ -24,13 +24,14 @@ func NewCmdRoot(f *factory.Factory) *cobra.Command {
 		Long: `replicator copies PostgreSQL clusters from a source to a target: roles, every
 database, schema, data, indexes, sequences and large objects, in one consistent
 snapshot per database.`,
-		Version:       f.Version,
+		Version:       f.Build.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// Unknown commands are usage errors (cobra's own would be text only).
 		Args: cmdutil.NoSubcommand,
 		RunE: cmdutil.ShowHelp,
 	}
+	cmd.SetVersionTemplate(f.Build.String() + "\n")
 	cmd.SetFlagErrorFunc(cmdutil.FlagErrorFunc)
 	cmd.PersistentFlags().BoolVarP(&f.Verbose, "verbose", "v", false, "log diagnostics to stderr")
 	cmd.SetOut(f.IOStreams.Out)

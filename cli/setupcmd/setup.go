@@ -47,7 +47,7 @@ type Options struct {
 
 // NewCmdSetup builds the command.
 func NewCmdSetup(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
-	opts := &Options{IO: f.IOStreams, Version: f.Version}
+	opts := &Options{IO: f.IOStreams, Version: f.Build.Version}
 	cmd := &cobra.Command{
 		Use:   "setup",
 		Short: "Deploy the remote job platform into your AWS account",

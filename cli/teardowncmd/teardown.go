@@ -31,7 +31,7 @@ type Options struct {
 
 // NewCmdTeardown builds the command.
 func NewCmdTeardown(f *factory.Factory, runF func(context.Context, *Options) error) *cobra.Command {
-	opts := &Options{IO: f.IOStreams, Version: f.Version}
+	opts := &Options{IO: f.IOStreams, Version: f.Build.Version}
 	cmd := &cobra.Command{
 		Use:   "teardown",
 		Short: "Remove the remote job platform from your AWS account",

@@ -174,8 +174,13 @@ type Job struct {
 	// first worker was launched.
 	HourlyUSD  float64            `json:"hourly_usd,omitempty"`
 	LaunchedAt *time.Time         `json:"launched_at,omitempty"`
-	Error      string             `json:"error,omitempty"`
-	Progress   *progress.Snapshot `json:"progress,omitempty"`
+	// Versions of the CLI that submitted the job, of the platform's API
+	// that took it, and of the worker that ran it.
+	CLIVersion      string             `json:"cli_version,omitempty"`
+	PlatformVersion string             `json:"platform_version,omitempty"`
+	WorkerVersion   string             `json:"worker_version,omitempty"`
+	Error           string             `json:"error,omitempty"`
+	Progress        *progress.Snapshot `json:"progress,omitempty"`
 	Message    string             `json:"message,omitempty"` // the last step or warning, for people
 }
 

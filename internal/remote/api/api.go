@@ -91,6 +91,8 @@ func (a *API) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (r
 		resp, err = a.logs(ctx, caller, id, req)
 	case "POST /jobs/{id}/cancel":
 		resp, err = a.cancel(ctx, caller, id)
+	case "GET /version":
+		resp = reply(http.StatusOK, remote.PlatformInfo{Version: a.Config.Version})
 	default:
 		return fail(http.StatusNotFound, "no route %s", req.RouteKey), nil
 	}
@@ -156,6 +158,7 @@ func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2
 		ID: remote.NewID(), Owner: caller, Command: r.Command, Status: remote.Queued,
 		Source: src.String(), Target: dst.String(), Filters: r.Filters, Options: r.Options,
 		InstanceType: instanceType, CreatedAt: now, UpdatedAt: now, HourlyUSD: est.HourlyUSD,
+		CLIVersion: redact.Truncate(req.Headers[strings.ToLower(remote.CLIVersionHeader)], 64), PlatformVersion: a.Config.Version,
 	}
 	err = a.Store.Create(ctx, job, store.Caps{Active: a.Config.MaxActiveJobs, PerOwner: a.Config.MaxJobsPerOwner}, idem)
 	var dup *store.Duplicate

@@ -27,6 +27,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
 
+	"github.com/replicatorhq/replicator/internal/buildinfo"
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/cost"
 	"github.com/replicatorhq/replicator/internal/remote/logs"
@@ -50,6 +51,8 @@ type API interface {
 	List(ctx context.Context, limit int, cursor string) ([]*remote.Job, string, error)
 	Logs(ctx context.Context, id, cursor string) (*logs.Page, error)
 	Cancel(ctx context.Context, id string) (*remote.Job, error)
+	// Platform is the platform's version (empty before v0.5.0).
+	Platform(ctx context.Context) (*remote.PlatformInfo, error)
 }
 
 var _ API = (*Client)(nil)
@@ -217,6 +220,7 @@ func (c *Client) doWith(ctx context.Context, method, path string, query url.Valu
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(remote.CLIVersionHeader, buildinfo.Get().Version)
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
@@ -293,6 +297,18 @@ var SubmitTries uint = 4
 func (c *Client) SubmitWithKey(ctx context.Context, r *remote.Request, key string) (*remote.Job, error) {
 	var j remote.Job
 	return &j, c.doWith(ctx, http.MethodPost, "/jobs", nil, http.Header{"Idempotency-Key": {key}}, r, &j)
+}
+
+// Platform reads the platform's version: an empty version, without error,
+// from a platform older than v0.5.0 (it has no such route).
+func (c *Client) Platform(ctx context.Context) (*remote.PlatformInfo, error) {
+	var p remote.PlatformInfo
+	err := c.do(ctx, http.MethodGet, "/version", nil, nil, &p)
+	var ae *Error
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		return &remote.PlatformInfo{}, nil
+	}
+	return &p, err
 }
 
 // Get reads a job.

@@ -22,6 +22,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/progress"
 	"github.com/replicatorhq/replicator/internal/redact"
+	"github.com/replicatorhq/replicator/internal/buildinfo"
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 	"github.com/replicatorhq/replicator/internal/remote/events"
@@ -139,7 +140,8 @@ func (w *Worker) start(ctx context.Context) (*remote.Job, error) {
 	if err != nil || job == nil {
 		return nil, err
 	}
-	set := map[string]any{"heartbeat_at": w.Store.Now().UTC(), "message": "worker started on " + w.InstanceID}
+	set := map[string]any{"heartbeat_at": w.Store.Now().UTC(), "message": "worker started on " + w.InstanceID,
+		"worker_version": buildinfo.Get().Version}
 	if job.StartedAt == nil {
 		set["started_at"] = w.Store.Now().UTC()
 	}

@@ -80,6 +80,7 @@ var routes = []struct {
 	{"GET", regexp.MustCompile(`^/jobs/([^/]+)$`), "GET /jobs/{id}"},
 	{"GET", regexp.MustCompile(`^/jobs/([^/]+)/logs$`), "GET /jobs/{id}/logs"},
 	{"POST", regexp.MustCompile(`^/jobs/([^/]+)/cancel$`), "POST /jobs/{id}/cancel"},
+	{"GET", regexp.MustCompile(`^/version$`), "GET /version"},
 }
 
 func (a *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {

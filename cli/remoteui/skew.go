@@ -1,0 +1,49 @@
+package remoteui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/replicatorhq/replicator/internal/buildinfo"
+	"github.com/replicatorhq/replicator/internal/iostreams"
+	"github.com/replicatorhq/replicator/internal/problem"
+	"github.com/replicatorhq/replicator/internal/remote"
+	"github.com/replicatorhq/replicator/internal/remote/client"
+)
+
+// CheckPlatform compares the platform's version with this CLI's before a
+// command uses it. A job with an option the platform does not know yet is
+// refused here, with the fix, rather than answered "unknown field" by the
+// API; an older platform otherwise gets a warning line. opts is nil for
+// commands that submit nothing (jobs).
+func CheckPlatform(ctx context.Context, ios *iostreams.IOStreams, c client.API, where string, opts *remote.Options) error {
+	info, err := c.Platform(ctx)
+	if err != nil {
+		return err
+	}
+	cli := buildinfo.Get().Version
+	shown := info.Version
+	if shown == "" {
+		shown = "older than v0.5.0"
+	}
+	msg := fmt.Sprintf("the platform in %s is %s, this CLI is %s", where, shown, cli)
+	if opts != nil {
+		if newer := opts.NewerThan(info.Version); len(newer) > 0 {
+			return &problem.Problem{Msg: msg, Fix: fmt.Sprintf("run `replicator setup` to update it (this job uses %s, which the platform does not know)",
+				strings.Join(newer, ", "))}
+		}
+	}
+	if info.Version == "" && buildinfo.Released(cli) || buildinfo.Older(info.Version, cli) {
+		fmt.Fprintf(ios.ErrOut, "warning: %s: run `replicator setup` to update it\n", msg)
+	}
+	return nil
+}
+
+// Where names a deployment for people: its stack, or its API's URL.
+func (f *Flags) Where(c client.API) string {
+	if f.APIURL != "" || f.Stack == "" {
+		return c.Endpoint()
+	}
+	return f.Stack
+}

@@ -1,0 +1,48 @@
+package remote
+
+import (
+	"encoding/json"
+	"sort"
+
+	"github.com/replicatorhq/replicator/internal/buildinfo"
+)
+
+// PlatformInfo is what GET /version answers: the release of the stack's
+// Lambda (the CLI that ran setup). A platform older than v0.5.0 has no such
+// route.
+type PlatformInfo struct {
+	Version string `json:"version"`
+}
+
+// CLIVersionHeader carries the submitting CLI's version. A header, not a
+// body field: an older platform's API refuses unknown body fields, and must
+// still take the job (or refuse it for what it lacks, found by the CLI).
+const CLIVersionHeader = "Replicator-Cli-Version"
+
+// OptionSince is the release that brought each job option newer than
+// v0.4.0, by its JSON name. A new option goes here, or an older platform
+// answers a job using it with a bare "unknown field".
+var OptionSince = map[string]string{
+	"replicate_ddl": "v0.5.0",
+}
+
+// NewerThan lists the options o sets that a platform of release v does not
+// know: "" is a platform too old to say (before v0.5.0). A build from a
+// working tree ("dev") knows everything.
+func (o Options) NewerThan(v string) []string {
+	if v != "" && !buildinfo.Released(v) {
+		return nil
+	}
+	raw, _ := json.Marshal(o)
+	var set map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &set)
+	var out []string
+	for name := range set {
+		since, ok := OptionSince[name]
+		if ok && (v == "" || buildinfo.Older(v, since)) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
