@@ -3,6 +3,7 @@ package remoteui
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/replicatorhq/replicator/internal/buildinfo"
@@ -40,9 +41,10 @@ func CheckPlatform(ctx context.Context, ios *iostreams.IOStreams, c client.API, 
 	return nil
 }
 
-// Where names a deployment for people: its stack, or its API's URL.
+// Where names a deployment for people: its stack, or its API's URL when
+// that is how it was named (--api-url, $REPLICATOR_API_URL).
 func (f *Flags) Where(c client.API) string {
-	if f.APIURL != "" || f.Stack == "" {
+	if f.APIURL != "" || os.Getenv("REPLICATOR_API_URL") != "" || f.Stack == "" {
 		return c.Endpoint()
 	}
 	return f.Stack
