@@ -191,7 +191,7 @@ func TestSetupAndTeardown(t *testing.T) {
 		t.Errorf("outputs:\n%s", r.stdout)
 	}
 	ops := fakeOps(t, h.fakeLog)
-	for typ, n := range map[string]int{"aws:dynamodb/table:Table": 1, "aws:lambda/function:Function": 1, "aws:apigatewayv2/route:Route": 5,
+	for typ, n := range map[string]int{"aws:dynamodb/table:Table": 1, "aws:lambda/function:Function": 1, "aws:apigatewayv2/route:Route": 6,
 		"aws:imagebuilder/image:Image": 1, "aws:ec2/launchTemplate:LaunchTemplate": 1, "aws:iam/rolePolicy:RolePolicy": 2,
 		"aws:cloudwatch/eventRule:EventRule": 2, "aws:kms/key:Key": 1, "aws:s3/bucketObjectv2:BucketObjectv2": 1,
 		"aws:ec2/securityGroup:SecurityGroup": 1, "aws:sns/topic:Topic": 1, "aws:sns/topicPolicy:TopicPolicy": 1,

@@ -187,7 +187,8 @@ func runSetup(ctx context.Context, o *Options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if cfg.LambdaZip, cfg.WorkerBinary, err = platform.WriteArtifacts(dir); err != nil {
+	say := func(msg string) { fmt.Fprintln(o.IO.ErrOut, msg) }
+	if cfg.LambdaZip, cfg.WorkerBinary, err = platform.WriteArtifacts(ctx, dir, say); err != nil {
 		return err
 	}
 	acct, backend, secrets, err := Target(ctx, o.IO, o.Region, o.Backend)
