@@ -3,6 +3,8 @@ package platform
 import (
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
+	"io"
 	"context"
 	"embed"
 	"encoding/json"
@@ -15,7 +17,8 @@ import (
 	"github.com/replicatorhq/replicator/internal/buildinfo"
 )
 
-// The linux/arm64 builds of the Lambda and the worker, embedded at build time.
+// The linux/arm64 builds of the Lambda and the worker, embedded at build
+// time, gzipped (NAME.gz: a third of their size, 20 MB less binary) or not.
 //
 //go:embed artifacts
 var artifacts embed.FS
@@ -28,8 +31,8 @@ var ErrNoArtifacts = errors.New("this replicator was built without the linux/arm
 // returns their paths. A binary without them (go install) builds them from
 // its own module's source, at its exact version; say reports that it does.
 func WriteArtifacts(ctx context.Context, dir string, say func(string)) (lambdaZip, worker string, err error) {
-	boot, err1 := artifacts.ReadFile("artifacts/bootstrap")
-	work, err2 := artifacts.ReadFile("artifacts/worker")
+	boot, err1 := embedded("bootstrap")
+	work, err2 := embedded("worker")
 	if err1 != nil || err2 != nil || len(boot) == 0 || len(work) == 0 {
 		if boot, work, err = buildArtifacts(ctx, dir, say); err != nil {
 			return "", "", err
@@ -97,4 +100,16 @@ func buildArtifacts(ctx context.Context, dir string, say func(string)) (boot, wo
 		}
 	}
 	return boot, work, nil
+}
+
+// embedded reads an embedded artifact, NAME.gz (decompressed) or NAME.
+func embedded(name string) ([]byte, error) {
+	if gz, err := artifacts.ReadFile("artifacts/" + name + ".gz"); err == nil {
+		r, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
+			return nil, fmt.Errorf("embedded %s: %w", name, err)
+		}
+		return io.ReadAll(r)
+	}
+	return artifacts.ReadFile("artifacts/" + name)
 }

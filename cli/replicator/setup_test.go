@@ -34,8 +34,11 @@ func artifactsOverlay(dir, bootstrap, worker string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// The gzipped forms `go tool task build` leaves are taken out whatever
+	// the case: they would win over the plain ones.
 	b, _ := json.Marshal(map[string]map[string]string{"Replace": {
 		filepath.Join(root, "bootstrap"): bootstrap, filepath.Join(root, "worker"): worker,
+		filepath.Join(root, "bootstrap.gz"): "", filepath.Join(root, "worker.gz"): "",
 	}})
 	path := filepath.Join(dir, fmt.Sprintf("overlay-%d.json", time.Now().UnixNano()))
 	return path, os.WriteFile(path, b, 0o644)

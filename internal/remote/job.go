@@ -172,8 +172,8 @@ type Job struct {
 	// HourlyUSD is the worker's price the API used (its built-in table),
 	// for the cost limit and what the job cost; LaunchedAt is when its
 	// first worker was launched.
-	HourlyUSD  float64            `json:"hourly_usd,omitempty"`
-	LaunchedAt *time.Time         `json:"launched_at,omitempty"`
+	HourlyUSD  float64    `json:"hourly_usd,omitempty"`
+	LaunchedAt *time.Time `json:"launched_at,omitempty"`
 	// Versions of the CLI that submitted the job, of the platform's API
 	// that took it, and of the worker that ran it.
 	CLIVersion      string             `json:"cli_version,omitempty"`
@@ -181,7 +181,7 @@ type Job struct {
 	WorkerVersion   string             `json:"worker_version,omitempty"`
 	Error           string             `json:"error,omitempty"`
 	Progress        *progress.Snapshot `json:"progress,omitempty"`
-	Message    string             `json:"message,omitempty"` // the last step or warning, for people
+	Message         string             `json:"message,omitempty"` // the last step or warning, for people
 }
 
 // Usage is what the job used until it finished (or now): nil before its

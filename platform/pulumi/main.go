@@ -3,7 +3,7 @@
 //
 //	pulumi config set aws:region eu-west-1                    # or AWS_REGION
 //	pulumi config set replicator:lambdaZip ./lambda.zip        # zip holding bootstrap (linux/arm64)
-//	pulumi config set replicator:workerBinary ./platform/artifacts/worker
+//	pulumi config set replicator:workerBinary ./bin/worker-linux-arm64
 //	pulumi up
 //
 // Optional: replicator:vpcId with replicator:subnetIds (comma-separated) and
