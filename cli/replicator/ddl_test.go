@@ -140,9 +140,11 @@ CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1)`)
 
 // A role on the source that writes into the queue itself cannot make the
 // target do more than that role may: every row is stamped with the role
-// that inserted it and runs as that role, so a forged statement fails on
-// the target (and status says so) instead of running as the subscription's
-// superuser.
+// that inserted it and runs as that role, inside a SECURITY DEFINER
+// function of that role, where PostgreSQL refuses SET ROLE (the apply
+// worker's session user is a superuser, so a plain SET ROLE to the author
+// could be undone by the next statement). The forged statements fail on the
+// target, and status says so.
 func TestForgedSchemaChangeRunsAsItsAuthor(t *testing.T) {
 	t.Parallel()
 	const db = "ddlforged"
@@ -161,10 +163,19 @@ func TestForgedSchemaChangeRunsAsItsAuthor(t *testing.T) {
 		t.Fatalf("init --sync --replicate-ddl: %s", r.stderr)
 	}
 	pgtest.Exec(t, pair.Source, db, `SET ROLE forger;
-INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VALUES ('postgres', 'ALTER ROLE', '{"ALTER ROLE forger SUPERUSER"}', 'forged')`)
-	waitFor(t, "the forged row on the target", time.Minute, func() bool {
-		return pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM replicator_ddl.queue WHERE source_key = 'forged'")[0] == "1"
+INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VALUES ('postgres', 'ALTER ROLE', '{"ALTER ROLE forger SUPERUSER"}', 'forged');
+INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VALUES ('postgres', 'ALTER ROLE', '{"SET ROLE postgres","ALTER ROLE forger SUPERUSER"}', 'forged-role');
+INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VALUES ('postgres', 'ALTER ROLE', '{"SET SESSION AUTHORIZATION postgres","ALTER ROLE forger SUPERUSER"}', 'forged-session')`)
+	waitFor(t, "the forged rows on the target", time.Minute, func() bool {
+		return pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM replicator_ddl.queue WHERE source_key LIKE 'forged%'")[0] == "3"
 	})
+	for key, want := range map[string]string{"forged-role": `cannot set parameter "role" within security-definer function`,
+		"forged-session": `cannot set parameter "session_authorization" within security-definer function`} {
+		row := pgtest.Query(t, pair.Target, db, "SELECT role || ' | ' || coalesce(error, '') FROM replicator_ddl.queue WHERE source_key = $1", key)[0]
+		if !strings.HasPrefix(row, "forger | ") || !strings.Contains(row, want) {
+			t.Errorf("%s on the target: %q, want it refused with %q", key, row, want)
+		}
+	}
 	row := pgtest.Query(t, pair.Target, db, "SELECT role || ' | ' || coalesce(error, '') FROM replicator_ddl.queue WHERE source_key = 'forged'")[0]
 	if !strings.HasPrefix(row, "forger | ") || !strings.Contains(row, "(SQLSTATE 42501)") {
 		t.Errorf("the forged row on the target: %q (want it run as forger and refused)", row)
@@ -173,7 +184,7 @@ INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VAL
 		t.Fatal("a forged queue row made forger a superuser on the target")
 	}
 	r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...)
-	if r.code != 1 || !strings.Contains(r.stderr, "(ALTER ROLE by forger,") || !strings.Contains(r.stderr, "failed on the target: must be superuser") ||
+	if r.code != 1 || strings.Count(r.stderr, "(ALTER ROLE by forger,") != 3 || !strings.Contains(r.stderr, "failed on the target: must be superuser") ||
 		strings.Contains(r.stderr, "was not replicated") {
 		t.Errorf("status --check after a refused change: %d\n%s", r.code, r.stderr)
 	}

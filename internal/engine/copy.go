@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"sort"
 	"strings"
@@ -402,134 +401,47 @@ func (t *tableWork) partDone(rows, bytes int64, d time.Duration) bool {
 // half-open behind a NAT that TCP does not notice while it waits to read) is
 // cut: the error is a *StallError, which is retried.
 func copyPart(ctx context.Context, src *pgx.Conn, target func(context.Context) (*pgx.Conn, error), p *part, stall time.Duration, ahead *readAhead, committing func(xid uint64, rows, bytes int64) error) (rows, bytes int64, xid uint64, err error) {
-	t := p.table
 	begin, srcSQL, dstSQL := copySQL(p)
-
-	pr, pw := io.Pipe()
-	cw := &countingWriter{table: t.progress}
-	cw.last.Store(time.Now().UnixNano())
-	outer := ctx
-	ctx, cut := context.WithCancelCause(ctx)
-	defer cut(nil)
-	var sp *spool
-	if !ahead.started() {
-		var err error
-		if sp, err = newSpool(ahead, pw, cw.pause); err != nil {
-			return 0, 0, 0, fmt.Errorf("read ahead: %w", err)
-		}
-		defer sp.close()
-		cw.buf = bufio.NewWriterSize(spoolWriter{ctx: ctx, s: sp}, 256<<10)
-	} else {
-		cw.buf = bufio.NewWriterSize(pw, 256<<10)
-	}
-	stopWatch := watchStall(ctx, cut, cw, stall)
-	defer stopWatch()
-	stalled := func(err error) error {
-		var se *StallError
-		if c := context.Cause(ctx); outer.Err() == nil && errors.As(c, &se) {
-			return se
-		}
-		return err
-	}
-	// The source's COPY starts at once, the target's transaction alongside.
-	// srcDone closes when the source's COPY has ended, with srcErr.
-	srcDone := make(chan struct{})
-	var srcErr error
-	go func() {
-		defer close(srcDone)
-		_, err := src.PgConn().CopyTo(ctx, cw, srcSQL)
-		if err == nil {
-			cw.writing.Store(true)
-			err = cw.buf.Flush()
-			cw.writing.Store(false)
-		}
-		cw.flushProgress()
-		pw.CloseWithError(err)
-		srcErr = err
-	}()
-	// failed ends the source's side and says which side failed first.
-	var dst *pgx.Conn
-	rollback := func() {
-		if dst == nil {
-			return
-		}
-		// Bounded: on a connection that stopped answering, the rollback
-		// waits for nothing (closing the connection rolls back anyway).
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = exec(ctx, dst, "ROLLBACK")
-	}
-	failed := func(dstErr error) error {
-		defer rollback()
-		defer t.progress.Add(-cw.rows, -cw.bytes)
-		select {
-		case <-srcDone:
-			if srcErr != nil {
-				// The source failed first: the target only saw its end.
-				return fmt.Errorf("source: %w", stalled(srcErr))
-			}
-		default:
-			pr.CloseWithError(errTargetFailed)
-			cut(errTargetFailed) // also a spool waiting for the hand-over
-			<-srcDone
-		}
-		return fmt.Errorf("target: %w", stalled(dstErr))
-	}
-	var in io.Reader = pr
-	if sp != nil {
-		cw.pause(true)
-		var waitErr error
-		select {
-		case <-ahead.ready:
-		case <-ctx.Done():
-			waitErr = context.Cause(ctx)
-		case <-srcDone:
-			// A source that failed while reading ahead is retried now, not
-			// once the target is ready.
-			if waitErr = srcErr; waitErr == nil {
-				waitErr = ahead.wait(ctx)
-			}
-		}
-		cw.pause(false)
-		if waitErr != nil {
-			return 0, 0, 0, failed(waitErr)
-		}
-		in = sp.handOver(pr)
-	}
-	var err2 error
-	if dst, err2 = target(ctx); err2 != nil {
-		return 0, 0, 0, failed(err2)
-	}
-	if err := exec(ctx, dst, begin); err != nil {
-		return 0, 0, 0, failed(err)
-	}
-	tag, dstErr := dst.PgConn().CopyFrom(ctx, in, dstSQL)
-	if dstErr != nil {
-		return 0, 0, 0, failed(dstErr)
-	}
-	<-srcDone
-	if err := srcErr; err != nil {
-		t.progress.Add(-cw.rows, -cw.bytes)
-		rollback()
-		return 0, 0, 0, fmt.Errorf("source: %w", stalled(err))
-	}
-	stopWatch()
-	rows = tag.RowsAffected()
-	// Messages counted on the way are rows give or take the binary header; the
-	// command tag is exact.
-	t.progress.Add(rows-cw.rows, 0)
-	var x int64
-	if err := dst.QueryRow(ctx, "SELECT pg_catalog.txid_current()").Scan(&x); err != nil {
-		return 0, 0, 0, fmt.Errorf("target: %w", err)
-	}
-	if err := committing(uint64(x), rows, cw.bytes); err != nil {
-		rollback()
+	st, err := openStream(ctx, p.table, ahead, stall)
+	if err != nil {
 		return 0, 0, 0, err
 	}
-	if err := exec(ctx, dst, "COMMIT"); err != nil {
+	defer st.close()
+	// The source's COPY starts at once, the target's transaction alongside.
+	st.readSource(src, srcSQL)
+	in, err := st.awaitTarget(ahead)
+	if err != nil {
+		return 0, 0, 0, st.fail(err)
+	}
+	if st.dst, err = target(st.ctx); err != nil {
+		return 0, 0, 0, st.fail(err)
+	}
+	if err := exec(st.ctx, st.dst, begin); err != nil {
+		return 0, 0, 0, st.fail(err)
+	}
+	tag, err := st.dst.PgConn().CopyFrom(st.ctx, in, dstSQL)
+	if err != nil {
+		return 0, 0, 0, st.fail(err)
+	}
+	if err := st.sourceEnd(); err != nil {
+		return 0, 0, 0, err
+	}
+	rows, bytes = tag.RowsAffected(), st.cw.bytes
+	// Messages counted on the way are rows give or take the binary header; the
+	// command tag is exact.
+	p.table.progress.Add(rows-st.cw.rows, 0)
+	var x int64
+	if err := st.dst.QueryRow(st.ctx, "SELECT pg_catalog.txid_current()").Scan(&x); err != nil {
+		return 0, 0, 0, fmt.Errorf("target: %w", err)
+	}
+	if err := committing(uint64(x), rows, bytes); err != nil {
+		st.rollback()
+		return 0, 0, 0, err
+	}
+	if err := exec(st.ctx, st.dst, "COMMIT"); err != nil {
 		return 0, 0, 0, fmt.Errorf("target: commit: %w", err)
 	}
-	return rows, cw.bytes, uint64(x), nil
+	return rows, bytes, uint64(x), nil
 }
 
 // copySQL is a part's statements: the target transaction's start (with the

@@ -58,7 +58,7 @@ func main() {
 	var err error
 	if *verify {
 		err = Verify(o.Out)
-	} else {
+	} else if err = clean(o.Root); err == nil {
 		var files []string
 		if files, err = Build(context.Background(), o); err == nil {
 			err = Verify(o.Out)
@@ -69,6 +69,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "release:", err)
 		os.Exit(1)
 	}
+}
+
+// clean refuses a checkout with changes: the archives take the README and
+// the rest from the working tree, and must be the commit's.
+func clean(root string) error {
+	out, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output()
+	if err != nil {
+		return fmt.Errorf("git status: %w", err)
+	}
+	if len(bytes.TrimSpace(out)) > 0 {
+		return fmt.Errorf("the checkout has uncommitted changes: commit or stash them, so that the archives are the tag's")
+	}
+	return nil
 }
 
 // commit is the checkout's commit and its time (the build's date).
