@@ -29,12 +29,7 @@ func TestSchemaChangesReplicate(t *testing.T) {
 CREATE TABLE feelings (id serial PRIMARY KEY, m mood NOT NULL);
 INSERT INTO feelings (m) VALUES ('sad'), ('happy');
 CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1)`)
-	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
-	t.Cleanup(func() {
-		replicator(t, nil, append([]string{"sync", "--stop"}, conn...)...)
-		pgtest.DropDatabases(t, pair.Source, db)
-		pgtest.DropDatabases(t, pair.Target, db)
-	})
+	conn := syncedDB(t, db)
 	r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles", "--replica-identity-full"}, conn...)...)
 	if r.code != 0 {
 		t.Fatalf("init --sync: %s", r.stderr)
@@ -153,12 +148,7 @@ func TestForgedSchemaChangeRunsAsItsAuthor(t *testing.T) {
 	for _, c := range []*pgcluster.Cluster{pair.Source, pair.Target} {
 		pgtest.Exec(t, c, "postgres", "DO $$ BEGIN CREATE ROLE forger LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
 	}
-	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
-	t.Cleanup(func() {
-		replicator(t, nil, append([]string{"sync", "--stop"}, conn...)...)
-		pgtest.DropDatabases(t, pair.Source, db)
-		pgtest.DropDatabases(t, pair.Target, db)
-	})
+	conn := syncedDB(t, db)
 	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles", "--replicate-ddl"}, conn...)...); r.code != 0 {
 		t.Fatalf("init --sync --replicate-ddl: %s", r.stderr)
 	}

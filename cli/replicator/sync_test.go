@@ -48,6 +48,19 @@ func catchUp(t *testing.T, db string) {
 	})
 }
 
+// syncedDB is the connection flags for replicating db, which the source
+// has; at the end replication stops and db goes from both sides.
+func syncedDB(t *testing.T, db string) []string {
+	t.Helper()
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
+	t.Cleanup(func() {
+		replicator(t, nil, append([]string{"sync", "--stop"}, conn...)...)
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+	})
+	return conn
+}
+
 func replicationObjects(t *testing.T, db string) []string {
 	return []string{
 		// This database's only: tests in parallel have their own.
@@ -226,12 +239,7 @@ func TestStatusSaysWhy(t *testing.T) {
 	const db = "drifted"
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
 	pgtest.Exec(t, pair.Source, db, "CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' FROM generate_series(1, 100) g")
-	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
-	t.Cleanup(func() {
-		replicator(t, nil, append([]string{"sync", "--stop"}, conn...)...)
-		pgtest.DropDatabases(t, pair.Source, db)
-		pgtest.DropDatabases(t, pair.Target, db)
-	})
+	conn := syncedDB(t, db)
 	// Schema changes not replicated: the change below is one a person must
 	// make on the target, and status must say which.
 	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles", "--replicate-ddl=false"}, conn...)...); r.code != 0 {

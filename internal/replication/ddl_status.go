@@ -99,16 +99,13 @@ func newTables(ctx context.Context, src *pgx.Conn, n Names, subscribed []TableSt
 	return out, nil
 }
 
-// JoinNewTables refreshes the subscription when the source has published
-// new tables: the target copies each new table's rows in a snapshot of its
-// own and applies the changes after it, so every row arrives exactly once.
-// ALTER SUBSCRIPTION ... REFRESH cannot run in a transaction, so the apply
-// worker cannot do this itself: sync does, when it runs again.
-func JoinNewTables(ctx context.Context, src, dst *pgx.Conn, db string) ([]string, error) {
-	st, err := ReadStatus(ctx, src, dst, db)
-	if err != nil {
-		return nil, err
-	}
+// JoinNewTables refreshes the subscription of st (read just before) when
+// the source has published new tables: the target copies each new table's
+// rows in a snapshot of its own and applies the changes after it, so every
+// row arrives exactly once. ALTER SUBSCRIPTION ... REFRESH cannot run in a
+// transaction, so the apply worker cannot do this itself: sync does, when
+// it runs again, and a remote job's monitor. dst is the target database.
+func JoinNewTables(ctx context.Context, dst *pgx.Conn, st *Status) ([]string, error) {
 	if st.Subscription == nil || len(st.NewTables) == 0 {
 		return nil, nil
 	}
@@ -122,20 +119,23 @@ func JoinNewTables(ctx context.Context, src, dst *pgx.Conn, db string) ([]string
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("new table(s) %s are published but not on the target yet: the schema change queue has not created them (replicator status says why)", strings.Join(missing, ", "))
 	}
-	stmt := "ALTER SUBSCRIPTION " + pgx.Identifier{NamesFor(db).Subscription}.Sanitize() + " REFRESH PUBLICATION WITH (copy_data = true)"
+	stmt := "ALTER SUBSCRIPTION " + pgx.Identifier{NamesFor(st.Database).Subscription}.Sanitize() + " REFRESH PUBLICATION WITH (copy_data = true)"
 	if _, err := dst.Exec(ctx, stmt); err != nil {
 		return nil, fmt.Errorf("%s: %w", stmt, err)
 	}
 	return st.NewTables, nil
 }
 
-// JoinNewTablesOf is JoinNewTables for database db of two servers.
-func JoinNewTablesOf(ctx context.Context, src, dst *conninfo.Endpoint, db string) ([]string, error) {
-	s, d, err := connectBoth(ctx, src, dst, db)
+// JoinNewTablesOn is JoinNewTables with the target's address.
+func JoinNewTablesOn(ctx context.Context, dst *conninfo.Endpoint, st *Status) ([]string, error) {
+	ep, err := dst.WithDatabase(st.Database)
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close(context.Background())
-	defer d.Close(context.Background())
-	return JoinNewTables(ctx, s, d, db)
+	conn, err := ep.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	return JoinNewTables(ctx, conn, st)
 }

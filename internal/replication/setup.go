@@ -181,7 +181,7 @@ func (s *session) setupDB(ctx context.Context, db string) error {
 	n := NamesFor(db)
 	if st.Publication && st.Slot != nil && st.Subscription != nil {
 		if !s.o.Force {
-			joined, err := JoinNewTables(ctx, src, dst, db)
+			joined, err := JoinNewTables(ctx, dst, st)
 			if err != nil {
 				return err
 			}

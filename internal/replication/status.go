@@ -176,25 +176,9 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 	default:
 		sub.WorkerRunning, sub.ReceivedLSN = pid != nil, deref(received)
 		st.Subscription = sub
-		rows, err := dst.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), r.srsubstate::text FROM pg_catalog.pg_subscription_rel r
-		  JOIN pg_catalog.pg_class c ON c.oid = r.srrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		  WHERE r.srsubid = $1 AND n.nspname <> 'replicator_ddl'`, subOID)
-		if err != nil {
+		if st.Tables, err = subscribedTables(ctx, dst, subOID); err != nil {
 			return nil, fmt.Errorf("target: %w", err)
 		}
-		for rows.Next() {
-			var ts TableState
-			if err := rows.Scan(&ts.Table, &ts.State); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			if s, ok := relStates[ts.State]; ok {
-				ts.State = s
-			}
-			st.Tables = append(st.Tables, ts)
-		}
-		rows.Close()
-		sort.Slice(st.Tables, func(i, j int) bool { return st.Tables[i].Table < st.Tables[j].Table })
 	}
 
 	if st.Publication && st.Subscription != nil {
@@ -210,6 +194,27 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 	}
 	st.State = st.state()
 	return st, nil
+}
+
+// subscribedTables are the subscription's tables and their sync states,
+// by name (replicator's own queue left out).
+func subscribedTables(ctx context.Context, dst *pgx.Conn, subOID uint32) ([]TableState, error) {
+	rows, err := dst.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), r.srsubstate::text FROM pg_catalog.pg_subscription_rel r
+	  JOIN pg_catalog.pg_class c ON c.oid = r.srrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	  WHERE r.srsubid = $1 AND n.nspname <> 'replicator_ddl' `, subOID)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableState, error) {
+		var ts TableState
+		err := r.Scan(&ts.Table, &ts.State)
+		if s, ok := relStates[ts.State]; ok {
+			ts.State = s
+		}
+		return ts, err
+	})
+	sort.Slice(tables, func(i, j int) bool { return tables[i].Table < tables[j].Table })
+	return tables, err
 }
 
 // state sums both sides up for people.

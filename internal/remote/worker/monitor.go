@@ -51,7 +51,7 @@ func (w *Worker) monitor(ctx context.Context, job *remote.Job, j runner.Job, s *
 			if len(st.NewTables) == 0 {
 				continue
 			}
-			joined, err := replication.JoinNewTablesOf(ctx, j.Source, j.Target, st.Database)
+			joined, err := replication.JoinNewTablesOn(ctx, j.Target, st)
 			if err != nil {
 				s.event(progress.Event{Kind: progress.Warning, Database: st.Database, Message: "join new tables: " + oneLine(err.Error())})
 			} else if len(joined) > 0 {
