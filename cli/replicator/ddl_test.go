@@ -1,11 +1,14 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/replicatorhq/replicator/internal/replication"
 	"github.com/replicatorhq/replicator/internal/testenv/pgcluster"
@@ -94,7 +97,7 @@ CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1)`)
 	if _, ok := d["customers"]; !ok || !strings.HasPrefix(d["customers"], "102:") {
 		t.Errorf("customers on the target: %q (want 102 rows, each once)", d["customers"])
 	}
-	if ss, ds := withoutReplication(pgtest.SchemaDump(t, pair.Source, db)), withoutReplication(pgtest.SchemaDump(t, pair.Target, db)); ss != ds {
+	if ss, ds := pgtest.WithoutReplication(pgtest.SchemaDump(t, pair.Source, db)), pgtest.WithoutReplication(pgtest.SchemaDump(t, pair.Target, db)); ss != ds {
 		t.Errorf("schemas differ after catch-up:\n%s", pgtest.Diff(ss, ds))
 	}
 	if r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...); r.code != 0 {
@@ -133,29 +136,40 @@ CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1)`)
 	}
 }
 
-// A role on the source that writes into the queue itself cannot make the
-// target do more than that role may: every row is stamped with the role
-// that inserted it and runs as that role, inside a SECURITY DEFINER
-// function of that role, where PostgreSQL refuses SET ROLE (the apply
-// worker's session user is a superuser, so a plain SET ROLE to the author
-// could be undone by the next statement). The forged statements fail on the
-// target, and status says so.
+// The queue on the source takes rows from the capture only: a plain role
+// may not write it. Rows that still arrive on the target (here written by
+// the sync role itself, as a compromised source could) run as the role they
+// name and no more: inside a SECURITY DEFINER function of that role, where
+// PostgreSQL refuses SET ROLE (the apply worker's session user is a
+// superuser, so a plain SET ROLE to the author could be undone by the next
+// statement). The forged statements fail on the target, and status names
+// each by id, author and statement.
 func TestForgedSchemaChangeRunsAsItsAuthor(t *testing.T) {
 	t.Parallel()
 	const db = "ddlforged"
 	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
 	pgtest.Exec(t, pair.Source, db, "CREATE TABLE items (id int PRIMARY KEY)")
 	for _, c := range []*pgcluster.Cluster{pair.Source, pair.Target} {
-		pgtest.Exec(t, c, "postgres", "DO $$ BEGIN CREATE ROLE forger LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+		pgtest.Exec(t, c, "postgres", "DO $$ BEGIN CREATE ROLE forger LOGIN PASSWORD 'forger-pw'; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
 	}
 	conn := syncedDB(t, db)
 	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles", "--replicate-ddl"}, conn...)...); r.code != 0 {
 		t.Fatalf("init --sync --replicate-ddl: %s", r.stderr)
 	}
-	pgtest.Exec(t, pair.Source, db, `SET ROLE forger;
-INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VALUES ('postgres', 'ALTER ROLE', '{"ALTER ROLE forger SUPERUSER"}', 'forged');
-INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VALUES ('postgres', 'ALTER ROLE', '{"SET ROLE postgres","ALTER ROLE forger SUPERUSER"}', 'forged-role');
-INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VALUES ('postgres', 'ALTER ROLE', '{"SET SESSION AUTHORIZATION postgres","ALTER ROLE forger SUPERUSER"}', 'forged-session')`)
+	ctx := context.Background()
+	forger, err := pgx.Connect(ctx, pair.Source.URLAs("forger", "forger-pw", db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = forger.Exec(ctx, "INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VALUES ('postgres', 'ALTER ROLE', '{\"ALTER ROLE forger SUPERUSER\"}', 'forged')")
+	forger.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("a plain role wrote into the queue: %v", err)
+	}
+	pgtest.Exec(t, pair.Source, db, `
+INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VALUES ('forger', 'ALTER ROLE', '{"ALTER ROLE forger SUPERUSER"}', 'forged');
+INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VALUES ('forger', 'ALTER ROLE', '{"SET ROLE postgres","ALTER ROLE forger SUPERUSER"}', 'forged-role');
+INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VALUES ('forger', 'ALTER ROLE', '{"SET SESSION AUTHORIZATION postgres","ALTER ROLE forger SUPERUSER"}', 'forged-session')`)
 	waitFor(t, "the forged rows on the target", time.Minute, func() bool {
 		return pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM replicator_ddl.queue WHERE source_key LIKE 'forged%'")[0] == "3"
 	})
@@ -175,13 +189,15 @@ INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VAL
 	}
 	r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...)
 	if r.code != 1 || strings.Count(r.stderr, "(ALTER ROLE by forger,") != 3 || !strings.Contains(r.stderr, "failed on the target: must be superuser") ||
-		strings.Contains(r.stderr, "was not replicated") {
+		!strings.Contains(r.stderr, "statement: SET ROLE postgres; ALTER ROLE forger SUPERUSER; fix:") || strings.Contains(r.stderr, "was not replicated") {
 		t.Errorf("status --check after a refused change: %d\n%s", r.code, r.stderr)
 	}
 }
 
 // The statement splitter the capture uses keeps quoted text, dollar
-// quotes and comments whole, and starts each statement at its first word.
+// quotes, comments, parenthesised rule actions and BEGIN ATOMIC bodies
+// whole, starts each statement at its first word, says which may fire an
+// event trigger, and marks what a ROLLBACK in the string undoes.
 func TestCaptureSplitsStatements(t *testing.T) {
 	t.Parallel()
 	const db = "ddlsplit"
@@ -190,32 +206,47 @@ func TestCaptureSplitsStatements(t *testing.T) {
 	pgtest.Exec(t, pair.Source, db, replication.CaptureSQL())
 	q := `-- lead
 CREATE TABLE "a;b" (v text DEFAULT 'x;''y'); /* c; /* nested; */ */ INSERT INTO t VALUES (E'\';', $$;$$, $f$ $$; $f$);
-ALTER TABLE t ADD c int ;;  GRANT SELECT ON t TO PUBLIC; GRANT r TO s; CREATE TEMP TABLE tt (); DROP ROLE x; COMMENT ON TABLE t IS ';'`
-	got := pgtest.Query(t, pair.Source, db, `SELECT s || ' => ' || replicator_ddl.replayable(s) FROM unnest(replicator_ddl.split($1)) s`, q)
+ALTER TABLE t ADD c int ;;  GRANT SELECT ON t TO PUBLIC; GRANT r TO s; CREATE TEMP TABLE tt (); DROP ROLE x; COMMENT ON TABLE t IS ';';
+CREATE OR REPLACE FUNCTION f(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN a > 0 THEN 1 ELSE 2 END; SELECT 3; END;
+CREATE RULE r AS ON UPDATE TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2));
+SELECT 1 AS x INTO newtab FROM t; WITH q AS (INSERT INTO z VALUES (1) RETURNING 1) SELECT * FROM q;
+COMMENT ON DATABASE d IS 'x'; GRANT CONNECT ON DATABASE d TO u; CREATE USER MAPPING FOR u SERVER s; ALTER SYSTEM SET work_mem = '1MB';
+BEGIN; CREATE TABLE rb (); ROLLBACK; SAVEPOINT s1; CREATE TABLE sp (); ROLLBACK TO s1; CREATE UNIQUE INDEX CONCURRENTLY i ON t (c); SELECT $1, a$b; tail 'unterminated`
+	got := pgtest.Query(t, pair.Source, db, `SELECT fires::text || ' ' || words || ' => ' || stmt FROM replicator_ddl.split($1) ORDER BY n`, q)
 	want := []string{
-		`CREATE TABLE "a;b" (v text DEFAULT 'x;''y') => true`,
-		`INSERT INTO t VALUES (E'\';', $$;$$, $f$ $$; $f$) => false`,
-		`ALTER TABLE t ADD c int  => true`,
-		`GRANT SELECT ON t TO PUBLIC => true`,
-		`GRANT r TO s => false`,
-		`CREATE TEMP TABLE tt () => false`,
-		`DROP ROLE x => false`,
-		`COMMENT ON TABLE t IS ';' => true`,
+		`n create table " v text default => CREATE TABLE "a;b" (v text DEFAULT 'x;''y')`,
+		`n insert into t values e => INSERT INTO t VALUES (E'\';', $$;$$, $f$ $$; $f$)`,
+		`n alter table t add c int => ALTER TABLE t ADD c int`,
+		`n grant select on t to public => GRANT SELECT ON t TO PUBLIC`,
+		`n grant r to s => GRANT r TO s`,
+		`n create table tt => CREATE TEMP TABLE tt ()`,
+		`n drop role x => DROP ROLE x`,
+		`n comment on table t is => COMMENT ON TABLE t IS ';'`,
+		`n create function f a int returns int language sql begin atomic select case when a then else end select end => CREATE OR REPLACE FUNCTION f(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN a > 0 THEN 1 ELSE 2 END; SELECT 3; END`,
+		`n create rule r as on update to t do also insert into a values insert into b values => CREATE RULE r AS ON UPDATE TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2))`,
+		`n select as x into newtab from t => SELECT 1 AS x INTO newtab FROM t`,
+		`n with q as insert into z values returning select from q => WITH q AS (INSERT INTO z VALUES (1) RETURNING 1) SELECT * FROM q`,
+		`n comment on database d is => COMMENT ON DATABASE d IS 'x'`,
+		`n grant connect on database d to u => GRANT CONNECT ON DATABASE d TO u`,
+		`n create user mapping for u server s => CREATE USER MAPPING FOR u SERVER s`,
+		`n alter system set work_mem => ALTER SYSTEM SET work_mem = '1MB'`,
+		`n begin => BEGIN`,
+		`n create table rb => CREATE TABLE rb ()`,
+		`n rollback => ROLLBACK`,
+		`n savepoint s1 => SAVEPOINT s1`,
+		`n create table sp => CREATE TABLE sp ()`,
+		`n rollback to s1 => ROLLBACK TO s1`,
+		`y create index concurrently i on t c => CREATE UNIQUE INDEX CONCURRENTLY i ON t (c)`,
+		`n select a$b => SELECT $1, a$b`,
+		`n tail => tail 'unterminated`,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("split:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-}
-
-// withoutReplication drops the replication's own publication and
-// subscription from a schema dump: the one side has the first, the other
-// the second, by design.
-func withoutReplication(dump string) string {
-	var kept []string
-	for _, l := range strings.Split(dump, "\n") {
-		if !strings.Contains(l, " PUBLICATION replicator") && !strings.Contains(l, " SUBSCRIPTION replicator") {
-			kept = append(kept, l)
-		}
+	// Without the ROLLBACK, what may fire an event trigger says so.
+	got = pgtest.Query(t, pair.Source, db, `SELECT string_agg(fires::text, '' ORDER BY n) FROM replicator_ddl.split($1)`,
+		strings.SplitN(q, "BEGIN; CREATE TABLE rb", 2)[0])
+	if want := []string{"ynyynynyyymnnnyn"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("fires: %v, want %v", got, want)
 	}
-	return strings.Join(kept, "\n")
 }

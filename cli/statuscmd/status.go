@@ -182,8 +182,15 @@ func Print(w io.Writer, sts []*replication.Status) {
 			fmt.Fprintf(w, "  %s %s: %s\n    fix on the target: %s\n", s.Database, what, d.Problem, d.Fix)
 		}
 		for _, c := range s.SchemaChanges {
-			fmt.Fprintf(w, "  %s schema change %d (%s by %s, %s) on the %s: %s\n    fix: %s\n", s.Database, c.ID, c.Command, c.Role,
-				c.CapturedAt.Local().Format("2006-01-02 15:04:05"), c.Side, c.Problem, c.Fix())
+			fmt.Fprintf(w, "  %s schema change %d (%s by %s, %s) on the %s: %s\n", s.Database, c.ID, c.Command, c.Role,
+				c.CapturedAt.Local().Format("2006-01-02 15:04:05"), c.Side, c.Problem)
+			if stmt := c.Statement(); stmt != "" {
+				fmt.Fprintf(w, "    statement: %s\n", stmt)
+			}
+			fmt.Fprintf(w, "    fix: %s\n", c.Fix())
+		}
+		for _, t := range s.Unkeyed {
+			fmt.Fprintf(w, "  %s %s is published but has no primary key or replica identity: the source refuses its UPDATEs and DELETEs\n    fix on the source: add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL\n", s.Database, t, t)
 		}
 		if len(s.NewTables) > 0 {
 			fmt.Fprintf(w, "  %s new table(s) %s wait to join the subscription: run replicator sync again\n", s.Database, strings.Join(s.NewTables, ", "))

@@ -87,8 +87,17 @@ func newEndpoint(side string, params map[string]string) (*Endpoint, error) {
 		d.KeepAlive = -1
 	}
 	cfg.DialFunc = d.DialContext
+	// Our sessions run as privileged roles inside other people's
+	// databases: a name resolved through their search_path could run a
+	// function or operator that a plain role created (CVE-2018-1058). Every
+	// session starts with only the catalog on its path (a startup setting
+	// wins over options=-c...); SQL we send qualifies what is the user's.
+	cfg.RuntimeParams["search_path"] = SafeSearchPath
 	return &Endpoint{Side: side, params: params, config: cfg}, nil
 }
+
+// SafeSearchPath is the search_path of every session replicator opens.
+const SafeSearchPath = "pg_catalog, pg_temp"
 
 // keepalive probes an idle connection after 30 s, every 10 s, and gives up
 // after 3 unanswered: a server that vanished (a NAT entry dropped, a host

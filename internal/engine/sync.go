@@ -36,7 +36,7 @@ func (r *run) preparePublication(ctx context.Context, w *dbWork) error {
 	}
 	if r.captureDDL {
 		// Before the slot: each later change is in its snapshot or the queue.
-		if err := replication.InstallCapture(ctx, conn, replication.NamesFor(w.name).Publication, !r.opts.Filters.LeavesOutTables(), r.srcVersion.Major < 13); err != nil {
+		if err := replication.InstallCapture(ctx, conn, replication.NamesFor(w.name).Publication, !r.opts.Filters.LeavesOutTables()); err != nil {
 			return err
 		}
 	}

@@ -30,6 +30,8 @@ var ddlEventTriggers = []string{"replicator_ddl_end", "replicator_ddl_drop"}
 func DDLEventTriggers() []string { return append([]string(nil), ddlEventTriggers...) }
 
 var (
+	//go:embed ddl_common.sql
+	ddlCommonSQL string
 	//go:embed ddl_source.sql
 	ddlSourceSQL string
 	//go:embed ddl_target.sql
@@ -39,7 +41,7 @@ var (
 // CaptureSQL is the source side's SQL: the queue and the capture's
 // functions, without event triggers or publication (for reading, and for
 // testing the functions alone).
-func CaptureSQL() string { return ddlSourceSQL }
+func CaptureSQL() string { return ddlCommonSQL + ddlSourceSQL }
 
 // DDLMode says whether schema changes are replicated.
 type DDLMode string
@@ -73,32 +75,32 @@ func (m DDLMode) Decide(si *catalog.Server) (capture bool, warning string, err e
 // database (conn) and publishes the queue; it must run before the slot is
 // created, so that each later change is either in the slot's snapshot or
 // in the queue. addNewTables: tables created later join publication pub
-// (unless table filters choose what is published). leaves: the source
-// publishes partitions, not their roots (PostgreSQL 12).
-func InstallCapture(ctx context.Context, conn *pgx.Conn, pub string, addNewTables, leaves bool) error {
+// (unless table filters choose what is published). The functions belong
+// to the role conn is (the sync role): they write the queue, which nobody
+// else may.
+func InstallCapture(ctx context.Context, conn *pgx.Conn, pub string, addNewTables bool) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(context.Background())
-	// The capture ignores what runs while this is set (its own objects).
-	if _, err := tx.Exec(ctx, "SELECT pg_catalog.set_config('replicator_ddl.busy', 'on', true)"); err != nil {
-		return err
+	// The event triggers go first, so that installing is not captured.
+	for _, name := range ddlEventTriggers {
+		if _, err := tx.Exec(ctx, "DROP EVENT TRIGGER IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return err
+		}
 	}
-	if _, err := tx.Exec(ctx, ddlSourceSQL); err != nil {
+	if _, err := tx.Exec(ctx, ddlCommonSQL+ddlSourceSQL); err != nil {
 		return fmt.Errorf("install schema change capture: %w", err)
 	}
 	if _, err := tx.Exec(ctx, "DELETE FROM replicator_ddl.config"); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, "INSERT INTO replicator_ddl.config VALUES ($1, $2, $3)", pub, addNewTables, leaves); err != nil {
+	if _, err := tx.Exec(ctx, "INSERT INTO replicator_ddl.config VALUES ($1, $2)", pub, addNewTables); err != nil {
 		return err
 	}
 	for i, event := range []string{"ddl_command_end", "sql_drop"} {
 		name := pgx.Identifier{ddlEventTriggers[i]}.Sanitize()
-		if _, err := tx.Exec(ctx, "DROP EVENT TRIGGER IF EXISTS "+name); err != nil {
-			return err
-		}
 		if _, err := tx.Exec(ctx, "CREATE EVENT TRIGGER "+name+" ON "+event+" EXECUTE FUNCTION replicator_ddl.capture()"); err != nil {
 			return fmt.Errorf("create event trigger: %w", err)
 		}
@@ -125,7 +127,7 @@ func InstallApply(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(ctx, ddlTargetSQL); err != nil {
+	if _, err := tx.Exec(ctx, ddlCommonSQL+ddlTargetSQL); err != nil {
 		return fmt.Errorf("install schema change apply: %w", err)
 	}
 	return tx.Commit(ctx)

@@ -23,15 +23,31 @@ type SchemaChange struct {
 	// Problem is what went wrong, Side where ("source" or "target").
 	Problem string `json:"problem"`
 	Side    string `json:"side"`
+	// Remedy is the fix the capture or the apply knew (the statement with
+	// the values), when they did.
+	Remedy string `json:"remedy,omitempty"`
 }
 
 // Fix says what to do about the change.
 func (c SchemaChange) Fix() string {
 	done := fmt.Sprintf("then DELETE FROM replicator_ddl.queue WHERE id = %d on the source to clear it here", c.ID)
+	if c.Remedy != "" {
+		return c.Remedy + ", " + done
+	}
 	if c.Side == "target" {
 		return fmt.Sprintf("remove the cause, run the statement on the target as %s, %s", pgx.Identifier{c.Role}.Sanitize(), done)
 	}
 	return "make the same change on the target, " + done
+}
+
+// Statement is the change's statement on one line, shortened for a status
+// line.
+func (c SchemaChange) Statement() string {
+	s := strings.Join(strings.Fields(strings.Join(c.Statements, "; ")), " ")
+	if r := []rune(s); len(r) > 200 {
+		s = string(r[:199]) + "…"
+	}
+	return s
 }
 
 // readSchemaChanges reads the queue on both sides: what the source did not
@@ -49,12 +65,13 @@ func readSchemaChanges(ctx context.Context, src, dst *pgx.Conn) (capturing bool,
 		changes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SchemaChange, error) {
 			c := SchemaChange{Side: side}
 			err := r.Scan(&c.ID, &c.CapturedAt, &c.Role, &c.Command, &c.Statements, &c.Problem)
+			c.Problem, c.Remedy = splitRemedy(c.Problem)
 			return c, err
 		})
 		out = append(out, changes...)
 		return err
 	}
-	if err := read(src, "source", "NULLIF(concat_ws('; ', unreplicated, note), '')"); err != nil {
+	if err := read(src, "source", "NULLIF(concat_ws(E'\n', unreplicated, note), '')"); err != nil {
 		return true, nil, err
 	}
 	if ok, err := hasQueue(ctx, dst); err != nil {
@@ -73,16 +90,25 @@ func hasQueue(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	return ok, err
 }
 
-// newTables are the tables publication n.Publication has and the
-// subscription does not know yet: created on the source since replication
-// began. Their rows arrive once the subscription is refreshed.
+// newTables are the tables the subscription does not know yet: created on
+// the source since replication began, and either published already (not
+// yet refreshed) or ready to join (replicator_ddl.joinable()). Their rows
+// arrive once the subscription is refreshed.
 func newTables(ctx context.Context, src *pgx.Conn, n Names, subscribed []TableState) ([]string, error) {
-	rows, err := src.Query(ctx, `SELECT format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_publication_tables
-	  WHERE pubname = $1 AND schemaname <> 'replicator_ddl' ORDER BY 1`, n.Publication)
+	capturing, err := hasQueue(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	published, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	joinable := "SELECT NULL::text WHERE false"
+	if capturing {
+		joinable = "SELECT format('%I.%I', n.nspname, c.relname) FROM replicator_ddl.joinable() j JOIN pg_catalog.pg_class c ON c.oid = j JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	}
+	rows, err := src.Query(ctx, `SELECT format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_publication_tables
+	  WHERE pubname = $1 AND schemaname <> 'replicator_ddl' UNION `+joinable+` ORDER BY 1`, n.Publication)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	candidates, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
@@ -91,7 +117,7 @@ func newTables(ctx context.Context, src *pgx.Conn, n Names, subscribed []TableSt
 		known[t.Table] = true
 	}
 	var out []string
-	for _, t := range published {
+	for _, t := range candidates {
 		if !known[t] {
 			out = append(out, t)
 		}
@@ -99,25 +125,38 @@ func newTables(ctx context.Context, src *pgx.Conn, n Names, subscribed []TableSt
 	return out, nil
 }
 
-// JoinNewTables refreshes the subscription of st (read just before) when
-// the source has published new tables: the target copies each new table's
-// rows in a snapshot of its own and applies the changes after it, so every
-// row arrives exactly once. ALTER SUBSCRIPTION ... REFRESH cannot run in a
+// JoinNewTables brings the new tables of st (read just before) into
+// replication: the source publishes those that can join, then the target
+// refreshes its subscription, copying each new table's rows in a snapshot
+// of its own and applying the changes after it, so every row arrives
+// exactly once. ALTER SUBSCRIPTION ... REFRESH cannot run in a
 // transaction, so the apply worker cannot do this itself: sync does, when
-// it runs again, and a remote job's monitor. dst is the target database.
-func JoinNewTables(ctx context.Context, dst *pgx.Conn, st *Status) ([]string, error) {
+// it runs again, and a remote job's monitor. src and dst are the database
+// on each side.
+func JoinNewTables(ctx context.Context, src, dst *pgx.Conn, st *Status) ([]string, error) {
 	if st.Subscription == nil || len(st.NewTables) == 0 {
 		return nil, nil
 	}
 	// The target must have the tables first: the queue creates them.
 	var missing []string
-	for _, d := range st.Drift {
-		if d.Column == "" && strings.Contains(d.Problem, "missing on the target") {
-			missing = append(missing, d.Table)
+	for _, t := range st.NewTables {
+		var ok bool
+		if err := dst.QueryRow(ctx, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", t).Scan(&ok); err != nil {
+			return nil, fmt.Errorf("target: %w", err)
+		}
+		if !ok {
+			missing = append(missing, t)
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("new table(s) %s are published but not on the target yet: the schema change queue has not created them (replicator status says why)", strings.Join(missing, ", "))
+		return nil, fmt.Errorf("new table(s) %s are not on the target yet: the schema change queue has not created them (replicator status says why)", strings.Join(missing, ", "))
+	}
+	if capturing, err := hasQueue(ctx, src); err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	} else if capturing {
+		if _, err := src.Exec(ctx, "SELECT replicator_ddl.publish_new()"); err != nil {
+			return nil, fmt.Errorf("source: publish the new tables: %w", err)
+		}
 	}
 	stmt := "ALTER SUBSCRIPTION " + pgx.Identifier{NamesFor(st.Database).Subscription}.Sanitize() + " REFRESH PUBLICATION WITH (copy_data = true)"
 	if _, err := dst.Exec(ctx, stmt); err != nil {
@@ -126,16 +165,27 @@ func JoinNewTables(ctx context.Context, dst *pgx.Conn, st *Status) ([]string, er
 	return st.NewTables, nil
 }
 
-// JoinNewTablesOn is JoinNewTables with the target's address.
-func JoinNewTablesOn(ctx context.Context, dst *conninfo.Endpoint, st *Status) ([]string, error) {
-	ep, err := dst.WithDatabase(st.Database)
+// JoinNewTablesOn is JoinNewTables with the two sides' addresses.
+func JoinNewTablesOn(ctx context.Context, src, dst *conninfo.Endpoint, st *Status) ([]string, error) {
+	s, d, err := connectBoth(ctx, src, dst, st.Database)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := ep.Connect(ctx)
-	if err != nil {
-		return nil, err
+	defer s.Close(context.Background())
+	defer d.Close(context.Background())
+	return JoinNewTables(ctx, s, d, st)
+}
+
+// splitRemedy parses the queue's problem text: one problem per line, each
+// "what; fix: how" when the side that found it knew the fix.
+func splitRemedy(text string) (problem, remedy string) {
+	var whats, fixes []string
+	for _, line := range strings.Split(text, "\n") {
+		what, fix, ok := strings.Cut(line, "; fix: ")
+		whats = append(whats, what)
+		if ok {
+			fixes = append(fixes, fix)
+		}
 	}
-	defer conn.Close(context.Background())
-	return JoinNewTables(ctx, conn, st)
+	return strings.Join(whats, "; "), strings.Join(fixes, "; ")
 }

@@ -132,3 +132,24 @@ func quoteShell(s string) string {
 	}
 	return q + "'"
 }
+
+// Unkeyed lists published tables that have lost their primary key or
+// replica identity since they were published (ALTER TABLE ... DROP
+// CONSTRAINT, REPLICA IDENTITY NOTHING, a replica identity index dropped):
+// PostgreSQL then refuses their UPDATEs and DELETEs on the source.
+func Unkeyed(ctx context.Context, src *pgx.Conn, pub string) ([]string, error) {
+	rows, err := src.Query(ctx, `
+SELECT format('%I.%I', n.nspname, c.relname)
+FROM pg_catalog.pg_publication_rel pr
+JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid
+JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE p.pubname = $1 AND c.relkind = 'r' AND c.relreplident <> 'f'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid
+                  AND (i.indisprimary AND c.relreplident = 'd' OR i.indisreplident AND c.relreplident = 'i'))
+ORDER BY 1`, pub)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

@@ -15,18 +15,18 @@ import (
 )
 
 // Published lists what the publication of database db carries under the
-// filters: every selected table with rows, with its row filter. From
-// PostgreSQL 13 on a partitioned table stands for its partitions; 12 cannot
-// publish a partitioned table, so there its leaf partitions are published.
-// Unlogged tables cannot be published.
-func Published(tables []*catalog.Table, db string, rules *filter.Rules, sourceMajor int) (pub []Table, unlogged []string) {
-	leaves := sourceMajor < 13
+// filters: every selected table with rows, with its row filter. A
+// partitioned table's partitions are published one by one, never the table
+// itself, on every major (12 cannot publish a partitioned table at all):
+// a partition attached later joins only when it has a key of its own (a
+// published root would take in a keyless one, whose UPDATEs would then
+// fail on the source), and a partition detached later goes on replicating.
+// With publish_via_partition_root off, the target sees the same changes
+// either way. Unlogged tables cannot be published.
+func Published(tables []*catalog.Table, db string, rules *filter.Rules) (pub []Table, unlogged []string) {
 	for _, t := range tables {
 		d := rules.Table(db, t.Root.Schema, t.Root.Name)
-		if !d.Copy || d.SchemaOnly || t.ExtensionConfig {
-			continue
-		}
-		if leaves && t.Kind == 'p' || !leaves && t.IsPartition {
+		if !d.Copy || d.SchemaOnly || t.ExtensionConfig || t.Kind == 'p' {
 			continue
 		}
 		if t.Unlogged {
@@ -51,7 +51,7 @@ func Prepare(ctx context.Context, conn *pgx.Conn, db string, rules *filter.Rules
 	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
 		return nil, err
 	}
-	pub, unlogged := Published(tables, db, rules, num/10000)
+	pub, unlogged := Published(tables, db, rules)
 	var warnings []string
 	for _, u := range unlogged {
 		warnings = append(warnings, fmt.Sprintf("unlogged table %s is copied but not replicated (PostgreSQL does not publish unlogged tables)", u))
@@ -66,11 +66,7 @@ func Prepare(ctx context.Context, conn *pgx.Conn, db string, rules *filter.Rules
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_largeobject_metadata)").Scan(&blobs); err == nil && blobs {
 		warnings = append(warnings, "large objects are copied but not replicated (logical replication does not carry them)")
 	}
-	// Replica identities are the leaves' own: a published partitioned table
-	// (13+) replicates its partitions' updates and deletes, which each need
-	// a key of their own.
-	leaves, _ := Published(tables, db, rules, 12)
-	if err := CheckTables(ctx, conn, leaves); err != nil {
+	if err := CheckTables(ctx, conn, pub); err != nil {
 		var p *problem.Problem
 		if !errors.As(err, &p) || !fix {
 			return warnings, err

@@ -181,7 +181,7 @@ func (s *session) setupDB(ctx context.Context, db string) error {
 	n := NamesFor(db)
 	if st.Publication && st.Slot != nil && st.Subscription != nil {
 		if !s.o.Force {
-			joined, err := JoinNewTables(ctx, dst, st)
+			joined, err := JoinNewTables(ctx, src, dst, st)
 			if err != nil {
 				return err
 			}
@@ -208,7 +208,7 @@ func (s *session) setupDB(ctx context.Context, db string) error {
 	}
 	if s.captureDDL {
 		// Before the slot: each later change is in the queue.
-		if err := InstallCapture(ctx, src, n.Publication, !s.o.Filters.LeavesOutTables(), s.si.Version.Major < 13); err != nil {
+		if err := InstallCapture(ctx, src, n.Publication, !s.o.Filters.LeavesOutTables()); err != nil {
 			return err
 		}
 		if err := InstallApply(ctx, dst); err != nil {

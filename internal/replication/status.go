@@ -31,6 +31,9 @@ type Status struct {
 	// NewTables are published on the source and not yet subscribed: their
 	// rows arrive once sync runs again (it refreshes the subscription).
 	NewTables []string `json:"new_tables,omitempty"`
+	// Unkeyed are published tables that lost their key: the source refuses
+	// their UPDATEs and DELETEs until they have one again.
+	Unkeyed []string `json:"unkeyed,omitempty"`
 }
 
 // Problems says what needs a person: a broken or incomplete replication,
@@ -52,8 +55,16 @@ func (st *Status) Problems(retainLimit int64) []string {
 		out = append(out, fmt.Sprintf("%s: %s %s; fix: %s", st.Database, what, d.Problem, d.Fix))
 	}
 	for _, c := range st.SchemaChanges {
-		out = append(out, fmt.Sprintf("%s: schema change %d (%s by %s, %s) %s: %s; fix: %s", st.Database, c.ID, c.Command, c.Role,
-			c.CapturedAt.UTC().Format(time.RFC3339), map[string]string{"source": "was not replicated", "target": "failed on the target"}[c.Side], c.Problem, c.Fix()))
+		line := fmt.Sprintf("%s: schema change %d (%s by %s, %s) %s: %s", st.Database, c.ID, c.Command, c.Role,
+			c.CapturedAt.UTC().Format(time.RFC3339), map[string]string{"source": "was not replicated", "target": "failed on the target"}[c.Side], c.Problem)
+		if stmt := c.Statement(); stmt != "" {
+			line += "; statement: " + stmt
+		}
+		out = append(out, line+"; fix: "+c.Fix())
+	}
+	for _, t := range st.Unkeyed {
+		out = append(out, fmt.Sprintf("%s: %s is published but has no primary key or replica identity any more, so the source refuses its UPDATEs and DELETEs; fix on the source: add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL",
+			st.Database, t, t))
 	}
 	if len(st.NewTables) > 0 {
 		out = append(out, fmt.Sprintf("%s: new table(s) %s wait to join the subscription; fix: run replicator sync again (it refreshes the subscription, which copies their rows once)",
@@ -189,6 +200,11 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 			return nil, err
 		}
 	}
+	if st.Publication {
+		if st.Unkeyed, err = Unkeyed(ctx, src, n.Publication); err != nil {
+			return nil, fmt.Errorf("source: %w", err)
+		}
+	}
 	if st.ReplicateDDL, st.SchemaChanges, err = readSchemaChanges(ctx, src, dst); err != nil {
 		return nil, err
 	}
@@ -228,6 +244,8 @@ func (st *Status) state() string {
 		return "stopped"
 	case len(st.Drift) > 0:
 		return fmt.Sprintf("broken: %d difference(s) from the source's tables (see drift)", len(st.Drift))
+	case len(st.Unkeyed) > 0:
+		return fmt.Sprintf("broken: %d published table(s) without a key: the source refuses their UPDATEs and DELETEs", len(st.Unkeyed))
 	case !st.Subscription.WorkerRunning:
 		return "broken: no apply worker (see the target's log)"
 	case st.Slot.LagBytes > 16<<20:

@@ -10,6 +10,8 @@
 // each tool's time against its own loopback time and the round trips it made
 // per table. -shape tenants replaces the reference data set with 2000 small
 // tables in 100 schemas (a multi-tenant shape, where round trips dominate).
+// -capture times schema migrations with and without sync's schema change
+// capture instead (capture.go).
 package main
 
 import (
@@ -47,6 +49,7 @@ type config struct {
 	bin, dataset, only, extra, shape, pgBin string
 	scale, rounds                           int
 	latency                                 time.Duration
+	capture                                 bool
 }
 
 func main() {
@@ -61,8 +64,13 @@ func main() {
 	flag.StringVar(&c.shape, "shape", "reference", "data set: reference (pgbench and events, -scale) or tenants (2000 small tables)")
 	flag.StringVar(&c.pgBin, "pg-bin", "", "client tools for every tool (default: the newest installed, as a user's)")
 	flag.BoolVar(&verbose, "v", false, "print each tool's output")
+	flag.BoolVar(&c.capture, "capture", false, "time a schema migration sent as one string with and without sync's schema change capture, instead of copies")
 	flag.Parse()
-	if err := run(c); err != nil {
+	do := run
+	if c.capture {
+		do = benchCapture
+	}
+	if err := do(c); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmark:", err)
 		os.Exit(1)
 	}

@@ -45,13 +45,13 @@ func (w *Worker) monitor(ctx context.Context, job *remote.Job, j runner.Job, s *
 			s.event(progress.Event{Kind: progress.Warning, Message: "read replication status: " + oneLine(err.Error())})
 			continue
 		}
-		// New tables the source created (and published) join here: the
-		// subscription's refresh cannot run inside the apply worker.
+		// New tables the source created join here: the subscription's
+		// refresh cannot run inside the apply worker.
 		for _, st := range sts {
 			if len(st.NewTables) == 0 {
 				continue
 			}
-			joined, err := replication.JoinNewTablesOn(ctx, j.Target, st)
+			joined, err := replication.JoinNewTablesOn(ctx, j.Source, j.Target, st)
 			if err != nil {
 				s.event(progress.Event{Kind: progress.Warning, Database: st.Database, Message: "join new tables: " + oneLine(err.Error())})
 			} else if len(joined) > 0 {

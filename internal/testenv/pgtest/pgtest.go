@@ -120,6 +120,19 @@ func SchemaDump(t testing.TB, c *pgcluster.Cluster, db string) string {
 	return strings.Join(kept, "\n")
 }
 
+// WithoutReplication drops replication's own publication and subscription
+// from a schema dump: the source has the first, the target the second, by
+// design.
+func WithoutReplication(dump string) string {
+	var kept []string
+	for _, l := range strings.Split(dump, "\n") {
+		if !strings.Contains(l, " PUBLICATION replicator") && !strings.Contains(l, " SUBSCRIPTION replicator") {
+			kept = append(kept, l)
+		}
+	}
+	return strings.Join(kept, "\n")
+}
+
 // Diff lists the lines only in a (-) and only in b (+), for a failure
 // message about two dumps.
 func Diff(a, b string) string {
