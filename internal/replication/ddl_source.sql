@@ -327,15 +327,16 @@ BEGIN
             RETURN NULL;
         END IF;
         INSERT INTO replicator_ddl.created VALUES (t) ON CONFLICT DO NOTHING;
-    ELSIF NOT EXISTS (SELECT 1 FROM replicator_ddl.created c WHERE c.relid = t AND c.noted) THEN
-        RETURN NULL; -- nothing was said of it
+    ELSIF NOT EXISTS (SELECT 1 FROM replicator_ddl.created c WHERE c.relid = t) THEN
+        RETURN NULL; -- not new: it replicates since the copy
     END IF;
     why := replicator_ddl.unjoinable(t);
     IF why IS NOT NULL THEN
+        -- Said once, when it stops being able to join (a key dropped, say).
         UPDATE replicator_ddl.created c SET noted = true WHERE c.relid = t AND NOT c.noted;
-        RETURN CASE WHEN is_new THEN why END;
+        RETURN CASE WHEN FOUND OR is_new THEN why END;
     END IF;
-    IF NOT is_new THEN
+    IF NOT is_new AND EXISTS (SELECT 1 FROM replicator_ddl.created c WHERE c.relid = t AND c.noted) THEN
         -- What was said of it no longer holds.
         UPDATE replicator_ddl.queue q
            SET note = NULLIF(pg_catalog.array_to_string(ARRAY(
@@ -591,7 +592,7 @@ BEGIN
                 -- One statement, no comment before it: its leading words are enough.
                 SELECT 1 AS n, pg_catalog.rtrim(pg_catalog.ltrim(q), E'; \t\r\n') AS stmt, pg_catalog.array_to_string(w, ' ') AS words,
                        'y'::"char" AS fires, NULL::int AS into_at, NULL::text[] AS dropped INTO p
-                  FROM (SELECT pg_catalog.regexp_split_to_array(pg_catalog.lower(substring(q FROM '^\s*([[:alpha:]_]+(?:\s+[[:alpha:]_]+){0,5})')), '\s+') AS w) x;
+                  FROM (SELECT pg_catalog.regexp_split_to_array(pg_catalog.lower(substring(q FROM '^\s*([[:alpha:]_][[:alnum:]_$]*(?:\s+[[:alpha:]_][[:alnum:]_$]*){0,5})')), '\s+') AS w) x;
                 -- CREATE's modifiers do not change the command tag.
                 IF p.words ~ '^create ' THEN
                     p.words := pg_catalog.regexp_replace(p.words, '^create( (or|replace|unique|temp|temporary|unlogged|global|local|trusted|procedural|default|constraint|recursive))+ ', 'create ');
@@ -668,7 +669,7 @@ BEGIN
         END IF;
         -- DETACH ... CONCURRENTLY (or FINALIZE) adds the partition's bound as
         -- a CHECK constraint; the target runs a plain DETACH, which does not.
-        IF tg = 'ALTER TABLE' AND p.words ~ '\mdetach partition\M' AND p.words ~ '\m(concurrently|finalize)\M' THEN
+        IF tg = 'ALTER TABLE' AND v_stmt ~* '\mdetach\s+partition\M' AND v_stmt ~* '\m(concurrently|finalize)\s*$' THEN
             BEGIN
                 extra := replicator_ddl.detached_checks(p.stmt, path);
             EXCEPTION WHEN OTHERS THEN
@@ -678,7 +679,7 @@ BEGIN
         -- New tables are tracked; an ALTER TABLE may let one that could
         -- not join do so now (a key, a replica identity, SET LOGGED).
         IF tg NOT IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
-           AND (tg <> 'ALTER TABLE' OR NOT EXISTS (SELECT 1 FROM replicator_ddl.created c WHERE c.noted AND c.relid = ANY (tables))) THEN
+           AND (tg <> 'ALTER TABLE' OR NOT EXISTS (SELECT 1 FROM replicator_ddl.created c WHERE c.relid = ANY (tables))) THEN
             noted := false; -- nothing to say of these tables (the usual case)
         END IF;
         FOREACH t IN ARRAY tables LOOP
@@ -688,7 +689,7 @@ BEGIN
                     note := coalesce(note || E'\n', '') || s;
                 END IF;
             END IF;
-            IF tg = 'ALTER TABLE' AND p.words ~ '\madd\M' AND v_stmt ~* '\m(default|identity|serial[248]?|bigserial|smallserial)\M' THEN
+            IF tg = 'ALTER TABLE' AND v_stmt ~* '\madd\M' AND v_stmt ~* '\m(default|identity|serial[248]?|bigserial|smallserial)\M' THEN
                 nv := replicator_ddl.new_values(t, v_stmt);
                 IF nv.note IS NOT NULL THEN
                     note := coalesce(note || E'\n', '') || nv.note;

@@ -95,8 +95,10 @@ func hasQueue(ctx context.Context, conn *pgx.Conn) (bool, error) {
 // yet refreshed) or ready to join (replicator_ddl.joinable()). Their rows
 // arrive once the subscription is refreshed.
 func newTables(ctx context.Context, src *pgx.Conn, n Names, subscribed []TableState) ([]string, error) {
-	capturing, err := hasQueue(ctx, src)
-	if err != nil {
+	// A capture installed by an older replicator has no joinable(): it
+	// published new tables itself.
+	var capturing bool
+	if err := src.QueryRow(ctx, "SELECT pg_catalog.to_regprocedure('replicator_ddl.joinable()') IS NOT NULL").Scan(&capturing); err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
 	joinable := "SELECT NULL::text WHERE false"
@@ -151,9 +153,10 @@ func JoinNewTables(ctx context.Context, src, dst *pgx.Conn, st *Status) ([]strin
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("new table(s) %s are not on the target yet: the schema change queue has not created them (replicator status says why)", strings.Join(missing, ", "))
 	}
-	if capturing, err := hasQueue(ctx, src); err != nil {
+	var joinable bool
+	if err := src.QueryRow(ctx, "SELECT pg_catalog.to_regprocedure('replicator_ddl.publish_new()') IS NOT NULL").Scan(&joinable); err != nil {
 		return nil, fmt.Errorf("source: %w", err)
-	} else if capturing {
+	} else if joinable {
 		if _, err := src.Exec(ctx, "SELECT replicator_ddl.publish_new()"); err != nil {
 			return nil, fmt.Errorf("source: publish the new tables: %w", err)
 		}

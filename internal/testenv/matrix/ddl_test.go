@@ -414,9 +414,11 @@ var ddlCases = []ddlCase{
 		report: "ALTER TABLE ran inside a function, procedure or DO block", fixTarget: "ALTER TABLE feelings ADD COLUMN tier int"},
 	{kind: "A statement the target refuses", sql: []string{"CREATE ROLE only_here", "GRANT SELECT ON items TO only_here"},
 		report: `failed on the target: role "only_here" does not exist`, fixTarget: "CREATE ROLE only_here; GRANT SELECT ON items TO only_here"},
-	{kind: "ALTER TABLE ... DROP CONSTRAINT (a published table's key)", sql: []string{"CREATE TABLE pk_lost (id int CONSTRAINT pk_lost_pkey PRIMARY KEY)",
-		"INSERT INTO pk_lost VALUES (1)", "ALTER TABLE pk_lost DROP CONSTRAINT pk_lost_pkey"},
+	{kind: "ALTER TABLE ... DROP CONSTRAINT (a published table's key)", sql: []string{"ALTER TABLE pk_lost DROP CONSTRAINT pk_lost_pkey"},
 		report: "public.pk_lost is published but has no primary key or replica identity any more", fixSource: "ALTER TABLE pk_lost ADD PRIMARY KEY (id)"},
+	{kind: "ALTER TABLE ... DROP CONSTRAINT (a new table's key)", sql: []string{"CREATE TABLE pk_gone (id int CONSTRAINT pk_gone_pkey PRIMARY KEY)",
+		"INSERT INTO pk_gone VALUES (1)", "ALTER TABLE pk_gone DROP CONSTRAINT pk_gone_pkey"},
+		report: "public.pk_gone has no primary key or replica identity, so it is not published", fixSource: "ALTER TABLE pk_gone ADD PRIMARY KEY (id)"},
 	{kind: "CREATE EXTENSION", sql: []string{"CREATE EXTENSION citext", "CREATE TABLE emails (id int PRIMARY KEY, addr citext)"}},
 	{kind: "Cluster-wide objects (roles, databases, tablespaces, GRANT role TO role)", ignored: true, sql: []string{"CREATE ROLE elsewhere", "GRANT reader TO elsewhere"}},
 	{kind: "Temporary objects", ignored: true, sql: []string{"CREATE TEMP TABLE tmp (id int); INSERT INTO tmp VALUES (1); DROP TABLE tmp"}},
@@ -435,6 +437,8 @@ func schemaChangeKinds(t *testing.T, major int, src, dst *pgcluster.Cluster) {
 		CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 		CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 		INSERT INTO events SELECT g, '2024-01-01'::date + g * 3, 'seed' FROM generate_series(1, 200) g;
+		CREATE TABLE pk_lost (id int CONSTRAINT pk_lost_pkey PRIMARY KEY);
+		INSERT INTO pk_lost VALUES (1);
 		CREATE TABLE bench (id int PRIMARY KEY, n int NOT NULL);
 		INSERT INTO bench SELECT g, 0 FROM generate_series(1, 100) g`)
 	// The application writes throughout.
