@@ -711,7 +711,8 @@ BEGIN
             END LOOP;
         END IF;
         INSERT INTO replicator_ddl.queue (role, search_path, command_tag, statements, objects, new_tables, note, expect, source_key)
-        VALUES (author, path, tg, ARRAY[v_stmt] || extra, objs, created, note, expect, me || '/' || qkey || '#' || p.n);
+        VALUES (author, path, tg, ARRAY[v_stmt] || extra, objs, created, note, expect,
+                me || '/' || qkey || '#' || p.n || '/' || pg_catalog.clock_timestamp());
     END;
 END
 $f$;
