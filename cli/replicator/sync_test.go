@@ -40,7 +40,7 @@ func pgbenchInit(t *testing.T, db, scale string) {
 // catchUp waits until db's slot confirms the source's position as of now.
 func catchUp(t *testing.T, db string) {
 	t.Helper()
-	target := pgtest.Query(t, pair.Source, "postgres", "SELECT pg_current_wal_lsn()::text")[0]
+	target := pgtest.Query(t, pair.Source, "postgres", "SELECT pg_current_wal_insert_lsn()::text")[0]
 	waitFor(t, "the subscription to catch up", time.Minute, func() bool {
 		// This database's slot: other tests' slots share the cluster.
 		rows := pgtest.Query(t, pair.Source, "postgres", "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2", target, replication.NamesFor(db).Slot)

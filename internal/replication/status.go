@@ -136,9 +136,9 @@ func ReadStatus(ctx context.Context, src, dst *pgx.Conn, db string) (*Status, er
 		inactiveCol = "s.inactive_since"
 	}
 	err := src.QueryRow(ctx, `
-SELECT s.active, s.confirmed_flush_lsn::text, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::int8,
+SELECT s.active, s.confirmed_flush_lsn::text, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), s.confirmed_flush_lsn)::int8,
        `+walStatusCol+`, (SELECT extract(epoch FROM r.replay_lag)::float8 FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid),
-       COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::int8, 0),
+       COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), s.restart_lsn)::int8, 0),
        COALESCE(current_setting('max_slot_wal_keep_size', true), ''), `+inactiveCol+`
 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1`, n.Slot).Scan(&slot.Active, &confirmed, &lagBytes, &walStatus, &slot.LagSeconds,
 		&slot.RetainedBytes, &slot.MaxKeepSize, &slot.InactiveSince)

@@ -101,7 +101,7 @@ func (p *ddlPair) source(role, sql string) {
 // written so far.
 func (p *ddlPair) catchUp() {
 	p.t.Helper()
-	lsn := pgtest.Query(p.t, p.src, "postgres", "SELECT pg_current_wal_lsn()::text")[0]
+	lsn := pgtest.Query(p.t, p.src, "postgres", "SELECT pg_current_wal_insert_lsn()::text")[0]
 	deadline := time.Now().Add(time.Minute)
 	for {
 		rows := pgtest.Query(p.t, p.src, "postgres", "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
@@ -399,12 +399,12 @@ var ddlCases = []ddlCase{
 	{kind: "CREATE MATERIALIZED VIEW, REFRESH", sql: []string{"CREATE MATERIALIZED VIEW item_totals AS SELECT count(*) AS n, sum(qty) AS q FROM items",
 		"UPDATE items SET qty = qty + 1 WHERE id <= 3", "REFRESH MATERIALIZED VIEW item_totals"}},
 	{kind: "REFRESH MATERIALIZED VIEW while the source is written",
-		sql: []string{"CREATE OR REPLACE FUNCTION pause() RETURNS int LANGUAGE sql AS 'SELECT 1 FROM pg_sleep(2)'",
-			"CREATE MATERIALIZED VIEW slower_totals AS SELECT count(*) AS n, pause() AS p FROM items; CREATE UNIQUE INDEX ON slower_totals (n)",
+		sql: []string{"CREATE OR REPLACE FUNCTION pause() RETURNS int LANGUAGE sql AS 'SELECT 1 FROM pg_sleep(1)'",
+			"CREATE MATERIALIZED VIEW slower_totals AS SELECT count(*) AS n, pause() AS p FROM feelings; CREATE UNIQUE INDEX ON slower_totals (n)",
 			"REFRESH MATERIALIZED VIEW CONCURRENTLY slower_totals"},
 		// Committed while the refresh sleeps, after its snapshot: the target
 		// applies it first, then refreshes, and counts one row more.
-		concurrently: "INSERT INTO items (id, val, qty, tier) VALUES (5000, 'during the refresh', 1, 1)",
+		concurrently: "INSERT INTO feelings (m) VALUES ('sad')",
 		report:       "materialized view public.slower_totals differs from the source's", fixSource: "REFRESH MATERIALIZED VIEW slower_totals"},
 	{kind: "ALTER TABLE ... ADD COLUMN with a default evaluated once (now())", sql: []string{"ALTER TABLE items ADD COLUMN added_at timestamptz DEFAULT now()"},
 		report: "column added_at of public.items was added with default now(), which gave the existing rows", fixFromStatus: true},
@@ -471,7 +471,8 @@ func schemaChangeKinds(t *testing.T, major int, src, dst *pgcluster.Cluster) {
 					var err error
 					done := make(chan struct{})
 					go func() { defer close(done); err = p.as(src, c.as, sql) }()
-					// Once the statement runs, its snapshot is taken.
+					// Once the statement runs its snapshot is taken (a moment
+					// after it shows as active); the statement then pauses 1 s.
 					deadline := time.Now().Add(30 * time.Second)
 					for pgtest.Query(t, src, "postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query = $2", p.db, sql)[0] != "1" {
 						if time.Now().After(deadline) {
@@ -479,6 +480,7 @@ func schemaChangeKinds(t *testing.T, major int, src, dst *pgcluster.Cluster) {
 						}
 						time.Sleep(20 * time.Millisecond)
 					}
+					time.Sleep(300 * time.Millisecond)
 					p.source("", c.concurrently)
 					<-done
 					if err != nil {

@@ -63,7 +63,7 @@ func TestSyncAcrossMajors(t *testing.T) {
 			}
 			pgtest.Exec(t, src, db, "ALTER TABLE pgbench_accounts ADD COLUMN note text")
 			pgtest.Exec(t, src, db, "UPDATE pgbench_accounts SET note = 'after the change' WHERE aid <= 100")
-			lsn := pgtest.Query(t, src, "postgres", "SELECT pg_current_wal_lsn()::text")[0]
+			lsn := pgtest.Query(t, src, "postgres", "SELECT pg_current_wal_insert_lsn()::text")[0]
 			deadline := time.Now().Add(time.Minute)
 			for {
 				rows := pgtest.Query(t, src, "postgres", "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots", lsn)
