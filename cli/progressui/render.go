@@ -62,7 +62,9 @@ func (l *lineRenderer) Emit(e progress.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e.Kind == progress.Tick {
-		if e.Overall == nil || time.Since(l.last) < l.every {
+		// Nothing moved yet (checks still running): no line worth reading,
+		// and a run that stops there ends with its one error line.
+		if o := e.Overall; o == nil || o.Bytes == 0 && o.Rows == 0 && o.TablesDone == 0 || time.Since(l.last) < l.every {
 			return
 		}
 		l.last = time.Now()

@@ -37,6 +37,13 @@ func TestLineRenderer(t *testing.T) {
 	if strings.Contains(out, "preflight ...") {
 		t.Errorf("step starts are not worth a line:\n%s", out)
 	}
+	// Before anything moved, a tick prints nothing.
+	ios, _, _, errOut = iostreams.Test()
+	r = New(ios, false)
+	r.Emit(progress.Event{Time: time.Now(), Kind: progress.Tick, Overall: &progress.Snapshot{TablesTotal: 3}})
+	if errOut.Len() != 0 {
+		t.Errorf("a progress line before anything moved: %q", errOut.String())
+	}
 }
 
 func TestBarRendererOnTerminal(t *testing.T) {

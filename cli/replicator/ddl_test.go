@@ -3,6 +3,8 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -248,5 +250,96 @@ BEGIN; CREATE TABLE rb (); ROLLBACK; SAVEPOINT s1; CREATE TABLE sp (); ROLLBACK 
 		strings.SplitN(q, "BEGIN; CREATE TABLE rb", 2)[0])
 	if want := []string{"ynyynynyyymnnnyn"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("fires: %v, want %v", got, want)
+	}
+}
+
+// A source where replicator 0.5.0 installed the schema change capture is
+// open to the search-path attack until the capture is replaced: status says
+// so, and sync upgrades it in place (the queue and replication go on),
+// after which the same attack gains nothing and DDL still replicates.
+func TestOldCaptureIsUpgraded(t *testing.T) {
+	t.Parallel()
+	const db = "ddlupgrade"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	pgtest.Exec(t, pair.Source, db, "CREATE TABLE items (id int PRIMARY KEY, val text); INSERT INTO items VALUES (1, 'a')")
+	for _, c := range []*pgcluster.Cluster{pair.Source, pair.Target} {
+		pgtest.Exec(t, c, "postgres", "DO $$ BEGIN CREATE ROLE upgrader LOGIN PASSWORD 'upgrader-pw'; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+	}
+	pgtest.Exec(t, pair.Source, db, "GRANT CREATE ON SCHEMA public TO upgrader")
+	conn := syncedDB(t, db)
+	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles", "--replicate-ddl"}, conn...)...); r.code != 0 {
+		t.Fatalf("init --sync: %s", r.stderr)
+	}
+	// Put 0.5.0's capture in place of this one's, on both sides.
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("testdata", "capture-0.5.0", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	pgtest.Exec(t, pair.Target, db, "DROP FUNCTION replicator_ddl.run_as(name); "+read("target.sql"))
+	pgtest.Exec(t, pair.Source, db, `BEGIN;
+DROP EVENT TRIGGER replicator_ddl_end; DROP EVENT TRIGGER replicator_ddl_drop;
+DROP FUNCTION replicator_ddl.record(text, text, text); DROP FUNCTION replicator_ddl.split(text, boolean);
+ALTER TABLE replicator_ddl.config ADD COLUMN leaves boolean NOT NULL DEFAULT false;
+`+read("source.sql")+`;
+CREATE EVENT TRIGGER replicator_ddl_end ON ddl_command_end EXECUTE FUNCTION replicator_ddl.capture();
+CREATE EVENT TRIGGER replicator_ddl_drop ON sql_drop EXECUTE FUNCTION replicator_ddl.capture();
+COMMIT`)
+	r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "installed by an older replicator") || !strings.Contains(r.stderr, "fix: run replicator sync, which upgrades it in place") {
+		t.Fatalf("status --check with 0.5.0's capture: %d\n%s", r.code, r.stderr)
+	}
+	plant := func(suffix string) {
+		t.Helper()
+		ctx := context.Background()
+		c, err := pgx.Connect(ctx, pair.Source.URLAs("upgrader", "upgrader-pw", db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, `CREATE FUNCTION public.cat_`+suffix+`(a int, b text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+    EXECUTE 'ALTER ROLE upgrader SUPERUSER';
+  END IF;
+  RETURN a::text OPERATOR(pg_catalog.||) b;
+END $$;
+CREATE OPERATOR public.|| (LEFTARG = integer, RIGHTARG = text, FUNCTION = public.cat_`+suffix+`)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	superuser := func(c *pgcluster.Cluster) bool {
+		return pgtest.Query(t, c, "postgres", "SELECT rolsuper FROM pg_roles WHERE rolname = 'upgrader'")[0] == "true"
+	}
+	// What 0.5.0's capture let through (the test is only as good as this).
+	plant("old")
+	pgtest.Exec(t, pair.Source, db, "CREATE INDEX items_before ON items (val)")
+	if !superuser(pair.Source) {
+		t.Fatal("0.5.0's capture did not give the planted operator a superuser's rights: this test proves nothing")
+	}
+	pgtest.Exec(t, pair.Source, "postgres", "ALTER ROLE upgrader NOSUPERUSER")
+	pgtest.Exec(t, pair.Source, db, "DROP OPERATOR public.|| (integer, text)")
+
+	r = replicator(t, nil, append([]string{"sync"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "upgraded the schema change capture an older replicator installed") {
+		t.Fatalf("sync over 0.5.0's capture: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	plant("new")
+	pgtest.Exec(t, pair.Source, db, "CREATE INDEX items_after ON items (val)")
+	pgtest.Exec(t, pair.Source, db, "INSERT INTO items VALUES (2, 'b')")
+	catchUp(t, db)
+	if superuser(pair.Source) || superuser(pair.Target) {
+		t.Fatal("after the upgrade, the planted operator still ran with a superuser's rights")
+	}
+	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM pg_indexes WHERE indexname = 'items_after'")[0]; got != "1" {
+		t.Errorf("DDL after the upgrade did not replicate")
+	}
+	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM items")[0]; got != "2" {
+		t.Errorf("rows after the upgrade: %s, want 2", got)
+	}
+	if r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...); r.code != 0 {
+		t.Errorf("status --check after the upgrade: %d\n%s", r.code, r.stderr)
 	}
 }

@@ -189,6 +189,9 @@ func Print(w io.Writer, sts []*replication.Status) {
 			}
 			fmt.Fprintf(w, "    fix: %s\n", c.Fix())
 		}
+		if s.CaptureOutdated {
+			fmt.Fprintf(w, "  %s the schema change capture on the source is an older replicator's, which a role that may create objects can take over\n    fix: run replicator sync (it upgrades the capture in place)\n", s.Database)
+		}
 		for _, t := range s.Unkeyed {
 			fmt.Fprintf(w, "  %s %s is published but has no primary key or replica identity: the source refuses its UPDATEs and DELETEs\n    fix on the source: add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL\n", s.Database, t, t)
 		}

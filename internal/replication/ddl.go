@@ -133,6 +133,31 @@ func InstallApply(ctx context.Context, conn *pgx.Conn) error {
 	return tx.Commit(ctx)
 }
 
+// CaptureOutdated says whether the source database (conn) has a schema
+// change capture that an older replicator installed (0.5, whose functions
+// resolved names through the session's search_path and let anyone write
+// the queue): sync upgrades it in place.
+func CaptureOutdated(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var old bool
+	err := conn.QueryRow(ctx, `SELECT pg_catalog.to_regclass('replicator_ddl.queue') IS NOT NULL
+	  AND pg_catalog.to_regprocedure('replicator_ddl.record(text,text,text)') IS NULL
+	  AND EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = ANY ($1))`, ddlEventTriggers).Scan(&old)
+	return old, err
+}
+
+// UpgradeCapture replaces an outdated capture by this version's, keeping
+// the queue: the target's side first (the queue gains a column), then the
+// source's, each in one transaction, so that no change goes uncaptured.
+func UpgradeCapture(ctx context.Context, src, dst *pgx.Conn, pub string, addNewTables bool) error {
+	if err := InstallApply(ctx, dst); err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	if err := InstallCapture(ctx, src, pub, addNewTables); err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	return nil
+}
+
 // RemoveCapture drops the event triggers, then the queue (which leaves the
 // publication with it). Missing is fine.
 func RemoveCapture(ctx context.Context, conn *pgx.Conn) (bool, error) {

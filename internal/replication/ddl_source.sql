@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS replicator_ddl.queue (
     expect jsonb
 );
 
+-- Over a capture that replicator 0.5 installed: what changed in its tables.
+ALTER TABLE replicator_ddl.queue ADD COLUMN IF NOT EXISTS expect jsonb;
+ALTER TABLE replicator_ddl.queue ALTER COLUMN role DROP DEFAULT;
+DROP TRIGGER IF EXISTS stamp ON replicator_ddl.queue;
+
 -- What the publication is, and whether new tables join it (not when table
 -- filters choose what is published).
 CREATE TABLE IF NOT EXISTS replicator_ddl.config (
@@ -47,6 +52,13 @@ CREATE TABLE IF NOT EXISTS replicator_ddl.config (
 -- (a table copied by init and published later would arrive twice); noted:
 -- a queue row says it has no key.
 CREATE TABLE IF NOT EXISTS replicator_ddl.created (relid oid PRIMARY KEY, noted boolean NOT NULL DEFAULT false);
+ALTER TABLE replicator_ddl.config DROP COLUMN IF EXISTS leaves;
+ALTER TABLE replicator_ddl.created ADD COLUMN IF NOT EXISTS noted boolean NOT NULL DEFAULT false;
+-- 0.5's functions: stamp() let anyone write the queue, publish() published
+-- from the application's transaction.
+DROP FUNCTION IF EXISTS replicator_ddl.stamp();
+DROP FUNCTION IF EXISTS replicator_ddl.replayable(text);
+DROP FUNCTION IF EXISTS replicator_ddl.publish(regclass, boolean);
 
 -- pending holds, per session, the statements of the client query strings
 -- being run (row 0 of each marks it cut): each top-level event takes the

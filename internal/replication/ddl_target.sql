@@ -23,6 +23,20 @@ CREATE TABLE IF NOT EXISTS replicator_ddl.queue (
     error text,
     expect jsonb
 );
+ALTER TABLE replicator_ddl.queue ADD COLUMN IF NOT EXISTS expect jsonb;  -- over 0.5's
+
+-- The per-author functions 0.5 made: their bodies resolved operators through
+-- the author's search_path. New ones are made on first use.
+DO $d$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+              WHERE n.nspname OPERATOR(pg_catalog.=) 'replicator_ddl' AND p.proname OPERATOR(pg_catalog.~~) 'as\_%' AND p.pronargs OPERATOR(pg_catalog.=) 3 LOOP
+        EXECUTE pg_catalog.format('DROP FUNCTION %s', f);
+    END LOOP;
+END
+$d$;
 
 -- run_as is the function that runs a row's statements for one role: SECURITY
 -- DEFINER and owned by that role. Inside it the statements have exactly the

@@ -180,6 +180,13 @@ func (s *session) setupDB(ctx context.Context, db string) error {
 	}
 	n := NamesFor(db)
 	if st.Publication && st.Slot != nil && st.Subscription != nil {
+		if !s.o.Force && st.CaptureOutdated {
+			if err := UpgradeCapture(ctx, src, dst, n.Publication, !s.o.Filters.LeavesOutTables()); err != nil {
+				return fmt.Errorf("upgrade the schema change capture: %w", err)
+			}
+			st.CaptureOutdated = false
+			s.o.Log(db, "upgraded the schema change capture an older replicator installed (a role that may create objects could take over its functions)")
+		}
 		if !s.o.Force {
 			joined, err := JoinNewTables(ctx, src, dst, st)
 			if err != nil {

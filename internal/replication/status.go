@@ -34,6 +34,9 @@ type Status struct {
 	// Unkeyed are published tables that lost their key: the source refuses
 	// their UPDATEs and DELETEs until they have one again.
 	Unkeyed []string `json:"unkeyed,omitempty"`
+	// CaptureOutdated: the source's schema change capture is an older
+	// replicator's, which a role that may create objects can take over.
+	CaptureOutdated bool `json:"capture_outdated,omitempty"`
 }
 
 // Problems says what needs a person: a broken or incomplete replication,
@@ -61,6 +64,9 @@ func (st *Status) Problems(retainLimit int64) []string {
 			line += "; statement: " + stmt
 		}
 		out = append(out, line+"; fix: "+c.Fix())
+	}
+	if st.CaptureOutdated {
+		out = append(out, st.Database+": the schema change capture on the source was installed by an older replicator, whose functions a role that may create objects can take over (to become superuser); fix: run replicator sync, which upgrades it in place")
 	}
 	for _, t := range st.Unkeyed {
 		out = append(out, fmt.Sprintf("%s: %s is published but has no primary key or replica identity any more, so the source refuses its UPDATEs and DELETEs; fix on the source: add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL",
@@ -136,9 +142,9 @@ func ReadStatus(ctx context.Context, src, dst *pgx.Conn, db string) (*Status, er
 		inactiveCol = "s.inactive_since"
 	}
 	err := src.QueryRow(ctx, `
-SELECT s.active, s.confirmed_flush_lsn::text, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), s.confirmed_flush_lsn)::int8,
+SELECT s.active, s.confirmed_flush_lsn::text, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::int8,
        `+walStatusCol+`, (SELECT extract(epoch FROM r.replay_lag)::float8 FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid),
-       COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), s.restart_lsn)::int8, 0),
+       COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::int8, 0),
        COALESCE(current_setting('max_slot_wal_keep_size', true), ''), `+inactiveCol+`
 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1`, n.Slot).Scan(&slot.Active, &confirmed, &lagBytes, &walStatus, &slot.LagSeconds,
 		&slot.RetainedBytes, &slot.MaxKeepSize, &slot.InactiveSince)
@@ -207,6 +213,11 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 	}
 	if st.ReplicateDDL, st.SchemaChanges, err = readSchemaChanges(ctx, src, dst); err != nil {
 		return nil, err
+	}
+	if st.ReplicateDDL {
+		if st.CaptureOutdated, err = CaptureOutdated(ctx, src); err != nil {
+			return nil, fmt.Errorf("source: %w", err)
+		}
 	}
 	st.State = st.state()
 	return st, nil

@@ -132,8 +132,12 @@ func (p *ddlPair) lastID() string {
 // sameSchema compares pg_dump --schema-only of both sides.
 func (p *ddlPair) sameSchema(what string) {
 	p.t.Helper()
-	s := pgtest.WithoutReplication(pgtest.SchemaDump(p.t, p.src, p.db))
-	d := pgtest.WithoutReplication(pgtest.SchemaDump(p.t, p.dst, p.db))
+	var s, d string
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); d = pgtest.WithoutReplication(pgtest.SchemaDump(p.t, p.dst, p.db)) }()
+	s = pgtest.WithoutReplication(pgtest.SchemaDump(p.t, p.src, p.db))
+	wg.Wait()
 	if s != d {
 		p.t.Errorf("%s: the schemas differ:\n%s", what, pgtest.Diff(s, d))
 	}
@@ -454,7 +458,7 @@ func schemaChangeKinds(t *testing.T, major int, src, dst *pgcluster.Cluster) {
 		defer conn.Close(context.Background())
 		for i := 0; ctx.Err() == nil; i++ {
 			conn.Exec(ctx, "UPDATE bench SET n = n + 1 WHERE id = $1", i%100+1)
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		}
 	}()
 	defer func() { stop(); wg.Wait() }()
