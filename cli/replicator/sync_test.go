@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,12 +148,16 @@ func TestInitSyncIsGapFree(t *testing.T) {
 	}
 	// --watch refreshes until interrupted.
 	watch := exec.Command(bin, append([]string{"status", "--watch", "--interval", "200ms"}, conn...)...)
-	watchOut := &strings.Builder{}
+	watchOut := &lockedBuffer{}
 	watch.Stdout = watchOut
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Interrupt once it has refreshed three times (a loaded machine may take
+	// longer than the interval per refresh; the count is what is tested).
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(watchOut.String(), "DATABASE") < 3 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
 	watch.Process.Signal(os.Interrupt)
 	if err := watch.Wait(); err != nil || strings.Count(watchOut.String(), "DATABASE") < 3 {
 		t.Errorf("status --watch (%v):\n%s", err, watchOut)
@@ -290,4 +295,22 @@ func TestStatusSaysWhy(t *testing.T) {
 	if r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...); r.code != 0 {
 		t.Errorf("status --check after the fix: %d %s", r.code, r.stderr)
 	}
+}
+
+// lockedBuffer is an io.Writer a test can read while a child process writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
