@@ -67,9 +67,10 @@ func assertJobMetrics(t *testing.T, s *devstack.Stack, id string) {
 	if p := metricMax(t, s, metrics.PercentDone, "Job", id); p != 100 {
 		t.Errorf("%s of %s: %v, want 100 at the end", metrics.PercentDone, id, p)
 	}
-	if n := metricMax(t, s, metrics.JobsEnded, "Status", "succeeded"); n < 1 {
-		t.Errorf("no succeeded job counted")
-	}
+	// The end is counted after the end event is published: wait for it.
+	waitFor(t, "a succeeded job counted", 30*time.Second, func() bool {
+		return metricMax(t, s, metrics.JobsEnded, "Status", "succeeded") >= 1
+	})
 }
 
 // sync --remote --monitor keeps the worker watching replication: lag
