@@ -59,6 +59,12 @@ func PrintSummary(w io.Writer, res *engine.Result) {
 		tw.Flush()
 	}
 	fmt.Fprintf(w, "\nCopied %d tables, %d rows, %s in %s.\n", res.TableCount(), res.Rows, Bytes(res.Bytes), Duration(res.Seconds))
+	if len(res.Existing) > 0 {
+		fmt.Fprintf(w, "\nAlready on the target, not created by the copy:\n")
+		for _, m := range res.Existing {
+			fmt.Fprintf(w, "  - %s\n", m)
+		}
+	}
 	if len(res.Warnings) > 0 {
 		fmt.Fprintf(w, "\n%d warning(s):\n", len(res.Warnings))
 		for _, m := range res.Warnings {

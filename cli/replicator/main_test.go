@@ -195,7 +195,7 @@ func TestDropExistingNeedsYesWithoutTerminal(t *testing.T) {
 	args := []string{"init", "--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", "shop", "--no-roles"}
 
 	r := replicator(t, nil, args...)
-	assertOneLineError(t, r, "target already has data in shop")
+	assertOneLineError(t, r, "database shop already holds table public.precious")
 	r = replicator(t, nil, append(args, "--drop-existing")...)
 	assertOneLineError(t, r, "pass --yes to confirm")
 	if got := pgtest.Query(t, pair.Target, "shop", "SELECT id FROM precious"); !reflect.DeepEqual(got, []string{"7"}) {

@@ -282,7 +282,7 @@ func TestNoResumeAndOtherFilters(t *testing.T) {
 	}
 
 	r := replicator(t, env, append(args, "--exclude-tables", "big")...)
-	assertOneLineError(t, r, "target already has data in "+db)
+	assertOneLineError(t, r, "database "+db+" already holds table public.big")
 	r = replicator(t, env, append(args, "--no-resume")...)
 	assertOneLineError(t, r, "pass --drop-existing")
 	r = replicator(t, env, append(args, "--no-resume", "--drop-existing", "--yes")...)

@@ -81,6 +81,8 @@ const (
 	pgRewriteOID    = 2618
 	pgTriggerOID    = 2620
 	pgPolicyOID     = 3256
+	pgNamespaceOID  = 2615
+	pgExtensionOID  = 3079
 )
 
 // copyDatabase copies one database in its snapshot: catalog, schema, rows and
@@ -304,6 +306,7 @@ func (r *run) finishSteps(ctx context.Context, w *dbWork, archive, archiveDir st
 		{"large objects", func(bool) error { return r.copyLargeObjects(ctx, w) }},
 		{"post-data", func(resuming bool) error { return r.restorePostData(ctx, w, archive, archiveDir, resuming) }},
 		{"sequences", func(bool) error { return r.setSequences(ctx, w) }},
+		{"database settings", func(bool) error { return r.applyDatabaseSettings(ctx, w, archive) }},
 	} {
 		key := keyDB(w.name, s.name)
 		rec, seen := r.cp.get(key)

@@ -143,9 +143,12 @@ type Result struct {
 	Steps    []StepResult  `json:"steps"`
 	Tables   []TableResult `json:"tables"`
 	Warnings []string      `json:"warnings,omitempty"`
-	Seconds  float64       `json:"seconds"`
-	Rows     int64         `json:"rows"`
-	Bytes    int64         `json:"bytes"`
+	// Existing: what the copy found already in target databases it restored
+	// into, and kept or left untouched ("db: kept schema bar, ...").
+	Existing []string `json:"existing_on_target,omitempty"`
+	Seconds  float64  `json:"seconds"`
+	Rows     int64    `json:"rows"`
+	Bytes    int64    `json:"bytes"`
 	// TablesOmitted and StepsOmitted count what Trimmed left out.
 	TablesOmitted int `json:"tables_omitted,omitempty"`
 	StepsOmitted  int `json:"steps_omitted,omitempty"`

@@ -161,7 +161,7 @@ func TestExistingTargetDatabase(t *testing.T) {
 
 	_, _, err := copyCluster(t, spec, func(o *engine.Options) { o.SkipRoles = true })
 	var ue *problem.Problem
-	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "target already has data in occupied") || !strings.Contains(err.Error(), "--drop-existing") {
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "database occupied already holds table public.keep_me") || !strings.Contains(err.Error(), "--drop-existing") {
 		t.Fatalf("want a user error about occupied, got %v", err)
 	}
 	// Not confirmed: refused, nothing changed.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
-	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/existing"
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/problem"
@@ -30,11 +30,17 @@ type plan struct {
 type dbPlan struct {
 	name string
 	// redoPreData: an interrupted run had started this database's pre-data
-	// (so the target database is this run's own) without finishing it.
+	// without finishing it.
 	redoPreData bool
-	// existsEmpty: the target already has this database without tables (the
-	// "postgres" database, say); restore into it rather than creating it.
-	existsEmpty bool
+	// ours: this run series created the target database (its OID is
+	// recorded): the only one it may drop without --drop-existing.
+	ours bool
+	// intoExisting: the target already has this database, not the copy's
+	// (the "postgres" database, one a provider prepared): restore into it,
+	// never drop it.
+	intoExisting bool
+	// skipPre: pre-data archive entries not restored (the kept objects).
+	skipPre map[tocKey]bool
 	// drop: the target has it and --drop-existing asked to replace it.
 	drop bool
 	// early: the snapshot and schema dump started during preflight.
@@ -114,7 +120,7 @@ func (r *run) preflight(ctx context.Context) (_ *plan, err error) {
 	for _, w := range append(warnings, more...) {
 		r.warn("", "%s", w)
 	}
-	if err := r.checkTargets(ctx, p, di); err != nil {
+	if err := r.checkTargets(ctx, p, dst, di); err != nil {
 		return nil, err
 	}
 	if err := checkPlacement(ctx, p, seen, src, dst, di); err != nil {
@@ -212,45 +218,73 @@ func checkWritable(di *catalog.Server) error {
 }
 
 // checkTargets decides what becomes of each database on the target: created,
-// resumed, restored into an empty one, or dropped and replaced (asked first).
-// A target that already holds data is refused unless --drop-existing.
-func (r *run) checkTargets(ctx context.Context, p *plan, di *catalog.Server) error {
+// resumed, restored into an existing one, or dropped and replaced (asked
+// first). A database is dropped only with --drop-existing or when this run
+// series created it (its recorded OID is the one there now). An existing
+// database is restored into only when nothing in it conflicts with the
+// source (see package existing); otherwise the run is refused here.
+func (r *run) checkTargets(ctx context.Context, p *plan, dst *pgx.Conn, di *catalog.Server) error {
 	o := r.opts
 	onTarget := map[string]bool{}
 	for _, d := range di.Databases {
 		onTarget[d] = true
 	}
-	var occupied, toDrop []string
+	var refusals, toDrop []string
 	needCreate := false
 	for _, db := range p.databases {
-		rec, ours := r.cp.get(keyDB(db.name, "pre-data"))
-		if ours && !onTarget[db.name] {
-			return userErrorf("database %s, created on the target by the interrupted run, is gone: start over with --no-resume", db.name)
+		created, ours, err := r.createdByUs(ctx, dst, db.name)
+		if err != nil {
+			return err
 		}
-		if ours {
+		rec, started := r.cp.get(keyDB(db.name, "pre-data"))
+		if started && !onTarget[db.name] {
+			return userErrorf("database %s, which the interrupted run restored into, is gone from the target: start over with --no-resume", db.name)
+		}
+		switch {
+		case ours:
+			db.ours = true
 			db.redoPreData = rec.Status != checkpoint.Done
+			needCreate = needCreate || db.redoPreData
 			continue // this run's own database: resumed, not refused
+		case created != "":
+			refusals = append(refusals, created)
+			continue
+		case started && o.DropExisting:
+			// Restored into by the interrupted run, and now to be replaced.
+		case started:
+			// Restored into by the interrupted run: resumed in place, never
+			// dropped (it was there before the copy).
+			db.intoExisting = true
+			db.redoPreData = rec.Status != checkpoint.Done
+			continue
 		}
 		if !onTarget[db.name] {
 			needCreate = true
 			continue
 		}
-		n, err := countTargetRelations(ctx, o.Target, db.name)
+		if o.DropExisting {
+			db.drop, needCreate = true, true
+			toDrop = append(toDrop, db.name)
+			continue
+		}
+		v, err := r.judgeExisting(ctx, db)
 		if err != nil {
 			return err
 		}
-		switch {
-		case o.DropExisting:
-			db.drop, needCreate = true, true
-			toDrop = append(toDrop, db.name)
-		case n > 0:
-			occupied = append(occupied, fmt.Sprintf("%s (%d relations)", db.name, n))
-		default:
-			db.existsEmpty = true
+		if len(v.Conflicts) > 0 {
+			refusals = append(refusals, existing.Conflicting(db.name, v))
+			continue
+		}
+		db.intoExisting = true
+		for _, n := range v.Notes() {
+			r.mu.Lock()
+			r.result.Existing = append(r.result.Existing, db.name+": "+n)
+			r.mu.Unlock()
+			r.info(db.name, "%s", n)
 		}
 	}
-	if len(occupied) > 0 {
-		return userErrorf("target already has data in %s: nothing was changed; pass --drop-existing to replace them, or --exclude-databases to skip them", strings.Join(occupied, ", "))
+	if len(refusals) > 0 {
+		return userErrorf("%s", existing.Refusal(refusals))
 	}
 	if needCreate && !di.Superuser && !di.CreateDB {
 		return userErrorf("target role %q lacks CREATEDB, needed to create the databases: run ALTER ROLE %s CREATEDB as an administrator, or connect as another role",
@@ -272,6 +306,60 @@ func (r *run) checkTargets(ctx context.Context, p *plan, di *catalog.Server) err
 	return nil
 }
 
+// createdByUs reports whether this run series created the target database
+// name, which it then may drop and create again: the OID recorded when it was
+// created is the one the target has now. refusal is set when a record exists
+// but does not prove it (the creation was interrupted before its OID was
+// recorded, or the database was replaced since).
+func (r *run) createdByUs(ctx context.Context, dst *pgx.Conn, name string) (refusal string, ours bool, err error) {
+	rec, ok := r.cp.get(keyDB(name, "created"))
+	if !ok {
+		return "", false, nil
+	}
+	var oid string
+	err = dst.QueryRow(ctx, "SELECT oid::text FROM pg_catalog.pg_database WHERE datname = $1", name).Scan(&oid)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", false, nil // gone: created again as a new database
+	case err != nil:
+		return "", false, fmt.Errorf("target: %w", err)
+	case rec.Status == checkpoint.Done && rec.Data == oid:
+		return "", true, nil
+	case rec.Status == checkpoint.Done:
+		return fmt.Sprintf("database %s is not the one the interrupted run created (it was replaced since; OID %s, not %s)", name, oid, rec.Data), false, nil
+	default:
+		return fmt.Sprintf("the interrupted run stopped while creating database %s, before it could record it as its own", name), false, nil
+	}
+}
+
+// judgeExisting judges what an existing target database holds against the
+// source database (package existing); the kept objects' archive entries are
+// left out of pre-data, by the source's OIDs (the archive's).
+func (r *run) judgeExisting(ctx context.Context, db *dbPlan) (*existing.Verdict, error) {
+	in, err := existing.Inspect(ctx, r.opts.Source, r.opts.Target, db.name, replication.DDLSchema)
+	if err != nil {
+		return nil, err
+	}
+	if in.TemplateErr != nil {
+		r.warn(db.name, "could not read the target's template1 to tell its objects from the database's own (%s): every object counts", oneLine(in.TemplateErr))
+	}
+	if len(in.Conflicts) > 0 {
+		return in.Verdict, nil
+	}
+	db.skipPre = map[tocKey]bool{}
+	for _, k := range in.Kept {
+		cat := uint32(pgNamespaceOID)
+		if k.Kind == "extension" {
+			cat = pgExtensionOID
+		}
+		db.skipPre[tocKey{cat, k.SourceOID}] = true
+	}
+	for _, n := range in.VersionNotes(in.Source) {
+		r.warn(db.name, "%s", n)
+	}
+	return in.Verdict, nil
+}
+
 // chooseMaintenance picks the target database that drops and creates go
 // through, as dropdb does: the one in the target URL, unless the run replaces
 // it (PostgreSQL cannot drop the database a session is in), then postgres,
@@ -279,7 +367,7 @@ func (r *run) checkTargets(ctx context.Context, p *plan, di *catalog.Server) err
 func (r *run) chooseMaintenance(p *plan) error {
 	replaced := map[string]bool{}
 	for _, db := range p.databases {
-		if db.drop || db.redoPreData && !db.existsEmpty {
+		if db.drop || db.redoPreData && db.ours {
 			replaced[db.name] = true
 		}
 	}
@@ -323,7 +411,7 @@ func checkPlacement(ctx context.Context, p *plan, seen *sourceFacts, src, dst *p
 			strings.Join(missing, ", "))
 	}
 	for _, db := range p.databases {
-		if db.existsEmpty {
+		if db.intoExisting {
 			continue // restored into, not created
 		}
 		l, err := catalog.ReadLocale(ctx, src, db.name)
@@ -390,34 +478,6 @@ func (r *run) estimate(ctx context.Context, db string, seen *sourceFacts) error 
 		}
 	}
 	return nil
-}
-
-// countTargetRelations counts user relations in a target database.
-func countTargetRelations(ctx context.Context, target *conninfo.Endpoint, db string) (int, error) {
-	ep, err := target.WithDatabase(db)
-	if err != nil {
-		return 0, err
-	}
-	conn, err := ep.Connect(ctx)
-	if err != nil {
-		var ce *conninfo.ConnectError
-		if errors.As(err, &ce) {
-			return 0, fmt.Errorf("check target database %s: %w", db, err)
-		}
-		return 0, err
-	}
-	defer conn.Close(context.Background())
-	var n int
-	err = conn.QueryRow(ctx, `
-SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-  AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("check target database %s: %w", db, err)
-	}
-	return n, nil
 }
 
 func listOrNone(s []string) string {

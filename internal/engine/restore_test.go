@@ -75,3 +75,21 @@ Command was: ALTER PUBLICATION fidelity_pub OWNER TO postgres;
 		}
 	}
 }
+
+func TestDatabaseSettingStatements(t *testing.T) {
+	for stmt, want := range map[string]bool{
+		`ALTER DATABASE d1 CONNECTION LIMIT = 1;`:                   true,
+		`ALTER DATABASE "my ""db""" SET work_mem TO '8MB';`:         true,
+		`ALTER DATABASE d1 RESET ALL;`:                              true,
+		`ALTER DATABASE d1 IS_TEMPLATE = true;`:                     true,
+		`ALTER ROLE r1 IN DATABASE d1 SET work_mem TO '9MB';`:       true,
+		`ALTER DATABASE d1 OWNER TO postgres;`:                      false,
+		`ALTER DATABASE "SET x" OWNER TO postgres;`:                 false,
+		`CREATE DATABASE d1 WITH TEMPLATE = template0;`:             false,
+		`COMMENT ON DATABASE d1 IS 'ALTER DATABASE d1 SET x TO 1';`: false,
+	} {
+		if got := databaseSetting.MatchString(stmt); got != want {
+			t.Errorf("%s: setting %v, want %v", stmt, got, want)
+		}
+	}
+}

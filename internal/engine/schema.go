@@ -51,32 +51,47 @@ func (r *run) dumpSchema(ctx context.Context, w *dbWork, archive string) error {
 // everything that must exist before data: types, functions, tables, ...
 func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive string) error {
 	key := keyDB(w.name, "pre-data")
-	// Durable: from here on the target database is this run's own.
+	// Durable: a rerun knows this database was restored into.
 	if err := r.cp.mark(ctx, checkpoint.Record{Key: key, Status: checkpoint.Running}, true); err != nil {
 		return err
 	}
-	if db.drop || db.redoPreData && !db.existsEmpty {
+	if db.drop || db.redoPreData && db.ours {
 		if err := r.dropTargetDatabase(ctx, w.name); err != nil {
 			return err
 		}
 	}
-	args := []string{"--section=pre-data"}
-	target := w.dst
-	switch {
-	case db.existsEmpty:
-	case r.dstVersion.Major < 15 && r.opts.Tools.Version.Major >= 15:
-		if err := r.createDatabaseBefore15(ctx, w, archive); err != nil {
+	if !db.intoExisting {
+		if err := r.createDatabase(ctx, w, archive); err != nil {
 			return err
 		}
-	default:
-		args = append(args, "--create")
-		target = r.maintenance
 	}
-	args = append(args, "--dbname="+target.ToolConnString(), archive)
-	if err := r.pgRestore(ctx, w.name, target, w.dst, args, db.existsEmpty && db.redoPreData); err != nil {
+	args := []string{"--section=pre-data"}
+	if len(db.skipPre) > 0 {
+		list, err := r.tocList(ctx, archive, db.skipPre, filepath.Join(filepath.Dir(archive), "pre-data.list"))
+		if err != nil {
+			return err
+		}
+		args = append(args, "--use-list="+list)
+	}
+	args = append(args, "--dbname="+w.dst.ToolConnString(), archive)
+	if err := r.pgRestore(ctx, w.name, w.dst, w.dst, args, db.intoExisting && db.redoPreData); err != nil {
 		return err
 	}
 	return r.cp.set(ctx, key, checkpoint.Done)
+}
+
+// tocList writes the archive's table of contents to file, the entries of skip
+// commented out, for pg_restore --use-list.
+func (r *run) tocList(ctx context.Context, archive string, skip map[tocKey]bool, file string) (string, error) {
+	out, err := r.opts.Tools.Run(ctx, "pg_restore", []string{"--list", archive}, nil, r.secrets)
+	if err != nil {
+		return "", err
+	}
+	list, err := filterTOC(out, skip)
+	if err != nil {
+		return "", err
+	}
+	return file, os.WriteFile(file, list, 0o600)
 }
 
 func (r *run) dropTargetDatabase(ctx context.Context, name string) error {
@@ -103,9 +118,21 @@ func (r *run) dropTargetDatabase(ctx context.Context, name string) error {
 	return nil
 }
 
-// databaseEntry is an archive entry about the database itself: its creation,
-// properties (settings, owner), comment, grants and security labels.
-var databaseEntry = regexp.MustCompile(`^\d+; \d+ \d+ (DATABASE|DATABASE PROPERTIES|COMMENT - DATABASE|ACL - DATABASE|SECURITY LABEL - DATABASE) `)
+// databaseEntry is an archive entry about the database itself: its creation
+// (with its owner), comment, grants and security labels.
+var databaseEntry = regexp.MustCompile(`^\d+; \d+ \d+ (DATABASE -|COMMENT - DATABASE|ACL - DATABASE|SECURITY LABEL - DATABASE) `)
+
+// databaseProperties is the archive entry of the database's settings:
+// ALTER DATABASE ... SET, ALTER ROLE ... IN DATABASE ... SET and its
+// CONNECTION LIMIT.
+var databaseProperties = regexp.MustCompile(`^\d+; \d+ \d+ DATABASE PROPERTIES `)
+
+// databaseSetting is a statement of the database's properties: ALTER
+// DATABASE ... SET, RESET, CONNECTION LIMIT, IS_TEMPLATE, ALLOW_CONNECTIONS
+// (not OWNER TO), and ALTER ROLE ... IN DATABASE ... SET. pg_restore prints
+// them with the database's creation whatever its list says; the copy applies
+// them at its end.
+var databaseSetting = regexp.MustCompile(`^ALTER (DATABASE (?:"(?:[^"]|"")*"|[^ "]+) (?:SET|RESET|CONNECTION LIMIT|IS_TEMPLATE|ALLOW_CONNECTIONS)\b|ROLE .* IN DATABASE )`)
 
 // localeProvider is the option pg_dump 15 and newer write into every CREATE
 // DATABASE; a server older than 15 has only the libc provider and does not
@@ -117,23 +144,74 @@ var localeProvider = regexp.MustCompile(` LOCALE_PROVIDER = libc\b`)
 // LC_COLLATE with LC_CTYPE say the same to every version.
 var localeBoth = regexp.MustCompile(` LOCALE = ('(?:[^']|'')*')`)
 
-// createDatabaseBefore15 creates the database on a target older than
-// PostgreSQL 15 from the archive of pg_dump 15 or newer: the database's own
-// entries are printed as SQL, LOCALE_PROVIDER = libc dropped from CREATE
-// DATABASE (the only provider such a server has) and LOCALE spelt out for 12,
-// and run on the maintenance
-// database. The rest of pre-data then restores into the new database.
-func (r *run) createDatabaseBefore15(ctx context.Context, w *dbWork, archive string) error {
-	// The database's own entries are listed only with --create.
+// createDatabase creates the database from the archive's own entries
+// (CREATE DATABASE, its owner, comment and grants; its settings come at the
+// end, see applyDatabaseSettings), and records it as this run series' own,
+// with its OID, before anything else happens in it: only a database so
+// recorded may be dropped by a rerun. For a target older than PostgreSQL 15
+// and pg_dump 15 or newer, LOCALE_PROVIDER = libc is dropped from CREATE
+// DATABASE (the only provider such a server has) and LOCALE spelt out for 12.
+// The rest of pre-data then restores into the new database.
+func (r *run) createDatabase(ctx context.Context, w *dbWork, archive string) error {
+	return r.runDatabaseEntries(ctx, w, archive, databaseEntry, func(conn *pgx.Conn, stmt string) (string, error) {
+		if databaseSetting.MatchString(stmt) {
+			return "", nil // at the end
+		}
+		if !strings.HasPrefix(stmt, "CREATE DATABASE ") {
+			return stmt, nil
+		}
+		if r.dstVersion.Major < 15 {
+			stmt = localeProvider.ReplaceAllString(stmt, "")
+			stmt = localeBoth.ReplaceAllString(stmt, " LC_COLLATE = $1 LC_CTYPE = $1")
+		}
+		// Durable, before: an interruption between the two records leaves a
+		// database that a rerun cannot prove its own.
+		if err := r.cp.mark(ctx, checkpoint.Record{Key: keyDB(w.name, "created"), Status: checkpoint.Running}, true); err != nil {
+			return "", err
+		}
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return "", fmt.Errorf("database %s: %s: %w", w.name, firstWords(stmt, 8), err)
+		}
+		var oid string
+		if err := conn.QueryRow(ctx, "SELECT oid::text FROM pg_catalog.pg_database WHERE datname = $1", w.name).Scan(&oid); err != nil {
+			return "", fmt.Errorf("database %s: read its OID: %w", w.name, err)
+		}
+		return "", r.cp.mark(ctx, checkpoint.Record{Key: keyDB(w.name, "created"), Status: checkpoint.Done, Data: oid}, true)
+	})
+}
+
+// applyDatabaseSettings applies the database's settings (ALTER DATABASE ...
+// SET, ALTER ROLE ... IN DATABASE ... SET) and connection limit, once its
+// copy is done, to a database created by the copy or one that was there:
+// applied earlier, a connection limit smaller than the copy's jobs, or a
+// setting such as default_transaction_read_only, would stop the copy itself.
+func (r *run) applyDatabaseSettings(ctx context.Context, w *dbWork, archive string) error {
+	return r.runDatabaseEntries(ctx, w, archive, databaseProperties, func(_ *pgx.Conn, stmt string) (string, error) {
+		if databaseSetting.MatchString(stmt) {
+			return stmt, nil
+		}
+		return "", nil
+	})
+}
+
+// runDatabaseEntries prints the archive's entries that match (listed only
+// with --create) as SQL and runs them on the maintenance database, one
+// statement at a time; exec, when set, may run a statement itself (it
+// returns "" then) or rewrite it. What the target refuses for want of
+// privileges or roles is a warning, as in pg_restore.
+func (r *run) runDatabaseEntries(ctx context.Context, w *dbWork, archive string, entry *regexp.Regexp, exec func(*pgx.Conn, string) (string, error)) error {
 	out, err := r.opts.Tools.Run(ctx, "pg_restore", []string{"--create", "--list", archive}, nil, r.secrets)
 	if err != nil {
 		return err
 	}
 	var list bytes.Buffer
 	for _, line := range strings.Split(string(out), "\n") {
-		if databaseEntry.MatchString(line) {
+		if entry.MatchString(line) {
 			list.WriteString(line + "\n")
 		}
+	}
+	if list.Len() == 0 {
+		return nil
 	}
 	listFile := archive + ".database.list"
 	if err := os.WriteFile(listFile, list.Bytes(), 0o600); err != nil {
@@ -153,9 +231,13 @@ func (r *run) createDatabaseBefore15(ctx context.Context, w *dbWork, archive str
 		if strings.HasPrefix(stmt, "SET ") || strings.HasPrefix(stmt, "SELECT pg_catalog.set_config(") {
 			continue // the script's session preamble, for psql
 		}
-		if strings.HasPrefix(stmt, "CREATE DATABASE ") {
-			stmt = localeProvider.ReplaceAllString(stmt, "")
-			stmt = localeBoth.ReplaceAllString(stmt, " LC_COLLATE = $1 LC_CTYPE = $1")
+		if exec != nil {
+			if stmt, err = exec(conn, stmt); err != nil {
+				return err
+			}
+			if stmt == "" {
+				continue
+			}
 		}
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			is := restoreIssue{Message: pgMessage(err), Command: stmt}

@@ -130,7 +130,7 @@ func startValidate(ctx context.Context, j Job, env Env, res *Result) func(contex
 	ch := make(chan outcome, 1)
 	go func() {
 		rep, err := validate.Run(ctx, validate.Options{Source: j.Source, Target: j.Target, Filters: j.Filters, FindTools: env.FindTools,
-			PGBin: env.PGBin, Jobs: max(o.Jobs, 2), Sync: o.Sync, OnWorker: env.OnWorker})
+			PGBin: env.PGBin, Jobs: max(o.Jobs, 2), Sync: o.Sync, OnWorker: env.OnWorker, CopyChecksTargets: true})
 		ch <- outcome{rep, err}
 	}()
 	var once sync.Once

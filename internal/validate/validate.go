@@ -15,9 +15,11 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/existing"
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/problem"
+	"github.com/replicatorhq/replicator/internal/replication"
 )
 
 // Severity of a finding.
@@ -106,6 +108,10 @@ type Options struct {
 	// OnWorker: the checks run on a remote worker, whose client tools come
 	// with its image (the fixes say so).
 	OnWorker bool
+	// CopyChecksTargets: the copy that runs alongside judges the existing
+	// target databases itself (it knows which ones an interrupted run made
+	// its own, and --drop-existing): the check is left to it.
+	CopyChecksTargets bool
 }
 
 // ThroughputBytesPerSecond is the rate behind the time estimate: what one copy
@@ -155,6 +161,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if di != nil {
 		c.writable(di)
 		c.createdb(di, selected)
+		if !c.opts.CopyChecksTargets && si != nil {
+			c.existingTargets(ctx, di, selected)
+		}
 	}
 	if si != nil && di != nil {
 		c.placement(ctx, selected, src, dst, di)
@@ -300,4 +309,33 @@ func listSome(items []string, n int) string {
 		return strings.Join(items, ", ")
 	}
 	return strings.Join(items[:n], ", ") + fmt.Sprintf(" and %d more", len(items)-n)
+}
+
+// existingTargets judges each selected database the target already has, as
+// the copy will (package existing): a conflict fails, with the fixes.
+func (c *checker) existingTargets(ctx context.Context, di *catalog.Server, selected []string) {
+	var refusals, notes []string
+	for _, db := range selected {
+		if !slices.Contains(di.Databases, db) {
+			continue
+		}
+		in, err := existing.Inspect(ctx, c.opts.Source, c.opts.Target, db, replication.DDLSchema)
+		if err != nil {
+			c.add("existing target databases", Fail, fmt.Sprintf("database %s: %v", db, err), "")
+			return
+		}
+		if len(in.Conflicts) > 0 {
+			refusals = append(refusals, existing.Conflicting(db, in.Verdict))
+			continue
+		}
+		for _, n := range in.Notes() {
+			notes = append(notes, db+": "+n)
+		}
+	}
+	switch {
+	case len(refusals) > 0:
+		c.add("existing target databases", Fail, strings.Join(refusals, "; "), existing.Fix)
+	case len(notes) > 0:
+		c.add("existing target databases", OK, "restored into as they are: "+strings.Join(notes, "; "), "")
+	}
 }
