@@ -242,13 +242,15 @@ func TableNames(ctx context.Context, server *conninfo.Endpoint, dbs []string) ([
 			return nil, err
 		}
 		tables, err := Tables(ctx, conn)
+		var names []filter.Table
+		if err == nil {
+			names, err = FilterNames(ctx, conn, db, tables)
+		}
 		conn.Close(context.Background())
 		if err != nil {
 			return nil, fmt.Errorf("source database %s: %w", db, err)
 		}
-		for _, t := range tables {
-			out = append(out, filter.Table{DB: db, Schema: t.Name.Schema, Name: t.Name.Name})
-		}
+		out = append(out, names...)
 	}
 	return out, nil
 }
@@ -257,14 +259,16 @@ func TableNames(ctx context.Context, server *conninfo.Endpoint, dbs []string) ([
 type Matview struct {
 	OID  uint32
 	Name Name
+	// Populated: it holds data (not created or refreshed WITH NO DATA).
+	Populated bool
 }
 
-// PopulatedMatviews lists the user materialized views that hold data (not
-// created or refreshed WITH NO DATA).
-func PopulatedMatviews(ctx context.Context, q Querier) ([]Matview, error) {
+// Matviews lists the user materialized views, whether they hold data (not
+// created or refreshed WITH NO DATA) or not.
+func Matviews(ctx context.Context, q Querier) ([]Matview, error) {
 	rows, err := q.Query(ctx, `
-SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'm' AND c.relispopulated AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND n.nspname <> 'replicator_ddl'
+SELECT c.oid, n.nspname, c.relname, c.relispopulated FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'm' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND n.nspname <> 'replicator_ddl'
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                   WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
 ORDER BY 2, 3`)
@@ -275,10 +279,27 @@ ORDER BY 2, 3`)
 	var out []Matview
 	for rows.Next() {
 		var m Matview
-		if err := rows.Scan(&m.OID, &m.Name.Schema, &m.Name.Name); err != nil {
+		if err := rows.Scan(&m.OID, &m.Name.Schema, &m.Name.Name, &m.Populated); err != nil {
 			return nil, fmt.Errorf("list materialized views: %w", err)
 		}
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// FilterNames are the names filters are checked against (CheckTables): the
+// tables, partitions and materialized views of database db.
+func FilterNames(ctx context.Context, q Querier, db string, tables []*Table) ([]filter.Table, error) {
+	var out []filter.Table
+	for _, t := range tables {
+		out = append(out, filter.Table{DB: db, Schema: t.Name.Schema, Name: t.Name.Name, RootSchema: t.Root.Schema, RootName: t.Root.Name})
+	}
+	mvs, err := Matviews(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range mvs {
+		out = append(out, filter.Table{DB: db, Schema: m.Name.Schema, Name: m.Name.Name, Matview: true})
+	}
+	return out, nil
 }

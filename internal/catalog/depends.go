@@ -3,6 +3,8 @@ package catalog
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Dependent is an object outside a set of relations that depends on one of them:
@@ -92,4 +94,34 @@ func Encoding(ctx context.Context, q Querier) (string, error) {
 	var enc string
 	err := q.QueryRow(ctx, `SELECT pg_catalog.pg_encoding_to_char(encoding) FROM pg_catalog.pg_database WHERE datname = current_database()`).Scan(&enc)
 	return enc, err
+}
+
+// Blocking lists what would fail to restore without the relations rels (left
+// out by the filters), and that the copy cannot leave out with them: functions
+// and types that use their row types (RETURNS SETOF t, a column of a
+// composite type, a domain over one), columns of other tables of those row
+// types, and functions whose SQL-standard body reads them. Views, foreign
+// keys, triggers, rules and policies are not listed: the copy leaves those out
+// with their table (resolveExclusions). Each entry names the object and the
+// relation it needs.
+func Blocking(ctx context.Context, q Querier, rels []uint32) ([]string, error) {
+	if len(rels) == 0 {
+		return nil, nil
+	}
+	rows, err := q.Query(ctx, `
+SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' needs ' || r.oid::pg_catalog.regclass::text
+FROM pg_catalog.pg_class r
+JOIN pg_catalog.pg_depend d ON d.deptype = 'n' AND (
+       d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.refobjid = r.reltype
+    OR d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = r.oid AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass)
+WHERE r.oid = ANY ($1)
+  AND d.classid <> 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+  AND NOT (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = ANY ($1))
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = 'e')
+ORDER BY 1`, rels)
+	if err != nil {
+		return nil, fmt.Errorf("list objects that need excluded tables: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

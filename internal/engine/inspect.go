@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/replicatorhq/replicator/internal/catalog"
+	"github.com/replicatorhq/replicator/internal/filter"
 )
 
 // inspect reads the catalog inside the snapshot and decides, table by table, what
@@ -26,7 +27,7 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 	excluded := map[uint32]bool{}
 	var dataOIDs, partial []uint32
 	for _, t := range tables {
-		d := r.opts.Filters.Table(w.name, t.Root.Schema, t.Root.Name)
+		d := r.opts.Filters.Relation(w.name, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
 		if t.ExtensionConfig && t.ExtensionCondition != "" {
 			cond := strings.TrimSpace(t.ExtensionCondition)
 			cond = strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(cond, "WHERE"), "where"))
@@ -50,6 +51,19 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 		}
 		if d.SchemaOnly || d.Predicate != "" && !t.ExtensionConfig {
 			partial = append(partial, t.OID)
+		}
+	}
+	// Materialized views are filtered as tables are: one left out is not
+	// created (nor what depends on it); a schema-only one is created WITH
+	// NO DATA (not refreshed, see populatedMatviews).
+	mvs, err := catalog.Matviews(ctx, conn)
+	if err != nil {
+		return err
+	}
+	for _, mv := range mvs {
+		if !r.opts.Filters.Table(w.name, mv.Name.Schema, mv.Name.Name).Copy {
+			excluded[mv.OID] = true
+			w.excluded = append(w.excluded, mv.Name)
 		}
 	}
 	if err := r.resolveExclusions(ctx, conn, w, excluded); err != nil {
@@ -104,7 +118,7 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 	if w.blobs, err = catalog.LargeObjects(ctx, conn); err != nil {
 		return err
 	}
-	if w.matviews, err = populatedMatviews(ctx, conn, excluded); err != nil {
+	if w.matviews, err = populatedMatviews(ctx, conn, excluded, r.opts.Filters, w.name); err != nil {
 		return err
 	}
 	// Always: a source may carry a replication another run set up.
@@ -196,15 +210,15 @@ func relationName(ctx context.Context, conn *pgx.Conn, oid uint32) (catalog.Name
 }
 
 // populatedMatviews are the materialized views with data on the source,
-// but those left out, which post-data refreshes on the target.
-func populatedMatviews(ctx context.Context, conn *pgx.Conn, excluded map[uint32]bool) ([]catalog.Name, error) {
-	mvs, err := catalog.PopulatedMatviews(ctx, conn)
+// but those left out or schema-only, which post-data refreshes on the target.
+func populatedMatviews(ctx context.Context, conn *pgx.Conn, excluded map[uint32]bool, rules *filter.Rules, db string) ([]catalog.Name, error) {
+	mvs, err := catalog.Matviews(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
 	var out []catalog.Name
 	for _, mv := range mvs {
-		if !excluded[mv.OID] {
+		if mv.Populated && !excluded[mv.OID] && !rules.Table(db, mv.Name.Schema, mv.Name.Name).SchemaOnly {
 			out = append(out, mv.Name)
 		}
 	}

@@ -120,6 +120,9 @@ func (r *run) preflight(ctx context.Context) (_ *plan, err error) {
 	for _, w := range append(warnings, more...) {
 		r.warn("", "%s", w)
 	}
+	if err := checkBlocking(seen); err != nil {
+		return nil, err
+	}
 	if err := r.checkTargets(ctx, p, dst, di); err != nil {
 		return nil, err
 	}
@@ -393,6 +396,8 @@ func (r *run) chooseMaintenance(p *plan) error {
 type sourceFacts struct {
 	tables      []filter.Table
 	tablespaces map[string][]string
+	// blocking: kept objects that need a table the filters leave out.
+	blocking []string
 }
 
 // checkPlacement refuses what CREATE DATABASE or pg_restore would fail on
@@ -470,14 +475,54 @@ func (r *run) estimate(ctx context.Context, db string, seen *sourceFacts) error 
 	if seen.tablespaces[db], err = catalog.UsedTablespaces(ctx, conn); err != nil {
 		return fmt.Errorf("source database %s: %w", db, err)
 	}
+	names, err := catalog.FilterNames(ctx, conn, db, tables)
+	if err != nil {
+		return fmt.Errorf("source database %s: %w", db, err)
+	}
+	seen.tables = append(seen.tables, names...)
+	var left []uint32
 	for _, t := range tables {
-		seen.tables = append(seen.tables, filter.Table{DB: db, Schema: t.Name.Schema, Name: t.Name.Name})
-		d := r.opts.Filters.Table(db, t.Root.Schema, t.Root.Name)
+		d := r.opts.Filters.Relation(db, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
 		if t.Kind == 'r' && d.Copy && !d.SchemaOnly {
 			r.tracker.Register(db, t.Name.String(), t.Rows, t.Bytes)
 		}
+		if !d.Copy {
+			left = append(left, t.OID)
+		}
+	}
+	mvs, err := catalog.Matviews(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("source database %s: %w", db, err)
+	}
+	for _, mv := range mvs {
+		if !r.opts.Filters.Table(db, mv.Name.Schema, mv.Name.Name).Copy {
+			left = append(left, mv.OID)
+		}
+	}
+	blocking, err := catalog.Blocking(ctx, conn, left)
+	if err != nil {
+		return fmt.Errorf("source database %s: %w", db, err)
+	}
+	for _, b := range blocking {
+		seen.blocking = append(seen.blocking, db+": "+b)
 	}
 	return nil
+}
+
+// checkBlocking refuses filters that leave out tables which kept objects
+// need (a function returning SETOF one): pg_restore would fail on them
+// half-way through the schema.
+func checkBlocking(seen *sourceFacts) error {
+	if len(seen.blocking) == 0 {
+		return nil
+	}
+	list := seen.blocking
+	more := ""
+	if len(list) > 10 {
+		list, more = list[:10], fmt.Sprintf(" and %d more", len(seen.blocking)-10)
+	}
+	return userErrorf("the filters leave out tables that kept objects need: %s%s: nothing was changed; keep those tables' structure without their rows (--schema-only-tables instead of --exclude-tables), or leave out what needs them too",
+		strings.Join(list, "; "), more)
 }
 
 func listOrNone(s []string) string {

@@ -80,3 +80,28 @@ func TestRules(t *testing.T) {
 		t.Error("--include-tables narrows the tables")
 	}
 }
+
+// A partition follows its table, but --schema-only-tables and --table-filter
+// may name it.
+func TestRelationOfAPartition(t *testing.T) {
+	r, err := Spec{SchemaOnlyTables: []string{"payment_p2022_01"}, TableFilters: []string{"payment_p2022_02:amount > 0", "payment:id > 5"}}.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		want Decision
+	}{
+		{"payment", Decision{Copy: true, Predicate: "(id > 5)"}},
+		{"payment_p2022_01", Decision{Copy: true, SchemaOnly: true, Predicate: "(id > 5)"}},
+		{"payment_p2022_02", Decision{Copy: true, Predicate: "(id > 5) AND (amount > 0)"}},
+	} {
+		if got := r.Relation("pagila", "public", c.name, "public", "payment"); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		}
+	}
+	r, _ = Spec{ExcludeTables: []string{"payment"}, SchemaOnlyTables: []string{"payment_p2022_01"}}.Compile()
+	if got := r.Relation("pagila", "public", "payment_p2022_01", "public", "payment"); got.Copy {
+		t.Errorf("a partition of an excluded table: %+v", got)
+	}
+}

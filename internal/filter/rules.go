@@ -128,7 +128,37 @@ type Decision struct {
 	Predicate  string // copy only rows matching (SQL), "" for all
 }
 
-// Table decides about db.schema.table. Partitions follow their root table.
+// Relation decides about db.schema.name, a partition of the partitioned
+// table rootSchema.rootName (or that table itself, or a table that is no
+// partition when the root is its own name). A partition follows its root
+// into or out of the copy; --schema-only-tables that names it leaves its
+// rows out, and a --table-filter that names it narrows them.
+func (r *Rules) Relation(db, schema, name, rootSchema, rootName string) Decision {
+	d := r.Table(db, rootSchema, rootName)
+	if !d.Copy || schema == rootSchema && name == rootName {
+		return d
+	}
+	for _, p := range r.SchemaOnlyTables {
+		if p.Match(db, schema, name) {
+			d.SchemaOnly = true
+		}
+	}
+	var preds []string
+	if d.Predicate != "" {
+		preds = append(preds, d.Predicate)
+	}
+	for _, f := range r.RowFilters {
+		if f.Pattern.Match(db, schema, name) && !f.Pattern.Match(db, rootSchema, rootName) {
+			preds = append(preds, "("+f.Predicate+")")
+		}
+	}
+	d.Predicate = strings.Join(preds, " AND ")
+	return d
+}
+
+// Table decides about db.schema.table, a table that is no partition, a
+// partitioned table (and so its partitions: see Relation) or a
+// materialized view.
 func (r *Rules) Table(db, schema, table string) Decision {
 	if len(r.IncludeTables) > 0 {
 		in := false

@@ -33,8 +33,19 @@ func (r *Rules) CheckDatabases(all []string) (warnings []string, err error) {
 	return warnings, problems(missing)
 }
 
-// Table is a table the source has, for CheckTables.
-type Table struct{ DB, Schema, Name string }
+// Table is a relation the source has, for CheckTables: a table, a
+// partition (RootSchema.RootName is its partitioned table) or a
+// materialized view.
+type Table struct {
+	DB, Schema, Name     string
+	RootSchema, RootName string
+	Matview              bool
+}
+
+// partition reports whether t is a partition of another table.
+func (t Table) partition() bool {
+	return t.RootName != "" && (t.RootSchema != t.Schema || t.RootName != t.Name)
+}
 
 // CheckTables checks the table patterns against the tables of the databases
 // the run covers.
@@ -67,7 +78,57 @@ func (r *Rules) CheckTables(tables []Table) (warnings []string, err error) {
 			warnings = append(warnings, unmatched("--exclude-tables", p.Text, "table", names)+": nothing is excluded by it")
 		}
 	}
+	missing = append(missing, r.partitionsNamed(tables)...)
+	for _, f := range r.RowFilters {
+		for _, t := range tables {
+			if t.Matview && f.Pattern.Match(t.DB, t.Schema, t.Name) {
+				missing = append(missing, fmt.Sprintf("--table-filter %q names materialized view %s.%s, whose rows come from its query: filter the tables it reads, or name it in --schema-only-tables to create it WITH NO DATA",
+					f.Pattern.Text, t.Schema, t.Name))
+				break
+			}
+		}
+	}
 	return warnings, problems(missing)
+}
+
+// partitionsNamed refuses --include-tables and --exclude-tables patterns that
+// name partitions without their partitioned table: a partition follows its
+// table into or out of the copy, so such a pattern would do nothing.
+func (r *Rules) partitionsNamed(tables []Table) []string {
+	var out []string
+	for _, set := range []struct {
+		flag     string
+		patterns []*Pattern
+		fix      string
+	}{
+		{"--exclude-tables", r.ExcludeTables, "to leave their rows out, name them in --schema-only-tables (or --table-filter to keep some); to leave the whole table out, name %s"},
+		{"--include-tables", r.IncludeTables, "name %s (its partitions follow it), with --schema-only-tables for the partitions whose rows you do not want"},
+	} {
+		for _, p := range set.patterns {
+			byRoot := map[string][]string{}
+			var roots []string
+			for _, t := range tables {
+				if !t.partition() || !p.Match(t.DB, t.Schema, t.Name) || p.Match(t.DB, t.RootSchema, t.RootName) {
+					continue
+				}
+				root := t.RootSchema + "." + t.RootName
+				if byRoot[root] == nil {
+					roots = append(roots, root)
+				}
+				byRoot[root] = append(byRoot[root], t.Schema+"."+t.Name)
+			}
+			for _, root := range roots {
+				parts := byRoot[root]
+				list := strings.Join(parts[:min(3, len(parts))], ", ")
+				if len(parts) > 3 {
+					list += fmt.Sprintf(" and %d more", len(parts)-3)
+				}
+				out = append(out, fmt.Sprintf("%s %q names partitions of %s (%s) but not the table, which they follow: %s",
+					set.flag, p.Text, root, list, fmt.Sprintf(set.fix, root)))
+			}
+		}
+	}
+	return out
 }
 
 func (r *Rules) rowFilterPatterns() []*Pattern {

@@ -39,7 +39,11 @@ func TestStrictNames(t *testing.T) {
 		}
 	}
 
-	tables := []Table{{"shop", "public", "orders"}, {"shop", "Sales", "Leads"}, {"billing", "public", "invoices"}}
+	tables := []Table{{DB: "shop", Schema: "public", Name: "orders"}, {DB: "shop", Schema: "Sales", Name: "Leads"}, {DB: "billing", Schema: "public", Name: "invoices"},
+		{DB: "pagila", Schema: "public", Name: "payment", RootSchema: "public", RootName: "payment"},
+		{DB: "pagila", Schema: "public", Name: "payment_p2022_01", RootSchema: "public", RootName: "payment"},
+		{DB: "pagila", Schema: "public", Name: "payment_p2022_02", RootSchema: "public", RootName: "payment"},
+		{DB: "pagila", Schema: "public", Name: "rental_by_category", Matview: true}}
 	for _, tc := range []struct {
 		spec Spec
 		err  string
@@ -48,6 +52,12 @@ func TestStrictNames(t *testing.T) {
 		{Spec{IncludeTables: []string{"Sales.Leads"}}, `--include-tables "Sales.Leads" matches no table: unquoted names are folded to lower case; to match "Sales.Leads", quote it: --include-tables '"Sales"."Leads"'`},
 		{Spec{IncludeTables: []string{"shop.public.order"}}, `did you mean "public.orders"?`},
 		{Spec{SchemaOnlyTables: []string{"logs"}}, `--schema-only-tables "logs" matches no table`},
+		// pgcopydb's filtering test: partitions named without their table.
+		{Spec{ExcludeTables: []string{"pagila.public.payment_p*"}}, `--exclude-tables "pagila.public.payment_p*" names partitions of public.payment (public.payment_p2022_01, public.payment_p2022_02) but not the table, which they follow: to leave their rows out, name them in --schema-only-tables`},
+		{Spec{IncludeTables: []string{"payment_p2022_01"}}, `--include-tables "payment_p2022_01" names partitions of public.payment (public.payment_p2022_01) but not the table`},
+		{Spec{ExcludeTables: []string{"payment*"}}, ""},
+		{Spec{SchemaOnlyTables: []string{"payment_p2022_01", "rental_by_category"}}, ""},
+		{Spec{TableFilters: []string{"rental_by_category:total > 0"}}, `--table-filter "rental_by_category" names materialized view public.rental_by_category, whose rows come from its query`},
 		{Spec{TableFilters: []string{"shop.public.ordrs:id > 1"}}, `--table-filter "shop.public.ordrs" matches no table`},
 	} {
 		r, err := tc.spec.Compile()

@@ -25,7 +25,7 @@ import (
 // either way. Unlogged tables cannot be published.
 func Published(tables []*catalog.Table, db string, rules *filter.Rules) (pub []Table, unlogged []string) {
 	for _, t := range tables {
-		d := rules.Table(db, t.Root.Schema, t.Root.Name)
+		d := rules.Relation(db, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
 		if !d.Copy || d.SchemaOnly || t.ExtensionConfig || t.Kind == 'p' {
 			continue
 		}

@@ -27,7 +27,7 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 			}
 		}
 	}
-	var unreadable, missingExt, rls []string
+	var unreadable, missingExt, rls, blocking []string
 	var seen []filter.Table
 	c.strict(c.opts.Filters.CheckDatabases(si.Databases))
 	for _, db := range si.Databases {
@@ -51,10 +51,19 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 			c.add("source database "+db, Fail, err.Error(), "")
 			continue
 		}
-		var oids []uint32
+		names, err := catalog.FilterNames(ctx, conn, db, tables)
+		if err != nil {
+			conn.Close(ctx)
+			c.add("source database "+db, Fail, err.Error(), "")
+			continue
+		}
+		seen = append(seen, names...)
+		var oids, left []uint32
 		for _, t := range tables {
-			seen = append(seen, filter.Table{DB: db, Schema: t.Name.Schema, Name: t.Name.Name})
-			d := c.opts.Filters.Table(db, t.Root.Schema, t.Root.Name)
+			d := c.opts.Filters.Relation(db, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
+			if !d.Copy {
+				left = append(left, t.OID)
+			}
 			if !d.Copy || t.Kind != 'r' {
 				continue
 			}
@@ -62,6 +71,11 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 			c.rep.SourceBytes += t.Bytes
 			if !d.SchemaOnly {
 				oids = append(oids, t.OID)
+			}
+		}
+		if b, err := catalog.Blocking(ctx, conn, left); err == nil {
+			for _, x := range b {
+				blocking = append(blocking, db+": "+x)
 			}
 		}
 		rows, err := conn.Query(ctx, `
@@ -100,6 +114,10 @@ WHERE c.oid = ANY ($1)`, oids)
 		conn.Close(ctx)
 	}
 	c.strict(c.opts.Filters.CheckTables(seen))
+	if len(blocking) > 0 {
+		c.add(FiltersCheck, Fail, "the filters leave out tables that kept objects need: "+listSome(blocking, 10),
+			"keep those tables' structure without their rows (--schema-only-tables instead of --exclude-tables), or leave out what needs them too")
+	}
 	if len(selected) == 0 {
 		c.add("databases", Fail, "no database to copy: the source has only "+strings.Join(si.Databases, ", "),
 			"every database except postgres is copied by default; name postgres in --include-databases to copy it")

@@ -150,7 +150,7 @@ func verifyDatabase(ctx context.Context, opts Options, db string) ([]TableResult
 	var jobs []job
 	var out []TableResult
 	for _, t := range tables {
-		d := opts.Filters.Table(db, t.Root.Schema, t.Root.Name)
+		d := opts.Filters.Relation(db, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
 		if !d.Copy || t.Kind != 'r' {
 			continue
 		}
