@@ -380,4 +380,16 @@ GRANT SELECT ON open_t, guarded TO reader;`)
 	// init runs the same checks first and stops with one line.
 	r = replicator(t, nil, append([]string{"init", "--source", asReader}, conn...)...)
 	assertOneLineError(t, r, "cannot read 1 table(s): valdb.public.secret")
+
+	// validate --sync checks the target role as init --sync does: a role
+	// that may create databases but not subscriptions fails here, not later.
+	if sev["subscription privilege"] != "ok" {
+		t.Errorf("subscription privilege as superuser: %s", msgs["subscription privilege"])
+	}
+	pgtest.Exec(t, pair.Target, "postgres", "CREATE ROLE val_target LOGIN CREATEDB PASSWORD 'val-pw'")
+	t.Cleanup(func() { pgtest.Exec(t, pair.Target, "postgres", "DROP ROLE val_target") })
+	r = replicator(t, nil, "validate", "--sync", "--source", pair.Source.URL("postgres"), "--target", pair.Target.URLAs("val_target", "val-pw", "postgres"), "--include-databases", "valdb")
+	if r.code == 0 || !strings.Contains(r.stdout, "target role val_target may not create subscriptions") || !strings.Contains(r.stdout, "rds_superuser") {
+		t.Errorf("validate --sync with a target role that cannot subscribe (%d):\n%s", r.code, r.stdout)
+	}
 }

@@ -340,7 +340,7 @@ CREATE ROLE app_owner LOGIN; CREATE ROLE manager LOGIN PASSWORD 'manager-pw' CRE
 		pgtest.Exec(t, engine.TestPair.Target, "postgres", `DROP ROLE manager; DROP ROLE IF EXISTS app_admin; DROP ROLE IF EXISTS app_reader;
 		  DROP ROLE IF EXISTS "Weird ""Role"""; DROP ROLE app_owner`)
 	})
-	res, _, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"owned"}}, func(o *engine.Options) {
+	res, ev, err := copyCluster(t, filter.Spec{IncludeDatabases: []string{"owned"}}, func(o *engine.Options) {
 		dst, err := conninfo.Parse("target", engine.TestPair.Target.URLAs("manager", "manager-pw", "postgres"))
 		if err != nil {
 			t.Fatal(err)
@@ -357,6 +357,18 @@ CREATE ROLE app_owner LOGIN; CREATE ROLE manager LOGIN PASSWORD 'manager-pw' CRE
 	warnings := strings.Join(res.Warnings, "\n")
 	if !strings.Contains(warnings, "role app_admin created without SUPERUSER") {
 		t.Errorf("no warning about app_admin:\n%s", warnings)
+	}
+	// The summary names the source's roles that were already there (not
+	// the target's count of roles).
+	var said string
+	for _, e := range ev.of(progress.Info) {
+		if strings.HasPrefix(e.Message, "roles: ") {
+			said = e.Message
+		}
+	}
+	if !strings.HasPrefix(said, "roles: 3 created, ") || !strings.Contains(said, "already on the target and left as they are: ") ||
+		!strings.Contains(said, "app_owner") || strings.Contains(said, "manager") {
+		t.Errorf("roles summary: %q", said)
 	}
 	// app_owner existed on the target: its attributes are the target's business.
 	if got := pgtest.Query(t, engine.TestPair.Target, "postgres", "SELECT rolcreatedb, rolpassword IS NULL FROM pg_authid WHERE rolname = 'app_owner'"); !reflect.DeepEqual(got, []string{"false|true"}) {

@@ -59,9 +59,13 @@ func (r *run) copyRoles(ctx context.Context, p *plan) error {
 	}
 
 	created := 0
+	var already []string
 	for _, stmt := range sqlscript.Split(string(out)) {
 		kind, role := classifyRoleStatement(stmt)
 		if role != "" && keep[role] {
+			if kind == "create" {
+				already = append(already, role)
+			}
 			continue // an existing role: never altered
 		}
 		_, err := dst.Exec(ctx, stmt)
@@ -93,7 +97,15 @@ func (r *run) copyRoles(ctx context.Context, p *plan) error {
 			r.warn("", "%s: %s", firstWords(stmt, 6), pgMessage(err))
 		}
 	}
-	r.info("", "roles: %d created, %d already on the target", created, len(existing))
+	msg := fmt.Sprintf("roles: %d created, %d of the source's already on the target and left as they are", created, len(already))
+	if len(already) > 0 {
+		list := already[:min(10, len(already))]
+		msg += ": " + strings.Join(list, ", ")
+		if len(already) > 10 {
+			msg += fmt.Sprintf(" and %d more", len(already)-10)
+		}
+	}
+	r.info("", "%s", msg)
 	return nil
 }
 

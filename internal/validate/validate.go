@@ -6,6 +6,7 @@ package validate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -157,6 +158,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if si != nil {
 		selected = c.databases(ctx, si, dst)
 		c.connections("source", si, opts.Jobs+2)
+	}
+	if di != nil && opts.Sync {
+		c.subscriptions(ctx, dst, di)
 	}
 	if di != nil {
 		c.writable(di)
@@ -337,5 +341,20 @@ func (c *checker) existingTargets(ctx context.Context, di *catalog.Server, selec
 		c.add("existing target databases", Fail, strings.Join(refusals, "; "), existing.Fix)
 	case len(notes) > 0:
 		c.add("existing target databases", OK, "restored into as they are: "+strings.Join(notes, "; "), "")
+	}
+}
+
+// subscriptions runs init --sync's and sync's own check of the target role:
+// it must be allowed to create subscriptions.
+func (c *checker) subscriptions(ctx context.Context, dst *pgx.Conn, di *catalog.Server) {
+	err := replication.CheckTarget(ctx, dst, di)
+	var p *problem.Problem
+	switch {
+	case err == nil:
+		c.add("subscription privilege", OK, fmt.Sprintf("target role %s may create subscriptions", di.User), "")
+	case errors.As(err, &p):
+		c.add("subscription privilege", Fail, p.Msg, p.Fix)
+	default:
+		c.add("subscription privilege", Fail, err.Error(), "")
 	}
 }
