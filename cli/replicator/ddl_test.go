@@ -194,6 +194,14 @@ INSERT INTO replicator_ddl.queue (role, command_tag, statements, source_key) VAL
 		!strings.Contains(r.stderr, "statement: SET ROLE postgres; ALTER ROLE forger SUPERUSER; fix:") || strings.Contains(r.stderr, "was not replicated") {
 		t.Errorf("status --check after a refused change: %d\n%s", r.code, r.stderr)
 	}
+	// A role that is not the sync role's reads what it can, and is told why
+	// not the queue (it printed a raw "permission denied for schema").
+	r = replicator(t, nil, "status", "--source", pair.Source.URLAs("forger", "forger-pw", "postgres"), "--target", pair.Target.URLAs("forger", "forger-pw", "postgres"),
+		"--include-databases", db)
+	if !strings.Contains(r.stdout+r.stderr, "role forger may not read the schema change queue on the source (it belongs to postgres, the role that set up sync)") ||
+		strings.Contains(r.stdout+r.stderr, "SQLSTATE") {
+		t.Errorf("status as a plain role: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 // The statement splitter the capture uses keeps quoted text, dollar

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -84,6 +85,34 @@ func readSchemaChanges(ctx context.Context, src, dst *pgx.Conn) (capturing bool,
 	return true, out, nil
 }
 
+// queueUnreadable says why the session's role may not read the schema
+// change queue on either side ("" when it may, or there is none): the
+// queue, and the functions that read it, are the sync role's alone.
+func queueUnreadable(ctx context.Context, src, dst *pgx.Conn) (string, error) {
+	for _, side := range []struct {
+		name string
+		conn *pgx.Conn
+	}{{"source", src}, {"target", dst}} {
+		if side.conn == nil {
+			continue
+		}
+		var user, owner *string
+		err := side.conn.QueryRow(ctx, `SELECT current_user::text, n.nspowner::pg_catalog.regrole::text
+		  FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_class q ON q.relnamespace = n.oid AND q.relname = 'queue'
+		  WHERE n.nspname = 'replicator_ddl'
+		    AND NOT (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND pg_catalog.has_table_privilege(q.oid, 'SELECT'))`).Scan(&user, &owner)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			continue
+		case err != nil:
+			return "", fmt.Errorf("%s: %w", side.name, err)
+		}
+		return fmt.Sprintf("role %s may not read the schema change queue on the %s (it belongs to %s, the role that set up sync), so schema changes that need a person are not shown; fix: run status as %s or a superuser",
+			*user, side.name, *owner, *owner), nil
+	}
+	return "", nil
+}
+
 func hasQueue(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	var ok bool
 	err := conn.QueryRow(ctx, "SELECT pg_catalog.to_regclass('replicator_ddl.queue') IS NOT NULL").Scan(&ok)
@@ -94,12 +123,14 @@ func hasQueue(ctx context.Context, conn *pgx.Conn) (bool, error) {
 // the source since replication began, and either published already (not
 // yet refreshed) or ready to join (replicator_ddl.joinable()). Their rows
 // arrive once the subscription is refreshed.
-func newTables(ctx context.Context, src *pgx.Conn, n Names, subscribed []TableState) ([]string, error) {
+func newTables(ctx context.Context, src *pgx.Conn, n Names, subscribed []TableState, readable bool) ([]string, error) {
 	// A capture installed by an older replicator has no joinable(): it
 	// published new tables itself.
 	var capturing bool
-	if err := src.QueryRow(ctx, "SELECT pg_catalog.to_regprocedure('replicator_ddl.joinable()') IS NOT NULL").Scan(&capturing); err != nil {
-		return nil, fmt.Errorf("source: %w", err)
+	if readable {
+		if err := src.QueryRow(ctx, "SELECT pg_catalog.to_regprocedure('replicator_ddl.joinable()') IS NOT NULL").Scan(&capturing); err != nil {
+			return nil, fmt.Errorf("source: %w", err)
+		}
 	}
 	joinable := "SELECT NULL::text WHERE false"
 	if capturing {

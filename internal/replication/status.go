@@ -37,6 +37,9 @@ type Status struct {
 	// CaptureOutdated: the source's schema change capture is an older
 	// replicator's, which a role that may create objects can take over.
 	CaptureOutdated bool `json:"capture_outdated,omitempty"`
+	// SchemaChangesUnread: the session's role may not read the schema
+	// change queue (it is the sync role's alone); why, and the fix.
+	SchemaChangesUnread string `json:"schema_changes_unread,omitempty"`
 }
 
 // Problems says what needs a person: a broken or incomplete replication,
@@ -64,6 +67,9 @@ func (st *Status) Problems(retainLimit int64) []string {
 			line += "; statement: " + stmt
 		}
 		out = append(out, line+"; fix: "+c.Fix())
+	}
+	if st.SchemaChangesUnread != "" {
+		out = append(out, st.Database+": "+st.SchemaChangesUnread)
 	}
 	if st.CaptureOutdated {
 		out = append(out, st.Database+": the schema change capture on the source was installed by an older replicator, whose functions a role that may create objects can take over (to become superuser); fix: run replicator sync, which upgrades it in place")
@@ -198,11 +204,16 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 		}
 	}
 
+	// The queue and its functions are the sync role's alone: another role
+	// (a monitoring one) sees the rest and is told why not this.
+	if st.SchemaChangesUnread, err = queueUnreadable(ctx, src, dst); err != nil {
+		return nil, err
+	}
 	if st.Publication && st.Subscription != nil {
 		if st.Drift, err = ReadDrift(ctx, src, dst, n); err != nil {
 			return nil, err
 		}
-		if st.NewTables, err = newTables(ctx, src, n, st.Tables); err != nil {
+		if st.NewTables, err = newTables(ctx, src, n, st.Tables, st.SchemaChangesUnread == ""); err != nil {
 			return nil, err
 		}
 	}
@@ -211,10 +222,12 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 			return nil, fmt.Errorf("source: %w", err)
 		}
 	}
-	if st.ReplicateDDL, st.SchemaChanges, err = readSchemaChanges(ctx, src, dst); err != nil {
+	if st.SchemaChangesUnread != "" {
+		st.ReplicateDDL = true
+	} else if st.ReplicateDDL, st.SchemaChanges, err = readSchemaChanges(ctx, src, dst); err != nil {
 		return nil, err
 	}
-	if st.ReplicateDDL {
+	if st.ReplicateDDL && st.SchemaChangesUnread == "" {
 		if st.CaptureOutdated, err = CaptureOutdated(ctx, src); err != nil {
 			return nil, fmt.Errorf("source: %w", err)
 		}
