@@ -64,6 +64,7 @@ type Filters struct {
 	IncludeDatabases, ExcludeDatabases []string
 	IncludeTables, ExcludeTables       []string
 	SchemaOnlyTables, TableFilters     []string
+	IncludeSchemas, ExcludeSchemas     []string
 }
 
 // AddFilterFlags registers the filter flags. Lists are comma-separated or
@@ -76,6 +77,8 @@ func AddFilterFlags(cmd *cobra.Command, f *Filters) {
 	fl.StringArrayVar(&f.ExcludeTables, "exclude-tables", nil, "leave these tables out (schema and data), same patterns")
 	fl.StringArrayVar(&f.SchemaOnlyTables, "schema-only-tables", nil, "copy these tables' definitions but not their rows")
 	fl.StringArrayVar(&f.TableFilters, "table-filter", nil, "copy only matching rows: 'db.schema.table:SQL predicate' (repeatable)")
+	fl.StringArrayVar(&f.IncludeSchemas, "include-schemas", nil, "copy only these schemas (pg_dump -n): db.schema or schema, same patterns")
+	fl.StringArrayVar(&f.ExcludeSchemas, "exclude-schemas", nil, "leave these schemas out, with everything in them (pg_dump -N)")
 }
 
 // Spec converts the flags into a filter spec.
@@ -87,6 +90,8 @@ func (f *Filters) Spec() filter.Spec {
 		ExcludeTables:    SplitList(f.ExcludeTables),
 		SchemaOnlyTables: SplitList(f.SchemaOnlyTables),
 		TableFilters:     f.TableFilters, // predicates contain commas: one per flag
+		IncludeSchemas:   SplitList(f.IncludeSchemas),
+		ExcludeSchemas:   SplitList(f.ExcludeSchemas),
 	}
 }
 

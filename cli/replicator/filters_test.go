@@ -81,3 +81,54 @@ CREATE TABLE rental (id int PRIMARY KEY); INSERT INTO rental SELECT generate_ser
 		t.Errorf("verify (%d):\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// --include-schemas and --exclude-schemas, as pg_dump's -n and -N: a schema
+// left out goes with everything in it (tables, sequences, views, functions).
+func TestSchemaFilters(t *testing.T) {
+	t.Parallel()
+	const db = "schemafilter"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	pgtest.Exec(t, pair.Source, db, `
+CREATE TABLE t1 (id int PRIMARY KEY); INSERT INTO t1 VALUES (1);
+CREATE SCHEMA sales; CREATE TABLE sales.orders (id serial PRIMARY KEY, v text); INSERT INTO sales.orders (v) SELECT 'o' FROM generate_series(1, 30);
+CREATE VIEW sales.recent AS SELECT * FROM sales.orders WHERE id > 20;
+CREATE SCHEMA audit; CREATE TABLE audit.log (id bigserial PRIMARY KEY, at timestamptz DEFAULT now()); INSERT INTO audit.log DEFAULT VALUES;
+CREATE FUNCTION audit.last() RETURNS SETOF audit.log LANGUAGE sql AS 'SELECT * FROM audit.log';
+CREATE SCHEMA "Mixed Case"; CREATE TABLE "Mixed Case".x (id int)`)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+	})
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
+	run := func(args ...string) result {
+		return replicator(t, nil, append(append([]string{"init", "--no-roles", "--drop-existing", "--yes"}, conn...), args...)...)
+	}
+	r := run("--include-schemas", "mixed case")
+	assertOneLineError(t, r, `--include-schemas "mixed case" matches no schema: unquoted names are folded to lower case; to match "Mixed Case", quote it`)
+
+	r = run("--exclude-schemas", db+".audit")
+	if r.code != 0 {
+		t.Fatalf("--exclude-schemas: %d\n%s", r.code, r.stderr)
+	}
+	schemas := func() []string {
+		return pgtest.Query(t, pair.Target, db, "SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'")
+	}
+	if got := schemas(); !reflect.DeepEqual(got, []string{"Mixed Case,public,sales"}) {
+		t.Errorf("schemas after --exclude-schemas audit: %v", got)
+	}
+	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) || ' ' || (SELECT last_value FROM sales.orders_id_seq) FROM sales.recent"); !reflect.DeepEqual(got, []string{"10 30"}) {
+		t.Errorf("sales after --exclude-schemas audit: %v", got)
+	}
+
+	r = run("--include-schemas", `sales,"Mixed Case"`)
+	if r.code != 0 {
+		t.Fatalf("--include-schemas: %d\n%s", r.code, r.stderr)
+	}
+	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM pg_class WHERE relname IN ('t1', 'log', 'orders', 'x')"); !reflect.DeepEqual(got, []string{"2"}) {
+		t.Errorf("tables after --include-schemas sales: %v", got)
+	}
+	r = replicator(t, nil, append(append([]string{"verify"}, conn...), "--include-schemas", `sales,"Mixed Case"`)...)
+	if r.code != 0 || strings.Contains(r.stdout, "DIFFERENT") || strings.Contains(r.stdout, "t1") {
+		t.Errorf("verify --include-schemas (%d):\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -228,10 +228,13 @@ func LargeObjects(ctx context.Context, q Querier) ([]uint32, error) {
 	return pgx.CollectRows(rows, pgx.RowTo[uint32])
 }
 
-// TableNames lists the tables of databases dbs of a server, for checking
-// filter patterns against them (filter.Rules.CheckTables).
-func TableNames(ctx context.Context, server *conninfo.Endpoint, dbs []string) ([]filter.Table, error) {
-	var out []filter.Table
+// CheckFilters checks the filters' table and schema patterns against the
+// tables, materialized views and schemas of databases dbs of a server
+// (filter.Rules.CheckTables and CheckSchemas): an include pattern that
+// matches nothing is the error, the warnings are for the user.
+func CheckFilters(ctx context.Context, server *conninfo.Endpoint, dbs []string, rules *filter.Rules) (warnings []string, err error) {
+	var all []filter.Table
+	schemas := map[string][]string{}
 	for _, db := range dbs {
 		ep, err := server.WithDatabase(db)
 		if err != nil {
@@ -246,13 +249,20 @@ func TableNames(ctx context.Context, server *conninfo.Endpoint, dbs []string) ([
 		if err == nil {
 			names, err = FilterNames(ctx, conn, db, tables)
 		}
+		if err == nil && rules.FiltersSchemas() {
+			schemas[db], err = Schemas(ctx, conn)
+		}
 		conn.Close(context.Background())
 		if err != nil {
 			return nil, fmt.Errorf("source database %s: %w", db, err)
 		}
-		out = append(out, names...)
+		all = append(all, names...)
 	}
-	return out, nil
+	if warnings, err = rules.CheckTables(all); err != nil || !rules.FiltersSchemas() {
+		return warnings, err
+	}
+	more, err := rules.CheckSchemas(schemas)
+	return append(warnings, more...), err
 }
 
 // Matview is a materialized view.
@@ -302,4 +312,18 @@ func FilterNames(ctx context.Context, q Querier, db string, tables []*Table) ([]
 		out = append(out, filter.Table{DB: db, Schema: m.Name.Schema, Name: m.Name.Name, Matview: true})
 	}
 	return out, nil
+}
+
+// Schemas lists the user schemas (not the system's, nor those of
+// extensions, nor replicator's own).
+func Schemas(ctx context.Context, q Querier) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT n.nspname FROM pg_catalog.pg_namespace n
+WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND n.nspname <> 'replicator_ddl'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_namespace'::regclass AND e.objid = n.oid AND e.deptype = 'e')
+ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("list schemas: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

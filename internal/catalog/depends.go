@@ -104,12 +104,13 @@ func Encoding(ctx context.Context, q Querier) (string, error) {
 // keys, triggers, rules and policies are not listed: the copy leaves those out
 // with their table (resolveExclusions). Each entry names the object and the
 // relation it needs.
-func Blocking(ctx context.Context, q Querier, rels []uint32) ([]string, error) {
+func Blocking(ctx context.Context, q Querier, rels []uint32) ([]Blocker, error) {
 	if len(rels) == 0 {
 		return nil, nil
 	}
 	rows, err := q.Query(ctx, `
-SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' needs ' || r.oid::pg_catalog.regclass::text
+SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) || ' needs ' || r.oid::pg_catalog.regclass::text,
+       COALESCE((pg_catalog.pg_identify_object(d.classid, d.objid, d.objsubid)).schema, '')
 FROM pg_catalog.pg_class r
 JOIN pg_catalog.pg_depend d ON d.deptype = 'n' AND (
        d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.refobjid = r.reltype
@@ -123,5 +124,14 @@ ORDER BY 1`, rels)
 	if err != nil {
 		return nil, fmt.Errorf("list objects that need excluded tables: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Blocker])
+}
+
+// Blocker is an object that needs a relation left out (see Blocking).
+type Blocker struct {
+	// What: the object, and the relation it needs.
+	What string
+	// Schema: the object's schema ("" when it has none): one left out
+	// with it blocks nothing.
+	Schema string
 }

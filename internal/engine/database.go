@@ -41,6 +41,9 @@ type dbWork struct {
 
 	tables    []*tableWork
 	excluded  []catalog.Name  // relations left out of the schema (pg_dump -T)
+	// schemasOut: schemas left out by --include-schemas/--exclude-schemas
+	// (pg_dump -N, by exact name).
+	schemasOut []string
 	earlyDump chan error      // the schema dump started with the catalog's reading, if it was
 	matviews  []catalog.Name  // materialized views populated on the source, refreshed after post-data
 	skipPost  map[tocKey]bool // post-data archive entries not restored by pg_restore

@@ -53,6 +53,17 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 			partial = append(partial, t.OID)
 		}
 	}
+	if r.opts.Filters.FiltersSchemas() {
+		schemas, err := catalog.Schemas(ctx, conn)
+		if err != nil {
+			return err
+		}
+		for _, s := range schemas {
+			if !r.opts.Filters.Schema(w.name, s) {
+				w.schemasOut = append(w.schemasOut, s)
+			}
+		}
+	}
 	// Materialized views are filtered as tables are: one left out is not
 	// created (nor what depends on it); a schema-only one is created WITH
 	// NO DATA (not refreshed, see populatedMatviews).
@@ -111,7 +122,7 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 		return err
 	}
 	for _, s := range seqs {
-		if !excluded[s.OID] {
+		if !excluded[s.OID] && r.opts.Filters.Schema(w.name, s.Name.Schema) {
 			w.sequences = append(w.sequences, s)
 		}
 	}

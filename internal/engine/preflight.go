@@ -107,7 +107,7 @@ func (r *run) preflight(ctx context.Context) (_ *plan, err error) {
 		}
 	}
 	// Size the work for progress and make sure every source database is readable.
-	seen := &sourceFacts{tablespaces: map[string][]string{}}
+	seen := &sourceFacts{tablespaces: map[string][]string{}, schemas: map[string][]string{}}
 	for _, db := range p.databases {
 		if err := r.estimate(ctx, db.name, seen); err != nil {
 			return nil, err
@@ -116,6 +116,13 @@ func (r *run) preflight(ctx context.Context) (_ *plan, err error) {
 	more, err := o.Filters.CheckTables(seen.tables)
 	if err != nil {
 		return nil, err
+	}
+	if o.Filters.FiltersSchemas() {
+		w, err := o.Filters.CheckSchemas(seen.schemas)
+		if err != nil {
+			return nil, err
+		}
+		more = append(more, w...)
 	}
 	for _, w := range append(warnings, more...) {
 		r.warn("", "%s", w)
@@ -398,6 +405,8 @@ type sourceFacts struct {
 	tablespaces map[string][]string
 	// blocking: kept objects that need a table the filters leave out.
 	blocking []string
+	// schemas of each database, read when schema filters are given.
+	schemas map[string][]string
 }
 
 // checkPlacement refuses what CREATE DATABASE or pg_restore would fail on
@@ -480,6 +489,11 @@ func (r *run) estimate(ctx context.Context, db string, seen *sourceFacts) error 
 		return fmt.Errorf("source database %s: %w", db, err)
 	}
 	seen.tables = append(seen.tables, names...)
+	if r.opts.Filters.FiltersSchemas() {
+		if seen.schemas[db], err = catalog.Schemas(ctx, conn); err != nil {
+			return fmt.Errorf("source database %s: %w", db, err)
+		}
+	}
 	var left []uint32
 	for _, t := range tables {
 		d := r.opts.Filters.Relation(db, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
@@ -504,7 +518,9 @@ func (r *run) estimate(ctx context.Context, db string, seen *sourceFacts) error 
 		return fmt.Errorf("source database %s: %w", db, err)
 	}
 	for _, b := range blocking {
-		seen.blocking = append(seen.blocking, db+": "+b)
+		if b.Schema == "" || r.opts.Filters.Schema(db, b.Schema) {
+			seen.blocking = append(seen.blocking, db+": "+b.What)
+		}
 	}
 	return nil
 }

@@ -42,6 +42,9 @@ func (r *run) dumpSchema(ctx context.Context, w *dbWork, archive string) error {
 		// Quoted, a pattern is matched literally (no wildcards, case kept).
 		args = append(args, "--exclude-table="+n.Quoted())
 	}
+	for _, s := range w.schemasOut {
+		args = append(args, "--exclude-schema="+pgx.Identifier{s}.Sanitize())
+	}
 	args = append(args, "--dbname="+w.src.ToolConnString())
 	_, err := r.opts.Tools.Run(ctx, "pg_dump", args, w.src.ToolEnv(), r.secrets)
 	return err

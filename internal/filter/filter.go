@@ -50,6 +50,11 @@ func ParsePattern(s string) (*Pattern, error) {
 // MatchDB reports whether the pattern can match tables of database db.
 func (p *Pattern) MatchDB(db string) bool { return p.db.MatchString(db) }
 
+// MatchSchema reports whether the pattern's database and schema parts match.
+func (p *Pattern) MatchSchema(db, schema string) bool {
+	return p.db.MatchString(db) && p.schema.MatchString(schema)
+}
+
 // Match reports whether the pattern matches the table.
 func (p *Pattern) Match(db, schema, table string) bool {
 	return p.db.MatchString(db) && p.schema.MatchString(schema) && p.table.MatchString(table)

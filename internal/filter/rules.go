@@ -13,12 +13,42 @@ type Rules struct {
 	ExcludeTables    []*Pattern
 	SchemaOnlyTables []*Pattern
 	RowFilters       []RowFilter
+	// IncludeSchemas and ExcludeSchemas match db.schema (the table part of
+	// the pattern is unused).
+	IncludeSchemas []*Pattern
+	ExcludeSchemas []*Pattern
 }
 
 // LeavesOutTables reports whether any rule can leave a table out of the
-// schema (include or exclude patterns): without one, every table is in.
+// schema (include or exclude patterns, of tables or schemas): without one,
+// every table is in.
 func (r *Rules) LeavesOutTables() bool {
-	return len(r.IncludeTables) > 0 || len(r.ExcludeTables) > 0
+	return len(r.IncludeTables) > 0 || len(r.ExcludeTables) > 0 || r.FiltersSchemas()
+}
+
+// FiltersSchemas reports whether schema patterns are given.
+func (r *Rules) FiltersSchemas() bool {
+	return len(r.IncludeSchemas) > 0 || len(r.ExcludeSchemas) > 0
+}
+
+// Schema reports whether schema of database db is part of the run, as
+// pg_dump's --schema and --exclude-schema decide: excluded when an exclude
+// pattern matches, and when include patterns are given and none does.
+func (r *Rules) Schema(db, schema string) bool {
+	for _, p := range r.ExcludeSchemas {
+		if p.MatchSchema(db, schema) {
+			return false
+		}
+	}
+	if len(r.IncludeSchemas) == 0 {
+		return true
+	}
+	for _, p := range r.IncludeSchemas {
+		if p.MatchSchema(db, schema) {
+			return true
+		}
+	}
+	return false
 }
 
 // Spec is the textual form of Rules, as flags and job records carry it.
@@ -29,6 +59,8 @@ type Spec struct {
 	ExcludeTables    []string `json:"exclude_tables,omitempty"`
 	SchemaOnlyTables []string `json:"schema_only_tables,omitempty"`
 	TableFilters     []string `json:"table_filters,omitempty"`
+	IncludeSchemas   []string `json:"include_schemas,omitempty"`
+	ExcludeSchemas   []string `json:"exclude_schemas,omitempty"`
 }
 
 // Compile checks every pattern; the first bad one is the error.
@@ -76,6 +108,30 @@ func (s Spec) Compile() (*Rules, error) {
 	if r.SchemaOnlyTables, err = tables(s.SchemaOnlyTables); err != nil {
 		return nil, err
 	}
+	schemas := func(list []string, flag string) ([]*Pattern, error) {
+		var out []*Pattern
+		for _, t := range list {
+			parts, err := splitDots(t)
+			if err != nil || len(parts) > 2 {
+				return nil, fmt.Errorf("%s %q: expected db.schema or schema (quote names that contain dots)", flag, t)
+			}
+			// A schema pattern is a table pattern whose table part matches
+			// anything: db.schema.*
+			p, err := ParsePattern(t + ".*")
+			if err != nil {
+				return nil, fmt.Errorf("%s %q: %w", flag, t, err)
+			}
+			p.Text = t
+			out = append(out, p)
+		}
+		return out, nil
+	}
+	if r.IncludeSchemas, err = schemas(s.IncludeSchemas, "--include-schemas"); err != nil {
+		return nil, err
+	}
+	if r.ExcludeSchemas, err = schemas(s.ExcludeSchemas, "--exclude-schemas"); err != nil {
+		return nil, err
+	}
 	for _, f := range s.TableFilters {
 		rf, err := ParseRowFilter(f)
 		if err != nil {
@@ -109,9 +165,13 @@ func (r *Rules) Database(name string) bool {
 	if name == "postgres" {
 		return false
 	}
-	if len(r.IncludeTables) > 0 {
-		// --include-tables narrows the run to databases its patterns can reach.
-		for _, p := range r.IncludeTables {
+	for _, set := range [][]*Pattern{r.IncludeTables, r.IncludeSchemas} {
+		if len(set) == 0 {
+			continue
+		}
+		// --include-tables and --include-schemas narrow the run to the
+		// databases their patterns can reach.
+		for _, p := range set {
 			if p.MatchDB(name) {
 				return true
 			}
@@ -160,6 +220,9 @@ func (r *Rules) Relation(db, schema, name, rootSchema, rootName string) Decision
 // partitioned table (and so its partitions: see Relation) or a
 // materialized view.
 func (r *Rules) Table(db, schema, table string) Decision {
+	if !r.Schema(db, schema) {
+		return Decision{}
+	}
 	if len(r.IncludeTables) > 0 {
 		in := false
 		for _, p := range r.IncludeTables {

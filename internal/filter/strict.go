@@ -33,6 +33,39 @@ func (r *Rules) CheckDatabases(all []string) (warnings []string, err error) {
 	return warnings, problems(missing)
 }
 
+// CheckSchemas checks the schema patterns against the schemas of the
+// databases the run covers (database name to its schemas): an include
+// pattern that matches none is an error, an exclude pattern a warning.
+func (r *Rules) CheckSchemas(schemas map[string][]string) (warnings []string, err error) {
+	var names []string
+	for _, list := range schemas {
+		names = append(names, list...)
+	}
+	sort.Strings(names)
+	matches := func(p *Pattern) bool {
+		for db, list := range schemas {
+			for _, s := range list {
+				if p.MatchSchema(db, s) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var missing []string
+	for _, p := range r.IncludeSchemas {
+		if !matches(p) {
+			missing = append(missing, unmatched("--include-schemas", p.Text, "schema", names))
+		}
+	}
+	for _, p := range r.ExcludeSchemas {
+		if !matches(p) {
+			warnings = append(warnings, unmatched("--exclude-schemas", p.Text, "schema", names)+": nothing is excluded by it")
+		}
+	}
+	return warnings, problems(missing)
+}
+
 // Table is a relation the source has, for CheckTables: a table, a
 // partition (RootSchema.RootName is its partitioned table) or a
 // materialized view.

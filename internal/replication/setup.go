@@ -120,11 +120,7 @@ func (s *session) databases(ctx context.Context, requireTarget bool) ([]string, 
 	if len(out) == 0 {
 		return nil, &problem.Problem{Msg: "no database selected", Fix: "every database except postgres is selected by default; name postgres in --include-databases to use it"}
 	}
-	tables, err := catalog.TableNames(ctx, s.o.Source, out)
-	if err != nil {
-		return nil, err
-	}
-	more, err := s.o.Filters.CheckTables(tables)
+	more, err := catalog.CheckFilters(ctx, s.o.Source, out, s.o.Filters)
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,7 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 		}
 	}
 	var unreadable, missingExt, rls, blocking []string
+	schemas := map[string][]string{}
 	var seen []filter.Table
 	c.strict(c.opts.Filters.CheckDatabases(si.Databases))
 	for _, db := range si.Databases {
@@ -58,6 +59,11 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 			continue
 		}
 		seen = append(seen, names...)
+		if c.opts.Filters.FiltersSchemas() {
+			if list, err := catalog.Schemas(ctx, conn); err == nil {
+				schemas[db] = list
+			}
+		}
 		var oids, left []uint32
 		for _, t := range tables {
 			d := c.opts.Filters.Relation(db, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
@@ -75,7 +81,9 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 		}
 		if b, err := catalog.Blocking(ctx, conn, left); err == nil {
 			for _, x := range b {
-				blocking = append(blocking, db+": "+x)
+				if x.Schema == "" || c.opts.Filters.Schema(db, x.Schema) {
+					blocking = append(blocking, db+": "+x.What)
+				}
 			}
 		}
 		rows, err := conn.Query(ctx, `
@@ -114,6 +122,9 @@ WHERE c.oid = ANY ($1)`, oids)
 		conn.Close(ctx)
 	}
 	c.strict(c.opts.Filters.CheckTables(seen))
+	if c.opts.Filters.FiltersSchemas() {
+		c.strict(c.opts.Filters.CheckSchemas(schemas))
+	}
 	if len(blocking) > 0 {
 		c.add(FiltersCheck, Fail, "the filters leave out tables that kept objects need: "+listSome(blocking, 10),
 			"keep those tables' structure without their rows (--schema-only-tables instead of --exclude-tables), or leave out what needs them too")

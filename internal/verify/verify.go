@@ -227,11 +227,7 @@ func checkNames(ctx context.Context, opts Options, dbs []string) error {
 			selected = append(selected, db)
 		}
 	}
-	seen, err := catalog.TableNames(ctx, opts.Source, selected)
-	if err != nil {
-		return err
-	}
-	more, err := opts.Filters.CheckTables(seen)
+	more, err := catalog.CheckFilters(ctx, opts.Source, selected, opts.Filters)
 	if err != nil {
 		return err
 	}
