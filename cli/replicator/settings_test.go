@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
@@ -43,5 +44,50 @@ func TestDatabaseSettingsAndLimitAfterTheCopy(t *testing.T) {
 		if s, dd := pgtest.Query(t, pair.Source, d, "SELECT count(*) FROM c"), pgtest.Query(t, pair.Target, d, "SELECT count(*) FROM c"); !reflect.DeepEqual(s, dd) {
 			t.Errorf("%s: rows %v, want %v", d, dd, s)
 		}
+	}
+}
+
+// A source database's CONNECTION LIMIT binds a role without SUPERUSER: the
+// copy fits its jobs into it (it retried "too many connections" for
+// minutes), and refuses, before any change, a limit too small for one job.
+// validate says the same.
+func TestConnectionLimitsSizeTheCopy(t *testing.T) {
+	t.Parallel()
+	const db = "lim_src"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE ROLE lim_reader LOGIN PASSWORD 'lim-pw'")
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db+" OWNER lim_reader CONNECTION LIMIT 6")
+	pgtest.Exec(t, pair.Source, db, `SET ROLE lim_reader;
+	  CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a SELECT generate_series(1, 1000);
+	  CREATE TABLE b (id int PRIMARY KEY); INSERT INTO b SELECT generate_series(1, 1000);
+	  CREATE TABLE c (id int PRIMARY KEY); INSERT INTO c SELECT generate_series(1, 1000);
+	  CREATE TABLE d (id int PRIMARY KEY); INSERT INTO d SELECT generate_series(1, 1000)`)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+		pgtest.Exec(t, pair.Source, "postgres", "DROP ROLE lim_reader")
+	})
+	conn := []string{"--source", pair.Source.URLAs("lim_reader", "lim-pw", "postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db, "--jobs", "8"}
+	r := replicator(t, nil, append([]string{"validate"}, conn...)...)
+	if !strings.Contains(r.stdout, "role lim_reader may open") || !strings.Contains(r.stdout, "database lim_src's CONNECTION LIMIT 6") {
+		t.Errorf("validate does not see the limit:\n%s", r.stdout)
+	}
+	r = replicator(t, nil, append([]string{"init", "--no-roles"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "database lim_src's CONNECTION LIMIT 6") || !strings.Contains(r.stderr, "instead of 8") {
+		t.Fatalf("init under a connection limit (%d):\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "too many connections") {
+		t.Errorf("the copy ran into the limit:\n%s", r.stderr)
+	}
+	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM d"); !reflect.DeepEqual(got, []string{"1000"}) {
+		t.Errorf("rows of d: %v", got)
+	}
+	pgtest.Exec(t, pair.Source, "postgres", "ALTER DATABASE "+db+" CONNECTION LIMIT 2")
+	r = replicator(t, nil, append([]string{"init", "--no-roles", "--drop-existing", "--yes"}, conn...)...)
+	assertOneLineError(t, r, "lim_reader may open 2 more session(s) in database lim_src (database lim_src's CONNECTION LIMIT 2 (0 in use)), and the copy needs at least 4")
+	// Without validate's checks, the copy's own says the same.
+	r = replicator(t, nil, append([]string{"init", "--no-roles", "--drop-existing", "--yes", "--skip-validate"}, conn...)...)
+	assertOneLineError(t, r, "the source allows role lim_reader 2 more session(s) in database lim_src (database lim_src's CONNECTION LIMIT 2 (0 in use)), and the copy needs at least 4: nothing was changed")
+	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM d"); !reflect.DeepEqual(got, []string{"1000"}) {
+		t.Errorf("the refused run changed the target: %v", got)
 	}
 }

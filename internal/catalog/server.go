@@ -29,6 +29,11 @@ type Server struct {
 	WALLevel      string
 	// MaxConnections and Connections (in use now) bound --jobs.
 	MaxConnections, Connections int
+	// RoleLimit is the connecting role's CONNECTION LIMIT (-1: none) and
+	// RoleSessions its sessions now; DBLimits each database's limit and
+	// sessions. Neither binds a superuser.
+	RoleLimit, RoleSessions int
+	DBLimits                map[string]DBLimit
 	// Databases that accept connections, templates excluded.
 	Databases []string
 	// InRecovery: a standby, which accepts no writes. ReadOnly: the
@@ -74,8 +79,51 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(
 	if err != nil {
 		return nil, fmt.Errorf("list databases: %w", err)
 	}
-	s.Databases, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	return s, err
+	if s.Databases, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return nil, fmt.Errorf("list databases: %w", err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT r.rolconnlimit, (SELECT count(*) FROM pg_catalog.pg_stat_activity a WHERE a.usesysid = r.oid)::int
+	  FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&s.RoleLimit, &s.RoleSessions); err != nil {
+		return nil, fmt.Errorf("read connection limits: %w", err)
+	}
+	rows, err = conn.Query(ctx, `SELECT d.datname, d.datconnlimit, (SELECT count(*) FROM pg_catalog.pg_stat_activity a WHERE a.datid = d.oid)::int
+	  FROM pg_catalog.pg_database d WHERE d.datconnlimit >= 0`)
+	if err != nil {
+		return nil, fmt.Errorf("read connection limits: %w", err)
+	}
+	limits, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DBLimit])
+	if err != nil {
+		return nil, fmt.Errorf("read connection limits: %w", err)
+	}
+	s.DBLimits = map[string]DBLimit{}
+	for _, l := range limits {
+		s.DBLimits[l.Name] = l
+	}
+	return s, nil
+}
+
+// DBLimit is a database's CONNECTION LIMIT and its sessions now.
+type DBLimit struct {
+	Name            string
+	Limit, Sessions int
+}
+
+// Room is how many more sessions the connecting role may open in database
+// db now, and, when a CONNECTION LIMIT binds it rather than
+// max_connections, which one (withDB: the database's own limit counts; it
+// does not for a database the copy creates, whose limit comes at its end).
+func (s *Server) Room(db string, withDB bool) (room int, limit string) {
+	room = s.MaxConnections - s.Connections
+	if s.Superuser {
+		return room, ""
+	}
+	if s.RoleLimit >= 0 && s.RoleLimit-s.RoleSessions < room {
+		room, limit = s.RoleLimit-s.RoleSessions, fmt.Sprintf("role %s's CONNECTION LIMIT %d (%d in use)", s.User, s.RoleLimit, s.RoleSessions)
+	}
+	if l, ok := s.DBLimits[db]; ok && withDB && l.Limit-l.Sessions < room {
+		room, limit = l.Limit-l.Sessions, fmt.Sprintf("database %s's CONNECTION LIMIT %d (%d in use)", db, l.Limit, l.Sessions)
+	}
+	return max(room, 0), limit
 }
 
 // SameServer reports whether two connections reach the same running server.

@@ -51,11 +51,7 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 		nIndex += len(t.indexes) + 1
 	}
 	indexCh := make(chan indexTask, nIndex)
-	partCh := make(chan *part, len(parts))
-	for _, p := range parts {
-		partCh <- p
-	}
-	close(partCh)
+	queue := &partQueue{parts: parts}
 	w.copying.Store(int64(len(parts)))
 
 	// Tables with no rows left to copy get their indexes right away.
@@ -75,13 +71,14 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 	if w.ahead != nil {
 		w.ahead.partLimit = w.ahead.perPart(workers)
 	}
+	queue.live = workers
 	for i := 0; i < workers; i++ {
 		copiers.Add(1)
 		g.Go(func() error {
 			defer copiers.Done()
 			c := &copier{r: r, w: w}
 			defer c.reset()
-			return c.run(gctx, partCh, indexCh, &copySpan)
+			return c.run(gctx, queue, indexCh, &copySpan)
 		})
 	}
 	go func() {
@@ -265,9 +262,13 @@ func (c *copier) reset() {
 	c.src, c.dst = nil, nil
 }
 
-func (c *copier) run(ctx context.Context, parts <-chan *part, indexCh chan<- indexTask, sp *span) error {
+func (c *copier) run(ctx context.Context, queue *partQueue, indexCh chan<- indexTask, sp *span) error {
 	r, w := c.r, c.w
-	for p := range parts {
+	for {
+		p := queue.next()
+		if p == nil {
+			return nil
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -281,6 +282,7 @@ func (c *copier) run(ctx context.Context, parts <-chan *part, indexCh chan<- ind
 		start := time.Now()
 		t.progress.Begin()
 		var rows, bytes int64
+		var left bool
 		err := retry.Do(ctx, r.opts.Retry, func(err error, wait time.Duration) {
 			r.retrying(w.name, "copy %s failed (%s); retrying in %s", t.Name, oneLine(err), wait.Round(time.Millisecond))
 		}, func() error {
@@ -289,10 +291,23 @@ func (c *copier) run(ctx context.Context, parts <-chan *part, indexCh chan<- ind
 			if err != nil {
 				c.endStalledTarget(ctx, err)
 				c.reset()
+				// A server out of sessions for us: one copier fewer at
+				// once, while another goes on (its part goes back to
+				// the queue), rather than every copier retrying.
+				if tooManyConnections(err) {
+					if n, ok := queue.giveBack(p); ok {
+						r.warn(w.name, "copy %s: %s: copying with %d connection(s) from now on", t.Name, oneLine(err), n)
+						left = true
+						return nil
+					}
+				}
 			}
 			return err
 		})
 		t.progress.End()
+		if left {
+			return nil
+		}
 		if err != nil {
 			if p := diskFull(err, "copying "+t.Name.String()); p != nil {
 				return p
@@ -308,7 +323,6 @@ func (c *copier) run(ctx context.Context, parts <-chan *part, indexCh chan<- ind
 			r.enqueueIndexes(w, t, indexCh)
 		}
 	}
-	return nil
 }
 
 // copyOnce makes one attempt at a part. A part an earlier attempt (or run) was
@@ -653,4 +667,45 @@ func roundTrip(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
 		best = min(best, time.Since(start))
 	}
 	return best, nil
+}
+
+// partQueue hands parts to the copiers. A copier may give its part back and
+// leave (a server out of sessions) while another copier still runs: the
+// last one never leaves, so no part is left behind.
+type partQueue struct {
+	mu    sync.Mutex
+	parts []*part
+	live  int
+}
+
+// next is the next part, nil when none is left (the copier then leaves).
+func (q *partQueue) next() *part {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.parts) == 0 {
+		q.live--
+		return nil
+	}
+	p := q.parts[0]
+	q.parts = q.parts[1:]
+	return p
+}
+
+// giveBack puts p back at the head of the queue and counts its copier out,
+// unless it is the last one; n is how many copiers remain.
+func (q *partQueue) giveBack(p *part) (n int, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.live <= 1 {
+		return q.live, false
+	}
+	q.parts = append([]*part{p}, q.parts...)
+	q.live--
+	return q.live, true
+}
+
+// tooManyConnections: the server refused a session (SQLSTATE 53300).
+func tooManyConnections(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "53300"
 }

@@ -39,17 +39,17 @@ type dbWork struct {
 	// ahead lets the copy read the source before pre-data is restored.
 	ahead *readAhead
 
-	tables    []*tableWork
-	excluded  []catalog.Name  // relations left out of the schema (pg_dump -T)
+	tables   []*tableWork
+	excluded []catalog.Name // relations left out of the schema (pg_dump -T)
 	// schemasOut: schemas left out by --include-schemas/--exclude-schemas
 	// (pg_dump -N, by exact name).
 	schemasOut []string
-	earlyDump chan error      // the schema dump started with the catalog's reading, if it was
-	matviews  []catalog.Name  // materialized views populated on the source, refreshed after post-data
-	skipPost  map[tocKey]bool // post-data archive entries not restored by pg_restore
-	afterPost []string        // statements run after post-data (NOT VALID foreign keys)
-	sequences []catalog.Sequence
-	blobs     []uint32
+	earlyDump  chan error      // the schema dump started with the catalog's reading, if it was
+	matviews   []catalog.Name  // materialized views populated on the source, refreshed after post-data
+	skipPost   map[tocKey]bool // post-data archive entries not restored by pg_restore
+	afterPost  []string        // statements run after post-data (NOT VALID foreign keys)
+	sequences  []catalog.Sequence
+	blobs      []uint32
 
 	// copying counts table parts not yet copied.
 	copying atomic.Int64
@@ -195,12 +195,14 @@ func (r *run) copySnapshot(ctx context.Context, db *dbPlan, w *dbWork) error {
 		return err
 	}
 	if err := r.schemaAndRows(ctx, db, w, archive); err != nil {
+		r.recordTables(w, true) // the summary of a failed run says what it copied
 		return err
 	}
 	if err := r.finishSteps(ctx, w, archive, archiveDir); err != nil {
+		r.recordTables(w, false)
 		return err
 	}
-	r.recordTables(w)
+	r.recordTables(w, false)
 	os.Remove(archive)
 	return nil
 }
@@ -342,12 +344,20 @@ func (r *run) finishSteps(ctx context.Context, w *dbWork, archive, archiveDir st
 	return nil
 }
 
-// recordTables adds the database's tables to the run's result.
-func (r *run) recordTables(w *dbWork) {
+// recordTables adds the database's tables to the run's result: those whose
+// rows are all in, when finished is set (a copy that failed part-way).
+func (r *run) recordTables(w *dbWork, finished bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range w.tables {
 		if !t.copyData {
+			continue
+		}
+		t.mu.Lock()
+		// parts is set once the copy planned the table's parts.
+		done := t.parts > 0 && t.partsLeft == 0
+		t.mu.Unlock()
+		if finished && !done {
 			continue
 		}
 		format := "text"

@@ -136,6 +136,9 @@ func (r *run) preflight(ctx context.Context) (_ *plan, err error) {
 	if err := checkPlacement(ctx, p, seen, src, dst, di); err != nil {
 		return nil, err
 	}
+	if err := r.fitConnections(p, si, di); err != nil {
+		return nil, err
+	}
 	if o.Ready != nil {
 		if err := o.Ready(ctx); err != nil {
 			return nil, err
@@ -539,6 +542,46 @@ func checkBlocking(seen *sourceFacts) error {
 	}
 	return userErrorf("the filters leave out tables that kept objects need: %s%s: nothing was changed; keep those tables' structure without their rows (--schema-only-tables instead of --exclude-tables), or leave out what needs them too",
 		strings.Join(list, "; "), more)
+}
+
+// fitConnections sizes the copy to the sessions each side allows the
+// connecting roles: max_connections, and for a role without SUPERUSER its
+// own CONNECTION LIMIT and the database's (on the target, only for a
+// database already there: one the copy creates gets its limit at the end).
+// A database copies with --jobs copy sessions and three more on the source
+// (the snapshot's, pg_dump's, the catalog's),
+// and with --jobs copy and --index-jobs index sessions and two more on the
+// target. Too few for that lowers the jobs, with a warning; too few for one
+// job is refused before anything changes.
+func (r *run) fitConnections(p *plan, si, di *catalog.Server) error {
+	o := &r.opts
+	for _, db := range p.databases {
+		room, limit := si.Room(db.name, true)
+		r.srcFree = min(r.srcFree, room)
+		if room < 4 {
+			return userErrorf("the source allows role %s %d more session(s) in database %s (%s), and the copy needs at least 4: nothing was changed; raise the limit (ALTER DATABASE %s CONNECTION LIMIT ..., ALTER ROLE %s CONNECTION LIMIT ...), or end idle sessions",
+				si.User, room, db.name, cmp.Or(limit, "max_connections"), pgx.Identifier{db.name}.Sanitize(), pgx.Identifier{si.User}.Sanitize())
+		}
+		if need := o.Jobs + 3; room < need {
+			r.warn(db.name, "the source allows role %s %d more sessions here (%s): copying with %d jobs instead of %d",
+				si.User, room, cmp.Or(limit, "max_connections"), room-3, o.Jobs)
+			o.Jobs = room - 3
+			o.IndexJobs = min(o.IndexJobs, o.Jobs)
+		}
+		room, limit = di.Room(db.name, db.intoExisting)
+		r.dstFree = min(r.dstFree, room)
+		if room < 4 {
+			return userErrorf("the target allows role %s %d more session(s) in database %s (%s), and the copy needs at least 4: nothing was changed; raise the limit, or end idle sessions",
+				di.User, room, db.name, cmp.Or(limit, "max_connections"))
+		}
+		if need := o.Jobs + o.IndexJobs + 2; room < need {
+			jobs := max(1, (room-2)/2)
+			r.warn(db.name, "the target allows role %s %d more sessions here (%s): copying with %d jobs and %d index jobs instead of %d and %d",
+				di.User, room, cmp.Or(limit, "max_connections"), jobs, jobs, o.Jobs, o.IndexJobs)
+			o.Jobs, o.IndexJobs = min(o.Jobs, jobs), min(o.IndexJobs, jobs)
+		}
+	}
+	return nil
 }
 
 func listOrNone(s []string) string {

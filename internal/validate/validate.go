@@ -5,6 +5,7 @@
 package validate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -157,7 +158,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	var selected []string
 	if si != nil {
 		selected = c.databases(ctx, si, dst)
-		c.connections("source", si, opts.Jobs+2)
+		c.connections("source", si, opts.Jobs+2, selected)
 	}
 	if di != nil && opts.Sync {
 		c.subscriptions(ctx, dst, di)
@@ -173,7 +174,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		c.placement(ctx, selected, src, dst, di)
 	}
 	if di != nil {
-		c.connections("target", di, 2*opts.Jobs+2)
+		c.connections("target", di, 2*opts.Jobs+2, selected)
 		c.disk(ctx, dst, di)
 	}
 	if si != nil {
@@ -280,14 +281,29 @@ func (c *checker) createdb(di *catalog.Server, selected []string) {
 		fmt.Sprintf("ALTER ROLE %s CREATEDB (as an administrator), or connect as another role", pgx.Identifier{di.User}.Sanitize()))
 }
 
-func (c *checker) connections(side string, s *catalog.Server, need int) {
-	free := s.MaxConnections - s.Connections
-	if free < need {
-		c.add(side+" connections", Warn, fmt.Sprintf("%d of max_connections=%d free, the copy opens up to %d", free, s.MaxConnections, need),
-			"lower --jobs, or raise max_connections")
-		return
+func (c *checker) connections(side string, s *catalog.Server, need int, selected []string) {
+	free, limit, where := s.MaxConnections-s.Connections, "", ""
+	for _, db := range selected {
+		// On the target, a database's own limit binds only one that is
+		// already there (the copy gives a new one its limit at the end).
+		withDB := side == "source" || slices.Contains(s.Databases, db)
+		if room, l := s.Room(db, withDB); room < free {
+			free, limit, where = room, l, db
+		}
 	}
-	c.add(side+" connections", OK, fmt.Sprintf("%d free connections, %d needed", free, need), "")
+	switch {
+	case free < 4:
+		c.add(side+" connections", Fail, fmt.Sprintf("role %s may open %d more session(s) in database %s (%s), and the copy needs at least 4", s.User, free, where, cmp.Or(limit, "max_connections")),
+			"raise the limit, or end idle sessions")
+	case free < need && limit != "":
+		c.add(side+" connections", Warn, fmt.Sprintf("role %s may open %d more sessions in database %s (%s), the copy opens up to %d: it will copy with fewer jobs", s.User, free, where, limit, need),
+			"raise the limit, or lower --jobs")
+	case free < need:
+		c.add(side+" connections", Warn, fmt.Sprintf("%d of max_connections=%d free, the copy opens up to %d: it will copy with fewer jobs", free, s.MaxConnections, need),
+			"lower --jobs, or raise max_connections")
+	default:
+		c.add(side+" connections", OK, fmt.Sprintf("%d free connections, %d needed", free, need), "")
+	}
 }
 
 func (c *checker) estimate() {
