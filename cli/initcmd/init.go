@@ -184,6 +184,12 @@ func runInit(ctx context.Context, opts *Options) error {
 	renderer.Close()
 	if res != nil && res.Copy != nil {
 		os.RemoveAll(archiveDir)
+		if len(res.Copy.Refused) > 0 {
+			// Beside the checkpoints, named by the copy: kept after it.
+			if werr := res.Copy.WriteRefused(archiveDir + "-refused.sql"); werr != nil {
+				fmt.Fprintf(opts.IO.ErrOut, "warning: %v\n", werr)
+			}
+		}
 	}
 	if perr := report(opts, res); perr != nil {
 		return perr

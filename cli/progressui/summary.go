@@ -71,6 +71,16 @@ func PrintSummary(w io.Writer, res *engine.Result) {
 			fmt.Fprintf(w, "  - %s\n", m)
 		}
 	}
+	if n := len(res.Refused) + res.RefusedOmitted; n > 0 {
+		where := "--json lists them all (refused)"
+		if res.RefusedOmitted > 0 {
+			where = fmt.Sprintf("--json lists the first %d (refused); the job's log has the warnings for each kind", len(res.Refused))
+		}
+		if res.RefusedFile != "" {
+			where = "every one is in " + res.RefusedFile + ", a psql script to run as a role that may (--json: refused)"
+		}
+		fmt.Fprintf(w, "\nThe target refused %d statement(s): %s.\n", n, where)
+	}
 }
 
 // Summary prints what a copy did, at the end of a local or remote run: each

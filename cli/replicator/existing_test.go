@@ -1,7 +1,10 @@
 package main_test
 
 import (
+	"os"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -53,6 +56,20 @@ func TestRerunNeverDropsADatabaseItDidNotCreate(t *testing.T) {
 		t.Fatalf("rerun: %d\n%s", r.code, r.stderr)
 	}
 	assertKept("after the rerun")
+	// Every statement the target refused (a role without SUPERUSER) is in a
+	// script named by the summary, not just the first three.
+	m := regexp.MustCompile(`The target refused (\d+) statement\(s\): every one is in (\S+), a psql script`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("the summary does not name the refused statements' file:\n%s", r.stdout)
+	}
+	script, err := os.ReadFile(m[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(script), "\\connect \"prepared\"\n") || !strings.Contains(string(script), "ALTER TABLE public.items OWNER TO postgres;") ||
+		strings.Count(string(script), ";\n") != mustAtoi(t, m[1]) {
+		t.Errorf("refused statements script (%s of them):\n%s", m[1], script)
+	}
 	if strings.Contains(r.stderr, "dropped the existing target database") {
 		t.Errorf("the rerun dropped the database:\n%s", r.stderr)
 	}
@@ -136,4 +153,13 @@ func TestConflictingDatabaseIsRefused(t *testing.T) {
 	if after := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM pg_class"); !reflect.DeepEqual(before, after) {
 		t.Errorf("the target changed: %v relations before, %v after", before, after)
 	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -18,8 +18,11 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
@@ -143,6 +146,13 @@ type Result struct {
 	Steps    []StepResult  `json:"steps"`
 	Tables   []TableResult `json:"tables"`
 	Warnings []string      `json:"warnings,omitempty"`
+	// Refused: every statement the target refused without it failing the
+	// copy (what a managed target's role may not do), whole; the warnings
+	// give the first few of each kind.
+	Refused []Refused `json:"refused,omitempty"`
+	// RefusedFile is where the CLI wrote them as a script (see
+	// WriteRefused).
+	RefusedFile string `json:"refused_file,omitempty"`
 	// Existing: what the copy found already in target databases it restored
 	// into, and kept or left untouched ("db: kept schema bar, ...").
 	Existing []string `json:"existing_on_target,omitempty"`
@@ -152,6 +162,8 @@ type Result struct {
 	// TablesOmitted and StepsOmitted count what Trimmed left out.
 	TablesOmitted int `json:"tables_omitted,omitempty"`
 	StepsOmitted  int `json:"steps_omitted,omitempty"`
+	// RefusedOmitted counts the refused statements Trimmed left out.
+	RefusedOmitted int `json:"refused_omitted,omitempty"`
 }
 
 // TableCount is the number of tables copied, listed or not.
@@ -170,11 +182,26 @@ func (r *Result) Trimmed(tables, steps int) *Result {
 		c.TablesOmitted += len(c.Tables) - tables
 		c.Tables = c.Tables[:tables]
 	}
+	// The refused statements go too, but for the first of them: a remote
+	// job's summary says how many (RefusedOmitted).
+	if len(c.Refused) > 2*tables {
+		c.RefusedOmitted += len(c.Refused) - 2*tables
+		c.Refused = c.Refused[:2*tables]
+	}
 	if len(c.Steps) > steps {
 		c.StepsOmitted += len(c.Steps) - steps
 		c.Steps = c.Steps[:steps]
 	}
 	return &c
+}
+
+// Refused is a statement the target refused, why, and what kind of refusal
+// it is.
+type Refused struct {
+	Database  string `json:"database,omitempty"`
+	Kind      string `json:"kind"`
+	Statement string `json:"statement"`
+	Message   string `json:"message"`
 }
 
 // StepResult times one step. Steps that overlap (copy and index builds) report
@@ -386,3 +413,35 @@ func (r *run) info(db, format string, args ...any) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// WriteRefused writes the refused statements as a psql script, each
+// database's after a \connect line, for a role that may run them (the
+// target's administrator) to apply by hand: psql -f FILE.
+func (res *Result) WriteRefused(file string) error {
+	var b strings.Builder
+	b.WriteString("-- Statements the target refused during a replicator copy. Run them as a role\n")
+	b.WriteString("-- that may (psql -f this-file), or adapt them (ownership: ALTER ... OWNER TO,\n")
+	b.WriteString("-- REASSIGN OWNED BY; privileges: GRANT) to what your provider allows.\n")
+	db := "\x00"
+	for _, x := range res.Refused {
+		if x.Database != db {
+			db = x.Database
+			fmt.Fprintf(&b, "\n\\connect %s\n", pgx.Identifier{db}.Sanitize())
+		}
+		fmt.Fprintf(&b, "-- %s: %s\n%s\n", x.Kind, strings.ReplaceAll(x.Message, "\n", " "), strings.TrimRight(x.Statement, ";")+";")
+	}
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write the refused statements: %w", err)
+	}
+	res.RefusedFile = file
+	return nil
+}
+
+// refused records statements the target refused, whole, for the summary.
+func (r *run) refused(db string, issues []restoreIssue) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, is := range issues {
+		r.result.Refused = append(r.result.Refused, Refused{Database: db, Kind: refusal(is, r.targetSuper), Statement: strings.TrimSpace(is.Command), Message: is.Message})
+	}
+}

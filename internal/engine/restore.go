@@ -193,6 +193,7 @@ func (r *run) pgRestore(ctx context.Context, db string, target, dbTarget *connin
 			examples = append(examples, fmt.Sprintf("%s (%s)", firstWords(is.Command, 10), is.Message))
 		}
 		r.warn(db, "target refused %d statement(s), %s: %s", len(list), c, strings.Join(examples, "; "))
+		r.refused(db, list)
 	}
 	if len(fatal) > 0 {
 		return fmt.Errorf("pg_restore: %d statement(s) failed; first: %s: %s", len(fatal), firstWords(fatal[0].Command, 12), fatal[0].Message)

@@ -252,6 +252,7 @@ func (r *run) runDatabaseEntries(ctx context.Context, w *dbWork, archive string,
 	}
 	for _, is := range refused {
 		r.warn(w.name, "target refused %s: %s (%s)", refusal(is, r.targetSuper), firstWords(is.Command, 10), is.Message)
+		r.refused(w.name, []restoreIssue{is})
 	}
 	return nil
 }
