@@ -244,7 +244,11 @@ func CheckFilters(ctx context.Context, server *conninfo.Endpoint, dbs []string, 
 		if err != nil {
 			return nil, err
 		}
-		tables, err := Tables(ctx, conn)
+		err = Untimed(ctx, conn)
+		var tables []*Table
+		if err == nil {
+			tables, err = Tables(ctx, conn)
+		}
 		var names []filter.Table
 		if err == nil {
 			names, err = FilterNames(ctx, conn, db, tables)

@@ -130,3 +130,17 @@ func (s *Server) Room(db string, withDB bool) (room int, limit string) {
 func SameServer(a, b *Server) bool {
 	return a.SystemID == b.SystemID && a.StartedAt.Equal(b.StartedAt) && a.Port == b.Port
 }
+
+// NoTransactionTimeout turns off PostgreSQL 17's transaction_timeout for the
+// session: a database or role may set one short enough (100 ms) to end
+// replicator's catalog reads on a busy server. Older servers do not know
+// the setting; the WHERE keeps them from seeing it.
+const NoTransactionTimeout = `SELECT pg_catalog.set_config('transaction_timeout', '0', false) WHERE pg_catalog.current_setting('server_version_num')::int >= 170000`
+
+// Untimed runs NoTransactionTimeout on a session that reads catalogs.
+func Untimed(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, NoTransactionTimeout); err != nil {
+		return fmt.Errorf("turn off transaction_timeout: %w", err)
+	}
+	return nil
+}

@@ -373,9 +373,8 @@ func (r *run) recordTables(w *dbWork, finished bool) {
 }
 
 // noTransactionTimeout turns off PostgreSQL 17's transaction_timeout, which
-// would end a long copy's snapshot transaction, on servers that have it
-// (older ones refuse the name; the WHERE keeps them from seeing it).
-const noTransactionTimeout = `SELECT pg_catalog.set_config('transaction_timeout', '0', false) WHERE pg_catalog.current_setting('server_version_num')::int >= 170000;`
+// would end a long copy's snapshot transaction (see catalog).
+const noTransactionTimeout = catalog.NoTransactionTimeout + ";"
 
 // sourceSessionSQL makes a source session read faithfully: no timeouts
 // killing long copies, row security off (fail rather than silently skip

@@ -480,6 +480,9 @@ func (r *run) estimate(ctx context.Context, db string, seen *sourceFacts) error 
 		return err
 	}
 	defer conn.Close(context.Background())
+	if err := catalog.Untimed(ctx, conn); err != nil {
+		return fmt.Errorf("source database %s: %w", db, err)
+	}
 	tables, err := catalog.Tables(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("source database %s: %w", db, err)

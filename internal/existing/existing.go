@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 )
 
@@ -270,6 +271,9 @@ func Inspect(ctx context.Context, source, target *conninfo.Endpoint, db string, 
 		return nil, err
 	}
 	defer conn.Close(context.Background())
+	if err := catalog.Untimed(ctx, conn); err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
 	if in.Source.Schemas, err = SchemaNames(ctx, conn); err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
@@ -310,6 +314,9 @@ func objectsOf(ctx context.Context, server *conninfo.Endpoint, db string) ([]Obj
 		return nil, err
 	}
 	defer conn.Close(context.Background())
+	if err := catalog.Untimed(ctx, conn); err != nil {
+		return nil, err
+	}
 	return Objects(ctx, conn)
 }
 

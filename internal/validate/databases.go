@@ -46,7 +46,11 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 			c.add("source database "+db, Fail, err.Error(), "grant CONNECT on the database, or exclude it with --exclude-databases")
 			continue
 		}
-		tables, err := catalog.Tables(ctx, conn)
+		err = catalog.Untimed(ctx, conn)
+		var tables []*catalog.Table
+		if err == nil {
+			tables, err = catalog.Tables(ctx, conn)
+		}
 		if err != nil {
 			conn.Close(ctx)
 			c.add("source database "+db, Fail, err.Error(), "")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 )
 
@@ -23,7 +24,7 @@ type sides struct {
 // session settings that make row text identical on both servers.
 const sessionSQL = `
 SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0;
-SELECT pg_catalog.set_config('transaction_timeout', '0', false) WHERE pg_catalog.current_setting('server_version_num')::int >= 170000;
+` + catalog.NoTransactionTimeout + `;
 SET row_security = off; SET extra_float_digits = 3; SET DateStyle = ISO; SET IntervalStyle = postgres;
 SET TimeZone = 'UTC'; SET bytea_output = 'hex'; SET lc_monetary = 'C';
 SELECT pg_catalog.set_config('search_path', '', false);`
