@@ -349,7 +349,9 @@ func (r *run) createdByUs(ctx context.Context, dst *pgx.Conn, name string) (refu
 // source database (package existing); the kept objects' archive entries are
 // left out of pre-data, by the source's OIDs (the archive's).
 func (r *run) judgeExisting(ctx context.Context, db *dbPlan) (*existing.Verdict, error) {
-	in, err := existing.Inspect(ctx, r.opts.Source, r.opts.Target, db.name, replication.DDLSchema)
+	in, err := existing.Inspect(ctx, r.opts.Source, r.opts.Target, db.name, func(s string) bool {
+		return s != replication.DDLSchema && r.opts.Filters.Schema(db.name, s)
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -251,8 +251,9 @@ type Inspection struct {
 
 // Inspect reads the target database db and the target's template1, and the
 // source database db, and judges what the target database holds beyond its
-// template. Schemas in skipSchemas (replicator's own) are not the source's.
-func Inspect(ctx context.Context, source, target *conninfo.Endpoint, db string, skipSchemas ...string) (*Inspection, error) {
+// template. Only the source's schemas that copied says are the source's
+// (not replicator's own, nor those the filters leave out).
+func Inspect(ctx context.Context, source, target *conninfo.Endpoint, db string, copied func(schema string) bool) (*Inspection, error) {
 	here, err := objectsOf(ctx, target, db)
 	if err != nil {
 		return nil, fmt.Errorf("target: %w", err)
@@ -277,7 +278,7 @@ func Inspect(ctx context.Context, source, target *conninfo.Endpoint, db string, 
 	if in.Source.Schemas, err = SchemaNames(ctx, conn); err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	in.Source.Schemas = slices.DeleteFunc(in.Source.Schemas, func(s string) bool { return slices.Contains(skipSchemas, s) })
+	in.Source.Schemas = slices.DeleteFunc(in.Source.Schemas, func(s string) bool { return !copied(s) })
 	objs, err := Objects(ctx, conn)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)

@@ -339,7 +339,9 @@ func (c *checker) existingTargets(ctx context.Context, di *catalog.Server, selec
 		if !slices.Contains(di.Databases, db) {
 			continue
 		}
-		in, err := existing.Inspect(ctx, c.opts.Source, c.opts.Target, db, replication.DDLSchema)
+		in, err := existing.Inspect(ctx, c.opts.Source, c.opts.Target, db, func(s string) bool {
+			return s != replication.DDLSchema && c.opts.Filters.Schema(db, s)
+		})
 		if err != nil {
 			c.add("existing target databases", Fail, fmt.Sprintf("database %s: %v", db, err), "")
 			return
