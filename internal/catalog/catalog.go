@@ -251,7 +251,7 @@ func CheckFilters(ctx context.Context, server *conninfo.Endpoint, dbs []string, 
 		}
 		var names []filter.Table
 		if err == nil {
-			names, err = FilterNames(ctx, conn, db, tables)
+			names, _, err = FilterNames(ctx, conn, db, tables)
 		}
 		if err == nil && rules.FiltersSchemas() {
 			schemas[db], err = Schemas(ctx, conn)
@@ -302,20 +302,19 @@ ORDER BY 2, 3`)
 }
 
 // FilterNames are the names filters are checked against (CheckTables): the
-// tables, partitions and materialized views of database db.
-func FilterNames(ctx context.Context, q Querier, db string, tables []*Table) ([]filter.Table, error) {
-	var out []filter.Table
+// tables, partitions and materialized views of database db; mvs are the
+// materialized views read, for a caller that needs them too.
+func FilterNames(ctx context.Context, q Querier, db string, tables []*Table) (names []filter.Table, mvs []Matview, err error) {
 	for _, t := range tables {
-		out = append(out, filter.Table{DB: db, Schema: t.Name.Schema, Name: t.Name.Name, RootSchema: t.Root.Schema, RootName: t.Root.Name})
+		names = append(names, filter.Table{DB: db, Schema: t.Name.Schema, Name: t.Name.Name, RootSchema: t.Root.Schema, RootName: t.Root.Name})
 	}
-	mvs, err := Matviews(ctx, q)
-	if err != nil {
-		return nil, err
+	if mvs, err = Matviews(ctx, q); err != nil {
+		return nil, nil, err
 	}
 	for _, m := range mvs {
-		out = append(out, filter.Table{DB: db, Schema: m.Name.Schema, Name: m.Name.Name, Matview: true})
+		names = append(names, filter.Table{DB: db, Schema: m.Name.Schema, Name: m.Name.Name, Matview: true})
 	}
-	return out, nil
+	return names, mvs, nil
 }
 
 // Schemas lists the user schemas (not the system's, nor those of

@@ -129,9 +129,7 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 	if w.blobs, err = catalog.LargeObjects(ctx, conn); err != nil {
 		return err
 	}
-	if w.matviews, err = populatedMatviews(ctx, conn, excluded, r.opts.Filters, w.name); err != nil {
-		return err
-	}
+	w.matviews = populatedMatviews(mvs, excluded, r.opts.Filters, w.name)
 	// Always: a source may carry a replication another run set up.
 	return r.skipOwnPublication(ctx, conn, w)
 }
@@ -222,16 +220,12 @@ func relationName(ctx context.Context, conn *pgx.Conn, oid uint32) (catalog.Name
 
 // populatedMatviews are the materialized views with data on the source,
 // but those left out or schema-only, which post-data refreshes on the target.
-func populatedMatviews(ctx context.Context, conn *pgx.Conn, excluded map[uint32]bool, rules *filter.Rules, db string) ([]catalog.Name, error) {
-	mvs, err := catalog.Matviews(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
+func populatedMatviews(mvs []catalog.Matview, excluded map[uint32]bool, rules *filter.Rules, db string) []catalog.Name {
 	var out []catalog.Name
 	for _, mv := range mvs {
 		if mv.Populated && !excluded[mv.OID] && !rules.Table(db, mv.Name.Schema, mv.Name.Name).SchemaOnly {
 			out = append(out, mv.Name)
 		}
 	}
-	return out, nil
+	return out
 }

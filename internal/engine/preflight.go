@@ -492,7 +492,7 @@ func (r *run) estimate(ctx context.Context, db string, seen *sourceFacts) error 
 	if seen.tablespaces[db], err = catalog.UsedTablespaces(ctx, conn); err != nil {
 		return fmt.Errorf("source database %s: %w", db, err)
 	}
-	names, err := catalog.FilterNames(ctx, conn, db, tables)
+	names, mvs, err := catalog.FilterNames(ctx, conn, db, tables)
 	if err != nil {
 		return fmt.Errorf("source database %s: %w", db, err)
 	}
@@ -511,10 +511,6 @@ func (r *run) estimate(ctx context.Context, db string, seen *sourceFacts) error 
 		if !d.Copy {
 			left = append(left, t.OID)
 		}
-	}
-	mvs, err := catalog.Matviews(ctx, conn)
-	if err != nil {
-		return fmt.Errorf("source database %s: %w", db, err)
 	}
 	for _, mv := range mvs {
 		if !r.opts.Filters.Table(db, mv.Name.Schema, mv.Name.Name).Copy {

@@ -56,7 +56,7 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 			c.add("source database "+db, Fail, err.Error(), "")
 			continue
 		}
-		names, err := catalog.FilterNames(ctx, conn, db, tables)
+		names, _, err := catalog.FilterNames(ctx, conn, db, tables)
 		if err != nil {
 			conn.Close(ctx)
 			c.add("source database "+db, Fail, err.Error(), "")
