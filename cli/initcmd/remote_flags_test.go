@@ -102,7 +102,9 @@ var syncFlags = map[string]flagCase{
 	"stop":                  {args: []string{"--stop"}, carried: true},
 	"force":                 {args: []string{"--force"}, carried: true},
 	"sequences":             {args: []string{"--sequences"}, carried: true},
+	"accept-gap":            {args: []string{"--accept-gap"}, carried: true},
 	"pg-bin":                {args: []string{"--pg-bin", "/opt/pg/bin"}, refused: "--pg-bin has no effect on sync"},
+	"state-dir":             {args: []string{"--state-dir", "/tmp/s"}, refused: "--state-dir has no effect on sync"},
 	"remote":                {other: "submits the job"},
 	"detach":                {other: "the submission"},
 	"instance-type":         {other: "the worker's size"},
@@ -183,13 +185,14 @@ func comparable(j runner.Job) string {
 		Engine                       map[string]any
 		VerifyJobs                   int
 		Force, Stop, Sequences, Fix  bool
+		AcceptGap                    bool
 		DDL                          string
 		SkipValidate, NoResume       bool
 		Verify                       bool
 	}
 	filters, _ := json.Marshal(j.Filters)
 	v := view{Command: j.Command, Source: str(j.Source), Target: str(j.Target), Via: str(j.SourceForTarget),
-		Filters: string(filters), VerifyJobs: vo.Jobs, Force: so.Force, Stop: j.Options.Stop, Sequences: so.Sequences,
+		Filters: string(filters), VerifyJobs: vo.Jobs, Force: so.Force, AcceptGap: so.AcceptGap, Stop: j.Options.Stop, Sequences: so.Sequences,
 		Fix: so.ReplicaIdentityFull, DDL: string(so.DDL), SkipValidate: j.Options.SkipValidate, NoResume: j.Options.NoResume, Verify: j.Options.Verify}
 	eo.Source, eo.Target, eo.Filters = nil, nil, nil
 	if eo.Sync != nil {

@@ -2,6 +2,8 @@
 package root
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
@@ -44,6 +46,23 @@ snapshot per database.`,
 	cmd.AddCommand(jobscmd.NewCmdJobs(f))
 	cmd.AddCommand(setupcmd.NewCmdSetup(f, nil))
 	cmd.AddCommand(teardowncmd.NewCmdTeardown(f, nil))
+	cmd.SetHelpCommand(newCmdHelp())
 	cmdutil.UsageArgs(cmd)
 	return cmd
+}
+
+// newCmdHelp is `replicator help [command]`: cobra's own shows the root's
+// help and succeeds for a topic it does not know.
+func newCmdHelp() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || target == nil || len(rest) > 0 {
+				return cmdutil.FlagErrorf("unknown help topic %q", strings.Join(args, " "))
+			}
+			return target.Help()
+		},
+	}
 }

@@ -21,6 +21,8 @@ func TestErrorsPrintOneWay(t *testing.T) {
 		{[]string{"init", "--jobs", "many"}, 2, `invalid argument "many" for "-j, --jobs"`},
 		{[]string{"sync", "--source"}, 2, "flag needs an argument: --source"},
 		{[]string{"verify", "extra"}, 2, `unknown command "extra"`},
+		{[]string{"help", "initt"}, 2, `unknown help topic "initt"`},
+		{[]string{"help", "jobs", "shw"}, 2, `unknown help topic "jobs shw"`},
 		{[]string{"validate", "--source", "postgres://h/db"}, 2, "--target is required"},
 		{[]string{"status", "--watch", "--interval", "1ms", "--source", "postgres://h/a", "--target", "postgres://g/b"}, 2, "--interval must be at least 100ms"},
 		{[]string{"jobs", "show", "x"}, 2, `"x" is not a job id`},
@@ -53,5 +55,10 @@ func TestVersionAndHelp(t *testing.T) {
 	r = cmdtest.Run(t, f, out, errOut, root.NewCmdRoot(f))
 	if r.Code != 0 || !strings.Contains(r.Out, "Available Commands") {
 		t.Errorf("no arguments: %d %q", r.Code, r.Out)
+	}
+	f, out, errOut = cmdtest.Factory(nil)
+	r = cmdtest.Run(t, f, out, errOut, root.NewCmdRoot(f), "help", "jobs", "show")
+	if r.Code != 0 || !strings.Contains(r.Out, "replicator jobs show") || r.Err != "" {
+		t.Errorf("help jobs show: %d %q %q", r.Code, r.Out, r.Err)
 	}
 }

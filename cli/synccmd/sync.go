@@ -28,6 +28,8 @@ type Options struct {
 	Filters             cmdutil.Filters
 	SourceFromTarget    string
 	Stop, Force         bool
+	AcceptGap           bool
+	StateDir            string
 	Sequences           bool
 	ReplicaIdentityFull bool
 	// ReplicateDDL is "on" or "off" when --replicate-ddl was given, "" for
@@ -46,10 +48,12 @@ func NewCmdSync(f *factory.Factory, runF func(context.Context, *Options) error) 
 (row filters become publication WHERE clauses) and a replication slot on the
 source, a subscription on the target that does not copy data again.
 
-sync starts from the source's current position: changes made between your copy
-and now are not carried over. For a gap-free start, copy and replicate in one go
-with replicator init --sync, which creates the slot first and copies in its
-snapshot.
+sync starts from the source's current position. Changes the source committed
+between your copy and now are found first: every selected table is compared
+with the source at the new slot's snapshot, and the ones that differ are copied
+again in that snapshot, so that nothing is lost (--accept-gap skips this and
+starts without them). replicator init --sync copies and replicates in one go,
+with nothing to compare.
 
 Re-running sync when replication is already set up does nothing (--force
 recreates it). sync --stop removes the subscription, the slot and the
@@ -76,6 +80,11 @@ at cut-over, before stopping).`,
 	cmd.Flags().BoolVar(&opts.Stop, "stop", false, "stop replicating: drop the subscription, the slot and the publication")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "recreate the replication even if it is set up")
 	cmd.Flags().BoolVar(&opts.Sequences, "sequences", false, "copy the sequences' current values to the target")
+	cmd.Flags().BoolVar(&opts.AcceptGap, "accept-gap", false, "start without comparing the target with the source: changes made since the copy are not carried over")
+	// init's --state-dir, given to sync by habit: sync keeps nothing on this
+	// machine, so the flag is refused with the reason rather than unknown.
+	cmd.Flags().StringVar(&opts.StateDir, "state-dir", "", "")
+	_ = cmd.Flags().MarkHidden("state-dir")
 	remoteui.AddFlags(cmd, &opts.Remote, true)
 	return cmd
 }
@@ -87,8 +96,11 @@ func checkFlags(cmd *cobra.Command) error {
 	}
 	if err := cmdutil.Conflicts(cmd, "stop", map[string]string{"force": "--force recreates the replication that --stop removes",
 		"replica-identity-full": "--stop changes no table", "source-from-target": "--stop creates no subscription",
-		"replicate-ddl": "--stop removes the schema change capture whatever its setting"}); err != nil {
+		"replicate-ddl": "--stop removes the schema change capture whatever its setting", "accept-gap": "--stop starts no replication"}); err != nil {
 		return err
+	}
+	if cmd.Flags().Changed("state-dir") {
+		return cmdutil.FlagErrorf("--state-dir has no effect on sync, which keeps no state on this machine (the servers hold it: the slot, the subscription, the queue)")
 	}
 	if cmd.Flags().Changed("pg-bin") {
 		return cmdutil.FlagErrorf("--pg-bin has no effect on sync, which runs no client tools")
@@ -124,7 +136,7 @@ func runSync(ctx context.Context, opts *Options) error {
 // JobOptions are the job the flags describe, for a local run and a remote one
 // alike.
 func (opts *Options) JobOptions() remote.Options {
-	return remote.Options{Stop: opts.Stop, Force: opts.Force, Sequences: opts.Sequences, ReplicaIdentityFull: opts.ReplicaIdentityFull,
+	return remote.Options{Stop: opts.Stop, Force: opts.Force, AcceptGap: opts.AcceptGap, Sequences: opts.Sequences, ReplicaIdentityFull: opts.ReplicaIdentityFull,
 		ReplicateDDL: opts.ReplicateDDL}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/replication"
 )
 
@@ -101,7 +102,7 @@ func (r *run) beginInSnapshot(ctx context.Context, w *dbWork, conn *pgx.Conn, se
 		snap := w.currentSnapshot()
 		// The snapshot comes first: nothing that reads may precede it. A
 		// failure aborts the block, and with it the settings.
-		_, err := conn.PgConn().Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT "+quoteLiteral(snap)+";"+session).ReadAll()
+		_, err := conn.PgConn().Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "+catalog.ImportSnapshot(snap)+";"+session).ReadAll()
 		if err == nil {
 			return nil
 		}

@@ -83,9 +83,12 @@ type Options struct {
 	ReplicaIdentityFull bool `json:"replica_identity_full,omitempty"`
 	// ReplicateDDL: "on", "off", or "" (on where the source role may create
 	// event triggers).
-	ReplicateDDL     string `json:"replicate_ddl,omitempty"`
-	Stop             bool   `json:"stop,omitempty"`  // sync: stop replicating
-	Force            bool   `json:"force,omitempty"` // sync: recreate the replication
+	ReplicateDDL string `json:"replicate_ddl,omitempty"`
+	Stop         bool   `json:"stop,omitempty"`  // sync: stop replicating
+	Force        bool   `json:"force,omitempty"` // sync: recreate the replication
+	// AcceptGap: sync starts replication without checking that the target
+	// still holds the source's rows (changes made since the copy are lost).
+	AcceptGap        bool   `json:"accept_gap,omitempty"`
 	Sequences        bool   `json:"sequences,omitempty"`
 	TimeLimitMinutes int    `json:"time_limit_minutes,omitempty"`
 	InstanceType     string `json:"instance_type,omitempty"`
@@ -404,10 +407,13 @@ func (r *Request) validateFit(fe FieldErrors) {
 	for _, f := range []struct {
 		name string
 		set  bool
-	}{{"stop", o.Stop}, {"force", o.Force}, {"sequences", o.Sequences}} {
+	}{{"stop", o.Stop}, {"force", o.Force}, {"sequences", o.Sequences}, {"accept_gap", o.AcceptGap}} {
 		if r.Command == "init" && f.set {
 			fe.add("options."+f.name, "applies to sync, not init")
 		}
+	}
+	if o.Stop && o.AcceptGap {
+		fe.add("options.accept_gap", "--stop starts no replication")
 	}
 	if r.Command == "init" && o.ReplicaIdentityFull && !o.Sync {
 		fe.add("options.replica_identity_full", "applies to sync and init with sync")

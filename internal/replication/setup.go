@@ -50,9 +50,12 @@ func CheckTarget(ctx context.Context, dst *pgx.Conn, di *catalog.Server) error {
 type Options struct {
 	Source, Target *conninfo.Endpoint
 	// SourceForTarget is how the target reaches the source (nil: Source).
-	SourceForTarget     *conninfo.Endpoint
-	Filters             *filter.Rules
-	Force               bool // recreate what exists
+	SourceForTarget *conninfo.Endpoint
+	Filters         *filter.Rules
+	Force           bool // recreate what exists
+	// AcceptGap starts replication without comparing the target with the
+	// source first (what changed since the copy is then not on the target).
+	AcceptGap           bool
 	ReplicaIdentityFull bool
 	// DDL: whether schema changes on the source are replicated.
 	DDL DDLMode
@@ -133,8 +136,9 @@ func (s *session) databases(ctx context.Context, requireTarget bool) ([]string, 
 }
 
 // Setup starts replication for every selected database already on the target.
-// Replication starts at the source's current position: what the source changed
-// since the target was copied is not carried over (init --sync avoids that gap).
+// Replication starts at the source's current position; what the source changed
+// since the target was copied is found and copied again first (closeGap),
+// unless AcceptGap.
 func Setup(ctx context.Context, o Options) error {
 	s, err := open(ctx, o)
 	if err != nil {
@@ -222,19 +226,30 @@ func (s *session) setupDB(ctx context.Context, db string) error {
 	if err != nil {
 		return err
 	}
+	undo := func() {
+		// Only what this run created: the target's rows are left as they are.
+		bg := context.Background()
+		_ = DropSlot(bg, src, n.Slot)
+		_ = DropPublication(bg, src, n.Publication)
+		_, _ = RemoveCapture(bg, src)
+		_, _ = RemoveApply(bg, dst)
+	}
+	// The slot's snapshot lives while its session is open and idle.
+	err = s.closeGap(ctx, db, src, dst, slot.Snapshot)
 	slot.Close()
+	if err != nil {
+		undo()
+		return err
+	}
 	via := s.o.SourceForTarget
 	if via == nil {
 		via = s.o.Source
 	}
 	if err := CreateSubscription(ctx, dst, n, via.MustWithDatabase(db)); err != nil {
-		_ = DropSlot(ctx, src, n.Slot)
-		_, _ = RemoveCapture(ctx, src)
-		_, _ = RemoveApply(ctx, dst)
+		undo()
 		return err
 	}
 	s.o.Log(db, fmt.Sprintf("replicating from LSN %s: publication %s and slot %s on the source, subscription %s on the target", slot.LSN, n.Publication, n.Slot, n.Subscription))
-	s.o.Log(db, "warning: changes the source made between the copy and now are not on the target; replicator init --sync hands over without that gap")
 	return s.sequences(ctx, db)
 }
 

@@ -187,7 +187,7 @@ func VerifyOptions(j Job) verify.Options {
 func SyncOptions(j Job, log func(db, msg string)) replication.Options {
 	o := j.Options
 	return replication.Options{Source: j.Source, Target: j.Target, SourceForTarget: j.SourceForTarget, Filters: j.Filters,
-		Force: o.Force, ReplicaIdentityFull: o.ReplicaIdentityFull, DDL: replication.DDLMode(o.ReplicateDDL), Sequences: o.Sequences, CopySequences: engine.CopySequences, Log: log}
+		Force: o.Force, AcceptGap: o.AcceptGap, ReplicaIdentityFull: o.ReplicaIdentityFull, DDL: replication.DDLMode(o.ReplicateDDL), Sequences: o.Sequences, CopySequences: engine.CopySequences, Log: log}
 }
 
 // Sync sets up replication, or stops it with Options.Stop.

@@ -29,6 +29,11 @@ type Options struct {
 	// RangeRows is the target number of rows per hashed range (default 100000).
 	RangeRows int64
 	Progress  progress.Sink
+	// Snapshot, when set, is an exported source snapshot every comparison
+	// reads in (a replication slot's, so that the result holds at its start).
+	Snapshot string
+	// Quick compares whole tables only: it says which differ, not where.
+	Quick bool
 }
 
 // Result of a verification.
@@ -104,7 +109,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if !opts.Filters.Database(db) {
 			continue
 		}
-		tables, err := verifyDatabase(ctx, opts, db)
+		tables, err := Database(ctx, opts, db)
 		if err != nil {
 			return nil, fmt.Errorf("database %s: %w", db, err)
 		}
@@ -129,7 +134,12 @@ type job struct {
 	pred  string
 }
 
-func verifyDatabase(ctx context.Context, opts Options, db string) ([]TableResult, error) {
+// Database verifies the selected tables of one database (Run's defaults do
+// not apply: Jobs and RangeRows must be set).
+func Database(ctx context.Context, opts Options, db string) ([]TableResult, error) {
+	if opts.Progress == nil {
+		opts.Progress = progress.Discard
+	}
 	src, err := opts.Source.WithDatabase(db)
 	if err != nil {
 		return nil, err
@@ -183,14 +193,14 @@ func verifyDatabase(ctx context.Context, opts Options, db string) ([]TableResult
 	})
 	for i := 0; i < min(opts.Jobs, len(jobs)); i++ {
 		g.Go(func() error {
-			s, err := newSides(gctx, src, dst)
+			s, err := newSides(gctx, src, dst, opts.Snapshot)
 			if err != nil {
 				return err
 			}
 			defer s.close()
 			for j := range ch {
 				opts.Progress.Emit(progress.Event{Time: time.Now(), Kind: progress.TableStarted, Database: db, Step: "verify", Table: j.table.Name.String()})
-				r, err := s.compare(gctx, j, opts.RangeRows)
+				r, err := s.compare(gctx, j, opts.RangeRows, opts.Quick)
 				if err != nil {
 					return fmt.Errorf("verify %s: %w", j.table.Name, err)
 				}

@@ -1,0 +1,3 @@
+package peer_test
+
+func stopStandbys() {}
