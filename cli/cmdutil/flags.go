@@ -65,6 +65,8 @@ type Filters struct {
 	IncludeTables, ExcludeTables       []string
 	SchemaOnlyTables, TableFilters     []string
 	IncludeSchemas, ExcludeSchemas     []string
+	// A copy's only (AddCopyFilterFlags).
+	ExcludeIndexes, ExcludeExtensions []string
 }
 
 // AddFilterFlags registers the filter flags. Lists are comma-separated or
@@ -81,17 +83,27 @@ func AddFilterFlags(cmd *cobra.Command, f *Filters) {
 	fl.StringArrayVar(&f.ExcludeSchemas, "exclude-schemas", nil, "leave these schemas out, with everything in them (pg_dump -N)")
 }
 
+// AddCopyFilterFlags registers the filters that only a copy has: what it
+// leaves out of the schema (sync and verify read rows, not these).
+func AddCopyFilterFlags(cmd *cobra.Command, f *Filters) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.ExcludeIndexes, "exclude-indexes", nil, "do not create these indexes: db.schema.index, schema.index or index, same patterns (not one that backs a constraint)")
+	fl.StringArrayVar(&f.ExcludeExtensions, "exclude-extensions", nil, "do not create these extensions (nor copy their configuration tables): db.extension or extension")
+}
+
 // Spec converts the flags into a filter spec.
 func (f *Filters) Spec() filter.Spec {
 	return filter.Spec{
-		IncludeDatabases: SplitList(f.IncludeDatabases),
-		ExcludeDatabases: SplitList(f.ExcludeDatabases),
-		IncludeTables:    SplitList(f.IncludeTables),
-		ExcludeTables:    SplitList(f.ExcludeTables),
-		SchemaOnlyTables: SplitList(f.SchemaOnlyTables),
-		TableFilters:     f.TableFilters, // predicates contain commas: one per flag
-		IncludeSchemas:   SplitList(f.IncludeSchemas),
-		ExcludeSchemas:   SplitList(f.ExcludeSchemas),
+		IncludeDatabases:  SplitList(f.IncludeDatabases),
+		ExcludeDatabases:  SplitList(f.ExcludeDatabases),
+		IncludeTables:     SplitList(f.IncludeTables),
+		ExcludeTables:     SplitList(f.ExcludeTables),
+		SchemaOnlyTables:  SplitList(f.SchemaOnlyTables),
+		TableFilters:      f.TableFilters, // predicates contain commas: one per flag
+		IncludeSchemas:    SplitList(f.IncludeSchemas),
+		ExcludeSchemas:    SplitList(f.ExcludeSchemas),
+		ExcludeIndexes:    SplitList(f.ExcludeIndexes),
+		ExcludeExtensions: SplitList(f.ExcludeExtensions),
 	}
 }
 

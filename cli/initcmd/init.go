@@ -89,6 +89,7 @@ changes, unless --drop-existing replaces it.`,
 	}
 	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
 	cmdutil.AddFilterFlags(cmd, &opts.Filters)
+	cmdutil.AddCopyFilterFlags(cmd, &opts.Filters)
 	fl := cmd.Flags()
 	fl.IntVarP(&opts.Jobs, "jobs", "j", 0, "tables copied at once (default: number of CPUs, at least 2)")
 	fl.IntVar(&opts.IndexJobs, "index-jobs", 0, "indexes built at once (default: --jobs)")

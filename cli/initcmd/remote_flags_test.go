@@ -53,6 +53,8 @@ var initFlags = map[string]flagCase{
 	"table-filter":             {args: []string{"--table-filter", "shop.public.events:created_at > now() - interval '1 day'"}, carried: true},
 	"include-schemas":          {args: []string{"--include-schemas", "shop.sales"}, carried: true},
 	"exclude-schemas":          {args: []string{"--exclude-schemas", `"Audit"`}, carried: true},
+	"exclude-indexes":          {args: []string{"--exclude-indexes", "shop.public.orders_note_idx"}, carried: true},
+	"exclude-extensions":       {args: []string{"--exclude-extensions", "shop.postgis"}, carried: true},
 	"jobs":                     {args: []string{"--jobs", "7"}, carried: true},
 	"index-jobs":               {args: []string{"--index-jobs", "3"}, carried: true},
 	"split-tables-larger-than": {args: []string{"--split-tables-larger-than", "0"}, carried: true},

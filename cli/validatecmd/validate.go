@@ -58,6 +58,7 @@ when a check fails. replicator init runs the same checks first.`,
 	}
 	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
 	cmdutil.AddFilterFlags(cmd, &opts.Filters)
+	cmdutil.AddCopyFilterFlags(cmd, &opts.Filters)
 	cmd.Flags().BoolVar(&opts.Sync, "sync", false, "also check what logical replication (replicator sync) needs")
 	cmd.Flags().IntVarP(&opts.Jobs, "jobs", "j", 2, "planned --jobs of the copy (connections needed)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the findings as JSON on stdout")

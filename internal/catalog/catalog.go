@@ -62,6 +62,8 @@ type Table struct {
 	// matching it are user data (as pg_dump does).
 	ExtensionConfig    bool
 	ExtensionCondition string
+	// Extension is the extension whose configuration table this is.
+	Extension string
 }
 
 // Tables lists user tables, with their copyable columns.
@@ -75,7 +77,7 @@ SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence = 'u', c.relispa
        CASE WHEN c.relkind = 'r' THEN pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int ELSE 0 END,
        c.reltuples::bigint,
        x.oid IS NOT NULL,
-       COALESCE(x.extcondition[array_position(x.extconfig, c.oid)], '')
+       COALESCE(x.extcondition[array_position(x.extconfig, c.oid)], ''), COALESCE(x.extname, '')
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_class rc ON rc.oid = CASE WHEN c.relispartition THEN pg_catalog.pg_partition_root(c.oid) ELSE c.oid END
@@ -98,7 +100,7 @@ ORDER BY n.nspname, c.relname`)
 		var kind string
 		if err := rows.Scan(&t.OID, &t.Name.Schema, &t.Name.Name, &kind, &t.Unlogged, &t.IsPartition,
 			&t.Root.Schema, &t.Root.Name, &t.InheritsFrom, &t.Bytes, &t.Pages, &t.Rows,
-			&t.ExtensionConfig, &t.ExtensionCondition); err != nil {
+			&t.ExtensionConfig, &t.ExtensionCondition, &t.Extension); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("list tables: %w", err)
 		}

@@ -27,6 +27,9 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 	excluded := map[uint32]bool{}
 	var dataOIDs, partial []uint32
 	for _, t := range tables {
+		if t.ExtensionConfig && r.opts.Filters.ExtensionExcluded(w.name, t.Extension) {
+			continue // created by an extension the copy leaves out
+		}
 		d := r.opts.Filters.Relation(w.name, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
 		if t.ExtensionConfig && t.ExtensionCondition != "" {
 			cond := strings.TrimSpace(t.ExtensionCondition)
@@ -106,9 +109,13 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 	if err != nil {
 		return err
 	}
+	leftOut, err := r.excludedIndexes(ctx, conn, w)
+	if err != nil {
+		return err
+	}
 	for _, ix := range indexes {
 		t := byOID[ix.Table]
-		if t == nil || t.Kind != 'r' {
+		if t == nil || t.Kind != 'r' || leftOut[ix.OID] {
 			continue
 		}
 		t.indexes = append(t.indexes, ix)

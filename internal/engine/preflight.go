@@ -39,8 +39,11 @@ type dbPlan struct {
 	// (the "postgres" database, one a provider prepared): restore into it,
 	// never drop it.
 	intoExisting bool
-	// skipPre: pre-data archive entries not restored (the kept objects).
-	skipPre map[tocKey]bool
+	// skipPre: pre-data archive entries not restored (the kept objects,
+	// excluded extensions); skipExtensions: the excluded extensions, whose
+	// COMMENT entries have no key.
+	skipPre        map[tocKey]bool
+	skipExtensions []string
 	// drop: the target has it and --drop-existing asked to replace it.
 	drop bool
 	// early: the snapshot and schema dump started during preflight.
@@ -107,7 +110,8 @@ func (r *run) preflight(ctx context.Context) (_ *plan, err error) {
 		}
 	}
 	// Size the work for progress and make sure every source database is readable.
-	seen := &sourceFacts{tablespaces: map[string][]string{}, schemas: map[string][]string{}}
+	seen := &sourceFacts{tablespaces: map[string][]string{}, schemas: map[string][]string{},
+		indexes: map[string][][2]string{}, extensionNames: map[string][][2]string{}, extensions: map[string]*extensionFacts{}}
 	for _, db := range p.databases {
 		if err := r.estimate(ctx, db.name, seen); err != nil {
 			return nil, err
@@ -131,6 +135,9 @@ func (r *run) preflight(ctx context.Context) (_ *plan, err error) {
 		return nil, err
 	}
 	if err := r.checkTargets(ctx, p, dst, di); err != nil {
+		return nil, err
+	}
+	if err := r.checkExclusions(ctx, p, seen, dst); err != nil {
 		return nil, err
 	}
 	if err := checkPlacement(ctx, p, seen, src, dst, di); err != nil {
@@ -412,6 +419,11 @@ type sourceFacts struct {
 	blocking []string
 	// schemas of each database, read when schema filters are given.
 	schemas map[string][]string
+	// indexes (with --exclude-indexes) and extensions of each database, as
+	// {schema, name}; badIndexes: excluded indexes that take more with them.
+	indexes, extensionNames map[string][][2]string
+	badIndexes              []string
+	extensions              map[string]*extensionFacts
 }
 
 // checkPlacement refuses what CREATE DATABASE or pg_restore would fail on
@@ -497,6 +509,9 @@ func (r *run) estimate(ctx context.Context, db string, seen *sourceFacts) error 
 		return fmt.Errorf("source database %s: %w", db, err)
 	}
 	seen.tables = append(seen.tables, names...)
+	if err := r.readExclusions(ctx, conn, db, seen); err != nil {
+		return fmt.Errorf("source database %s: %w", db, err)
+	}
 	if r.opts.Filters.FiltersSchemas() {
 		if seen.schemas[db], err = catalog.Schemas(ctx, conn); err != nil {
 			return fmt.Errorf("source database %s: %w", db, err)

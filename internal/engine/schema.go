@@ -70,7 +70,7 @@ func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive
 	}
 	args := []string{"--section=pre-data"}
 	if len(db.skipPre) > 0 {
-		list, err := r.tocList(ctx, archive, db.skipPre, filepath.Join(filepath.Dir(archive), "pre-data.list"))
+		list, err := r.tocList(ctx, archive, db.skipPre, db.skipExtensions, filepath.Join(filepath.Dir(archive), "pre-data.list"))
 		if err != nil {
 			return err
 		}
@@ -85,12 +85,12 @@ func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive
 
 // tocList writes the archive's table of contents to file, the entries of skip
 // commented out, for pg_restore --use-list.
-func (r *run) tocList(ctx context.Context, archive string, skip map[tocKey]bool, file string) (string, error) {
+func (r *run) tocList(ctx context.Context, archive string, skip map[tocKey]bool, extensions []string, file string) (string, error) {
 	out, err := r.opts.Tools.Run(ctx, "pg_restore", []string{"--list", archive}, nil, r.secrets)
 	if err != nil {
 		return "", err
 	}
-	list, err := filterTOC(out, skip)
+	list, err := filterTOC(out, skip, extensions)
 	if err != nil {
 		return "", err
 	}
@@ -266,7 +266,7 @@ func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir strin
 	if err != nil {
 		return err
 	}
-	list, err := filterTOC(out, w.skipPost)
+	list, err := filterTOC(out, w.skipPost, nil)
 	if err != nil {
 		return err
 	}
@@ -303,8 +303,9 @@ func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir strin
 // tocLine is "dumpId; catalogOid objectOid DESC ..." as pg_restore --list prints.
 var tocLine = regexp.MustCompile(`^(\d+); (\d+) (\d+) `)
 
-// filterTOC comments out the archive entries in skip.
-func filterTOC(list []byte, skip map[tocKey]bool) ([]byte, error) {
+// filterTOC comments out the archive entries in skip, and the comments of
+// the extensions named.
+func filterTOC(list []byte, skip map[tocKey]bool, extensions []string) ([]byte, error) {
 	var out bytes.Buffer
 	sc := bufio.NewScanner(bytes.NewReader(list))
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
@@ -320,7 +321,7 @@ func filterTOC(list []byte, skip map[tocKey]bool) ([]byte, error) {
 		}
 		cat, _ := strconv.ParseUint(m[2], 10, 32)
 		oid, _ := strconv.ParseUint(m[3], 10, 32)
-		if skip[tocKey{uint32(cat), uint32(oid)}] {
+		if skip[tocKey{uint32(cat), uint32(oid)}] || skipsExtensionComment(line, extensions) {
 			out.WriteString(";" + line + "\n")
 			continue
 		}

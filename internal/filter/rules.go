@@ -17,6 +17,31 @@ type Rules struct {
 	// the pattern is unused).
 	IncludeSchemas []*Pattern
 	ExcludeSchemas []*Pattern
+	// ExcludeIndexes match db.schema.index; ExcludeExtensions db.extension
+	// (the table part of the pattern is unused).
+	ExcludeIndexes    []*Pattern
+	ExcludeExtensions []*Pattern
+}
+
+// IndexExcluded reports whether index schema.name of database db is left out.
+func (r *Rules) IndexExcluded(db, schema, name string) bool {
+	for _, p := range r.ExcludeIndexes {
+		if p.Match(db, schema, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// ExtensionExcluded reports whether extension name of database db is left
+// out (not created on the target, its configuration tables not copied).
+func (r *Rules) ExtensionExcluded(db, name string) bool {
+	for _, p := range r.ExcludeExtensions {
+		if p.MatchSchema(db, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // LeavesOutTables reports whether any rule can leave a table out of the
@@ -61,6 +86,9 @@ type Spec struct {
 	TableFilters     []string `json:"table_filters,omitempty"`
 	IncludeSchemas   []string `json:"include_schemas,omitempty"`
 	ExcludeSchemas   []string `json:"exclude_schemas,omitempty"`
+	// Copy only (init): what a copy leaves out of the schema.
+	ExcludeIndexes    []string `json:"exclude_indexes,omitempty"`
+	ExcludeExtensions []string `json:"exclude_extensions,omitempty"`
 }
 
 // Compile checks every pattern; the first bad one is the error.
@@ -109,11 +137,15 @@ func (s Spec) Compile() (*Rules, error) {
 		return nil, err
 	}
 	schemas := func(list []string, flag string) ([]*Pattern, error) {
+		kind := "schema"
+		if flag == "--exclude-extensions" {
+			kind = "extension"
+		}
 		var out []*Pattern
 		for _, t := range list {
 			parts, err := splitDots(t)
 			if err != nil || len(parts) > 2 {
-				return nil, fmt.Errorf("%s %q: expected db.schema or schema (quote names that contain dots)", flag, t)
+				return nil, fmt.Errorf("%s %q: expected db.%s or %s (quote names that contain dots)", flag, t, kind, kind)
 			}
 			// A schema pattern is a table pattern whose table part matches
 			// anything: db.schema.*
@@ -125,6 +157,12 @@ func (s Spec) Compile() (*Rules, error) {
 			out = append(out, p)
 		}
 		return out, nil
+	}
+	if r.ExcludeIndexes, err = tables(s.ExcludeIndexes); err != nil {
+		return nil, fmt.Errorf("--exclude-indexes: %w", err)
+	}
+	if r.ExcludeExtensions, err = schemas(s.ExcludeExtensions, "--exclude-extensions"); err != nil {
+		return nil, err
 	}
 	if r.IncludeSchemas, err = schemas(s.IncludeSchemas, "--include-schemas"); err != nil {
 		return nil, err

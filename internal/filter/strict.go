@@ -66,6 +66,40 @@ func (r *Rules) CheckSchemas(schemas map[string][]string) (warnings []string, er
 	return warnings, problems(missing)
 }
 
+// CheckExcluded checks --exclude-indexes or --exclude-extensions (kind
+// "index" or "extension") against what the databases hold (database to
+// {schema, name} pairs; an extension's schema is ""): a pattern that
+// matches nothing is a warning, as pg_dump's exclude patterns.
+func (r *Rules) CheckExcluded(kind string, names map[string][][2]string) (warnings []string) {
+	patterns, flag := r.ExcludeIndexes, "--exclude-indexes"
+	if kind == "extension" {
+		patterns, flag = r.ExcludeExtensions, "--exclude-extensions"
+	}
+	var all []string
+	for _, list := range names {
+		for _, n := range list {
+			all = append(all, strings.TrimPrefix(n[0]+"."+n[1], "."))
+		}
+	}
+	sort.Strings(all)
+	for _, p := range patterns {
+		found := false
+		for db, list := range names {
+			for _, n := range list {
+				if kind == "extension" {
+					found = found || p.MatchSchema(db, n[1])
+				} else {
+					found = found || p.Match(db, n[0], n[1])
+				}
+			}
+		}
+		if !found {
+			warnings = append(warnings, unmatched(flag, p.Text, kind, all)+": nothing is excluded by it")
+		}
+	}
+	return warnings
+}
+
 // Table is a relation the source has, for CheckTables: a table, a
 // partition (RootSchema.RootName is its partitioned table) or a
 // materialized view.

@@ -4,7 +4,10 @@
 // without advice about resuming (there is nothing to resume).
 package problem
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Problem is what is wrong (Msg) and how to fix it (Fix, optional).
 type Problem struct {
@@ -24,4 +27,13 @@ func (p *Problem) Error() string {
 // Errorf makes a problem whose message says the fix itself.
 func Errorf(format string, args ...any) *Problem {
 	return &Problem{Msg: fmt.Sprintf(format, args...)}
+}
+
+// ListSome joins the first n items with commas, and says how many more
+// there are: a refusal names what it found without flooding the line.
+func ListSome(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return strings.Join(items[:n], ", ") + fmt.Sprintf(" and %d more", len(items)-n)
 }

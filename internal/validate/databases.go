@@ -27,7 +27,7 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 			}
 		}
 	}
-	var unreadable, missingExt, rls, blocking []string
+	var unreadable, missingExt, neededExt, rls, blocking []string
 	schemas := map[string][]string{}
 	var seen []filter.Table
 	c.strict(c.opts.Filters.CheckDatabases(si.Databases))
@@ -113,15 +113,8 @@ WHERE c.oid = ANY ($1)`, oids)
 			rows.Close()
 		}
 		if dst != nil {
-			rows, err := conn.Query(ctx, `SELECT extname FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'`)
-			if err == nil {
-				exts, _ := pgx.CollectRows(rows, pgx.RowTo[string])
-				for _, e := range exts {
-					if !available[e] {
-						missingExt = append(missingExt, db+": "+e)
-					}
-				}
-			}
+			missing, needed := c.extensions(ctx, conn, db, available)
+			missingExt, neededExt = append(missingExt, missing...), append(neededExt, needed...)
 		}
 		conn.Close(ctx)
 	}
@@ -150,10 +143,14 @@ WHERE c.oid = ANY ($1)`, oids)
 			"copy as the tables' owner, a superuser, or a role with BYPASSRLS")
 	}
 	if dst != nil {
+		if len(neededExt) > 0 {
+			c.add("extensions", Fail, "--exclude-extensions leaves out extensions that kept objects need: "+strings.Join(neededExt, "; "),
+				"install the extension in the target database first (it is then used as it is), or leave out what uses it too")
+		}
 		if len(missingExt) > 0 {
 			c.add("extensions", Fail, fmt.Sprintf("not available on the target: %s", listSome(missingExt, 5)),
-				"install them on the target server (on managed services, check the provider's supported extensions)")
-		} else {
+				"install them on the target server (on managed services, check the provider's supported extensions), or leave them out with --exclude-extensions DB.NAME")
+		} else if len(neededExt) == 0 {
 			c.add("extensions", OK, "every source extension is available on the target", "")
 		}
 	}
@@ -225,4 +222,49 @@ func freeDisk(ctx context.Context, dst *pgx.Conn) (int64, error) {
 		return 0, fmt.Errorf("unexpected df output %q", line)
 	}
 	return kb << 10, nil
+}
+
+// extensions checks a source database's extensions against the target:
+// missing ones the copy would create but the target server cannot, and
+// excluded ones that kept objects need (unless the target database has
+// them already).
+func (c *checker) extensions(ctx context.Context, conn *pgx.Conn, db string, available map[string]bool) (missing, needed []string) {
+	exts, err := catalog.Extensions(ctx, conn)
+	if err != nil {
+		return nil, nil
+	}
+	has := c.targetExtensions(ctx, db)
+	for _, x := range exts {
+		if !c.opts.Filters.ExtensionExcluded(db, x.Name) {
+			if !available[x.Name] && !has[x.Name] {
+				missing = append(missing, db+": "+x.Name)
+			}
+			continue
+		}
+		if users, err := catalog.ExtensionUsers(ctx, conn, x.OID, 11); err == nil && len(users) > 0 && !has[x.Name] {
+			needed = append(needed, fmt.Sprintf("%s.%s is used by %s", db, x.Name, listSome(users, 10)))
+		}
+	}
+	return missing, needed
+}
+
+// targetExtensions are the extensions the target's database db has (none
+// when it does not exist or cannot be read).
+func (c *checker) targetExtensions(ctx context.Context, db string) map[string]bool {
+	has := map[string]bool{}
+	ep, err := c.opts.Target.WithDatabase(db)
+	if err != nil {
+		return has
+	}
+	conn, err := ep.Connect(ctx)
+	if err != nil {
+		return has
+	}
+	defer conn.Close(ctx)
+	if exts, err := catalog.Extensions(ctx, conn); err == nil {
+		for _, x := range exts {
+			has[x.Name] = true
+		}
+	}
+	return has
 }

@@ -324,12 +324,7 @@ func bytes(n int64) string {
 	}
 }
 
-func listSome(items []string, n int) string {
-	if len(items) <= n {
-		return strings.Join(items, ", ")
-	}
-	return strings.Join(items[:n], ", ") + fmt.Sprintf(" and %d more", len(items)-n)
-}
+var listSome = problem.ListSome
 
 // existingTargets judges each selected database the target already has, as
 // the copy will (package existing): a conflict fails, with the fixes.

@@ -161,7 +161,7 @@ func Database(ctx context.Context, opts Options, db string) ([]TableResult, erro
 	var out []TableResult
 	for _, t := range tables {
 		d := opts.Filters.Relation(db, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
-		if !d.Copy || t.Kind != 'r' {
+		if !d.Copy || t.Kind != 'r' || t.ExtensionConfig && opts.Filters.ExtensionExcluded(db, t.Extension) {
 			continue
 		}
 		if d.SchemaOnly {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/replicatorhq/replicator/internal/testenv/fixture"
 	"github.com/replicatorhq/replicator/internal/testenv/pgcluster"
 	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
@@ -40,7 +41,11 @@ func TestMain(m *testing.M) {
 	}
 	tmpDir = dir
 	bin, stateDir = filepath.Join(dir, "replicator"), filepath.Join(dir, "state")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../../cli/replicator").CombinedOutput(); err != nil {
+	// REPLICATOR_PEER_BIN runs the suite against a binary built elsewhere
+	// (a release, or the tree as it was) instead of building this one.
+	if prebuilt := os.Getenv("REPLICATOR_PEER_BIN"); prebuilt != "" {
+		bin = prebuilt
+	} else if out, err := exec.Command("go", "build", "-o", bin, "../../../cli/replicator").CombinedOutput(); err != nil {
 		os.Stderr.Write(out)
 		os.RemoveAll(dir)
 		os.Exit(1)
@@ -344,4 +349,53 @@ func verify(t *testing.T, args ...string) result {
 // conn is the --source/--target pair as the superuser.
 func conn() []string {
 	return []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres")}
+}
+
+// compare checks that db on the target holds what it holds on the source,
+// as fixture.Compare does (rows of every table, sequences, large objects,
+// materialized views, the object inventory, the schema dump), but for the
+// views of extensions, which show each server's own state
+// (pg_stat_statements).
+func compare(t *testing.T, db string) {
+	t.Helper()
+	src, dst := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db)
+	if len(src) == 0 {
+		t.Fatalf("no table in source %s", db)
+	}
+	if !reflect.DeepEqual(src, dst) {
+		for table, h := range src {
+			if dst[table] != h {
+				t.Errorf("%s.%s: source %s, target %s", db, table, h, dst[table])
+			}
+		}
+		for table := range dst {
+			if _, ok := src[table]; !ok {
+				t.Errorf("%s.%s is only on the target", db, table)
+			}
+		}
+	}
+	for _, q := range []string{
+		`SELECT c.oid::regclass::text, s.last_value FROM pg_class c, pg_sequence_last_value(c.oid) s(last_value) WHERE c.relkind = 'S' ORDER BY 1`,
+		`SELECT m.oid, m.lomowner::regrole, m.lomacl, md5(lo_get(m.oid)) FROM pg_largeobject_metadata m ORDER BY 1`,
+		`SELECT oid::regclass::text, relispopulated FROM pg_class WHERE relkind = 'm' ORDER BY 1`,
+		`SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype, datacl::text, datconnlimit
+		   FROM pg_database WHERE datname = current_database()`,
+		`SELECT s::text FROM pg_db_role_setting r, unnest(r.setconfig) s WHERE r.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1`,
+	} {
+		if s, d := query(t, pair.Source, db, q), query(t, pair.Target, db, q); !reflect.DeepEqual(s, d) {
+			t.Errorf("%s differs in %s:\nsource %q\ntarget %q", strings.Join(strings.Fields(q), " "), db, s, d)
+		}
+	}
+	if s, d := fixture.Inventory(t, pair.Source, db, true), fixture.Inventory(t, pair.Target, db, true); !reflect.DeepEqual(s, d) {
+		t.Errorf("objects of %s differ (- source only, + target only):\n%s", db, fixture.LineDiff(strings.Join(s, "\n"), strings.Join(d, "\n")))
+	}
+	views := query(t, pair.Source, db, `SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE (c.relkind = 'v' OR c.relkind = 'm' AND c.relispopulated) AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+		  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1`)
+	for _, v := range views {
+		same(t, db, "SELECT count(*), md5(coalesce(string_agg(x.r, E'\\n' ORDER BY x.r COLLATE \"C\"), '')) FROM (SELECT t::text AS r FROM "+v+" t) x")
+	}
+	if s, d := pgtest.SchemaDump(t, pair.Source, db), pgtest.SchemaDump(t, pair.Target, db); s != d {
+		t.Errorf("schema dump of %s differs:\n%s", db, fixture.LineDiff(s, d))
+	}
 }

@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/replicatorhq/replicator/internal/catalog"
+	"github.com/replicatorhq/replicator/internal/problem"
+)
+
+// --exclude-indexes and --exclude-extensions, and the extensions the target
+// must be able to create: read in preflight (readExclusions, per source
+// database), refused there before any change (checkExtensions), applied by
+// pre-data (excluded extensions' entries) and inspect (excluded indexes).
+
+// extensionFacts is what preflight learns of one database's extensions.
+type extensionFacts struct {
+	list []catalog.Extension
+	// users of each excluded extension: kept objects that need it.
+	users map[string][]string
+}
+
+// readExclusions reads a source database's indexes (with --exclude-indexes)
+// and extensions, refusing index exclusions that would take a constraint
+// or a replica identity with them.
+func (r *run) readExclusions(ctx context.Context, conn *pgx.Conn, db string, seen *sourceFacts) error {
+	rules := r.opts.Filters
+	if len(rules.ExcludeIndexes) > 0 {
+		ixs, err := catalog.IndexNames(ctx, conn)
+		if err != nil {
+			return err
+		}
+		for _, ix := range ixs {
+			seen.indexes[db] = append(seen.indexes[db], [2]string{ix.Name.Schema, ix.Name.Name})
+			if !rules.IndexExcluded(db, ix.Name.Schema, ix.Name.Name) || !rules.Relation(db, ix.Table.Schema, ix.Table.Name, ix.Table.Schema, ix.Table.Name).Copy {
+				continue
+			}
+			switch {
+			case ix.Constraint != "":
+				seen.badIndexes = append(seen.badIndexes, fmt.Sprintf("%s.%s backs constraint %s of %s", db, ix.Name, pgx.Identifier{ix.Constraint}.Sanitize(), ix.Table))
+			case ix.ReplicaIdentity:
+				seen.badIndexes = append(seen.badIndexes, fmt.Sprintf("%s.%s is the replica identity of %s", db, ix.Name, ix.Table))
+			case ix.Partitioned:
+				seen.badIndexes = append(seen.badIndexes, fmt.Sprintf("%s.%s is part of a partitioned table's index", db, ix.Name))
+			}
+		}
+	}
+	exts, err := catalog.Extensions(ctx, conn)
+	if err != nil {
+		return err
+	}
+	facts := &extensionFacts{list: exts, users: map[string][]string{}}
+	for _, x := range exts {
+		seen.extensionNames[db] = append(seen.extensionNames[db], [2]string{"", x.Name})
+		if !rules.ExtensionExcluded(db, x.Name) {
+			continue
+		}
+		if facts.users[x.Name], err = catalog.ExtensionUsers(ctx, conn, x.OID, 11); err != nil {
+			return err
+		}
+	}
+	seen.extensions[db] = facts
+	return nil
+}
+
+// checkExclusions refuses, before any change: index exclusions that would
+// take more than the index; excluded extensions that kept objects need
+// (unless the target database already has them); extensions the copy
+// must create and the target server cannot. Excluded extensions are left
+// out of pre-data.
+func (r *run) checkExclusions(ctx context.Context, p *plan, seen *sourceFacts, dst *pgx.Conn) error {
+	rules := r.opts.Filters
+	warnings := rules.CheckExcluded("extension", seen.extensionNames)
+	if len(rules.ExcludeIndexes) > 0 {
+		warnings = append(warnings, rules.CheckExcluded("index", seen.indexes)...)
+	}
+	for _, w := range warnings {
+		r.warn("", "%s", w)
+	}
+	if len(seen.badIndexes) > 0 {
+		return userErrorf("--exclude-indexes names %s: leaving it out would drop more than an index: nothing was changed; take it out of --exclude-indexes (drop the constraint on the target afterwards if you must)",
+			problem.ListSome(seen.badIndexes, 10))
+	}
+	rows, err := dst.Query(ctx, "SELECT name FROM pg_catalog.pg_available_extensions")
+	if err != nil {
+		return fmt.Errorf("target: list available extensions: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("target: list available extensions: %w", err)
+	}
+	available := map[string]bool{}
+	for _, n := range names {
+		available[n] = true
+	}
+	var missing, needed []string
+	for _, db := range p.databases {
+		facts := seen.extensions[db.name]
+		if facts == nil {
+			continue
+		}
+		has, err := r.targetExtensions(ctx, db)
+		if err != nil {
+			return err
+		}
+		for _, x := range facts.list {
+			switch {
+			case rules.ExtensionExcluded(db.name, x.Name):
+				if users := facts.users[x.Name]; len(users) > 0 && !has[x.Name] {
+					needed = append(needed, fmt.Sprintf("%s.%s is used by %s", db.name, x.Name, problem.ListSome(users, 10)))
+				}
+				if db.skipPre == nil {
+					db.skipPre = map[tocKey]bool{}
+				}
+				db.skipPre[tocKey{pgExtensionOID, x.OID}] = true
+				db.skipExtensions = append(db.skipExtensions, x.Name)
+			case !available[x.Name] && !has[x.Name]:
+				missing = append(missing, fmt.Sprintf("%s (%s, in database %s)", x.Name, x.Version, db.name))
+			}
+		}
+	}
+	if len(needed) > 0 {
+		return userErrorf("--exclude-extensions leaves out extensions that kept objects need: %s: nothing was changed; install the extension in the target database first (it is then used as it is), or leave out what uses it too",
+			strings.Join(needed, "; "))
+	}
+	if len(missing) > 0 {
+		return userErrorf("the target server cannot create extension %s: nothing was changed; install its package on the target server (on a managed service: check that it supports the extension), or leave it out with --exclude-extensions DB.NAME",
+			strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// targetExtensions are the extensions a target database already has (none
+// for one the copy creates).
+func (r *run) targetExtensions(ctx context.Context, db *dbPlan) (map[string]bool, error) {
+	has := map[string]bool{}
+	if !db.intoExisting {
+		return has, nil
+	}
+	ep, err := r.opts.Target.WithDatabase(db.name)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := ep.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	exts, err := catalog.Extensions(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("target database %s: %w", db.name, err)
+	}
+	for _, x := range exts {
+		has[x.Name] = true
+	}
+	return has, nil
+}
+
+// excludedIndexes marks the indexes --exclude-indexes names to be neither
+// built nor restored (inspect), whoever builds them.
+func (r *run) excludedIndexes(ctx context.Context, conn *pgx.Conn, w *dbWork) (map[uint32]bool, error) {
+	out := map[uint32]bool{}
+	if len(r.opts.Filters.ExcludeIndexes) == 0 {
+		return out, nil
+	}
+	ixs, err := catalog.IndexNames(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	for _, ix := range ixs {
+		if r.opts.Filters.IndexExcluded(w.name, ix.Name.Schema, ix.Name.Name) {
+			out[ix.OID] = true
+			w.skipPost[tocKey{pgClassOID, ix.OID}] = true
+		}
+	}
+	return out, nil
+}
+
+// extensionComment matches an extension's COMMENT entry in pg_restore
+// --list, which has no catalog key of its own ("0 0").
+var extensionComment = regexp.MustCompile(`^\d+; 0 0 COMMENT - EXTENSION (.+?) `)
+
+// skipsExtensionComment reports whether a --list line is the comment of an
+// extension in names.
+func skipsExtensionComment(line string, names []string) bool {
+	m := extensionComment.FindStringSubmatch(line)
+	if m == nil {
+		return false
+	}
+	for _, n := range names {
+		if quoted := (pgx.Identifier{n}).Sanitize(); m[1] == n || m[1] == quoted {
+			return true
+		}
+	}
+	return false
+}
