@@ -179,12 +179,28 @@ var Forbidden = []netip.Prefix{
 // for the IPv4 address in its last 32 bits.
 var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 
+// Spellings refused whatever they stand for: IPv4-compatible addresses
+// (::a.b.c.d, deprecated by RFC 4291 but still routed by some stacks) and
+// the local-use NAT64 prefix (RFC 8215), whose translation is the
+// network's own choice.
+var refusedForms = []netip.Prefix{netip.MustParsePrefix("::/96"), netip.MustParsePrefix("64:ff9b:1::/48")}
+
 // Allowed says whether a remote worker may connect to addr.
 func Allowed(addr netip.Addr) error {
+	// A zone (fe80::1%eth0, [::1%25lo]) makes netip.Prefix.Contains false
+	// for every prefix: a database is never reached through one.
+	if addr.Zone() != "" {
+		return fmt.Errorf("%s is not reachable from a remote job (an address with a zone is a local interface's)", addr)
+	}
 	addr = addr.Unmap()
 	if nat64.Contains(addr) {
 		b := addr.As16()
 		addr = netip.AddrFrom4([4]byte(b[12:]))
+	}
+	for _, p := range refusedForms {
+		if p.Contains(addr) {
+			return fmt.Errorf("%s is not reachable from a remote job (IPv4-compatible and local-use NAT64 spellings are refused: give the IPv4 address)", addr)
+		}
 	}
 	for _, p := range Forbidden {
 		if p.Contains(addr) {

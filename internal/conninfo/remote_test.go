@@ -123,6 +123,17 @@ func TestAllowed(t *testing.T) {
 		"203.0.113.9":            true,
 		"2600:1f18::5":           true,
 		"64:ff9b::cb00:7109":     true, // NAT64 of 203.0.113.9
+		// Issue 22, 6: zones make netip.Prefix.Contains false, so each of
+		// these passed the prefixes before; other spellings of IMDS.
+		"::1%lo":                  false,
+		"fd00:ec2::254%eth0":      false,
+		"64:ff9b::a9fe:a9fe%eth0": false,
+		"ff02::1%lo":              false,
+		"fe80::1%eth0":            false,
+		"2600:1f18::5%eth0":       false, // a zone is never a database's
+		"::a9fe:a9fe":             false, // IPv4-compatible 169.254.169.254
+		"::cb00:7109":             false, // IPv4-compatible, even of a public address
+		"64:ff9b:1::a9fe:a9fe":    false, // RFC 8215 local-use NAT64
 	} {
 		err := Allowed(netip.MustParseAddr(addr))
 		if (err == nil) != ok {
@@ -170,6 +181,15 @@ func TestGuard(t *testing.T) {
 	}
 	if _, err := guarded.config.DialFunc(ctx, "tcp", "169.254.169.254:80"); err == nil {
 		t.Error("dial to the metadata address passed the guard")
+	}
+	for _, addr := range []string{"[::1%lo]:5432", "[fd00:ec2::254%eth0]:80"} {
+		if _, err := guarded.config.DialFunc(ctx, "tcp", addr); err == nil || !strings.Contains(err.Error(), "zone") {
+			t.Errorf("dial to %s: %v", addr, err)
+		}
+	}
+	ep, _ = Parse("source", "postgres://u:p@[::1%25lo]:5432/app")
+	if err := ep.Guard(ctx, Allowed); err == nil {
+		t.Error("a zoned loopback URL passed the guard")
 	}
 }
 

@@ -18,9 +18,9 @@ func TestPeerAllDatabases(t *testing.T) {
 	loadPagila(t, pair.Source.URL("pagila"), false)
 	// Chinook's script creates its database and connects to it.
 	psql(t, pair.Source.URL("postgres"), testdata(t, "chinook.sql.gz"), false, nil)
-	sql(t, pair.Source, "postgres", `CREATE ROLE f1_owner LOGIN; CREATE ROLE f1_reader;
-		CREATE DATABASE "F1 db" OWNER f1_owner TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C';
-		COMMENT ON DATABASE "F1 db" IS 'formula one, the stand-in';
+	sql(t, pair.Source, "postgres", `CREATE ROLE f1_owner LOGIN; CREATE ROLE f1_reader`)
+	sql(t, pair.Source, "postgres", `CREATE DATABASE "F1 db" OWNER f1_owner TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'`)
+	sql(t, pair.Source, "postgres", `COMMENT ON DATABASE "F1 db" IS 'formula one, the stand-in';
 		REVOKE CONNECT ON DATABASE "F1 db" FROM PUBLIC; GRANT CONNECT ON DATABASE "F1 db" TO f1_reader;
 		ALTER DATABASE "F1 db" SET statement_timeout = '17s';
 		ALTER ROLE f1_reader IN DATABASE "F1 db" SET work_mem = '3MB'`)
