@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
+	"github.com/replicatorhq/replicator/internal/redact"
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/cost"
 )
@@ -86,6 +88,33 @@ type Detail struct {
 	Used *cost.Used `json:"used,omitempty"`
 	// Show is the command that shows the job.
 	Show string `json:"show"`
+	// Text is the line for people the webhooks post (Slack's "text"):
+	// what users supplied in it (database names inside an error) has
+	// Slack's control characters escaped, so that it cannot mention
+	// @channel or disguise a link.
+	Text string `json:"text"`
+}
+
+// MaxErrorBytes bounds the error and the message an event carries (the
+// job's record keeps them whole, up to its own bound).
+const MaxErrorBytes = 4 << 10
+
+// SlackEscape escapes the three characters Slack's message formatting
+// reads as control sequences (<!channel>, <https://url|label>, &lt;):
+// Slack asks for &amp;, &lt; and &gt; in their place.
+func SlackEscape(s string) string {
+	return slackEscaper.Replace(s)
+}
+
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// text is the webhooks' line for an event of kind about d.
+func text(kind Kind, d Detail) string {
+	line := fmt.Sprintf("replicator %s: %s, job %s (%s)", d.Stack, kind, d.JobID, d.Command)
+	if d.Error != "" {
+		line += " " + d.Error
+	}
+	return SlackEscape(line) + " " + SlackEscape(d.Show)
 }
 
 // Lag is how far a sync job's target is behind.
@@ -100,7 +129,8 @@ type Lag struct {
 // Of is the detail of job j now.
 func Of(stack string, j *remote.Job, now time.Time) Detail {
 	d := Detail{Stack: stack, JobID: j.ID, Owner: j.Owner, Command: j.Command, Status: string(j.Status),
-		Databases: slices.Clone(j.Filters.IncludeDatabases), Error: j.Error, Message: j.Message, Notify: j.Options.Notifies(),
+		Databases: slices.Clone(j.Filters.IncludeDatabases), Error: redact.Truncate(j.Error, MaxErrorBytes),
+		Message: redact.Truncate(j.Message, MaxErrorBytes), Notify: j.Options.Notifies(),
 		InstanceType: j.InstanceType, Attempts: j.Attempts, Show: "replicator jobs show " + j.ID}
 	if stack != "replicator" {
 		d.Show += " --stack " + stack
@@ -157,6 +187,7 @@ func (p *Publisher) send(ctx context.Context, kind Kind, j *remote.Job, lag *Lag
 	}
 	d := Of(p.Stack, j, now)
 	d.Lag = lag
+	d.Text = text(kind, d)
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -196,10 +227,9 @@ func NotifyPattern(stack string) string {
 // WebhookPaths and WebhookTemplate are the input transformer of the
 // stack's webhooks: a line for people (Slack shows "text") and the event
 // itself (aws.events.event.json, EventBridge's reserved variable).
-var WebhookPaths = map[string]string{"kind": "$.detail-type", "id": "$.detail.job_id", "command": "$.detail.command",
-	"stack": "$.detail.stack", "cause": "$.detail.error", "show": "$.detail.show"}
+var WebhookPaths = map[string]string{"text": "$.detail.text"}
 
-const WebhookTemplate = `{"text": "replicator <stack>: <kind>, job <id> (<command>) <cause> <show>", "event": <aws.events.event.json>}`
+const WebhookTemplate = `{"text": "<text>", "event": <aws.events.event.json>}`
 
 // WebhookHeader is what a webhook's connection sends (a connection needs
 // an authorization; the webhooks take none of EventBridge's).

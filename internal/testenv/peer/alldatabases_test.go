@@ -51,7 +51,7 @@ GRANT SELECT ON standings TO f1_reader`)
 		}
 	}
 	// The databases' own properties.
-	same(t, "postgres", `SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype, datacl::text,
+	same(t, "postgres", `SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype, array(SELECT unnest(datacl)::text ORDER BY 1)::text,
 		shobj_description(oid, 'pg_database') FROM pg_database WHERE datname IN ('pagila', 'chinook', 'F1 db') ORDER BY 1`)
 	same(t, "postgres", `SELECT d.datname, coalesce(pg_get_userbyid(NULLIF(s.setrole, 0)), '*'), s.setconfig::text
 		FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'F1 db' ORDER BY 1, 2`)

@@ -378,7 +378,7 @@ func compare(t *testing.T, db string) {
 		`SELECT c.oid::regclass::text, s.last_value FROM pg_class c, pg_sequence_last_value(c.oid) s(last_value) WHERE c.relkind = 'S' ORDER BY 1`,
 		`SELECT m.oid, m.lomowner::regrole, m.lomacl, md5(lo_get(m.oid)) FROM pg_largeobject_metadata m ORDER BY 1`,
 		`SELECT oid::regclass::text, relispopulated FROM pg_class WHERE relkind = 'm' ORDER BY 1`,
-		`SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype, datacl::text, datconnlimit
+		`SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype, array(SELECT unnest(datacl)::text ORDER BY 1)::text, datconnlimit
 		   FROM pg_database WHERE datname = current_database()`,
 		`SELECT s::text FROM pg_db_role_setting r, unnest(r.setconfig) s WHERE r.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1`,
 	} {
