@@ -132,3 +132,37 @@ CREATE SCHEMA "Mixed Case"; CREATE TABLE "Mixed Case".x (id int)`)
 		t.Errorf("verify --include-schemas (%d):\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// Issue 22, 9: a predicate that closes its parenthesis and stacks
+// statements ran them on the source as the caller's role (COMMIT ended the
+// read-only snapshot, then CREATE TABLE). Predicates are now read by the
+// server as one expression first, with a protocol that takes a single
+// statement, for init, sync and verify alike; nothing runs.
+func TestStackedPredicateIsRefused(t *testing.T) {
+	t.Parallel()
+	const db = "stacked"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	t.Cleanup(func() { pgtest.DropDatabases(t, pair.Source, db); pgtest.DropDatabases(t, pair.Target, db) })
+	pgtest.Exec(t, pair.Source, db, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10)")
+	attack := db + ".public.t:id<0)) TO STDOUT; COMMIT; CREATE TABLE pwned (x int); COPY (SELECT 1 WHERE (true"
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
+	for _, cmd := range [][]string{{"init", "--no-roles", "--skip-validate"}, {"verify"}, {"sync", "--replica-identity-full"}} {
+		r := replicator(t, nil, append(append(cmd, "--table-filter", attack), conn...)...)
+		assertOneLineError(t, r, "is not one SQL expression over the table")
+		if got := pgtest.Query(t, pair.Source, db, "SELECT count(*) FROM pg_class WHERE relname = 'pwned'"); got[0] != "0" {
+			t.Fatalf("%s ran the predicate's stacked statements on the source", cmd[0])
+		}
+	}
+	if slicesContain(pgtest.Databases(t, pair.Target), db) {
+		t.Errorf("a refused init created database %s", db)
+	}
+	// A predicate that is one expression still works, with a semicolon in
+	// a literal.
+	r := replicator(t, nil, append([]string{"init", "--no-roles", "--table-filter", db + ".public.t:id <= 3 OR 'a;b' = 'c'"}, conn...)...)
+	if r.code != 0 {
+		t.Fatalf("init: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM t"); got[0] != "3" {
+		t.Errorf("filtered rows: %v", got)
+	}
+}

@@ -251,6 +251,9 @@ func CheckFilters(ctx context.Context, server *conninfo.Endpoint, dbs []string, 
 		if err == nil {
 			tables, err = Tables(ctx, conn)
 		}
+		if err == nil {
+			err = CheckPredicates(ctx, conn, db, tables, rules)
+		}
 		var names []filter.Table
 		if err == nil {
 			names, _, err = FilterNames(ctx, conn, db, tables)

@@ -5,6 +5,10 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/problem"
+	"github.com/replicatorhq/replicator/internal/redact"
 )
 
 // IndexName is an index, for --exclude-indexes.
@@ -94,4 +98,25 @@ ORDER BY 1 LIMIT $2`, ext, limit)
 		return nil, fmt.Errorf("objects using extension %d: %w", ext, err)
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// CheckPredicates makes the server read each --table-filter predicate of
+// the database's tables as one expression over its table, with the
+// extended query protocol, which takes a single statement: a predicate
+// that closes its parenthesis and stacks statements (id < 0)) TO STDOUT;
+// CREATE TABLE ...) is refused before anything runs it. The copy, sync and
+// verify put predicates inside statements sent with the simple protocol.
+func CheckPredicates(ctx context.Context, conn *pgx.Conn, db string, tables []*Table, rules *filter.Rules) error {
+	for _, t := range tables {
+		pred := rules.Relation(db, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name).Predicate
+		if pred == "" || t.ExtensionConfig {
+			continue
+		}
+		sql := "SELECT 1 FROM ONLY " + t.Name.Quoted() + " WHERE (" + pred + ")"
+		if _, err := conn.PgConn().Prepare(ctx, "", sql, nil); err != nil {
+			return &problem.Problem{Msg: fmt.Sprintf("--table-filter for %s.%s is not one SQL expression over the table: %s", db, t.Name, redact.Truncate(err.Error(), 300)),
+				Fix: "write a predicate such as 'id > 1000 AND region = ''eu''' (one expression, no statements)"}
+		}
+	}
+	return nil
 }

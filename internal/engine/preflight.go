@@ -501,6 +501,9 @@ func (r *run) estimate(ctx context.Context, db string, seen *sourceFacts) error 
 	if err != nil {
 		return fmt.Errorf("source database %s: %w", db, err)
 	}
+	if err := catalog.CheckPredicates(ctx, conn, db, tables, r.opts.Filters); err != nil {
+		return err
+	}
 	if seen.tablespaces[db], err = catalog.UsedTablespaces(ctx, conn); err != nil {
 		return fmt.Errorf("source database %s: %w", db, err)
 	}

@@ -147,6 +147,10 @@ type RowFilter struct {
 
 // ParseRowFilter reads 'db.schema.table:SQL predicate'.
 func ParseRowFilter(s string) (RowFilter, error) {
+	if strings.ContainsRune(s, 0) {
+		// PostgreSQL refuses NUL in a query; the copy would retry it.
+		return RowFilter{}, fmt.Errorf("--table-filter %q: contains a NUL byte", s)
+	}
 	inQuote := false
 	for i := 0; i < len(s); i++ {
 		switch s[i] {

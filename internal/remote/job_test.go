@@ -140,3 +140,15 @@ func TestAllowlistAndIAMPatternsAgree(t *testing.T) {
 		t.Errorf("the patterns take %d characters of the role's 10,240-character inline policy quota", got)
 	}
 }
+
+// Issue 22, 9: a NUL byte in a predicate is refused at submission (a 400),
+// not retried by the worker for minutes.
+func TestPredicateWithNULIsRefused(t *testing.T) {
+	r := Request{Command: "init", Source: "postgres://h/a", Target: "postgres://g/b"}
+	r.Filters.TableFilters = []string{"app.public.t:id > 0\x00"}
+	_, _, err := r.Validate(DefaultLimits())
+	var fe FieldErrors
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "NUL byte") {
+		t.Fatalf("%v", err)
+	}
+}

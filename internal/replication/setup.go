@@ -111,14 +111,9 @@ func (s *session) databases(ctx context.Context, requireTarget bool) ([]string, 
 	}
 	var out []string
 	for _, d := range s.si.Databases {
-		if !s.o.Filters.Database(d) {
-			continue
+		if s.o.Filters.Database(d) {
+			out = append(out, d)
 		}
-		if requireTarget && !onTarget[d] {
-			return nil, &problem.Problem{Msg: fmt.Sprintf("database %s is not on the target", d),
-				Fix: "copy it first: replicator init --sync copies and starts replication without a gap"}
-		}
-		out = append(out, d)
 	}
 	if len(out) == 0 {
 		return nil, &problem.Problem{Msg: "no database selected", Fix: "every database except postgres is selected by default; name postgres in --include-databases to use it"}
@@ -126,6 +121,12 @@ func (s *session) databases(ctx context.Context, requireTarget bool) ([]string, 
 	more, err := catalog.CheckFilters(ctx, s.o.Source, out, s.o.Filters)
 	if err != nil {
 		return nil, err
+	}
+	for _, d := range out {
+		if requireTarget && !onTarget[d] {
+			return nil, &problem.Problem{Msg: fmt.Sprintf("database %s is not on the target", d),
+				Fix: "copy it first: replicator init --sync copies and starts replication without a gap"}
+		}
 	}
 	for _, w := range append(warnings, more...) {
 		if s.o.Log != nil {

@@ -153,7 +153,7 @@ func stopStandbys() {
 // written so far.
 func caughtUp(t *testing.T, sb *pgcluster.Cluster) {
 	t.Helper()
-	lsn := one(t, pair.Source, "postgres", "SELECT pg_current_wal_lsn()::text")
+	lsn := one(t, pair.Source, "postgres", "SELECT pg_current_wal_insert_lsn()::text")
 	deadline := time.Now().Add(time.Minute)
 	for one(t, sb, "postgres", "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn", lsn) != "true" {
 		if time.Now().After(deadline) {
