@@ -150,6 +150,9 @@ func (a *API) submit(ctx context.Context, caller string, req events.APIGatewayV2
 	if req.QueryStringParameters["dry_run"] == "true" {
 		return reply(http.StatusOK, remote.Quote{InstanceType: instanceType, TimeLimitMinutes: r.Options.TimeLimitMinutes, Estimate: est}), nil
 	}
+	if idem == nil {
+		return fail(http.StatusBadRequest, "missing %s header: every submission names itself (a UUID, say), so that a retried or replayed request gets the same job instead of a second one", IdempotencyHeader), nil
+	}
 	if bad := checkMaxCost(r.Options.MaxCostUSD, est); bad != "" {
 		return reply(http.StatusBadRequest, errorBody{Error: "invalid job", Fields: remote.FieldErrors{"options.max_cost_usd": bad}}), nil
 	}
@@ -213,11 +216,14 @@ const IdempotencyHeader = "Idempotency-Key"
 
 var idempotencyKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{8,128}$`)
 
-// idempotency reads a submission's optional Idempotency-Key.
+// idempotency reads a submission's Idempotency-Key. It is required: a
+// signed POST replayed within its signature's window (SigV4 allows five
+// minutes) would otherwise create a second job; with the key, a replay
+// gets the first job back. The CLI sends one with every submission.
 func idempotency(req events.APIGatewayV2HTTPRequest) (*store.Idempotency, *response) {
 	key, ok := req.Headers[strings.ToLower(IdempotencyHeader)]
 	if !ok {
-		return nil, nil
+		return nil, nil // refused by submit unless it is a dry run
 	}
 	if !idempotencyKeyRE.MatchString(key) {
 		r := fail(http.StatusBadRequest, "invalid %s header: 8 to 128 letters, digits, '-', '_', '.' or ':' (a UUID, say)", IdempotencyHeader)

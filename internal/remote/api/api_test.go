@@ -104,6 +104,9 @@ func TestRawRequests(t *testing.T) {
 		{"unsigned", "GET", "/jobs", "", false, 403, "SigV4"},
 		{"unknown field", "POST", "/jobs", `{"command":"init","source":"postgres://h/a","target":"postgres://g/b","colour":"red"}`, true, 400, `unknown field \"colour\"`},
 		{"not json", "POST", "/jobs", `{"command":`, true, 400, "invalid JSON"},
+		// Issue 22, 11: without the key, a replay of this signed request
+		// within SigV4's window would create a second job.
+		{"no idempotency key", "POST", "/jobs", `{"command":"init","source":"postgres://u:p@203.0.113.9/a","target":"postgres://u:p@203.0.113.10/b"}`, true, 400, "missing Idempotency-Key header"},
 		{"too large", "POST", "/jobs", `{"command":"init","source":"` + strings.Repeat("x", 100000) + `"}`, true, 413, "limit"},
 		{"bad id", "GET", "/jobs/not-a-job", "", true, 400, "invalid job id"},
 		{"unknown job", "GET", "/jobs/j-aaaaaaaaaaaaaaaa", "", true, 404, "no job j-aaaaaaaaaaaaaaaa"},

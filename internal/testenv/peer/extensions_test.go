@@ -3,7 +3,6 @@ package peer_test
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -147,9 +146,11 @@ func TestPeerExtensions(t *testing.T) {
 			extensionConfigTables(t, db, c.name)
 		})
 	}
-	// The foreign table is created, and no row of it was asked for.
-	if slices.Contains(available, "postgres_fdw") && strings.Contains(r.stdout+r.stderr, "remote_t") {
-		t.Errorf("the copy mentions the foreign table remote_t (did it copy it?):\n%s", r)
+	// The foreign table is created, and its rows were not asked for: its
+	// server (port 1) answers nobody, so a copy that read it would have
+	// failed.
+	if slices.Contains(available, "postgres_fdw") {
+		expect(t, pair.Target, db, "SELECT relkind::text FROM pg_class WHERE oid = 'remote_t'::regclass", "f")
 	}
 	expect(t, pair.Target, db, "SELECT count(*) FROM one JOIN two ON two.id = one.two_id JOIN three ON three.id = two.three_id", "1")
 	for table, want := range pagilaCounts {
