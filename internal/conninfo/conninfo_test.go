@@ -64,6 +64,11 @@ func TestMalformedNeverEchoesPassword(t *testing.T) {
 		"postgres://u:topsecret@[::1/db",
 		"host=h password=topsecret sslmode=bogus",
 		"postgres://u:topsecret@h/db?sslmode=bogus",
+		// Issue 22, 8: a "/" or "?" in the password ends the host part;
+		// the rest, password included, once became the database name.
+		"postgres://u:top/topsecret@h/db",
+		"postgres://u:top?topsecret@h/db",
+		"postgres://u:topsecret/x@h:5432/db",
 		"nonsense",
 		"",
 	} {

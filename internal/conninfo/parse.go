@@ -16,6 +16,12 @@ func parseURL(raw string) (map[string]string, error) {
 	if i := strings.IndexAny(rest, "/?"); i >= 0 {
 		authority, pathQuery = rest[:i], rest[i:]
 	}
+	if strings.Contains(pathQuery, "@") {
+		// postgres://u:abc/def@host/db: the password's "/" ended the host
+		// part, and what follows would be read as the database name, the
+		// password with it. Said without echoing any of it.
+		return nil, fmt.Errorf("an '@' comes after the host part: percent-encode '/', '?', '#' and '@' in the user name and password (%%2F, %%3F, %%23, %%40), and '@' elsewhere (%%40)")
+	}
 	if i := strings.LastIndex(authority, "@"); i >= 0 {
 		userinfo := authority[:i]
 		authority = authority[i+1:]

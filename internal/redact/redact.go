@@ -3,6 +3,9 @@
 package redact
 
 import (
+	"encoding/json"
+	"net/url"
+	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -12,7 +15,7 @@ import (
 // where it is part of a longer word (with password "p", "port" stays "port";
 // "u:p@host" becomes "u:xxxxx@host").
 func Scrub(s string, secrets []string) string {
-	for _, secret := range secrets {
+	for _, secret := range variants(secrets) {
 		if secret == "" {
 			continue
 		}
@@ -42,6 +45,34 @@ func Scrub(s string, secrets []string) string {
 		s = b.String()
 	}
 	return s
+}
+
+// variants are the forms a secret takes in text: as given, inside a JSON
+// string (quotes and backslashes escaped), percent-encoded as in a URL, and
+// with its whitespace collapsed (an error made one line). The longer forms
+// come first, so that a form containing another is replaced whole.
+func variants(secrets []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		j, _ := json.Marshal(s)
+		var plain strings.Builder
+		enc := json.NewEncoder(&plain)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(s)
+		p := strings.TrimSpace(plain.String())
+		for _, v := range []string{string(j[1 : len(j)-1]), p[1 : len(p)-1], url.PathEscape(s), url.QueryEscape(s), strings.Join(strings.Fields(s), " "), s} {
+			if v != "" && !seen[v] {
+				seen[v] = true
+				out = append(out, v)
+			}
+		}
+	}
+	sort.SliceStable(out, func(a, b int) bool { return len(out[a]) > len(out[b]) })
+	return out
 }
 
 func isWord(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) }

@@ -20,6 +20,11 @@ func TestScrub(t *testing.T) {
 		{"key=!p@ss!word", []string{"!p@ss!"}, "key=xxxxxword"}, // the secret ends in a non-word character: a boundary itself
 		{"пароль=секрет.", []string{"секрет"}, "пароль=xxxxx."},
 		{"nothing here", []string{""}, "nothing here"},
+		// Issue 22, 8: the forms a secret takes once text is transformed.
+		{`{"error":"password \"a\"b\\c\" refused"}`, []string{`"a"b\c"`}, `{"error":"password xxxxx refused"}`}, // JSON-escaped
+		{`{"e":"pw \u003cx\u003e\u0026y"}`, []string{"<x>&y"}, `{"e":"pw xxxxx"}`},                              // json.Marshal's HTML escaping
+		{"postgres://u:abc%2Fdef%40x@h/db", []string{"abc/def@x"}, "postgres://u:xxxxx@h/db"},                   // percent-encoded
+		{"failed: pass word with tab", []string{"pass  word\nwith\ttab"}, "failed: xxxxx"},                      // whitespace collapsed
 	} {
 		if got := Scrub(tc.in, tc.secrets); got != tc.want {
 			t.Errorf("Scrub(%q, %q) = %q, want %q", tc.in, tc.secrets, got, tc.want)

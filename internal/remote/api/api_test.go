@@ -106,6 +106,9 @@ func TestRawRequests(t *testing.T) {
 		{"not json", "POST", "/jobs", `{"command":`, true, 400, "invalid JSON"},
 		// Issue 22, 11: without the key, a replay of this signed request
 		// within SigV4's window would create a second job.
+		// Issue 22, 8: "/" in a password once put the rest of it in the
+		// job's stored and echoed source.
+		{"slash in password", "POST", "/jobs", `{"command":"init","source":"postgres://u:abc/def@203.0.113.9/a","target":"postgres://u:p@203.0.113.10/b"}`, true, 400, "percent-encode"},
 		{"no idempotency key", "POST", "/jobs", `{"command":"init","source":"postgres://u:p@203.0.113.9/a","target":"postgres://u:p@203.0.113.10/b"}`, true, 400, "missing Idempotency-Key header"},
 		{"too large", "POST", "/jobs", `{"command":"init","source":"` + strings.Repeat("x", 100000) + `"}`, true, 413, "limit"},
 		{"bad id", "GET", "/jobs/not-a-job", "", true, 400, "invalid job id"},

@@ -124,7 +124,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	case errors.Is(cause, context.DeadlineExceeded):
 		status, msg = remote.Failed, fmt.Sprintf("time limit of %d minutes exceeded", job.Options.TimeLimitMinutes)
 	case runErr != nil:
-		status, msg = remote.Failed, redact.Scrub(oneLine(runErr.Error()), s.secrets)
+		status, msg = remote.Failed, oneLine(redact.Scrub(runErr.Error(), s.secrets))
 		if d, ok := awsenv.Describe(runErr); ok {
 			// AWS's own text (request ids, ARNs) stays in the worker's log.
 			w.Log.Error("job failed on an AWS call", "job", w.JobID, "err", runErr)

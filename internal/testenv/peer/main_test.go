@@ -27,19 +27,17 @@ var (
 	pair     *pgtest.Pair
 	bin      string
 	stateDir string
-	tmpDir   string
 )
 
 // TestMain builds the real binary and starts a source and a target cluster
-// (the source publishes, so that a physical standby can follow it too): the
-// tests run `replicator` as a user does, against real servers, and judge the
-// copy by what is on the target afterwards.
+// (the source with WAL senders to spare, for the standby test's base backup
+// and streaming): the tests run `replicator` as a user does, against real
+// servers, and judge the copy by what is on the target afterwards.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "replicator-peer-")
 	if err != nil {
 		panic(err)
 	}
-	tmpDir = dir
 	bin, stateDir = filepath.Join(dir, "replicator"), filepath.Join(dir, "state")
 	// REPLICATOR_PEER_BIN runs the suite against a binary built elsewhere
 	// (a release, or the tree as it was) instead of building this one.
@@ -220,36 +218,12 @@ func same(t *testing.T, db, q string) {
 	}
 }
 
-// exists tells whether a relation (schema-qualified, quoted as needed) is on c.
-func exists(t *testing.T, c *pgcluster.Cluster, db, rel string) bool {
-	t.Helper()
-	return one(t, c, db, "SELECT to_regclass($1) IS NOT NULL", rel) == "true"
-}
-
-// schemas lists a database's schemas, pg_catalog and the like left out.
-func schemas(t *testing.T, c *pgcluster.Cluster, db string) []string {
-	t.Helper()
-	return query(t, c, db, `SELECT nspname FROM pg_namespace
-		WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY nspname COLLATE "C"`)
-}
-
 // tables lists a database's tables, partitioned tables and materialized
 // views as schema.name, the catalogs left out.
 func tables(t *testing.T, c *pgcluster.Cluster, db string) []string {
 	t.Helper()
 	return query(t, c, db, `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ORDER BY (n.nspname || '.' || c.relname) COLLATE "C"`)
-}
-
-// counts returns "schema.table rows" for every table of db (rows of the
-// table itself, not of its partitions or children).
-func counts(t *testing.T, c *pgcluster.Cluster, db string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for k, v := range pgtest.TableHashes(t, c, db) {
-		out[k] = strings.SplitN(v, ":", 2)[0]
-	}
-	return out
 }
 
 // databaseOnTarget tells whether the target has database db.
@@ -314,17 +288,6 @@ func psql(t *testing.T, url, file string, singleTx bool, filter func(line string
 	}
 }
 
-// psqlScript runs a psql script given as text (meta-commands allowed).
-func psqlScript(t *testing.T, url, dir, script string) {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(pair.Source.BinDir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", "-")
-	cmd.Dir = dir
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("psql: %v\n%s\nscript:\n%.500s", err, out, script)
-	}
-}
-
 // testdata is the absolute path of a file under testdata/.
 func testdata(t *testing.T, name string) string {
 	t.Helper()
@@ -341,7 +304,7 @@ func verify(t *testing.T, args ...string) result {
 	t.Helper()
 	r := replicator(t, append([]string{"verify"}, args...)...)
 	if r.code != 0 || strings.Contains(r.stdout, "DIFFERENT") {
-		t.Errorf("replicator verify %v:\n%s", args, r)
+		t.Errorf("replicator verify:\n%s", r)
 	}
 	return r
 }
