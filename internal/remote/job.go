@@ -294,6 +294,11 @@ func (r *Request) Validate(lim Limits) (src, dst *conninfo.Endpoint, err error) 
 	default:
 		fe.add("command", fmt.Sprintf("unknown command %q: init or sync", r.Command))
 	}
+	r.validateBounds(fe)
+	if len(fe) > 0 {
+		// Parsing what is over its bound would only echo it.
+		return nil, nil, fe
+	}
 	src, dst = r.validateConnections(lim, fe)
 	if _, perr := r.Filters.Compile(); perr != nil {
 		fe.add("filters", perr.Error())

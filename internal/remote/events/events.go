@@ -95,10 +95,6 @@ type Detail struct {
 	Text string `json:"text"`
 }
 
-// MaxErrorBytes bounds the error and the message an event carries (the
-// job's record keeps them whole, up to its own bound).
-const MaxErrorBytes = 4 << 10
-
 // SlackEscape escapes the three characters Slack's message formatting
 // reads as control sequences (<!channel>, <https://url|label>, &lt;):
 // Slack asks for &amp;, &lt; and &gt; in their place.
@@ -129,8 +125,8 @@ type Lag struct {
 // Of is the detail of job j now.
 func Of(stack string, j *remote.Job, now time.Time) Detail {
 	d := Detail{Stack: stack, JobID: j.ID, Owner: j.Owner, Command: j.Command, Status: string(j.Status),
-		Databases: slices.Clone(j.Filters.IncludeDatabases), Error: redact.Truncate(j.Error, MaxErrorBytes),
-		Message: redact.Truncate(j.Message, MaxErrorBytes), Notify: j.Options.Notifies(),
+		Databases: slices.Clone(j.Filters.IncludeDatabases), Error: redact.Truncate(j.Error, remote.MaxTextBytes),
+		Message: redact.Truncate(j.Message, remote.MaxTextBytes), Notify: j.Options.Notifies(),
 		InstanceType: j.InstanceType, Attempts: j.Attempts, Show: "replicator jobs show " + j.ID}
 	if stack != "replicator" {
 		d.Show += " --stack " + stack

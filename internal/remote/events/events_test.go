@@ -46,7 +46,7 @@ func TestEventDetailIsBounded(t *testing.T) {
 	if len(b) > MaxDetailBytes {
 		t.Errorf("detail of %d bytes, over %d", len(b), MaxDetailBytes)
 	}
-	if len(d.Error) > MaxErrorBytes+3 || !strings.HasSuffix(d.Error, "...") {
+	if len(d.Error) > remote.MaxTextBytes+3 || !strings.HasSuffix(d.Error, "...") {
 		t.Errorf("error not bounded: %d bytes", len(d.Error))
 	}
 }

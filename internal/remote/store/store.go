@@ -22,6 +22,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/redact"
 	"github.com/replicatorhq/replicator/internal/remote"
 )
 
@@ -262,6 +263,9 @@ func (s *Store) Transition(ctx context.Context, id string, c Change) (*remote.Jo
 		upd = upd.Set(expression.Name("status"), value(c.To))
 	}
 	for k, v := range c.Set {
+		if text, ok := v.(string); ok && (k == "error" || k == "message") {
+			v = redact.Truncate(text, remote.MaxTextBytes) // the item stays within DynamoDB's 400 KB
+		}
 		upd = upd.Set(expression.Name(k), value(v))
 	}
 	for _, k := range c.Remove {

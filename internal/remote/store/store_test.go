@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,5 +190,23 @@ func TestReconcile(t *testing.T) {
 	setCounter(t, "OWNER#"+owner, 2)
 	if changed, _ := st.Reconcile(ctx, owner, 0); changed {
 		t.Error("corrected although the counter went down and up again between the passes")
+	}
+}
+
+// Issue 22, 7: a job's error and message are bounded when written, so
+// that the final write of a job with an error the size of 2,400 database
+// names fits the item (it failed, and the job ended as "stopped
+// heart-beating").
+func TestErrorAndMessageAreBounded(t *testing.T) {
+	ctx := context.Background()
+	j := running(t)
+	huge := strings.Repeat("database x matches nothing; ", 20000)
+	got, err := stack.Store().Transition(ctx, j.ID, store.Change{From: []remote.Status{remote.Running}, To: remote.Failed,
+		Set: map[string]any{"error": huge, "message": huge}})
+	if err != nil {
+		t.Fatalf("final write with a %d-byte error: %v", len(huge), err)
+	}
+	if len(got.Error) > remote.MaxTextBytes+3 || len(got.Message) > remote.MaxTextBytes+3 || !strings.HasPrefix(huge, strings.TrimSuffix(got.Error, "...")) {
+		t.Errorf("error %d bytes, message %d bytes, over %d", len(got.Error), len(got.Message), remote.MaxTextBytes)
 	}
 }
