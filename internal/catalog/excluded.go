@@ -55,49 +55,97 @@ ORDER BY 2, 3`)
 
 // Extension is an installed extension.
 type Extension struct {
-	OID     uint32
-	Name    string
-	Version string
-	Schema  string
+	OID       uint32
+	Name      string
+	Version   string
+	Schema    string
+	SchemaOID uint32
 }
 
 // Extensions lists the database's extensions but plpgsql (every database
 // has it).
 func Extensions(ctx context.Context, q Querier) ([]Extension, error) {
-	rows, err := q.Query(ctx, `SELECT x.oid, x.extname, x.extversion, n.nspname
+	// In creation order: an extension comes after those it requires.
+	rows, err := q.Query(ctx, `SELECT x.oid, x.extname, x.extversion, n.nspname, n.oid
 FROM pg_catalog.pg_extension x JOIN pg_catalog.pg_namespace n ON n.oid = x.extnamespace
-WHERE x.extname <> 'plpgsql' ORDER BY 2`)
+WHERE x.extname <> 'plpgsql' ORDER BY x.oid`)
 	if err != nil {
 		return nil, fmt.Errorf("list extensions: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Extension, error) {
 		var x Extension
-		err := r.Scan(&x.OID, &x.Name, &x.Version, &x.Schema)
+		err := r.Scan(&x.OID, &x.Name, &x.Version, &x.Schema, &x.SchemaOID)
 		return x, err
 	})
 }
 
-// ExtensionUsers names (up to limit) the objects outside extension ext that
+// ExtensionUser is an object outside an extension that depends on one of
+// its members. Relation is the table it belongs to (a column, an index, a
+// constraint, a view), "" for a function, type or operator.
+type ExtensionUser struct {
+	What             string
+	Schema, Relation string
+}
+
+// ExtensionUsers lists (up to 1000) the objects outside extension ext that
 // depend on its members: columns of its types, indexes with its operator
 // classes, functions, views. Without the extension they cannot be created.
-func ExtensionUsers(ctx context.Context, q Querier, ext uint32, limit int) ([]string, error) {
+func ExtensionUsers(ctx context.Context, q Querier, ext uint32) ([]ExtensionUser, error) {
 	rows, err := q.Query(ctx, `
-SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid)
-FROM pg_catalog.pg_depend m
-JOIN pg_catalog.pg_depend d ON d.refclassid = m.classid AND d.refobjid = m.objid AND d.deptype = 'n'
-WHERE m.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND m.refobjid = $1 AND m.deptype = 'e'
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend x WHERE x.classid = d.classid AND x.objid = d.objid AND x.deptype = 'e')
-  -- objects a user makes (operator family members are the extension's own)
-  AND d.classid IN ('pg_catalog.pg_class'::pg_catalog.regclass, 'pg_catalog.pg_proc'::pg_catalog.regclass,
-                    'pg_catalog.pg_type'::pg_catalog.regclass, 'pg_catalog.pg_constraint'::pg_catalog.regclass,
-                    'pg_catalog.pg_trigger'::pg_catalog.regclass, 'pg_catalog.pg_rewrite'::pg_catalog.regclass,
-                    'pg_catalog.pg_attrdef'::pg_catalog.regclass, 'pg_catalog.pg_policy'::pg_catalog.regclass,
-                    'pg_catalog.pg_operator'::pg_catalog.regclass)
-ORDER BY 1 LIMIT $2`, ext, limit)
+WITH users AS (
+  SELECT DISTINCT d.classid, d.objid, d.objsubid
+  FROM pg_catalog.pg_depend m
+  JOIN pg_catalog.pg_depend d ON d.refclassid = m.classid AND d.refobjid = m.objid AND d.deptype = 'n'
+  WHERE m.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND m.refobjid = $1 AND m.deptype = 'e'
+    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend x WHERE x.classid = d.classid AND x.objid = d.objid AND x.deptype = 'e')
+    -- objects a user makes (operator family members are the extension's own)
+    AND d.classid IN ('pg_catalog.pg_class'::pg_catalog.regclass, 'pg_catalog.pg_proc'::pg_catalog.regclass,
+                      'pg_catalog.pg_type'::pg_catalog.regclass, 'pg_catalog.pg_constraint'::pg_catalog.regclass,
+                      'pg_catalog.pg_trigger'::pg_catalog.regclass, 'pg_catalog.pg_rewrite'::pg_catalog.regclass,
+                      'pg_catalog.pg_attrdef'::pg_catalog.regclass, 'pg_catalog.pg_policy'::pg_catalog.regclass,
+                      'pg_catalog.pg_operator'::pg_catalog.regclass)
+), related AS (
+  SELECT u.*, CASE u.classid
+      WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN COALESCE((SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = u.objid), u.objid)
+      WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN (SELECT a.adrelid FROM pg_catalog.pg_attrdef a WHERE a.oid = u.objid)
+      WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN (SELECT NULLIF(c.conrelid, 0) FROM pg_catalog.pg_constraint c WHERE c.oid = u.objid)
+      WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = u.objid)
+      WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT r.ev_class FROM pg_catalog.pg_rewrite r WHERE r.oid = u.objid)
+      WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid = u.objid)
+    END AS rel
+  FROM users u
+)
+SELECT pg_catalog.pg_describe_object(r.classid, r.objid, r.objsubid),
+       COALESCE(n.nspname, (pg_catalog.pg_identify_object(r.classid, r.objid, r.objsubid)).schema, ''),
+       COALESCE(c.relname, '')
+FROM related r
+LEFT JOIN pg_catalog.pg_class c ON c.oid = r.rel
+LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ORDER BY 1 LIMIT 1000`, ext)
 	if err != nil {
 		return nil, fmt.Errorf("objects using extension %d: %w", ext, err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ExtensionUser, error) {
+		var u ExtensionUser
+		err := r.Scan(&u.What, &u.Schema, &u.Relation)
+		return u, err
+	})
+}
+
+// KeptUsers names the users the filters keep in database db (a column of
+// a table left out does not need the extension).
+func KeptUsers(users []ExtensionUser, db string, rules *filter.Rules) []string {
+	var out []string
+	for _, u := range users {
+		kept := rules.Schema(db, u.Schema)
+		if u.Relation != "" {
+			kept = rules.Table(db, u.Schema, u.Relation).Copy
+		}
+		if kept {
+			out = append(out, u.What)
+		}
+	}
+	return out
 }
 
 // CheckPredicates makes the server read each --table-filter predicate of
@@ -119,4 +167,39 @@ func CheckPredicates(ctx context.Context, conn *pgx.Conn, db string, tables []*T
 		}
 	}
 	return nil
+}
+
+// OwnedSequence is a sequence a table owns (serial, OWNED BY).
+type OwnedSequence struct {
+	OID  uint32
+	Name Name
+}
+
+// OwnedSequences lists the sequences owned by the given tables that no
+// column default of another table uses: they go where their table goes
+// (pg_dump -T leaves them in). Identity sequences are part of their table.
+func OwnedSequences(ctx context.Context, q Querier, tables []uint32) ([]OwnedSequence, error) {
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	rows, err := q.Query(ctx, `
+SELECT s.oid, n.nspname, s.relname
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
+WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+  AND d.deptype = 'a' AND d.refobjid = ANY ($1)
+  AND NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_depend u JOIN pg_catalog.pg_attrdef ad ON ad.oid = u.objid
+    WHERE u.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND u.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND u.refobjid = s.oid AND NOT ad.adrelid = ANY ($1))
+ORDER BY 2, 3`, tables)
+	if err != nil {
+		return nil, fmt.Errorf("sequences owned by excluded tables: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (OwnedSequence, error) {
+		var s OwnedSequence
+		err := r.Scan(&s.OID, &s.Name.Schema, &s.Name.Name)
+		return s, err
+	})
 }

@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -59,9 +61,11 @@ func (r *run) readExclusions(ctx context.Context, conn *pgx.Conn, db string, see
 		if !rules.ExtensionExcluded(db, x.Name) {
 			continue
 		}
-		if facts.users[x.Name], err = catalog.ExtensionUsers(ctx, conn, x.OID, 11); err != nil {
+		users, err := catalog.ExtensionUsers(ctx, conn, x.OID)
+		if err != nil {
 			return err
 		}
+		facts.users[x.Name] = catalog.KeptUsers(users, db, rules)
 	}
 	seen.extensions[db] = facts
 	return nil
@@ -107,6 +111,7 @@ func (r *run) checkExclusions(ctx context.Context, p *plan, seen *sourceFacts, d
 		if err != nil {
 			return err
 		}
+		db.extensions = facts.list
 		for _, x := range facts.list {
 			switch {
 			case rules.ExtensionExcluded(db.name, x.Name):
@@ -197,4 +202,79 @@ func skipsExtensionComment(line string, names []string) bool {
 		}
 	}
 	return false
+}
+
+// createExtensions creates the database's extensions at the source's
+// versions before the rest of pre-data: pg_dump's CREATE EXTENSION names
+// no version, so the target's default would be created (hstore 1.8 for
+// 1.7), and once objects use it there is no way back. The schemas they go
+// into are restored first, from the archive; pre-data then skips both.
+// A version the target does not have is created at its default, with a
+// warning.
+func (r *run) createExtensions(ctx context.Context, w *dbWork, db *dbPlan, archive string) error {
+	var todo []catalog.Extension
+	for _, x := range db.extensions {
+		// One in a schema the filters leave out is pg_restore's, as before.
+		if !db.skipPre[tocKey{pgExtensionOID, x.OID}] && r.opts.Filters.Schema(w.name, x.Schema) {
+			todo = append(todo, x)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	conn, err := w.dst.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := targetSession(ctx, conn, ""); err != nil {
+		return err
+	}
+	rows, err := conn.Query(ctx, "SELECT nspname FROM pg_catalog.pg_namespace")
+	if err != nil {
+		return fmt.Errorf("target: list schemas: %w", err)
+	}
+	present, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("target: list schemas: %w", err)
+	}
+	schemas := map[tocKey]bool{}
+	for _, x := range todo {
+		if !slices.Contains(present, x.Schema) {
+			schemas[tocKey{pgNamespaceOID, x.SchemaOID}] = true
+		}
+	}
+	if len(schemas) > 0 {
+		list, err := r.tocListOnly(ctx, archive, schemas, filepath.Join(filepath.Dir(archive), "schemas.list"))
+		if err != nil {
+			return err
+		}
+		if err := r.pgRestore(ctx, w.name, w.dst, w.dst, []string{"--section=pre-data", "--use-list=" + list, "--dbname=" + w.dst.ToolConnString(), archive}, db.intoExisting && db.redoPreData); err != nil {
+			return err
+		}
+	}
+	if db.skipPre == nil {
+		db.skipPre = map[tocKey]bool{}
+	}
+	for k := range schemas {
+		db.skipPre[k] = true
+	}
+	for _, x := range todo {
+		var available bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extension_versions WHERE name = $1 AND version = $2)",
+			x.Name, x.Version).Scan(&available); err != nil {
+			return fmt.Errorf("target: extension %s: %w", x.Name, err)
+		}
+		stmt := "CREATE EXTENSION IF NOT EXISTS " + pgx.Identifier{x.Name}.Sanitize() + " WITH SCHEMA " + pgx.Identifier{x.Schema}.Sanitize()
+		if available {
+			stmt += " VERSION " + quoteLiteral(x.Version)
+		} else {
+			r.warn(w.name, "extension %s %s is not available on the target: created at the target's default version", x.Name, x.Version)
+		}
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("target: create extension %s: %w", x.Name, err)
+		}
+		db.skipPre[tocKey{pgExtensionOID, x.OID}] = true
+	}
+	return nil
 }

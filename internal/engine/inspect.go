@@ -80,6 +80,20 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 			w.excluded = append(w.excluded, mv.Name)
 		}
 	}
+	// A sequence a left-out table owns goes with it, unless a kept table's
+	// default uses it (pg_dump -T would keep it, empty of purpose).
+	var tablesOut []uint32
+	for oid := range excluded {
+		tablesOut = append(tablesOut, oid)
+	}
+	owned, err := catalog.OwnedSequences(ctx, conn, tablesOut)
+	if err != nil {
+		return err
+	}
+	for _, s := range owned {
+		excluded[s.OID] = true
+		w.excluded = append(w.excluded, s.Name)
+	}
 	if err := r.resolveExclusions(ctx, conn, w, excluded); err != nil {
 		return err
 	}

@@ -44,6 +44,9 @@ type dbPlan struct {
 	// COMMENT entries have no key.
 	skipPre        map[tocKey]bool
 	skipExtensions []string
+	// extensions of the source database, which pre-data creates first, at
+	// their versions (createExtensions).
+	extensions []catalog.Extension
 	// drop: the target has it and --drop-existing asked to replace it.
 	drop bool
 	// early: the snapshot and schema dump started during preflight.

@@ -68,6 +68,9 @@ func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive
 			return err
 		}
 	}
+	if err := r.createExtensions(ctx, w, db, archive); err != nil {
+		return err
+	}
 	args := []string{"--section=pre-data"}
 	if len(db.skipPre) > 0 {
 		list, err := r.tocList(ctx, archive, db.skipPre, db.skipExtensions, filepath.Join(filepath.Dir(archive), "pre-data.list"))
@@ -81,6 +84,26 @@ func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive
 		return err
 	}
 	return r.cp.set(ctx, key, checkpoint.Done)
+}
+
+// tocListOnly writes the archive's table of contents to file with only the
+// entries of keep, for pg_restore --use-list.
+func (r *run) tocListOnly(ctx context.Context, archive string, keep map[tocKey]bool, file string) (string, error) {
+	out, err := r.opts.Tools.Run(ctx, "pg_restore", []string{"--list", archive}, nil, r.secrets)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(string(out), "\n") {
+		if m := tocLine.FindStringSubmatch(line); m != nil {
+			cat, _ := strconv.ParseUint(m[2], 10, 32)
+			oid, _ := strconv.ParseUint(m[3], 10, 32)
+			if keep[tocKey{uint32(cat), uint32(oid)}] {
+				b.WriteString(line + "\n")
+			}
+		}
+	}
+	return file, os.WriteFile(file, []byte(b.String()), 0o600)
 }
 
 // tocList writes the archive's table of contents to file, the entries of skip

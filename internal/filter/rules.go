@@ -2,6 +2,7 @@ package filter
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -262,8 +263,10 @@ func (r *Rules) Table(db, schema, table string) Decision {
 		return Decision{}
 	}
 	if len(r.IncludeTables) > 0 {
+		// --schema-only-tables names tables to create (without rows):
+		// they are in the copy whether --include-tables names them or not.
 		in := false
-		for _, p := range r.IncludeTables {
+		for _, p := range slices.Concat(r.IncludeTables, r.SchemaOnlyTables) {
 			if p.Match(db, schema, table) {
 				in = true
 				break

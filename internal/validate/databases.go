@@ -241,8 +241,9 @@ func (c *checker) extensions(ctx context.Context, conn *pgx.Conn, db string, ava
 			}
 			continue
 		}
-		if users, err := catalog.ExtensionUsers(ctx, conn, x.OID, 11); err == nil && len(users) > 0 && !has[x.Name] {
-			needed = append(needed, fmt.Sprintf("%s.%s is used by %s", db, x.Name, listSome(users, 10)))
+		users, err := catalog.ExtensionUsers(ctx, conn, x.OID)
+		if kept := catalog.KeptUsers(users, db, c.opts.Filters); err == nil && len(kept) > 0 && !has[x.Name] {
+			needed = append(needed, fmt.Sprintf("%s.%s is used by %s", db, x.Name, listSome(kept, 10)))
 		}
 	}
 	return missing, needed

@@ -188,22 +188,12 @@ func TestPeerFiltering(t *testing.T) {
 	})
 }
 
-// helpMentions tells whether `replicator init --help` lists flag.
-func helpMentions(t *testing.T, flag string) bool {
-	t.Helper()
-	r := replicator(t, "init", "--help")
-	return strings.Contains(r.stdout+r.stderr, flag)
-}
-
 // include.ini's [exclude-index] (include/expected/4-exclude-index.out) and
 // tests/extensions' exclude-extension.ini ([exclude-extension] intarray),
 // as --exclude-indexes db.schema.index and --exclude-extensions db.extname.
 // (include-only-extension.ini has no counterpart: replicator has no
 // --include-extensions.)
 func TestPeerFilteringIndexesAndExtensions(t *testing.T) {
-	if !helpMentions(t, "--exclude-indexes") {
-		t.Skip("needs --exclude-indexes")
-	}
 	t.Run("exclude-index", func(t *testing.T) {
 		const db = filteringDB
 		loadFiltering(t)
@@ -227,9 +217,6 @@ func TestPeerFilteringIndexesAndExtensions(t *testing.T) {
 	})
 
 	t.Run("exclude-extension", func(t *testing.T) {
-		if !helpMentions(t, "--exclude-extensions") {
-			t.Skip("needs --exclude-extensions")
-		}
 		const db = "extfilter"
 		cleanup(t, []string{db})
 		sql(t, pair.Source, "postgres", "CREATE DATABASE "+db)
