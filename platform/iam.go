@@ -87,7 +87,8 @@ func (a ARNs) stackWorker() map[string]map[string]any {
 // terminating only the stack's workers; reading job logs.
 func LambdaPolicy(a ARNs) Policy {
 	return Policy{Version: "2012-10-17", Statement: []Statement{
-		{Sid: "Jobs", Effect: "Allow", Action: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:TransactWriteItems"},
+		// Scan: the reaper's one-time migration of job owners (store.MigrateOwners).
+		{Sid: "Jobs", Effect: "Allow", Action: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:TransactWriteItems"},
 			Resource: []string{a.Table, a.Table + "/index/*"}},
 		{Sid: "CreateJobSecrets", Effect: "Allow", Action: []string{"secretsmanager:CreateSecret"}, Resource: []string{a.secrets()},
 			Condition: map[string]map[string]any{"StringEquals": {"aws:RequestTag/" + names.TagStack: a.Stack}}},

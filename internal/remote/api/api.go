@@ -68,7 +68,7 @@ func fail(status int, format string, args ...any) response {
 func (a *API) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (response, error) {
 	caller := ""
 	if iam := req.RequestContext.Authorizer; iam != nil && iam.IAM != nil {
-		caller = iam.IAM.UserARN
+		caller = remote.OwnerOf(iam.IAM.UserARN)
 	}
 	if caller == "" {
 		return fail(http.StatusUnauthorized, "no IAM caller: every route needs SigV4-signed requests"), nil
@@ -236,7 +236,8 @@ func idempotency(req events.APIGatewayV2HTTPRequest) (*store.Idempotency, *respo
 // own reads a job of the caller: someone else's job does not exist for them.
 func (a *API) own(ctx context.Context, caller, id string) (*remote.Job, *response, error) {
 	j, err := a.Store.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && j.Owner != caller {
+	// A job stored before owners were principals has the session's ARN.
+	if errors.Is(err, store.ErrNotFound) || err == nil && remote.OwnerOf(j.Owner) != caller {
 		r := fail(http.StatusNotFound, "no job %s", id)
 		return nil, &r, nil
 	}

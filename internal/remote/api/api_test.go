@@ -518,3 +518,30 @@ func cursorOf(key map[string]string) string {
 	b, _ := json.Marshal(key)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// Issue 22, 5: an owner is the principal, not the session: two sessions of
+// one role see and cancel the same jobs (the SDK's session name changes per
+// process, so a user's next run could not see their own jobs), and share
+// one quota; another principal still sees nothing.
+func TestOwnerIsThePrincipal(t *testing.T) {
+	ctx := context.Background()
+	first := apiAs(t, "ops-1")
+	j, err := first.Submit(ctx, &remote.Request{Command: "init", Source: "postgres://h/a", Target: "postgres://g/b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Owner != "arn:aws:sts::123456789012:assumed-role/ops" {
+		t.Errorf("owner %q, want the role", j.Owner)
+	}
+	second := apiAs(t, "ops-2")
+	list, _, err := second.List(ctx, 10, "")
+	if err != nil || len(list) != 1 || list[0].ID != j.ID {
+		t.Errorf("another session of the role lists %v (%v)", list, err)
+	}
+	if _, err := apiAs(t, "alice").Get(ctx, j.ID); err == nil {
+		t.Error("another principal sees the role's job")
+	}
+	if got, err := second.Cancel(ctx, j.ID); err != nil || got.Status != remote.Cancelled {
+		t.Errorf("another session of the role cancels: %v %+v", err, got)
+	}
+}

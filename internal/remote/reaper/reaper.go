@@ -63,6 +63,11 @@ func overBudget(j *remote.Job, now time.Time) bool {
 // Run makes one pass.
 func (r *Reaper) Run(ctx context.Context) (*Report, error) {
 	rep := &Report{}
+	if n, err := r.Store.MigrateOwners(ctx); err != nil {
+		r.Log.Error("migrate job owners", "err", err)
+	} else if n > 0 {
+		r.Log.Info("job owners are now principals, not sessions", "jobs", n)
+	}
 	active, err := r.Store.ListActive(ctx)
 	if err != nil {
 		return nil, err

@@ -210,3 +210,43 @@ func TestErrorAndMessageAreBounded(t *testing.T) {
 		t.Errorf("error %d bytes, message %d bytes, over %d", len(got.Error), len(got.Message), remote.MaxTextBytes)
 	}
 }
+
+// Issue 22, 5: jobs stored when an owner was the session's ARN are
+// rewritten to the role's, so that every session lists them; a pass that
+// finds none left marks the table, and later passes read only the mark.
+func TestOldOwnersAreMigrated(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	session := "arn:aws:sts::123456789012:assumed-role/migrated/cli-42"
+	user := "arn:aws:iam::123456789012:user/migrated"
+	var ids []string
+	for _, owner := range []string{session, user} {
+		j := &remote.Job{ID: remote.NewID(), Owner: owner, Command: "init", Status: remote.Queued, CreatedAt: now, UpdatedAt: now}
+		if err := stack.Store().Create(ctx, j, store.Caps{Active: 100, PerOwner: 100}, nil); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	n, err := stack.Store().MigrateOwners(ctx)
+	if err != nil || n < 1 {
+		t.Fatalf("first pass: %d %v", n, err)
+	}
+	list, _, err := stack.Store().List(ctx, "arn:aws:sts::123456789012:assumed-role/migrated", 10, "")
+	if err != nil || len(list) != 1 || list[0].ID != ids[0] || list[0].Owner != "arn:aws:sts::123456789012:assumed-role/migrated" {
+		t.Errorf("the role lists %v (%v)", list, err)
+	}
+	if j, _ := stack.Store().Get(ctx, ids[1]); j.Owner != user {
+		t.Errorf("a user's job changed owner: %s", j.Owner)
+	}
+	if n, err := stack.Store().MigrateOwners(ctx); err != nil || n != 0 {
+		t.Errorf("second pass: %d %v", n, err)
+	}
+	// Marked: a job stored in the old form now is not looked for again.
+	late := &remote.Job{ID: remote.NewID(), Owner: session, Command: "init", Status: remote.Queued, CreatedAt: now, UpdatedAt: now}
+	if err := stack.Store().Create(ctx, late, store.Caps{Active: 100, PerOwner: 100}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := stack.Store().MigrateOwners(ctx); err != nil || n != 0 {
+		t.Errorf("after the mark: %d %v", n, err)
+	}
+}

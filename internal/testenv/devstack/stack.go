@@ -41,6 +41,9 @@ var Users = map[string]User{
 	"alice": {AccessKey: "AKIAALICEEXAMPLE0001", SecretKey: "alice-secret-key", ARN: "arn:aws:iam::123456789012:user/alice"},
 	"bob":   {AccessKey: "AKIABOBEXAMPLE000002", SecretKey: "bob-secret-key", ARN: "arn:aws:iam::123456789012:user/bob"},
 	"carol": {AccessKey: "ASIACAROLEXAMPLE0003", SecretKey: "carol-secret-key", ARN: "arn:aws:sts::123456789012:assumed-role/dev/carol", Expired: true},
+	// Two sessions of one role (the SDK names a session per process).
+	"ops-1": {AccessKey: "ASIAOPSSESSION000004", SecretKey: "ops-1-secret-key", ARN: "arn:aws:sts::123456789012:assumed-role/ops/cli-1733300000"},
+	"ops-2": {AccessKey: "ASIAOPSSESSION000005", SecretKey: "ops-2-secret-key", ARN: "arn:aws:sts::123456789012:assumed-role/ops/cli-1733300999"},
 }
 
 var platformCreds = User{AccessKey: "AKIAPLATFORM00000001", SecretKey: "platform-secret-key"}
