@@ -2,6 +2,7 @@ package platform
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -314,5 +315,18 @@ func TestNoWildcardResourceWhereANarrowerARNExists(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// The README's resource table states the API's routes: the count follows
+// Routes (it said 5 when there were 6).
+func TestReadmeCountsTheRoutes(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("API Gateway HTTP API `replicator-STACK`, %d routes", len(Routes))
+	if !strings.Contains(string(b), want) {
+		t.Errorf("README should say %q", want)
 	}
 }

@@ -42,7 +42,7 @@ also deletes the state bucket and schedules the state key's deletion.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := cmdutil.Conflicts(cmd, "backend", map[string]string{
-				"purge": "--purge deletes the state bucket and key setup created; the state of --backend is yours to remove"}); err != nil {
+				"purge": "--purge deletes the stack's state from the bucket setup created; the state of --backend is yours to remove"}); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -53,7 +53,7 @@ also deletes the state bucket and schedules the state key's deletion.`,
 	}
 	setupcmd.AddStackFlags(cmd, &opts.Region, &opts.Stack, &opts.Backend, &opts.Unlock, &opts.Yes)
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "cancel queued and running jobs instead of refusing")
-	cmd.Flags().BoolVar(&opts.Purge, "purge", false, "also delete the state bucket and key setup created")
+	cmd.Flags().BoolVar(&opts.Purge, "purge", false, "also delete the stack's state, and the state bucket and key setup created once no other stack uses them")
 	return cmd
 }
 
@@ -127,7 +127,7 @@ func runTeardown(ctx context.Context, o *Options) error {
 		return err
 	}
 	if o.Purge {
-		if err := deploy.Purge(ctx, awsCfg, acct, errOut); err != nil {
+		if err := deploy.Purge(ctx, awsCfg, acct, o.Stack, errOut); err != nil {
 			return err
 		}
 	}

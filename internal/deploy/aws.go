@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 
@@ -108,33 +109,44 @@ func Bootstrap(ctx context.Context, cfg aws.Config, a *Account, out io.Writer) (
 	return StateBackend(a), StateSecrets(a), nil
 }
 
-// Purge deletes the state bucket (every version of every object) and schedules
-// the state key's deletion.
-func Purge(ctx context.Context, cfg aws.Config, a *Account, out io.Writer) error {
+// stateFiles are the key prefixes of one stack's files in a Pulumi state
+// bucket: its checkpoint (and .bak, .gz), history, backups and locks, in
+// the project-scoped layout and the older one.
+func stateFiles(stack string) []string {
+	var out []string
+	for _, root := range []string{".pulumi/%s/replicator/", ".pulumi/%s/"} {
+		out = append(out, fmt.Sprintf(root, "stacks")+stack+".json")
+		for _, dir := range []string{"history", "backups", "locks"} {
+			out = append(out, fmt.Sprintf(root, dir)+stack+"/")
+		}
+	}
+	return out
+}
+
+// Purge removes the stack's files from the state bucket (every version).
+// The bucket and the state key hold every stack of the account and region:
+// they go only when no other stack's state remains, which is said
+// otherwise.
+func Purge(ctx context.Context, cfg aws.Config, a *Account, stack string, out io.Writer) error {
 	s3c := s3.NewFromConfig(cfg)
 	bucket := StateBucket(a)
-	p := s3.NewListObjectVersionsPaginator(s3c, &s3.ListObjectVersionsInput{Bucket: &bucket})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			var nb *stypes.NoSuchBucket
-			if errors.As(err, &nb) {
-				break
-			}
-			return fmt.Errorf("list state: %w", err)
+	for _, prefix := range stateFiles(stack) {
+		if err := deleteVersions(ctx, s3c, bucket, prefix); err != nil {
+			return err
 		}
-		var ids []stypes.ObjectIdentifier
-		for _, v := range page.Versions {
-			ids = append(ids, stypes.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
-		}
-		for _, m := range page.DeleteMarkers {
-			ids = append(ids, stypes.ObjectIdentifier{Key: m.Key, VersionId: m.VersionId})
-		}
-		if len(ids) > 0 {
-			if _, err := s3c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &bucket, Delete: &stypes.Delete{Objects: ids}}); err != nil {
-				return fmt.Errorf("empty state bucket: %w", err)
-			}
-		}
+	}
+	fmt.Fprintf(out, "Deleted the state of stack %s from s3://%s\n", stack, bucket)
+	others, err := stacksIn(ctx, s3c, bucket)
+	if err != nil {
+		return err
+	}
+	if len(others) > 0 {
+		fmt.Fprintf(out, "The state bucket and key stay: they hold the state of stack(s) %s (replicator teardown --purge --stack NAME removes each)\n",
+			strings.Join(others, ", "))
+		return nil
+	}
+	if err := deleteVersions(ctx, s3c, bucket, ""); err != nil {
+		return err
 	}
 	if _, err := s3c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket}); err != nil && apiCode(err) != "NoSuchBucket" {
 		return fmt.Errorf("delete state bucket: %w", err)
@@ -152,6 +164,57 @@ func Purge(ctx context.Context, cfg aws.Config, a *Account, out io.Writer) error
 		fmt.Fprintf(out, "Scheduled the deletion of the state key (AWS keeps it 7 days)\n")
 	}
 	return nil
+}
+
+// deleteVersions deletes every version and delete marker under prefix.
+func deleteVersions(ctx context.Context, s3c *s3.Client, bucket, prefix string) error {
+	p := s3.NewListObjectVersionsPaginator(s3c, &s3.ListObjectVersionsInput{Bucket: &bucket, Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			var nb *stypes.NoSuchBucket
+			if errors.As(err, &nb) || apiCode(err) == "NoSuchBucket" {
+				return nil
+			}
+			return fmt.Errorf("list state: %w", err)
+		}
+		var ids []stypes.ObjectIdentifier
+		for _, v := range page.Versions {
+			ids = append(ids, stypes.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+		}
+		for _, m := range page.DeleteMarkers {
+			ids = append(ids, stypes.ObjectIdentifier{Key: m.Key, VersionId: m.VersionId})
+		}
+		if len(ids) > 0 {
+			if _, err := s3c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &bucket, Delete: &stypes.Delete{Objects: ids}}); err != nil {
+				return fmt.Errorf("delete state: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// stacksIn names the stacks whose state the bucket holds.
+func stacksIn(ctx context.Context, s3c *s3.Client, bucket string) ([]string, error) {
+	var out []string
+	p := s3.NewListObjectsV2Paginator(s3c, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String(".pulumi/stacks/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			if apiCode(err) == "NoSuchBucket" {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("list state: %w", err)
+		}
+		for _, o := range page.Contents {
+			name := path.Base(aws.ToString(o.Key))
+			name = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, ".gz"), ".bak"), ".json")
+			if !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	return out, nil
 }
 
 // ImagesInUse are the AMIs a stack may still launch or run: those of its

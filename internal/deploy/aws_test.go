@@ -63,10 +63,59 @@ func TestBootstrapPurgeAndImages(t *testing.T) {
 		t.Fatalf("teardown clean-up: %d %v", n, err)
 	}
 
-	if err := Purge(ctx, cfg, acct, &out); err != nil {
-		t.Fatalf("purge: %v", err)
+	// Issue 22, 1: the bucket holds every stack's state; purging one stack
+	// removed the others' (their resources then billed on, unmanaged).
+	s3c := s3.NewFromConfig(cfg)
+	bucket := aws.String(StateBucket(acct))
+	put := func(key string) {
+		for i := 0; i < 2; i++ { // two versions each
+			if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String(key), Body: strings.NewReader("{}")}); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	if _, err := s3.NewFromConfig(cfg).HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(StateBucket(acct))}); err == nil {
+	for _, stack := range []string{"prod", "staging", "prod2"} {
+		put(".pulumi/stacks/replicator/" + stack + ".json")
+		put(".pulumi/stacks/replicator/" + stack + ".json.bak")
+		put(".pulumi/history/replicator/" + stack + "/" + stack + "-1.history.json")
+		put(".pulumi/backups/replicator/" + stack + "/" + stack + ".1.json")
+	}
+	put(".pulumi/meta.yaml")
+	keys := func() []string {
+		var out []string
+		vs, err := s3c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: bucket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vs.Versions {
+			out = append(out, aws.ToString(v.Key))
+		}
+		return out
+	}
+	out.Reset()
+	if err := Purge(ctx, cfg, acct, "prod", &out); err != nil {
+		t.Fatalf("purge prod: %v", err)
+	}
+	for _, k := range keys() {
+		if strings.Contains(k, "/prod/") || strings.Contains(k, "/prod.") {
+			t.Errorf("prod's %s is left (a version)", k)
+		}
+	}
+	if n := len(keys()); n != 2*(4*2+1) {
+		t.Errorf("%d versions left, want staging's and prod2's (16) and meta.yaml's (2)", n)
+	}
+	if !strings.Contains(out.String(), "The state bucket and key stay: they hold the state of stack(s) prod2, staging") {
+		t.Errorf("purge should name the stacks whose state stays: %s", out.String())
+	}
+	if _, err := kms.NewFromConfig(cfg).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(StateKeyAlias)}); err != nil {
+		t.Errorf("the state key went while other stacks use it: %v", err)
+	}
+	for _, stack := range []string{"staging", "prod2"} {
+		if err := Purge(ctx, cfg, acct, stack, &out); err != nil {
+			t.Fatalf("purge %s: %v", stack, err)
+		}
+	}
+	if _, err := s3c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: bucket}); err == nil {
 		t.Errorf("state bucket left after purge")
 	}
 	if _, err := kms.NewFromConfig(cfg).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(StateKeyAlias)}); err == nil {
