@@ -59,3 +59,19 @@ func TestPoliciesMatchRecordedCalls(t *testing.T) {
 		}
 	}
 }
+
+// Rule (Using IAM with DynamoDB transactions): transactions are authorised
+// item by item; "dynamodb:TransactWriteItems" and "TransactGetItems" are
+// not IAM actions, and a policy naming them grants nothing.
+func TestPoliciesNameOnlyIAMActions(t *testing.T) {
+	a := ARNs{Partition: "aws", Region: "us-east-1", Account: "123456789012", Table: "arn:table"}
+	for name, p := range map[string]Policy{"lambda": LambdaPolicy(a), "worker": WorkerPolicy(a)} {
+		for _, s := range p.Statement {
+			for _, act := range s.Action {
+				if act == "dynamodb:TransactWriteItems" || act == "dynamodb:TransactGetItems" {
+					t.Errorf("%s policy grants %s, which is not an IAM action", name, act)
+				}
+			}
+		}
+	}
+}

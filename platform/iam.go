@@ -88,7 +88,7 @@ func (a ARNs) stackWorker() map[string]map[string]any {
 func LambdaPolicy(a ARNs) Policy {
 	return Policy{Version: "2012-10-17", Statement: []Statement{
 		// Scan: the reaper's one-time migration of job owners (store.MigrateOwners).
-		{Sid: "Jobs", Effect: "Allow", Action: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:TransactWriteItems"},
+		{Sid: "Jobs", Effect: "Allow", Action: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"},
 			Resource: []string{a.Table, a.Table + "/index/*"}},
 		{Sid: "CreateJobSecrets", Effect: "Allow", Action: []string{"secretsmanager:CreateSecret"}, Resource: []string{a.secrets()},
 			Condition: map[string]map[string]any{"StringEquals": {"aws:RequestTag/" + names.TagStack: a.Stack}}},
@@ -142,7 +142,7 @@ func WorkerPolicy(a ARNs) Policy {
 	return Policy{Version: "2012-10-17", Statement: []Statement{
 		{Sid: "ReadJobs", Effect: "Allow", Action: []string{"dynamodb:GetItem", "dynamodb:Query"}, Resource: []string{a.Table},
 			Condition: map[string]map[string]any{"ForAllValues:StringLike": {"dynamodb:LeadingKeys": []string{"JOB#*", "PLATFORM"}}}},
-		{Sid: "WriteJobs", Effect: "Allow", Action: []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:TransactWriteItems"},
+		{Sid: "WriteJobs", Effect: "Allow", Action: []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"},
 			Resource:  []string{a.Table},
 			Condition: map[string]map[string]any{"ForAllValues:StringLike": {"dynamodb:LeadingKeys": []string{"JOB#*", "ACCOUNT", "OWNER#*"}}}},
 		{Sid: "OwnJobSecret", Effect: "Allow", Action: []string{"secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"}, Resource: []string{a.secrets()},

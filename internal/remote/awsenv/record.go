@@ -9,6 +9,7 @@ import (
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -42,7 +43,9 @@ func Record(component string) func(*config.LoadOptions) error {
 				}
 				recordMu.Lock()
 				if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-					fmt.Fprintf(f, "%s %s:%s\n", component, prefix, awsmiddleware.GetOperationName(ctx))
+					for _, action := range iamActions(awsmiddleware.GetOperationName(ctx), in.Parameters) {
+						fmt.Fprintf(f, "%s %s:%s\n", component, prefix, action)
+					}
 					f.Close()
 				}
 				recordMu.Unlock()
@@ -51,4 +54,29 @@ func Record(component string) func(*config.LoadOptions) error {
 		})
 		return nil
 	}
+}
+
+// iamActions are the IAM actions a call is authorised by. Most operations
+// are their own action; TransactWriteItems is not an IAM action at all:
+// DynamoDB authorises each of its items as PutItem, UpdateItem, DeleteItem
+// or ConditionCheckItem ("Using IAM with DynamoDB transactions").
+func iamActions(operation string, params any) []string {
+	in, ok := params.(*dynamodb.TransactWriteItemsInput)
+	if operation != "TransactWriteItems" || !ok {
+		return []string{operation}
+	}
+	var out []string
+	for _, item := range in.TransactItems {
+		switch {
+		case item.Put != nil:
+			out = append(out, "PutItem")
+		case item.Update != nil:
+			out = append(out, "UpdateItem")
+		case item.Delete != nil:
+			out = append(out, "DeleteItem")
+		case item.ConditionCheck != nil:
+			out = append(out, "ConditionCheckItem")
+		}
+	}
+	return out
 }
