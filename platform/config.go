@@ -35,10 +35,16 @@ type Config struct {
 	VPCID            string
 	SubnetIDs        []string
 	SecurityGroupIDs []string
-	// BuildSubnetID is where Image Builder builds the AMI ("" for the default
-	// VPC): it needs a route to the package repositories and to SSM, which the
-	// workers' subnets may not have. BuildVPCID is its VPC.
+	// BuildSubnetID is where Image Builder builds the AMI (setup picks a
+	// default subnet of the default VPC when none is given): it needs a
+	// route to the package repositories and to SSM, which the workers'
+	// subnets may not have. BuildVPCID is its VPC.
 	BuildSubnetID, BuildVPCID string
+	// ParentImageVersion is the version of Amazon Linux 2023 (arm64) the
+	// worker image is built on, as setup resolved it ("" for the newest at
+	// build time): in the recipe's version, so that a new release of it
+	// rebuilds the image (security patches, new PostgreSQL client tools).
+	ParentImageVersion string
 	// Limits and defaults of jobs.
 	DefaultInstanceType     string
 	MaxConcurrentJobs       int
@@ -140,8 +146,8 @@ func (c *Config) Validate() error {
 	if (len(c.SubnetIDs) > 0 || len(c.SecurityGroupIDs) > 0) && c.VPCID == "" {
 		return fmt.Errorf("subnets and security groups need their VPC id")
 	}
-	if c.BuildSubnetID != "" && c.BuildVPCID == "" {
-		return fmt.Errorf("the build subnet needs its VPC id")
+	if c.BuildSubnetID == "" || c.BuildVPCID == "" {
+		return fmt.Errorf("the AMI build needs a subnet and its VPC id (setup picks the default VPC's)")
 	}
 	if c.LambdaZip == "" || c.WorkerBinary == "" || c.Version == "" {
 		return fmt.Errorf("the Lambda and worker builds are missing")

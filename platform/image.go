@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"cmp"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/binary"
@@ -32,8 +33,13 @@ const ImageTestTimeoutMinutes = 60
 // its progress as the slow step.
 const ImageResourceType = "aws:imagebuilder/image:Image"
 
-// The build instance: the smallest Graviton that builds in minutes.
-const imageBuildInstanceType = "t4g.small"
+// ParentImage is the Image Builder image the worker's is built on (owned
+// by "aws"); setup resolves its newest version.
+const ParentImage = "image/amazon-linux-2023-arm64"
+
+// ImageBuildInstanceType is the build instance: the smallest Graviton that
+// builds in minutes (setup picks a zone that offers it).
+const ImageBuildInstanceType = "t4g.small"
 
 type builtImage struct {
 	amiID pulumi.StringOutput
@@ -147,7 +153,7 @@ func (s *stack) imageRecipe() (*imagebuilder.ImageRecipe, error) {
 	if err != nil {
 		return nil, err
 	}
-	parent := s.at.arn("imagebuilder", s.at.Region, "aws", "image/amazon-linux-2023-arm64/x.x.x")
+	parent := s.at.arn("imagebuilder", s.at.Region, "aws", ParentImage+"/"+cmp.Or(s.cfg.ParentImageVersion, "x.x.x"))
 	return imagebuilder.NewImageRecipe(s.ctx, p+"-worker", &imagebuilder.ImageRecipeArgs{
 		Name: pulumi.String(name), Version: pulumi.String(recipeVersion(compVersion, parent)), ParentImage: pulumi.String(parent),
 		Components: imagebuilder.ImageRecipeComponentArray{&imagebuilder.ImageRecipeComponentArgs{ComponentArn: component.Arn}},
@@ -160,31 +166,33 @@ func (s *stack) imageRecipe() (*imagebuilder.ImageRecipe, error) {
 	})
 }
 
-// imageInfrastructure is where the build runs: the default VPC, or the
-// subnet setup checked for a route to the package repositories and SSM.
-// Never the workers'.
+// imageInfrastructure is where the build runs: the subnet setup checked for
+// a route to the package repositories and SSM (the default VPC's, unless
+// --build-subnet-id), never the workers'.
 func (s *stack) imageInfrastructure(profile *iam.InstanceProfile) (*imagebuilder.InfrastructureConfiguration, error) {
 	p := s.names.Prefix()
 	args := &imagebuilder.InfrastructureConfigurationArgs{
 		Name: pulumi.String(s.names.Image()), InstanceProfileName: profile.Name,
-		InstanceTypes:              pulumi.StringArray{pulumi.String(imageBuildInstanceType)},
+		InstanceTypes:              pulumi.StringArray{pulumi.String(ImageBuildInstanceType)},
 		TerminateInstanceOnFailure: pulumi.Bool(true),
 		InstanceMetadataOptions:    &imagebuilder.InfrastructureConfigurationInstanceMetadataOptionsArgs{HttpTokens: pulumi.String("required")},
 		Tags:                       s.tags,
 	}
-	if s.cfg.BuildSubnetID != "" {
-		sg, err := ec2.NewSecurityGroup(s.ctx, p+"-image-build", &ec2.SecurityGroupArgs{
-			Description: pulumi.String("replicator " + s.cfg.Stack + ": AMI builds (outbound only)"), VpcId: pulumi.String(s.cfg.BuildVPCID),
-			Egress: ec2.SecurityGroupEgressArray{&ec2.SecurityGroupEgressArgs{Protocol: pulumi.String("-1"), FromPort: pulumi.Int(0), ToPort: pulumi.Int(0),
-				CidrBlocks: pulumi.StringArray{pulumi.String("0.0.0.0/0")}}},
-			Tags: s.tags,
-		})
-		if err != nil {
-			return nil, err
-		}
-		args.SubnetId = pulumi.String(s.cfg.BuildSubnetID)
-		args.SecurityGroupIds = pulumi.StringArray{sg.ID()}
+	// Always a group of its own, outbound only: without one, the build gets
+	// the VPC's default group, which hardened accounts (CIS, Security Hub
+	// EC2.2) leave without rules, and the build never reaches SSM. A group
+	// needs a subnet (setup picks the default VPC's when none is given).
+	sg, err := ec2.NewSecurityGroup(s.ctx, p+"-image-build", &ec2.SecurityGroupArgs{
+		Description: pulumi.String("replicator " + s.cfg.Stack + ": AMI builds (outbound only)"), VpcId: pulumi.String(s.cfg.BuildVPCID),
+		Egress: ec2.SecurityGroupEgressArray{&ec2.SecurityGroupEgressArgs{Protocol: pulumi.String("-1"), FromPort: pulumi.Int(0), ToPort: pulumi.Int(0),
+			CidrBlocks: pulumi.StringArray{pulumi.String("0.0.0.0/0")}}},
+		Tags: s.tags,
+	})
+	if err != nil {
+		return nil, err
 	}
+	args.SubnetId = pulumi.String(s.cfg.BuildSubnetID)
+	args.SecurityGroupIds = pulumi.StringArray{sg.ID()}
 	return imagebuilder.NewInfrastructureConfiguration(s.ctx, p+"-worker", args)
 }
 

@@ -227,29 +227,36 @@ func TestLaunchesUseTheCurrentTemplateVersion(t *testing.T) {
 
 // Rule: without subnets the workers go to the default VPC; without security
 // groups the stack makes one with no inbound rule in the workers' VPC. The
-// AMI build has its own network: the default VPC, or the build subnet given.
+// AMI build always has its own subnet and outbound-only group (issue 22, 3):
+// given none, the build instance got the default VPC's default group, which
+// CIS / Security Hub EC2.2 leave without rules, and never reached SSM.
 func TestNetworks(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.VPCID, cfg.SubnetIDs, cfg.SecurityGroupIDs = "", nil, nil
 	m := run(t, cfg)
-	sgs := m.of("aws:ec2/securityGroup:SecurityGroup")
+	sgs := workerGroups(m)
 	if len(sgs) != 1 || sgs[0].Inputs["vpcId"].StringValue() != "vpc-default" || sgs[0].Inputs.HasValue("ingress") {
 		t.Errorf("worker security group: %+v", sgs)
 	}
-	if ic := one(t, m, "aws:imagebuilder/infrastructureConfiguration:InfrastructureConfiguration"); ic.HasValue("subnetId") {
-		t.Errorf("the AMI build uses a subnet without a build subnet given: %v", ic["subnetId"])
-	}
-
-	cfg = testConfig(t)
-	cfg.BuildSubnetID, cfg.BuildVPCID = "subnet-build", "vpc-build"
-	m = run(t, cfg)
 	ic := one(t, m, "aws:imagebuilder/infrastructureConfiguration:InfrastructureConfiguration")
 	if ic["subnetId"].StringValue() != "subnet-build" || len(ic["securityGroupIds"].ArrayValue()) != 1 {
 		t.Errorf("build network %v", ic)
 	}
-	sgs = m.of("aws:ec2/securityGroup:SecurityGroup")
-	if len(sgs) != 1 || sgs[0].Inputs["vpcId"].StringValue() != "vpc-build" {
-		t.Errorf("build security group %+v", sgs)
+	var build []res
+	for _, r := range m.of("aws:ec2/securityGroup:SecurityGroup") {
+		if strings.HasSuffix(r.Name, "-image-build") {
+			build = append(build, r)
+		}
+	}
+	if len(build) != 1 || build[0].Inputs["vpcId"].StringValue() != "vpc-build" || build[0].Inputs.HasValue("ingress") ||
+		len(build[0].Inputs["egress"].ArrayValue()) != 1 {
+		t.Errorf("build security group %+v", build)
+	}
+
+	cfg = testConfig(t)
+	cfg.BuildSubnetID, cfg.BuildVPCID = "", ""
+	if err := pulumi.RunErr(Program(cfg), pulumi.WithMocks("replicator", "test", &mocks{})); err == nil || !strings.Contains(err.Error(), "the AMI build needs a subnet") {
+		t.Errorf("a config without a build subnet: %v", err)
 	}
 }
 
@@ -393,7 +400,11 @@ func TestLaunchesAreLimitedToTheAllowedInstanceTypes(t *testing.T) {
 func TestWorkerEgress(t *testing.T) {
 	rules := func(m *mocks) []string {
 		var out []string
-		for _, e := range one(t, m, "aws:ec2/securityGroup:SecurityGroup")["egress"].ArrayValue() {
+		groups := workerGroups(m)
+		if len(groups) != 1 {
+			t.Fatalf("%d worker security groups", len(groups))
+		}
+		for _, e := range groups[0].Inputs["egress"].ArrayValue() {
 			o := e.ObjectValue()
 			out = append(out, fmt.Sprintf("%s %v-%v", o["protocol"].StringValue(), o["fromPort"].NumberValue(), o["toPort"].NumberValue()))
 		}

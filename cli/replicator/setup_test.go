@@ -197,7 +197,7 @@ func TestSetupAndTeardown(t *testing.T) {
 	for typ, n := range map[string]int{"aws:dynamodb/table:Table": 1, "aws:lambda/function:Function": 1, "aws:apigatewayv2/route:Route": 6,
 		"aws:imagebuilder/image:Image": 1, "aws:ec2/launchTemplate:LaunchTemplate": 1, "aws:iam/rolePolicy:RolePolicy": 2,
 		"aws:cloudwatch/eventRule:EventRule": 2, "aws:kms/key:Key": 1, "aws:s3/bucketObjectv2:BucketObjectv2": 1,
-		"aws:ec2/securityGroup:SecurityGroup": 1, "aws:sns/topic:Topic": 1, "aws:sns/topicPolicy:TopicPolicy": 1,
+		"aws:ec2/securityGroup:SecurityGroup": 2, "aws:sns/topic:Topic": 1, "aws:sns/topicPolicy:TopicPolicy": 1,
 		"aws:cloudwatch/dashboard:Dashboard": 1, "aws:cloudwatch/metricAlarm:MetricAlarm": 2} {
 		if got := count(ops, "create", typ); got != n {
 			t.Errorf("%d %s created, want %d", got, typ, n)
@@ -284,11 +284,31 @@ func TestSetupAndTeardown(t *testing.T) {
 	// imported rather than started again. (Image Builder is not in moto: a
 	// stub answers ListImageBuildVersions.)
 	imageARN := interrupt(t, h, state, "aws:imagebuilder/image:Image")
-	stub := imageBuilderStub(t, imageARN, "AVAILABLE")
+	stub := imageBuilderStub(t, imageARN, "AVAILABLE", "2026.11.20")
 	before = count(fakeOps(t, h.fakeLog), "create", "aws:imagebuilder/image:Image")
 	r = h.run(t, []string{"AWS_ENDPOINT_URL_IMAGEBUILDER=" + stub}, append([]string{"setup", "--max-jobs", "5"}, backend...)...)
 	if r.code != 0 || !strings.Contains(r.stderr, "the build finished, imported") || count(fakeOps(t, h.fakeLog), "create", "aws:imagebuilder/image:Image") != before {
 		t.Errorf("setup after one killed during the AMI build (%d):\n%s", r.code, r.stderr)
+	}
+
+	// Issue 22, 2: Amazon releases a new Amazon Linux: setup builds the
+	// worker image again (OS patches, newer client tools); its recipe's
+	// version follows the parent's. --rebuild-image builds it again with
+	// nothing changed.
+	newer := []string{"AWS_ENDPOINT_URL_IMAGEBUILDER=" + imageBuilderStub(t, "", "", "2026.12.01")}
+	before = count(fakeOps(t, h.fakeLog), "create", "aws:imagebuilder/image:Image")
+	r = h.run(t, newer, append([]string{"setup", "--max-jobs", "5"}, backend...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "built on Amazon Linux 2023 (arm64) 2026.12.01") ||
+		count(fakeOps(t, h.fakeLog), "create", "aws:imagebuilder/image:Image") != before+1 {
+		t.Errorf("setup after a new parent image did not rebuild the worker image (%d):\n%s", r.code, r.stderr)
+	}
+	r = h.run(t, newer, append([]string{"setup", "--max-jobs", "5"}, backend...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "No changes") {
+		t.Errorf("setup again on the same parent changed something (%d):\n%s", r.code, r.stderr)
+	}
+	r = h.run(t, newer, append([]string{"setup", "--max-jobs", "5", "--rebuild-image"}, backend...)...)
+	if r.code != 0 || count(fakeOps(t, h.fakeLog), "create", "aws:imagebuilder/image:Image") != before+2 {
+		t.Errorf("setup --rebuild-image did not rebuild the worker image (%d):\n%s", r.code, r.stderr)
 	}
 
 	// Teardown refuses while a job runs...
@@ -505,17 +525,21 @@ func interrupt(t *testing.T, h *setupHarness, state, typ string) string {
 }
 
 // imageBuilderStub answers ListImageBuildVersions with one build of arn in
-// the given state. Image Builder is not in moto; this is the one AWS API the
-// tests mock by hand.
-func imageBuilderStub(t *testing.T, arn, status string) string {
+// the given state, and GetImage with Amazon Linux at parentVersion. Image
+// Builder is not in moto; this is the one AWS API the tests mock by hand
+// (the devstack's gate answers GetImage with 2026.11.20).
+func imageBuilderStub(t *testing.T, arn, status, parentVersion string) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/ListImageBuildVersions" {
-			w.WriteHeader(http.StatusNotFound)
-			return
-		}
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"imageSummaryList":[{"arn":%q,"state":{"status":%q},"dateCreated":"2026-11-26T10:00:00.000Z"}]}`, arn, status)
+		switch r.URL.Path {
+		case "/ListImageBuildVersions":
+			fmt.Fprintf(w, `{"imageSummaryList":[{"arn":%q,"state":{"status":%q},"dateCreated":"2026-11-26T10:00:00.000Z"}]}`, arn, status)
+		case "/GetImage":
+			fmt.Fprintf(w, `{"image":{"version":%q}}`, parentVersion)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL

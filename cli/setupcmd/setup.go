@@ -33,6 +33,7 @@ type Options struct {
 	VPCID                       string
 	SubnetIDs, SecurityGroupIDs []string
 	BuildSubnetID               string
+	RebuildImage                bool
 	InstanceType                string
 	MaxJobs, MaxJobsPerOwner    int
 	TimeLimit, MaxTimeLimit     time.Duration
@@ -104,6 +105,7 @@ again. The outputs are remembered, so init --remote needs no flags.`,
 	fl.StringVar(&opts.VPCID, "vpc-id", "", "the workers' VPC: checked against the subnets' (default: theirs)")
 	fl.StringSliceVar(&opts.SecurityGroupIDs, "security-group-ids", nil, "security groups of the workers (default: one setup creates, outbound only)")
 	fl.StringVar(&opts.BuildSubnetID, "build-subnet-id", "", "subnet where the worker AMI is built, with a route to the internet or to SSM and S3 endpoints (default: the default VPC)")
+	fl.BoolVar(&opts.RebuildImage, "rebuild-image", false, "build the worker AMI again even if nothing it is made of changed (newest OS packages and PostgreSQL client tools)")
 	fl.StringVar(&opts.InstanceType, "instance-type", remote.DefaultInstanceType, "worker instance type of jobs that name none (Graviton, arm64); larger data gets a larger size of its family")
 	fl.IntVar(&opts.MaxJobs, "max-jobs", 5, "jobs allowed to run at once")
 	fl.IntVar(&opts.MaxJobsPerOwner, "max-jobs-per-owner", 2, "jobs one caller (IAM identity) may have running at once")
@@ -206,7 +208,17 @@ func runSetup(ctx context.Context, o *Options) error {
 	if err := deploy.ResolveNetwork(ctx, ec2.NewFromConfig(awsCfg), acct.Region, &netw, errOut); err != nil {
 		return err
 	}
-	cfg.VPCID, cfg.BuildVPCID = netw.VPCID, netw.BuildVPCID
+	cfg.VPCID, cfg.BuildVPCID, cfg.SubnetIDs, cfg.BuildSubnetID = netw.VPCID, netw.BuildVPCID, netw.SubnetIDs, netw.BuildSubnetID
+	// The image follows Amazon Linux's releases: a new one rebuilds it.
+	if cfg.ParentImageVersion, err = deploy.ParentImageVersion(ctx, awsCfg, acct); err != nil {
+		return err
+	}
+	fmt.Fprintf(errOut, "Worker image: built on Amazon Linux 2023 (arm64) %s\n", cfg.ParentImageVersion)
+	var replace []string
+	if o.RebuildImage {
+		replace = append(replace, deploy.ImageURN(cfg.Stack))
+		fmt.Fprintln(errOut, "--rebuild-image: the worker AMI is built again")
+	}
 	if err := cfg.Validate(); err != nil {
 		return cmdutil.FlagErrorf("%v", err)
 	}
@@ -220,7 +232,7 @@ func runSetup(ctx context.Context, o *Options) error {
 		return err
 	}
 	out, err := deploy.Up(ctx, deploy.Options{Config: cfg, Region: acct.Region, Backend: backend, SecretsProvider: secrets, Pulumi: pulumi, Out: errOut,
-		Unlock: UnlockFunc(o.IO, o.Unlock, o.Yes), AWS: awsCfg})
+		Unlock: UnlockFunc(o.IO, o.Unlock, o.Yes), AWS: awsCfg, Replace: replace})
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,8 @@ type Options struct {
 	Unlock func(Lock) (bool, error)
 	// AWS finds what an interrupted run created but did not record.
 	AWS aws.Config
+	// Replace lists resources (URNs) to replace even if unchanged.
+	Replace []string
 }
 
 // Outputs of a deployed stack.
@@ -100,7 +102,11 @@ func Up(ctx context.Context, o Options) (*Outputs, error) {
 		done := make(chan struct{})
 		go func() { printEvents(o.Out, ch); close(done) }()
 		var err error
-		res, err = s.Up(ctx, optup.EventStreams(ch))
+		opts := []optup.Option{optup.EventStreams(ch)}
+		if len(o.Replace) > 0 {
+			opts = append(opts, optup.Replace(o.Replace))
+		}
+		res, err = s.Up(ctx, opts...)
 		drain(done)
 		return err
 	})

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/replicatorhq/replicator/platform"
 )
 
 // The VPC endpoints that stand in for a route out: Image Builder drives the
@@ -88,7 +90,23 @@ func ResolveNetwork(ctx context.Context, c *ec2.Client, region string, n *Networ
 		}
 		n.VPCID = vpc
 	}
+	if len(n.SubnetIDs) == 0 {
+		// Recorded, so that a launch tries the next zone when one has no
+		// Graviton capacity (with no subnet, EC2 picks one zone, and only it).
+		subnets, err := defaultSubnets(ctx, c, n.VPCID, "")
+		if err != nil {
+			return err
+		}
+		if len(subnets) == 0 {
+			return fmt.Errorf("the default VPC %s has no default subnet: pass --subnet-ids", n.VPCID)
+		}
+		n.SubnetIDs = subnets
+	}
 	if n.BuildSubnetID == "" {
+		// The build always gets a subnet and its own outbound-only security
+		// group: the default VPC's default group has no rules in accounts
+		// hardened to CIS / Security Hub EC2.2, and a build there never
+		// reaches SSM.
 		vpc, err := defaultVPC(ctx, c)
 		if err != nil {
 			return err
@@ -96,7 +114,14 @@ func ResolveNetwork(ctx context.Context, c *ec2.Client, region string, n *Networ
 		if vpc == "" {
 			return fmt.Errorf("region %s has no default VPC to build the worker AMI in: pass --build-subnet-id, a subnet with a route to the internet (or to SSM and S3 endpoints)", region)
 		}
-		return nil
+		subnets, err := defaultSubnets(ctx, c, vpc, platform.ImageBuildInstanceType)
+		if err != nil {
+			return err
+		}
+		if len(subnets) == 0 {
+			return fmt.Errorf("the default VPC %s has no default subnet in a zone offering %s: pass --build-subnet-id", vpc, platform.ImageBuildInstanceType)
+		}
+		n.BuildSubnetID = subnets[0]
 	}
 	vpc, err := subnetsVPC(ctx, c, []string{n.BuildSubnetID})
 	if err != nil {
@@ -127,6 +152,36 @@ func subnetsVPC(ctx context.Context, c *ec2.Client, ids []string) (string, error
 		vpc = v
 	}
 	return vpc, nil
+}
+
+// defaultSubnets are the default subnets of vpc, by zone name (stable from
+// one setup to the next), in zones that offer instanceType when one is given.
+func defaultSubnets(ctx context.Context, c *ec2.Client, vpc, instanceType string) ([]string, error) {
+	out, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []types.Filter{
+		{Name: aws.String("vpc-id"), Values: []string{vpc}}, {Name: aws.String("default-for-az"), Values: []string{"true"}}}})
+	if err != nil {
+		return nil, fmt.Errorf("default subnets of %s: %w", vpc, err)
+	}
+	offered := map[string]bool{}
+	if instanceType != "" {
+		offers, err := c.DescribeInstanceTypeOfferings(ctx, &ec2.DescribeInstanceTypeOfferingsInput{LocationType: types.LocationTypeAvailabilityZone,
+			Filters: []types.Filter{{Name: aws.String("instance-type"), Values: []string{instanceType}}}})
+		if err != nil {
+			return nil, fmt.Errorf("zones offering %s: %w", instanceType, err)
+		}
+		for _, o := range offers.InstanceTypeOfferings {
+			offered[aws.ToString(o.Location)] = true
+		}
+	}
+	sn := out.Subnets
+	slices.SortFunc(sn, func(a, b types.Subnet) int { return strings.Compare(aws.ToString(a.AvailabilityZone), aws.ToString(b.AvailabilityZone)) })
+	var ids []string
+	for _, s := range sn {
+		if instanceType == "" || offered[aws.ToString(s.AvailabilityZone)] {
+			ids = append(ids, aws.ToString(s.SubnetId))
+		}
+	}
+	return ids, nil
 }
 
 func defaultVPC(ctx context.Context, c *ec2.Client) (string, error) {

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/replicatorhq/replicator/internal/testenv/devstack"
 )
 
 // The AMI build must reach SSM and the package repositories, or Image Builder
@@ -40,6 +42,16 @@ func TestBuildNetworkIsCheckedFirst(t *testing.T) {
 		}
 		return rt.RouteTable.RouteTableId
 	}
+	// The default VPC as AWS makes it (moto's has no route out).
+	if err := devstack.ShapeDefaultVPC(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	defaultVPCID, err := defaultVPC(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults, _ := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []types.Filter{{Name: aws.String("default-for-az"), Values: []string{"true"}}}})
+
 	igw, _ := c.CreateInternetGateway(ctx, &ec2.CreateInternetGatewayInput{})
 	c.AttachInternetGateway(ctx, &ec2.AttachInternetGatewayInput{InternetGatewayId: igw.InternetGateway.InternetGatewayId, VpcId: vpcID})
 
@@ -79,6 +91,17 @@ func TestBuildNetworkIsCheckedFirst(t *testing.T) {
 				}
 				if tc.build != "" && n.BuildVPCID != aws.ToString(vpcID) {
 					t.Errorf("build VPC %q", n.BuildVPCID)
+				}
+				if tc.build == "" {
+					// Issue 22, 3 and 4: the build always gets a subnet (and
+					// so its own security group), and the workers the
+					// default VPC's subnets, one per zone, to try in turn.
+					if n.BuildVPCID != defaultVPCID || n.BuildSubnetID == "" {
+						t.Errorf("default build network: %q in %q", n.BuildSubnetID, n.BuildVPCID)
+					}
+					if len(n.SubnetIDs) != len(defaults.Subnets) || len(n.SubnetIDs) < 2 {
+						t.Errorf("worker subnets %v, want the %d default ones", n.SubnetIDs, len(defaults.Subnets))
+					}
 				}
 				return
 			}

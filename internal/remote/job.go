@@ -294,8 +294,9 @@ func (r *Request) Validate(lim Limits) (src, dst *conninfo.Endpoint, err error) 
 	default:
 		fe.add("command", fmt.Sprintf("unknown command %q: init or sync", r.Command))
 	}
+	before := len(fe)
 	r.validateBounds(fe)
-	if len(fe) > 0 {
+	if len(fe) > before {
 		// Parsing what is over its bound would only echo it.
 		return nil, nil, fe
 	}

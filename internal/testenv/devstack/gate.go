@@ -26,6 +26,9 @@ type Gate struct {
 	mu     sync.Mutex
 	delays map[string]time.Duration
 	fails  map[string]string // X-Amz-Target -> error code
+	// parentVersion is the version of Amazon Linux 2023 the stand-in
+	// Image Builder answers GetImage with (SetParentImageVersion).
+	parentVersion string
 }
 
 // dynamoWrites are the DynamoDB operations that change items.
@@ -42,8 +45,12 @@ func StartGate(target string) (*Gate, error) {
 		return nil, err
 	}
 	proxy := httputil.NewSingleHostReverseProxy(u)
-	g := &Gate{URL: "http://" + ln.Addr().String(), delays: map[string]time.Duration{}, fails: map[string]string{}}
+	g := &Gate{URL: "http://" + ln.Addr().String(), delays: map[string]time.Duration{}, fails: map[string]string{}, parentVersion: "2026.11.20"}
 	g.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/GetImage" {
+			g.getImage(w, r)
+			return
+		}
 		op := r.Header.Get("X-Amz-Target") // e.g. DynamoDB_20120810.UpdateItem, secretsmanager.CreateSecret
 		g.mu.Lock()
 		d, code := g.delays[op], g.fails[op]
@@ -68,6 +75,30 @@ func StartGate(target string) (*Gate, error) {
 	})}
 	go g.srv.Serve(ln)
 	return g, nil
+}
+
+// getImage stands in for Image Builder's GetImage (REST-JSON), which moto
+// does not have: Amazon's parent image at its current version.
+func (g *Gate) getImage(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	version := g.parentVersion
+	g.mu.Unlock()
+	arn := r.URL.Query().Get("imageBuildVersionArn")
+	base, _, ok := strings.Cut(arn, "/x.x.x")
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"message":"the stand-in knows only x.x.x ARNs: %s"}`, arn)
+		return
+	}
+	fmt.Fprintf(w, `{"image":{"arn":%q,"version":%q,"name":"Amazon Linux 2023 ARM64"}}`, base+"/"+version+"/1", version)
+}
+
+// SetParentImageVersion makes Amazon release a new parent image.
+func (g *Gate) SetParentImageVersion(v string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.parentVersion = v
 }
 
 // Delay holds every call of op (an X-Amz-Target, such as

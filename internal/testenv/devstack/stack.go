@@ -171,6 +171,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		s.Stop()
 		return nil, err
 	}
+	if err := ShapeDefaultVPC(ctx, s.Clients.EC2); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	lambdaClients, err := s.clients(ctx, awsenv.Record("lambda"))
 	if err != nil {
 		s.Stop()

@@ -173,7 +173,9 @@ func TestPeerFiltering(t *testing.T) {
 		// Views over left-out tables are left out; those over kept ones stay
 		// and answer as on the source.
 		expect(t, pair.Target, db, "SELECT to_regclass('public.sales_by_store') IS NULL, to_regclass('public.staff_list') IS NULL", "true|true")
-		same(t, db, "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t::text)) FROM public.film_list t")
+		// (Not its actors column: pagila's group_concat lists them in scan
+		// order, which differs between two servers under load.)
+		same(t, db, "SELECT count(*), md5(string_agg((fid, title, category, price, length, rating)::text, ',' ORDER BY fid, category)) FROM public.film_list")
 		// The foreign key between the two schema-only tables is there
 		// (rental has no rows to break it); those into left-out tables
 		// are skipped, with a warning.
