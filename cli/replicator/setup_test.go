@@ -320,9 +320,10 @@ func TestSetupAndTeardown(t *testing.T) {
 	if err := jobs.Create(ctx, job, store.Caps{Active: 10, PerOwner: 10}, nil); err != nil {
 		t.Fatal(err)
 	}
+	deletes := count(fakeOps(t, h.fakeLog), "delete", "") // the replaced images'
 	r = run(append([]string{"teardown", "--yes"}, backend...)...)
 	assertLastLineError(t, r, "1 job(s) are queued or running: "+job.ID+" (queued); wait for them, cancel them (replicator jobs cancel ID), or pass --force")
-	if count(fakeOps(t, h.fakeLog), "delete", "") != 0 {
+	if count(fakeOps(t, h.fakeLog), "delete", "") != deletes {
 		t.Fatalf("teardown deleted while refusing")
 	}
 	// ...and without --yes and a terminal, it does not wait for an answer.

@@ -171,9 +171,13 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		s.Stop()
 		return nil, err
 	}
-	if err := ShapeDefaultVPC(ctx, s.Clients.EC2); err != nil {
-		s.Stop()
-		return nil, err
+	// The regions tests set up in (a profile's region, another's).
+	for _, region := range []string{Region, "us-east-2", "eu-west-1"} {
+		c := ec2.NewFromConfig(s.Clients.AWS, func(o *ec2.Options) { o.Region = region })
+		if err := ShapeDefaultVPC(ctx, c); err != nil {
+			s.Stop()
+			return nil, fmt.Errorf("%s: %w", region, err)
+		}
 	}
 	lambdaClients, err := s.clients(ctx, awsenv.Record("lambda"))
 	if err != nil {

@@ -321,6 +321,16 @@ func (f *fake) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pulumir
 	if key == "" {
 		key = typ + "/#" + id
 	}
+	if typ == "aws:imagebuilder/image:Image" {
+		// Image Builder numbers the builds of one recipe version: another
+		// build of it (a replacement, setup --rebuild-image) is /2, /3...
+		base := strings.TrimSuffix(id, "/1")
+		for n := 2; reg[key].ID != ""; n++ {
+			id = fmt.Sprintf("%s/%d", base, n)
+			key = typ + "/#" + id
+		}
+		props, _ = f.outputs(typ, name, req.GetProperties(), id)
+	}
 	if _, exists := reg[key]; exists {
 		f.mu.Unlock()
 		return nil, fmt.Errorf("creating %s (%s): already exists", typ, strings.TrimPrefix(key, typ+"/"))
