@@ -69,7 +69,7 @@ func recipeVersion(componentVersion, parentImage string) string {
 // artifacts bucket at boot, so a new CLI version does not rebuild the AMI; a
 // changed component.yaml does.
 func (s *stack) image() (*builtImage, error) {
-	profile, err := s.imageBuilderProfile()
+	profile, attached, err := s.imageBuilderProfile()
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,9 @@ func (s *stack) image() (*builtImage, error) {
 		// phase checks the worker stays idle and the tools are there.
 		ImageTestsConfiguration: &imagebuilder.ImageImageTestsConfigurationArgs{ImageTestsEnabled: pulumi.Bool(true), TimeoutMinutes: pulumi.Int(ImageTestTimeoutMinutes)},
 		Tags:                    s.tags,
-	}, pulumi.Timeouts(&pulumi.CustomTimeouts{Create: ImageCreateTimeout}), pulumi.DependsOn([]pulumi.Resource{logs}))
+		// The build instance needs its role's policies from its first
+		// minute (SSM, Image Builder's own): nothing else orders them.
+	}, pulumi.Timeouts(&pulumi.CustomTimeouts{Create: ImageCreateTimeout}), pulumi.DependsOn(append([]pulumi.Resource{logs}, attached...)))
 	if err != nil {
 		return nil, err
 	}
@@ -126,19 +128,23 @@ func (s *stack) image() (*builtImage, error) {
 
 // imageBuilderProfile is the build instance's role: what Image Builder and SSM
 // need, by AWS's managed policies in the stack's partition.
-func (s *stack) imageBuilderProfile() (*iam.InstanceProfile, error) {
+func (s *stack) imageBuilderProfile() (*iam.InstanceProfile, []pulumi.Resource, error) {
 	p := s.names.Prefix()
 	role, err := iam.NewRole(s.ctx, p+"-image-builder", &iam.RoleArgs{AssumeRolePolicy: pulumi.String(assume("ec2.amazonaws.com")), Tags: s.tags})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var attached []pulumi.Resource
 	for i, policy := range []string{"AmazonSSMManagedInstanceCore", "EC2InstanceProfileForImageBuilder"} {
-		if _, err := iam.NewRolePolicyAttachment(s.ctx, p+"-image-builder-"+string(rune('a'+i)), &iam.RolePolicyAttachmentArgs{
-			Role: role.Name, PolicyArn: pulumi.String(s.at.arn("iam", "", "aws", "policy/"+policy))}); err != nil {
-			return nil, err
+		a, err := iam.NewRolePolicyAttachment(s.ctx, p+"-image-builder-"+string(rune('a'+i)), &iam.RolePolicyAttachmentArgs{
+			Role: role.Name, PolicyArn: pulumi.String(s.at.arn("iam", "", "aws", "policy/"+policy))})
+		if err != nil {
+			return nil, nil, err
 		}
+		attached = append(attached, a)
 	}
-	return iam.NewInstanceProfile(s.ctx, p+"-image-builder", &iam.InstanceProfileArgs{Role: role.Name, Tags: s.tags})
+	profile, err := iam.NewInstanceProfile(s.ctx, p+"-image-builder", &iam.InstanceProfileArgs{Role: role.Name, Tags: s.tags})
+	return profile, attached, err
 }
 
 // imageRecipe is the component (component.yaml) on Amazon Linux 2023 arm64,

@@ -40,6 +40,8 @@ type res struct {
 	Type, Name string
 	Inputs     resource.PropertyMap
 	Timeouts   string
+	// Deps are the URNs the resource waits for (DependsOn and inputs).
+	Deps []string
 }
 
 func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
@@ -47,6 +49,9 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	r := res{Type: args.TypeToken, Name: args.Name, Inputs: args.Inputs}
 	if args.RegisterRPC != nil && args.RegisterRPC.CustomTimeouts != nil {
 		r.Timeouts = args.RegisterRPC.CustomTimeouts.Create
+	}
+	if args.RegisterRPC != nil {
+		r.Deps = args.RegisterRPC.GetDependencies()
 	}
 	m.resources = append(m.resources, r)
 	m.mu.Unlock()

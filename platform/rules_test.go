@@ -444,3 +444,31 @@ func TestSubmitTimeoutExceedsTheLambdas(t *testing.T) {
 		t.Errorf("submit timeout %s, Lambda timeout %s", awsenv.DefaultSubmitTimeout, lambdaTimeout)
 	}
 }
+
+// Rule (issue 22, 4): the image build waits for its role's policy
+// attachments: the build instance needs SSM and Image Builder's own policy
+// from its first minute, and an instance profile exists before them.
+func TestImageBuildWaitsForItsPolicies(t *testing.T) {
+	m := run(t, testConfig(t))
+	img := m.of("aws:imagebuilder/image:Image")
+	if len(img) != 1 {
+		t.Fatalf("%d images", len(img))
+	}
+	n := 0
+	for _, att := range m.of("aws:iam/rolePolicyAttachment:RolePolicyAttachment") {
+		if !strings.Contains(att.Name, "-image-builder-") {
+			continue
+		}
+		n++
+		found := false
+		for _, d := range img[0].Deps {
+			found = found || strings.HasSuffix(d, "::"+att.Name)
+		}
+		if !found {
+			t.Errorf("the image build does not wait for %s: %v", att.Name, img[0].Deps)
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d policy attachments of the build role, want 2", n)
+	}
+}
