@@ -258,7 +258,10 @@ func ImagesInUse(ctx context.Context, cfg aws.Config, stack string) ([]string, e
 
 // RemoveImages deregisters the worker AMIs of a stack but those in keep, and
 // deletes their snapshots: Image Builder leaves them behind when an image is
-// rebuilt or destroyed.
+// rebuilt or destroyed. The snapshots are tagged first and deleted with
+// their image (DeleteAssociatedSnapshots); any the deregistration left
+// (a failed deletion, a service without that option) are found again by
+// their tag, now and at every later run, rather than billed forever.
 func RemoveImages(ctx context.Context, cfg aws.Config, stack string, keep []string, out io.Writer) (int, error) {
 	c := ec2.NewFromConfig(cfg)
 	imgs, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []etypes.Filter{
@@ -274,20 +277,49 @@ func RemoveImages(ctx context.Context, cfg aws.Config, stack string, keep []stri
 		if slices.Contains(keep, id) {
 			continue
 		}
-		if _, err := c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: img.ImageId}); err != nil {
-			return n, fmt.Errorf("deregister %s: %w", id, err)
-		}
+		var snaps []string
 		for _, bd := range img.BlockDeviceMappings {
 			if bd.Ebs != nil && bd.Ebs.SnapshotId != nil {
-				if _, err := c.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: bd.Ebs.SnapshotId}); err != nil {
-					return n, fmt.Errorf("delete snapshot of %s: %w", id, err)
-				}
+				snaps = append(snaps, aws.ToString(bd.Ebs.SnapshotId))
 			}
 		}
-		fmt.Fprintf(out, "  removed old worker image %s and its snapshots\n", id)
+		if len(snaps) > 0 {
+			if _, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: snaps, Tags: []etypes.Tag{
+				{Key: aws.String(names.TagStack), Value: aws.String(stack)}, {Key: aws.String(names.TagRole), Value: aws.String(names.RoleWorkerSnapshot)}}}); err != nil {
+				return n, fmt.Errorf("tag the snapshots of %s: %w", id, err)
+			}
+		}
+		if _, err := c.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: img.ImageId, DeleteAssociatedSnapshots: aws.Bool(true)}); err != nil {
+			return n, fmt.Errorf("deregister %s: %w", id, err)
+		}
+		fmt.Fprintf(out, "  removed old worker image %s\n", id)
 		n++
 	}
-	return n, nil
+	return n, sweepSnapshots(ctx, c, stack, out)
+}
+
+// sweepSnapshots deletes the snapshots of removed worker images that are
+// still there.
+func sweepSnapshots(ctx context.Context, c *ec2.Client, stack string, out io.Writer) error {
+	p := ec2.NewDescribeSnapshotsPaginator(c, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: []etypes.Filter{
+		{Name: aws.String("tag:" + names.TagStack), Values: []string{stack}},
+		{Name: aws.String("tag:" + names.TagRole), Values: []string{names.RoleWorkerSnapshot}},
+	}})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list the snapshots of removed worker images: %w", err)
+		}
+		for _, s := range page.Snapshots {
+			id := aws.ToString(s.SnapshotId)
+			if _, err := c.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: s.SnapshotId}); err != nil && apiCode(err) != "InvalidSnapshot.NotFound" {
+				return fmt.Errorf("delete snapshot %s of a removed worker image (it stays tagged %s=%s, and the next setup or teardown tries again): %w",
+					id, names.TagRole, names.RoleWorkerSnapshot, err)
+			}
+			fmt.Fprintf(out, "  deleted snapshot %s of a removed worker image\n", id)
+		}
+	}
+	return nil
 }
 
 // apiCode is the AWS error code of err ("" for other errors).

@@ -56,11 +56,34 @@ func TestBootstrapPurgeAndImages(t *testing.T) {
 		}
 		amis = append(amis, aws.ToString(img.ImageId))
 	}
+	described, _ := ec2c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: amis})
+	var snaps []string
+	for _, img := range described.Images {
+		for _, bd := range img.BlockDeviceMappings {
+			if bd.Ebs != nil && bd.Ebs.SnapshotId != nil {
+				snaps = append(snaps, aws.ToString(bd.Ebs.SnapshotId))
+			}
+		}
+	}
+	// Issue 22, 4: a snapshot whose deletion failed once (left tagged by an
+	// earlier run) is found again, not billed forever.
+	vol, _ := ec2c.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("eu-west-1a"), Size: aws.Int32(1)})
+	lost, err := ec2c.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{VolumeId: vol.VolumeId, TagSpecifications: []etypes.TagSpecification{{ResourceType: etypes.ResourceTypeSnapshot,
+		Tags: []etypes.Tag{{Key: aws.String("replicator:stack"), Value: aws.String("prod")}, {Key: aws.String("replicator:role"), Value: aws.String("worker-image-snapshot")}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps = append(snaps, aws.ToString(lost.SnapshotId))
 	if n, err := RemoveImages(ctx, cfg, "prod", []string{amis[1]}, &out); err != nil || n != 1 {
 		t.Fatalf("rebuild clean-up: %d %v", n, err)
 	}
 	if n, err := RemoveImages(ctx, cfg, "prod", nil, &out); err != nil || n != 1 {
 		t.Fatalf("teardown clean-up: %d %v", n, err)
+	}
+	for _, id := range snaps {
+		if left, err := ec2c.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{id}}); err == nil && len(left.Snapshots) > 0 {
+			t.Errorf("snapshot %s of a removed worker image is left", id)
+		}
 	}
 
 	// Issue 22, 1: the bucket holds every stack's state; purging one stack

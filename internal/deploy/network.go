@@ -174,7 +174,9 @@ func defaultSubnets(ctx context.Context, c *ec2.Client, vpc, instanceType string
 		}
 	}
 	sn := out.Subnets
-	slices.SortFunc(sn, func(a, b types.Subnet) int { return strings.Compare(aws.ToString(a.AvailabilityZone), aws.ToString(b.AvailabilityZone)) })
+	slices.SortFunc(sn, func(a, b types.Subnet) int {
+		return strings.Compare(aws.ToString(a.AvailabilityZone), aws.ToString(b.AvailabilityZone))
+	})
 	var ids []string
 	for _, s := range sn {
 		if instanceType == "" || offered[aws.ToString(s.AvailabilityZone)] {

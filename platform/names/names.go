@@ -21,6 +21,9 @@ const (
 
 	RoleWorker      = "worker"
 	RoleWorkerImage = "worker-image"
+	// RoleWorkerSnapshot marks the snapshot of a worker image being
+	// removed, so that one whose deletion failed is found again.
+	RoleWorkerSnapshot = "worker-image-snapshot"
 )
 
 // Names are the physical names of a stack's resources that are fixed by the
