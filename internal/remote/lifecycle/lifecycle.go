@@ -41,15 +41,12 @@ type Lifecycle struct {
 
 // Launch starts a worker for j, which must still be in j.Status on
 // j.InstanceID (a relaunch replaces that instance; a first launch has none).
-// The job's secret is tagged with the new instance, which alone may read it.
+// The job is claimed for the new instance, then its secret is tagged with
+// it, which alone may read it.
 // message says what happened, given the new instance (nil for the default).
 func (l *Lifecycle) Launch(ctx context.Context, j *remote.Job, message func(instance string) string) (*remote.Job, error) {
 	instance, err := l.Launcher.Launch(ctx, j.ID, j.InstanceType)
 	if err != nil {
-		return nil, err
-	}
-	if err := l.Secrets.TagInstance(ctx, j.ID, l.InstanceARN(instance)); err != nil {
-		l.terminate(ctx, j.ID, instance)
 		return nil, err
 	}
 	msg := "worker " + instance + " launched"
@@ -61,10 +58,19 @@ func (l *Lifecycle) Launch(ctx context.Context, j *remote.Job, message func(inst
 		// The job's cost runs from its first worker's launch.
 		set["launched_at"] = l.Store.Now().UTC()
 	}
+	// The claim comes first, the tag after: of two launches racing for one
+	// job (two reaper passes), the loser's claim fails and it never tags,
+	// so the secret cannot end up handed to the instance that lost.
 	started, err := l.Store.Transition(ctx, j.ID, store.Change{
 		From: []remote.Status{j.Status}, To: remote.Provisioning, IfInstance: j.InstanceID, Set: set,
 	})
 	if err != nil {
+		l.terminate(ctx, j.ID, instance)
+		return nil, err
+	}
+	if err := l.Secrets.TagInstance(ctx, j.ID, l.InstanceARN(instance)); err != nil {
+		// The job names an instance that cannot read its secret: it never
+		// heart-beats, and the reaper launches another.
 		l.terminate(ctx, j.ID, instance)
 		return nil, err
 	}

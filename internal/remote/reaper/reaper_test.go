@@ -245,3 +245,23 @@ func TestCostLimitStopsAJob(t *testing.T) {
 		t.Errorf("over its limit: %s %q", got.Status, got.Error)
 	}
 }
+
+// Issue 22, 4: of two launches racing for one job (two reaper passes), the
+// one whose claim fails must not tag the secret: tagging first left the
+// tag on the loser's (terminated) instance, and the winner could not read
+// the job's connections.
+func TestLaunchThatLosesTheClaimDoesNotTag(t *testing.T) {
+	ctx := context.Background()
+	j := job(t, remote.Running, nil)
+	life := stack.Handler.Reaper.Life
+	won, err := life.Launch(ctx, j, nil) // the first pass relaunches
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := life.Launch(ctx, j, nil); err == nil { // the second, from the same stale read
+		t.Fatal("a second launch from a stale read claimed the job")
+	}
+	if tag := instanceTag(t, j.ID); tag != stack.Config.InstanceARN(won.InstanceID) {
+		t.Errorf("the secret is handed to %q, want the winner %s", tag, won.InstanceID)
+	}
+}
