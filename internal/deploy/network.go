@@ -15,11 +15,14 @@ import (
 )
 
 // The VPC endpoints that stand in for a route out: Image Builder drives the
-// build through SSM and the packages come from S3; a worker calls DynamoDB,
-// Secrets Manager, CloudWatch Logs and S3.
+// build through SSM, the build instance fetches its component from Image
+// Builder (imagebuilder:GetComponent, in EC2InstanceProfileForImageBuilder)
+// and the packages from S3; a worker calls DynamoDB, Secrets Manager,
+// CloudWatch Logs, EventBridge (its job's events), CloudWatch (metrics,
+// "monitoring") and S3.
 var (
-	buildEndpoints  = []string{"ssm", "ssmmessages", "ec2messages", "s3"}
-	workerEndpoints = []string{"dynamodb", "secretsmanager", "logs", "s3"}
+	buildEndpoints  = []string{"ssm", "ssmmessages", "ec2messages", "imagebuilder", "s3"}
+	workerEndpoints = []string{"dynamodb", "secretsmanager", "logs", "events", "monitoring", "s3"}
 )
 
 // Network is where workers run and where the AMI is built.
@@ -133,7 +136,7 @@ func ResolveNetwork(ctx context.Context, c *ec2.Client, region string, n *Networ
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("--build-subnet-id %s %s: the AMI build would hang for 90 minutes; give a subnet with a route to the internet (an internet gateway with public IPs, or a NAT gateway), or add VPC endpoints for ssm, ssmmessages, ec2messages and an S3 gateway endpoint", n.BuildSubnetID, why)
+		return fmt.Errorf("--build-subnet-id %s %s: the AMI build would hang for 90 minutes; give a subnet with a route to the internet (an internet gateway with public IPs, or a NAT gateway), or add VPC endpoints for ssm, ssmmessages, ec2messages, imagebuilder and an S3 gateway endpoint", n.BuildSubnetID, why)
 	}
 	return nil
 }

@@ -77,7 +77,7 @@ func TestBuildNetworkIsCheckedFirst(t *testing.T) {
 		name, build, want string
 	}{
 		{"default VPC", "", ""},
-		{"no route at all", isolated, "has no route to the internet and no VPC endpoint for ec2messages, s3, ssm, ssmmessages"},
+		{"no route at all", isolated, "has no route to the internet and no VPC endpoint for ec2messages, imagebuilder, s3, ssm, ssmmessages"},
 		{"internet gateway without public IPs", publicNoIP, "gives instances no public IP"},
 		{"public subnet", public, ""},
 		{"NAT gateway", private, ""},
@@ -116,6 +116,12 @@ func TestBuildNetworkIsCheckedFirst(t *testing.T) {
 		c.CreateVpcEndpoint(ctx, &ec2.CreateVpcEndpointInput{VpcId: vpcID, ServiceName: aws.String("com.amazonaws.eu-west-1." + svc), VpcEndpointType: types.VpcEndpointTypeInterface})
 	}
 	c.CreateVpcEndpoint(ctx, &ec2.CreateVpcEndpointInput{VpcId: vpcID, ServiceName: aws.String("com.amazonaws.eu-west-1.s3"), RouteTableIds: []string{aws.ToString(rt)}})
+	// Issue 22, 4: without Image Builder's endpoint the build instance cannot
+	// fetch its component.
+	if err := ResolveNetwork(ctx, c, "eu-west-1", &Network{BuildSubnetID: isolated}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "no VPC endpoint for imagebuilder") {
+		t.Errorf("without the imagebuilder endpoint: %v", err)
+	}
+	c.CreateVpcEndpoint(ctx, &ec2.CreateVpcEndpointInput{VpcId: vpcID, ServiceName: aws.String("com.amazonaws.eu-west-1.imagebuilder"), VpcEndpointType: types.VpcEndpointTypeInterface})
 	if err := ResolveNetwork(ctx, c, "eu-west-1", &Network{BuildSubnetID: isolated}, &bytes.Buffer{}); err != nil {
 		t.Errorf("with endpoints: %v", err)
 	}
@@ -129,6 +135,13 @@ func TestBuildNetworkIsCheckedFirst(t *testing.T) {
 	}
 	if err := ResolveNetwork(ctx, c, "eu-west-1", &Network{VPCID: "vpc-other", SubnetIDs: []string{private}}, &warn); err == nil || !strings.Contains(err.Error(), "the subnets are in") {
 		t.Errorf("mismatched VPC: %v", err)
+	}
+	// A worker sends its job's events and metrics: EventBridge's and
+	// CloudWatch's endpoints count too (issue 22, 4).
+	warn.Reset()
+	if err := ResolveNetwork(ctx, c, "eu-west-1", &Network{SubnetIDs: []string{isolated}}, &warn); err != nil ||
+		!strings.Contains(warn.String(), "events") || !strings.Contains(warn.String(), "monitoring") {
+		t.Errorf("an isolated worker subnet: %v %q", err, warn.String())
 	}
 	n = &Network{SubnetIDs: []string{publicNoIP}}
 	if err := ResolveNetwork(ctx, c, "eu-west-1", n, &warn); err != nil || !strings.Contains(warn.String(), "warning: worker subnet "+publicNoIP) {
