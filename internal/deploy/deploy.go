@@ -251,30 +251,9 @@ func (o *Options) recoverInterrupted(ctx context.Context, s *auto.Stack) error {
 		return nil
 	}
 	fmt.Fprintf(o.Out, "Recovering from an interrupted run: %d pending operation(s).\n", len(d.PendingOperations))
-	// A create found in AWS becomes a resource of the state with its id (the
-	// refresh then reads it whole); the rest are dropped and created again.
-	var pending []apitype.OperationV2
-	for _, op := range d.PendingOperations {
-		if op.Type != apitype.OperationTypeCreating {
-			continue // updates and deletes left pending: the refresh settles them
-		}
-		id, why, err := o.findCreated(ctx, op.Resource, &d)
-		if err != nil {
-			return fmt.Errorf("recover %s: %w", name(string(op.Resource.URN)), err)
-		}
-		if id == "" {
-			fmt.Fprintf(o.Out, "  %-50s %s: %s, created again\n", op.Resource.Type, name(string(op.Resource.URN)), why)
-			continue
-		}
-		fmt.Fprintf(o.Out, "  %-50s %s: %s, imported\n", op.Resource.Type, name(string(op.Resource.URN)), why)
-		r := op.Resource
-		r.ID = resource.ID(id)
-		r.Outputs = r.Inputs
-		// Its dependencies were created before it: appending keeps the
-		// resources in dependency order.
-		d.Resources = append(d.Resources, r)
+	if err := recoverPending(&d, func(r apitype.ResourceV3) (string, string, error) { return o.findCreated(ctx, r, &d) }, o.Out); err != nil {
+		return err
 	}
-	d.PendingOperations = pending
 	raw, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -286,6 +265,44 @@ func (o *Options) recoverInterrupted(ctx context.Context, s *auto.Stack) error {
 	if _, err := s.Refresh(ctx, optrefresh.ProgressStreams(io.Discard)); err != nil {
 		return fmt.Errorf("refresh after an interrupted run: %s", lastLines(err.Error(), 6))
 	}
+	return nil
+}
+
+// recoverPending settles the pending operations of an interrupted run: a
+// create found in AWS (find gives its id) becomes a resource of the state
+// (the refresh then reads it whole); the rest are dropped and created
+// again. A create that was a replacement's (create before delete) has the
+// old resource under the same URN: that one is marked for deletion, as
+// Pulumi itself leaves it, since a state with two live resources of one
+// URN fails Pulumi's integrity check.
+func recoverPending(d *apitype.DeploymentV3, find func(apitype.ResourceV3) (id, why string, err error), out io.Writer) error {
+	for _, op := range d.PendingOperations {
+		if op.Type != apitype.OperationTypeCreating {
+			continue // updates and deletes left pending: the refresh settles them
+		}
+		id, why, err := find(op.Resource)
+		if err != nil {
+			return fmt.Errorf("recover %s: %w", name(string(op.Resource.URN)), err)
+		}
+		if id == "" {
+			fmt.Fprintf(out, "  %-50s %s: %s, created again\n", op.Resource.Type, name(string(op.Resource.URN)), why)
+			continue
+		}
+		fmt.Fprintf(out, "  %-50s %s: %s, imported\n", op.Resource.Type, name(string(op.Resource.URN)), why)
+		for i := range d.Resources {
+			if d.Resources[i].URN == op.Resource.URN && !d.Resources[i].Delete {
+				d.Resources[i].Delete = true
+			}
+		}
+		r := op.Resource
+		r.ID = resource.ID(id)
+		r.Outputs = r.Inputs
+		r.Delete = false
+		// Its dependencies were created before it: appending keeps the
+		// resources in dependency order.
+		d.Resources = append(d.Resources, r)
+	}
+	d.PendingOperations = nil
 	return nil
 }
 
