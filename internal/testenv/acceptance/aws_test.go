@@ -335,47 +335,101 @@ func TestAWSAcceptance(t *testing.T) {
 }
 
 // scan fails on anything of the stack that remains: tagged resources (KMS
-// keys pending deletion aside), AMIs and snapshots, log groups, secrets.
+// keys pending deletion and terminated instances aside), AMIs and
+// snapshots, log groups, secrets. What AWS lists lags what it did (the
+// tagging API shows a deleted resource for minutes, a terminated instance
+// for an hour), so the scan is repeated until it comes back empty, for up
+// to 5 minutes.
 func (a *account) scan(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
+	left, err := untilEmpty(ctx, 5*time.Minute, 20*time.Second, func() ([]string, error) { return a.leftovers(ctx) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range left {
+		t.Errorf("left behind: %s", l)
+	}
+}
+
+// untilEmpty calls list until it returns nothing or wait has passed, and
+// returns its last answer.
+func untilEmpty(ctx context.Context, wait, every time.Duration, list func() ([]string, error)) ([]string, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		left, err := list()
+		if err != nil || len(left) == 0 || time.Now().After(deadline) {
+			return left, err
+		}
+		select {
+		case <-ctx.Done():
+			return left, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// leftovers is one pass of the scan.
+func (a *account) leftovers(ctx context.Context) ([]string, error) {
+	var left []string
 	n := names.Of(a.stack)
+	e := ec2.NewFromConfig(a.cfg)
 	tags := resourcegroupstaggingapi.NewFromConfig(a.cfg)
 	p := resourcegroupstaggingapi.NewGetResourcesPaginator(tags, &resourcegroupstaggingapi.GetResourcesInput{
 		TagFilters: []tagtypes.TagFilter{{Key: aws.String(names.TagStack), Values: []string{a.stack}}}})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		for _, r := range page.ResourceTagMappingList {
 			arn := aws.ToString(r.ResourceARN)
 			if strings.Contains(arn, ":kms:") {
 				continue // scheduled for deletion: AWS keeps keys 7 days at least
 			}
-			t.Errorf("left behind: %s", arn)
+			if i := strings.Index(arn, ":instance/"); i >= 0 && instanceGone(ctx, e, arn[i+len(":instance/"):]) {
+				continue // terminated: listed for an hour, billed for nothing
+			}
+			left = append(left, arn)
 		}
 	}
-	e := ec2.NewFromConfig(a.cfg)
 	imgs, _ := e.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []ec2types.Filter{{Name: aws.String("tag:" + names.TagStack), Values: []string{a.stack}}}})
 	for _, i := range imgs.Images {
-		t.Errorf("AMI left: %s", aws.ToString(i.ImageId))
+		left = append(left, "AMI "+aws.ToString(i.ImageId))
 	}
 	snaps, _ := e.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: []ec2types.Filter{{Name: aws.String("description"), Values: []string{"*" + n.Image() + "*"}}}})
 	for _, s := range snaps.Snapshots {
-		t.Errorf("snapshot left: %s", aws.ToString(s.SnapshotId))
+		left = append(left, "snapshot "+aws.ToString(s.SnapshotId))
 	}
 	lg := cloudwatchlogs.NewFromConfig(a.cfg)
 	for _, prefix := range []string{"/replicator/" + a.stack + "/", n.FunctionLogGroup(), n.ImageLogGroup()} {
 		out, _ := lg.DescribeLogGroups(ctx, &cloudwatchlogs.DescribeLogGroupsInput{LogGroupNamePrefix: aws.String(prefix)})
 		for _, g := range out.LogGroups {
-			t.Errorf("log group left: %s", aws.ToString(g.LogGroupName))
+			left = append(left, "log group "+aws.ToString(g.LogGroupName))
 		}
 	}
 	sm := secretsmanager.NewFromConfig(a.cfg)
 	secrets, _ := sm.ListSecrets(ctx, &secretsmanager.ListSecretsInput{IncludePlannedDeletion: aws.Bool(false),
 		Filters: []smtypes.Filter{{Key: smtypes.FilterNameStringTypeName, Values: []string{n.SecretPrefix()}}}})
 	for _, s := range secrets.SecretList {
-		t.Errorf("secret left: %s", aws.ToString(s.Name))
+		left = append(left, "secret "+aws.ToString(s.Name))
 	}
+	return left, nil
+}
+
+// instanceGone reports whether an instance is terminated or terminating
+// (or no longer known).
+func instanceGone(ctx context.Context, e *ec2.Client, id string) bool {
+	out, err := e.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		return strings.Contains(err.Error(), "InvalidInstanceID.NotFound")
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if in.State != nil && in.State.Name != ec2types.InstanceStateNameTerminated && in.State.Name != ec2types.InstanceStateNameShuttingDown {
+				return false
+			}
+		}
+	}
+	return true
 }
