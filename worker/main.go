@@ -36,18 +36,19 @@ func main() {
 	table := flag.String("table", os.Getenv("REPLICATOR_TABLE"), "jobs table (default: from the instance's user data)")
 	instanceID := flag.String("instance-id", os.Getenv("REPLICATOR_INSTANCE_ID"), "this instance (default: from instance metadata)")
 	pgBin := flag.String("pg-bin", "", "PostgreSQL client tools directory")
+	image := flag.String("image-id", os.Getenv("REPLICATOR_IMAGE_ID"), "this instance's AMI, said by the job's checks (default: from instance metadata)")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, log, *jobID, *table, *instanceID, *pgBin); err != nil {
+	if err := run(ctx, log, *jobID, *table, *instanceID, *pgBin, *image); err != nil {
 		log.Error("worker failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin string) error {
-	if jobID == "" || table == "" || instanceID == "" {
+func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin, image string) error {
+	if jobID == "" || table == "" || instanceID == "" || image == "" {
 		meta := imds.New(imds.Options{})
 		if jobID == "" || table == "" {
 			out, err := meta.GetUserData(ctx, &imds.GetUserDataInput{})
@@ -64,6 +65,13 @@ func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin 
 			}
 			b, _ := io.ReadAll(out.Content)
 			instanceID = strings.TrimSpace(string(b))
+		}
+		if image == "" {
+			// Said by the job's checks; a worker without it still works.
+			if out, err := meta.GetMetadata(ctx, &imds.GetMetadataInput{Path: "ami-id"}); err == nil {
+				b, _ := io.ReadAll(out.Content)
+				image = strings.TrimSpace(string(b))
+			}
 		}
 	}
 	clients, err := awsenv.Load(ctx, config.WithEC2IMDSRegion(), awsenv.Record("worker"))
@@ -91,7 +99,7 @@ func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin 
 		// The emulated platform publishes more often than every 30 s.
 		MetricsEvery: durationEnv("REPLICATOR_METRICS_EVERY"),
 		Tools:        tools, TempDir: os.TempDir(), Log: log.With("job", jobID, "instance", instanceID),
-		Allow: allowFromEnv(),
+		Allow: allowFromEnv(), Image: image,
 	}
 	return w.Run(ctx)
 }

@@ -522,9 +522,16 @@ func TestRemoteRefusesAnOlderWorkerPgDump(t *testing.T) {
 	remoteDB(t, "remote_oldtools", "CREATE TABLE t (id int PRIMARY KEY)")
 	r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--no-roles", "--include-databases", "remote_oldtools",
 		"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
-	want := "the worker's pg_dump 13.20 is older than the source server 15: run replicator setup again to rebuild the worker image"
+	want := "the worker's pg_dump 13.20 is older than the source server 15: run replicator setup --rebuild-image to rebuild the worker image"
 	if r.code == 0 || !strings.Contains(r.stderr, want) {
 		t.Errorf("want the job to fail with %q, got %d:\n%s", want, r.code, r.stderr)
+	}
+	// Issue 22, 2: the job's checks say which image the worker runs, with
+	// which client tools.
+	if m := regexp.MustCompile(`submitted job (j-[a-z0-9]+)`).FindStringSubmatch(r.stderr); m == nil {
+		t.Errorf("no job id in:\n%s", r.stderr)
+	} else if logs := replicator(t, s.CallerEnv("alice"), "jobs", "logs", m[1]); !regexp.MustCompile(`worker image.*AMI ami-[0-9a-f]+, with pg_dump 13\.20`).MatchString(logs.stdout) {
+		t.Errorf("the job's log does not say the worker's image and tools:\n%s", logs.stdout)
 	}
 	if dbs := pgtest.Databases(t, pair.Target); slices.Contains(dbs, "remote_oldtools") {
 		t.Errorf("the target was changed")

@@ -52,8 +52,10 @@ type Env struct {
 	Progress progress.Sink
 	Logger   *slog.Logger
 	TempDir  string
-	// OnWorker: a remote worker, whose client tools came with its image.
+	// OnWorker: a remote worker, whose client tools came with its image
+	// (Image, its AMI, "" when unknown).
 	OnWorker bool
+	Image    string
 }
 
 // Result is what an init did.
@@ -130,7 +132,7 @@ func startValidate(ctx context.Context, j Job, env Env, res *Result) func(contex
 	ch := make(chan outcome, 1)
 	go func() {
 		rep, err := validate.Run(ctx, validate.Options{Source: j.Source, Target: j.Target, Filters: j.Filters, FindTools: env.FindTools,
-			PGBin: env.PGBin, Jobs: max(o.Jobs, 2), Sync: o.Sync, OnWorker: env.OnWorker, CopyChecksTargets: true})
+			PGBin: env.PGBin, Jobs: max(o.Jobs, 2), Sync: o.Sync, OnWorker: env.OnWorker, Image: env.Image, CopyChecksTargets: true})
 		ch <- outcome{rep, err}
 	}()
 	var once sync.Once
@@ -149,6 +151,12 @@ func startValidate(ctx context.Context, j Job, env Env, res *Result) func(contex
 				return
 			}
 			res.Validate = out.rep
+			// The worker says what it runs on, failed checks or not.
+			for _, f := range out.rep.Findings {
+				if f.Check == validate.WorkerImageCheck {
+					env.Progress.Emit(progress.Event{Kind: progress.Info, Message: f.Check + ": " + f.Message})
+				}
+			}
 			if err = out.rep.Err(); err != nil {
 				return
 			}

@@ -108,8 +108,9 @@ type Options struct {
 	// Jobs is the planned concurrency (connections needed on each side).
 	Jobs int
 	// OnWorker: the checks run on a remote worker, whose client tools come
-	// with its image (the fixes say so).
+	// with its image (the fixes say so); Image is that AMI ("" unknown).
 	OnWorker bool
+	Image    string
 	// CopyChecksTargets: the copy that runs alongside judges the existing
 	// target databases itself (it knows which ones an interrupted run made
 	// its own, and --drop-existing): the check is left to it.
@@ -219,18 +220,32 @@ func (c *checker) servers(si, di *catalog.Server) {
 	}
 }
 
+// WorkerImageCheck names the finding that says, on a remote worker, which
+// image it runs and which client tools that image has.
+const WorkerImageCheck = "worker image"
+
 func (c *checker) tools(ctx context.Context, si *catalog.Server) {
 	find := c.opts.FindTools
 	if find == nil {
 		find = pgtools.Find
 	}
 	t, err := find(ctx, c.opts.PGBin)
+	if c.opts.OnWorker {
+		// Which image, with which tools: what `setup --rebuild-image` (or a
+		// setup after Amazon's next release) would change.
+		image := cmp.Or(c.opts.Image, "unknown (no instance metadata)")
+		tools := "no client tools found"
+		if err == nil {
+			tools = fmt.Sprintf("pg_dump %s in %s", t.Version, t.Dir)
+		}
+		c.add(WorkerImageCheck, OK, fmt.Sprintf("AMI %s, with %s", image, tools), "")
+	}
 	switch {
 	case err != nil:
 		c.add("pg_dump", Fail, err.Error(), fmt.Sprintf("install the PostgreSQL %d client tools", si.Version.Major))
 	case t.Version.Major < si.Version.Major && c.opts.OnWorker:
 		c.add("pg_dump", Fail, fmt.Sprintf("the worker's pg_dump %s is older than the source server %d", t.Version, si.Version.Major),
-			fmt.Sprintf("run replicator setup again to rebuild the worker image with the newest client tools, or copy locally with the PostgreSQL %d client tools", si.Version.Major))
+			fmt.Sprintf("run replicator setup --rebuild-image to rebuild the worker image with the newest client tools, or copy locally with the PostgreSQL %d client tools", si.Version.Major))
 	case t.Version.Major < si.Version.Major:
 		c.add("pg_dump", Fail, fmt.Sprintf("pg_dump %s in %s is older than the source server %d", t.Version, t.Dir, si.Version.Major),
 			fmt.Sprintf("install the PostgreSQL %d client tools or pass --pg-bin", si.Version.Major))

@@ -133,6 +133,7 @@ func Terminate(ctx context.Context, client *ec2.Client, ids ...string) error {
 // Instance is a live worker instance.
 type Instance struct {
 	ID, JobID string
+	Image     string // its AMI
 	Launched  time.Time
 }
 
@@ -154,7 +155,7 @@ func Workers(ctx context.Context, client *ec2.Client, stack string) ([]Instance,
 		}
 		for _, r := range page.Reservations {
 			for _, in := range r.Instances {
-				i := Instance{ID: aws.ToString(in.InstanceId), Launched: aws.ToTime(in.LaunchTime)}
+				i := Instance{ID: aws.ToString(in.InstanceId), Image: aws.ToString(in.ImageId), Launched: aws.ToTime(in.LaunchTime)}
 				for _, t := range in.Tags {
 					if aws.ToString(t.Key) == TagJob {
 						i.JobID = aws.ToString(t.Value)

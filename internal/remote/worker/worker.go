@@ -47,9 +47,11 @@ type Worker struct {
 	Events *events.Publisher
 	// Metrics publishes the job's progress every MetricsEvery (default
 	// metrics.Every).
-	Metrics        *metrics.Publisher
-	MetricsEvery   time.Duration
-	Tools          *pgtools.Tools
+	Metrics      *metrics.Publisher
+	MetricsEvery time.Duration
+	Tools        *pgtools.Tools
+	// Image is the instance's AMI ("" when unknown), said by the checks.
+	Image          string
 	HeartbeatEvery time.Duration
 	TempDir        string
 	Log            *slog.Logger
@@ -307,7 +309,7 @@ func (w *Worker) execute(ctx context.Context, job *remote.Job, s *sink) error {
 	}
 	res, err := runner.Init(ctx, j, runner.Env{
 		FindTools:   func(context.Context, string) (*pgtools.Tools, error) { return w.Tools, nil },
-		Checkpoints: w.Store.Checkpoints(job.ID), TempDir: w.TempDir, Progress: s, Logger: w.Log, OnWorker: true,
+		Checkpoints: w.Store.Checkpoints(job.ID), TempDir: w.TempDir, Progress: s, Logger: w.Log, OnWorker: true, Image: w.Image,
 		// The CLI asked before submitting (--drop-existing needs --yes or a yes).
 		Confirm: func(string) (bool, error) { return true, nil },
 	})

@@ -51,7 +51,7 @@ func (l *Launcher) Sync(ctx context.Context) {
 			continue
 		}
 		l.seen[w.ID] = true
-		cmd := exec.Command(l.Bin, append([]string{"-job-id", w.JobID, "-table", l.Table, "-instance-id", w.ID}, l.Args...)...)
+		cmd := exec.Command(l.Bin, append([]string{"-job-id", w.JobID, "-table", l.Table, "-instance-id", w.ID, "-image-id", w.Image}, l.Args...)...)
 		cmd.Env = append(os.Environ(), l.Env...)
 		cmd.Stdout, cmd.Stderr = l.Out, l.Out
 		if l.Out == nil {
