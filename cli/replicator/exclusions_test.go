@@ -31,6 +31,10 @@ INSERT INTO t SELECT g, 'A' || g || '@x', 'n' || g FROM generate_series(1, 200) 
 
 	r := replicator(t, nil, append([]string{"init", "--exclude-indexes", db + ".public.t_pkey"}, conn...)...)
 	assertOneLineError(t, r, `--exclude-indexes names exclx.public.t_pkey backs constraint "t_pkey" of public.t`)
+	r = replicator(t, nil, append([]string{"validate", "--exclude-indexes", db + ".public.t_pkey"}, conn[:len(conn)-1]...)...)
+	if r.code == 0 || !strings.Contains(r.stdout, `--exclude-indexes names exclx.public.t_pkey backs constraint "t_pkey" of public.t`) {
+		t.Errorf("validate should report the index it cannot leave out: %d\n%s", r.code, r.stdout)
+	}
 	r = replicator(t, nil, append([]string{"init", "--exclude-extensions", "citext"}, conn...)...)
 	assertOneLineError(t, r, "exclx.citext is used by column email of table public.t: install the extension")
 	r = replicator(t, nil, append([]string{"validate", "--exclude-extensions", "citext"}, conn[:len(conn)-1]...)...)

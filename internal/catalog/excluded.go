@@ -53,6 +53,31 @@ ORDER BY 2, 3`)
 	})
 }
 
+// IndexRefusals names the indexes --exclude-indexes may not leave out in
+// database db: one that backs a constraint (primary key, unique,
+// exclusion), a table's replica identity, or one of a partitioned index
+// (leaving it out would take more than the index).
+func IndexRefusals(ixs []IndexName, db string, rules *filter.Rules) []string {
+	var out []string
+	for _, ix := range ixs {
+		if !rules.IndexExcluded(db, ix.Name.Schema, ix.Name.Name) || !rules.Table(db, ix.Table.Schema, ix.Table.Name).Copy {
+			continue
+		}
+		switch {
+		case ix.Constraint != "":
+			out = append(out, fmt.Sprintf("%s.%s backs constraint %s of %s", db, ix.Name, pgx.Identifier{ix.Constraint}.Sanitize(), ix.Table))
+		case ix.ReplicaIdentity:
+			out = append(out, fmt.Sprintf("%s.%s is the replica identity of %s", db, ix.Name, ix.Table))
+		case ix.Partitioned:
+			out = append(out, fmt.Sprintf("%s.%s is part of a partitioned table's index", db, ix.Name))
+		}
+	}
+	return out
+}
+
+// IndexRefusalFix is the fix of IndexRefusals.
+const IndexRefusalFix = "take it out of --exclude-indexes (drop the constraint on the target afterwards if you must)"
+
 // Extension is an installed extension.
 type Extension struct {
 	OID       uint32

@@ -38,18 +38,8 @@ func (r *run) readExclusions(ctx context.Context, conn *pgx.Conn, db string, see
 		}
 		for _, ix := range ixs {
 			seen.indexes[db] = append(seen.indexes[db], [2]string{ix.Name.Schema, ix.Name.Name})
-			if !rules.IndexExcluded(db, ix.Name.Schema, ix.Name.Name) || !rules.Relation(db, ix.Table.Schema, ix.Table.Name, ix.Table.Schema, ix.Table.Name).Copy {
-				continue
-			}
-			switch {
-			case ix.Constraint != "":
-				seen.badIndexes = append(seen.badIndexes, fmt.Sprintf("%s.%s backs constraint %s of %s", db, ix.Name, pgx.Identifier{ix.Constraint}.Sanitize(), ix.Table))
-			case ix.ReplicaIdentity:
-				seen.badIndexes = append(seen.badIndexes, fmt.Sprintf("%s.%s is the replica identity of %s", db, ix.Name, ix.Table))
-			case ix.Partitioned:
-				seen.badIndexes = append(seen.badIndexes, fmt.Sprintf("%s.%s is part of a partitioned table's index", db, ix.Name))
-			}
 		}
+		seen.badIndexes = append(seen.badIndexes, catalog.IndexRefusals(ixs, db, rules)...)
 	}
 	exts, err := catalog.Extensions(ctx, conn)
 	if err != nil {
@@ -86,8 +76,8 @@ func (r *run) checkExclusions(ctx context.Context, p *plan, seen *sourceFacts, d
 		r.warn("", "%s", w)
 	}
 	if len(seen.badIndexes) > 0 {
-		return userErrorf("--exclude-indexes names %s: leaving it out would drop more than an index: nothing was changed; take it out of --exclude-indexes (drop the constraint on the target afterwards if you must)",
-			problem.ListSome(seen.badIndexes, 10))
+		return userErrorf("--exclude-indexes names %s: leaving it out would drop more than an index: nothing was changed; %s",
+			problem.ListSome(seen.badIndexes, 10), catalog.IndexRefusalFix)
 	}
 	rows, err := dst.Query(ctx, "SELECT name FROM pg_catalog.pg_available_extensions")
 	if err != nil {

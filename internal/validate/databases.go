@@ -27,7 +27,7 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 			}
 		}
 	}
-	var unreadable, missingExt, neededExt, rls, blocking []string
+	var unreadable, missingExt, neededExt, rls, blocking, badIndexes []string
 	schemas := map[string][]string{}
 	var seen []filter.Table
 	c.strict(c.opts.Filters.CheckDatabases(si.Databases))
@@ -112,6 +112,11 @@ WHERE c.oid = ANY ($1)`, oids)
 			}
 			rows.Close()
 		}
+		if len(c.opts.Filters.ExcludeIndexes) > 0 {
+			if ixs, err := catalog.IndexNames(ctx, conn); err == nil {
+				badIndexes = append(badIndexes, catalog.IndexRefusals(ixs, db, c.opts.Filters)...)
+			}
+		}
 		if dst != nil {
 			missing, needed := c.extensions(ctx, conn, db, available)
 			missingExt, neededExt = append(missingExt, missing...), append(neededExt, needed...)
@@ -121,6 +126,9 @@ WHERE c.oid = ANY ($1)`, oids)
 	c.strict(c.opts.Filters.CheckTables(seen))
 	if c.opts.Filters.FiltersSchemas() {
 		c.strict(c.opts.Filters.CheckSchemas(schemas))
+	}
+	if len(badIndexes) > 0 {
+		c.add(FiltersCheck, Fail, "--exclude-indexes names "+listSome(badIndexes, 10)+": leaving it out would drop more than an index", catalog.IndexRefusalFix)
 	}
 	if len(blocking) > 0 {
 		c.add(FiltersCheck, Fail, "the filters leave out tables that kept objects need: "+listSome(blocking, 10),
