@@ -48,7 +48,7 @@ func main() {
 }
 
 func run(ctx context.Context, log *slog.Logger, jobID, table, instanceID, pgBin, image string) error {
-	if jobID == "" || table == "" || instanceID == "" || image == "" {
+	if jobID == "" || table == "" || instanceID == "" {
 		meta := imds.New(imds.Options{})
 		if jobID == "" || table == "" {
 			out, err := meta.GetUserData(ctx, &imds.GetUserDataInput{})

@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -69,14 +68,13 @@ INSERT INTO t SELECT g, 'A' || g || '@x', 'n' || g FROM generate_series(1, 200) 
 // removed once the source has it, so no server here can create it again.
 func TestTargetWithoutTheExtensionIsRefused(t *testing.T) {
 	t.Parallel()
-	out, err := exec.Command(filepath.Join(pair.Source.BinDir, "pg_config"), "--sharedir").Output()
-	if err != nil {
-		t.Skipf("pg_config: %v", err)
+	dir := extensionDir(t)
+	if dir == "" {
+		t.Skip("the server's extension directory is not writable")
 	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "extension")
 	control, script := filepath.Join(dir, "replicator_gone.control"), filepath.Join(dir, "replicator_gone--1.0.sql")
 	if err := os.WriteFile(control, []byte("default_version = '1.0'\nrelocatable = true\n"), 0o644); err != nil {
-		t.Skipf("cannot write to the server's extension directory: %v", err)
+		t.Fatal(err)
 	}
 	defer os.Remove(control)
 	if err := os.WriteFile(script, []byte("CREATE FUNCTION replicator_gone() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"), 0o644); err != nil {

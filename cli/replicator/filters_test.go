@@ -1,6 +1,9 @@
 package main_test
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -156,6 +159,22 @@ func TestStackedPredicateIsRefused(t *testing.T) {
 	if slicesContain(pgtest.Databases(t, pair.Target), db) {
 		t.Errorf("a refused init created database %s", db)
 	}
+	// The same through an extension's configuration table (PostGIS's
+	// spatial_ref_sys, pg_partman's): its rows are copied with the user's
+	// predicate too, so it is checked as any other table's.
+	if dir := extensionDir(t); dir != "" {
+		control, script := filepath.Join(dir, "replicator_cfgext.control"), filepath.Join(dir, "replicator_cfgext--1.0.sql")
+		os.WriteFile(control, []byte("default_version = '1.0'\nrelocatable = true\n"), 0o644)
+		os.WriteFile(script, []byte("CREATE TABLE cfg (id int PRIMARY KEY);\nSELECT pg_catalog.pg_extension_config_dump('cfg', '');\n"), 0o644)
+		t.Cleanup(func() { os.Remove(control); os.Remove(script) })
+		pgtest.Exec(t, pair.Source, db, "CREATE EXTENSION replicator_cfgext; INSERT INTO cfg VALUES (1)")
+		cfgAttack := db + ".public.cfg:id<0)) TO STDOUT; COMMIT; CREATE TABLE pwned (x int); COPY (SELECT 1 WHERE (true"
+		r := replicator(t, nil, append([]string{"init", "--no-roles", "--skip-validate", "--table-filter", cfgAttack}, conn...)...)
+		assertOneLineError(t, r, "is not one SQL expression over the table")
+		if got := pgtest.Query(t, pair.Source, db, "SELECT count(*) FROM pg_class WHERE relname = 'pwned'"); got[0] != "0" {
+			t.Fatal("a predicate on an extension's configuration table ran its stacked statements on the source")
+		}
+	}
 	// A predicate that is one expression still works, with a semicolon in
 	// a literal.
 	r := replicator(t, nil, append([]string{"init", "--no-roles", "--table-filter", db + ".public.t:id <= 3 OR 'a;b' = 'c'"}, conn...)...)
@@ -165,4 +184,21 @@ func TestStackedPredicateIsRefused(t *testing.T) {
 	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM t"); got[0] != "3" {
 		t.Errorf("filtered rows: %v", got)
 	}
+}
+
+// extensionDir is the server's extension directory when this test may write
+// to it ("" otherwise).
+func extensionDir(t *testing.T) string {
+	out, err := exec.Command(filepath.Join(pair.Source.BinDir, "pg_config"), "--sharedir").Output()
+	if err != nil {
+		return ""
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "extension")
+	probe := filepath.Join(dir, ".replicator-probe")
+	if os.WriteFile(probe, nil, 0o644) != nil {
+		t.Log("the server's extension directory is not writable: part of the test skipped")
+		return ""
+	}
+	os.Remove(probe)
+	return dir
 }

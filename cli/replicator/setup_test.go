@@ -180,7 +180,9 @@ func TestSetupAndTeardown(t *testing.T) {
 	backend := []string{"--backend", "file://" + state, "--stack", "e2e"}
 	run := func(args ...string) result { return h.run(t, nil, args...) }
 
-	r := run(append([]string{"setup", "--max-jobs", "3"}, backend...)...)
+	// --rebuild-image on a stack with no image yet: built once, as always
+	// (Pulumi refuses a replace target its state lacks).
+	r := run(append([]string{"setup", "--max-jobs", "3", "--rebuild-image"}, backend...)...)
 	if r.code != 0 {
 		t.Fatalf("setup (%d):\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -431,7 +433,7 @@ func TestSetupRefusesBadOptions(t *testing.T) {
 		{"reserved stack name", []string{"--stack", "state"}, `stack name "state" is reserved`},
 		{"too long a stack name", []string{"--stack", "abcdefghijklmnopqrstuvwxyz"}, "at most 24 characters"},
 		{"build subnet with no way out", []string{"--build-subnet-id", aws.ToString(isolated.Subnet.SubnetId)},
-			"has no route to the internet and no VPC endpoint for ec2messages, s3, ssm, ssmmessages: the AMI build would hang for 90 minutes"},
+			"has no route to the internet and no VPC endpoint for ec2messages, imagebuilder, s3, ssm, ssmmessages: the AMI build would hang for 90 minutes"},
 		{"vpc without subnets", []string{"--vpc-id", aws.ToString(vpc.Vpc.VpcId)}, "needs --subnet-ids in that VPC"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -182,8 +182,8 @@ func KeptUsers(users []ExtensionUser, db string, rules *filter.Rules) []string {
 func CheckPredicates(ctx context.Context, conn *pgx.Conn, db string, tables []*Table, rules *filter.Rules) error {
 	for _, t := range tables {
 		pred := rules.Relation(db, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name).Predicate
-		if pred == "" || t.ExtensionConfig {
-			continue
+		if pred == "" {
+			continue // an extension's own condition is the catalog's, not a caller's
 		}
 		sql := "SELECT 1 FROM ONLY " + t.Name.Quoted() + " WHERE (" + pred + ")"
 		if _, err := conn.PgConn().Prepare(ctx, "", sql, nil); err != nil {

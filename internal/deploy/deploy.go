@@ -94,6 +94,10 @@ func Up(ctx context.Context, o Options) (*Outputs, error) {
 	if err := o.recoverInterrupted(ctx, &s); err != nil {
 		return nil, err
 	}
+	replace, err := o.inState(ctx, &s, o.Replace)
+	if err != nil {
+		return nil, err
+	}
 	fmt.Fprintf(o.Out, "Deploying stack %s to %s (state in %s)\n", o.Config.Stack, o.Region, o.Backend)
 	start := time.Now()
 	var res auto.UpResult
@@ -103,8 +107,8 @@ func Up(ctx context.Context, o Options) (*Outputs, error) {
 		go func() { printEvents(o.Out, ch); close(done) }()
 		var err error
 		opts := []optup.Option{optup.EventStreams(ch)}
-		if len(o.Replace) > 0 {
-			opts = append(opts, optup.Replace(o.Replace))
+		if len(replace) > 0 {
+			opts = append(opts, optup.Replace(replace))
 		}
 		res, err = s.Up(ctx, opts...)
 		drain(done)
@@ -266,6 +270,39 @@ func (o *Options) recoverInterrupted(ctx context.Context, s *auto.Stack) error {
 		return fmt.Errorf("refresh after an interrupted run: %s", lastLines(err.Error(), 6))
 	}
 	return nil
+}
+
+// inState keeps the URNs the stack's state has: Pulumi refuses a replace
+// target it cannot find (a first setup, or one after a teardown), and
+// what is not there is created anyway.
+func (o *Options) inState(ctx context.Context, s *auto.Stack, urns []string) ([]string, error) {
+	if len(urns) == 0 {
+		return nil, nil
+	}
+	var state apitype.UntypedDeployment
+	if err := o.locked(ctx, s, func() error {
+		var err error
+		state, err = s.Export(ctx)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var d apitype.DeploymentV3
+	if len(state.Deployment) > 0 {
+		if err := json.Unmarshal(state.Deployment, &d); err != nil {
+			return nil, fmt.Errorf("read state: %w", err)
+		}
+	}
+	var out []string
+	for _, urn := range urns {
+		for _, r := range d.Resources {
+			if string(r.URN) == urn && !r.Delete {
+				out = append(out, urn)
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // recoverPending settles the pending operations of an interrupted run: a

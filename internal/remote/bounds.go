@@ -37,6 +37,9 @@ const (
 
 // validateBounds reports each field over its bound.
 func (r *Request) validateBounds(fe FieldErrors) {
+	if len(r.Command) > MaxOptionBytes {
+		fe.add("command", fmt.Sprintf("%d bytes: init or sync", len(r.Command)))
+	}
 	for field, s := range map[string]string{"source": r.Source, "target": r.Target, "source_from_target": r.SourceForTarget} {
 		if len(s) > MaxURLBytes {
 			fe.add(field, fmt.Sprintf("%d bytes, over the %d a connection string may have", len(s), MaxURLBytes))

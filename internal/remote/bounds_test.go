@@ -30,8 +30,27 @@ func TestEveryFieldAtItsBound(t *testing.T) {
 	}{
 		{"source", func(r *Request) { r.Source = url(MaxURLBytes) }, func(r *Request) { r.Source = url(MaxURLBytes + 1) }},
 		{"target", func(r *Request) { r.Target = url(MaxURLBytes) }, func(r *Request) { r.Target = url(MaxURLBytes + 1) }},
+		{"source_from_target", func(r *Request) { r.SourceForTarget = url(MaxURLBytes) }, func(r *Request) { r.SourceForTarget = url(MaxURLBytes + 1) }},
+		{"command", func(r *Request) {}, func(r *Request) { r.Command = strings.Repeat("x", 100000) }},
+		{"options.instance_type", func(r *Request) {}, func(r *Request) { r.Options.InstanceType = strings.Repeat("c", MaxOptionBytes+1) }},
 		{"filters.include_databases", func(r *Request) { r.Filters.IncludeDatabases = names(MaxFilterEntries, 8) },
 			func(r *Request) { r.Filters.IncludeDatabases = names(MaxFilterEntries+1, 8) }},
+		{"filters.exclude_databases", func(r *Request) { r.Filters.ExcludeDatabases = names(MaxFilterEntries, 8) },
+			func(r *Request) { r.Filters.ExcludeDatabases = names(MaxFilterEntries+1, 8) }},
+		{"filters.include_tables", func(r *Request) { r.Filters.IncludeTables = names(MaxFilterEntries, 8) },
+			func(r *Request) { r.Filters.IncludeTables = names(MaxFilterEntries+1, 8) }},
+		{"filters.schema_only_tables", func(r *Request) { r.Filters.SchemaOnlyTables = names(MaxFilterEntries, 8) },
+			func(r *Request) { r.Filters.SchemaOnlyTables = names(MaxFilterEntries+1, 8) }},
+		{"filters.include_schemas", func(r *Request) { r.Filters.IncludeSchemas = names(MaxFilterEntries, 8) },
+			func(r *Request) { r.Filters.IncludeSchemas = names(MaxFilterEntries+1, 8) }},
+		{"filters.exclude_schemas", func(r *Request) { r.Filters.ExcludeSchemas = names(MaxFilterEntries, 8) },
+			func(r *Request) { r.Filters.ExcludeSchemas = names(MaxFilterEntries+1, 8) }},
+		{"filters.table_filters", func(r *Request) {
+			r.Filters.TableFilters = make([]string, MaxFilterEntries)
+			for i := range r.Filters.TableFilters {
+				r.Filters.TableFilters[i] = fmt.Sprintf("t%d:id > 0", i)
+			}
+		}, func(r *Request) { r.Filters.TableFilters = names(MaxFilterEntries+1, 8) }},
 		{"filters.exclude_tables", func(r *Request) { r.Filters.ExcludeTables = names(1, MaxPatternBytes) },
 			func(r *Request) { r.Filters.ExcludeTables = names(1, MaxPatternBytes+1) }},
 		{"filters.table_filters", func(r *Request) { r.Filters.TableFilters = []string{"t:" + strings.Repeat("1", MaxPredicateBytes-2)} },

@@ -33,6 +33,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/filter"
+	"github.com/replicatorhq/replicator/internal/redact"
 	"github.com/replicatorhq/replicator/internal/progress"
 	"github.com/replicatorhq/replicator/internal/remote/cost"
 )
@@ -292,7 +293,7 @@ func (r *Request) Validate(lim Limits) (src, dst *conninfo.Endpoint, err error) 
 	case "":
 		fe.add("command", "required: init or sync")
 	default:
-		fe.add("command", fmt.Sprintf("unknown command %q: init or sync", r.Command))
+		fe.add("command", fmt.Sprintf("unknown command %q: init or sync", redact.Truncate(r.Command, MaxOptionBytes)))
 	}
 	before := len(fe)
 	r.validateBounds(fe)

@@ -4,11 +4,13 @@
 //	pulumi config set aws:region eu-west-1                    # or AWS_REGION
 //	pulumi config set replicator:lambdaZip ./lambda.zip        # zip holding bootstrap (linux/arm64)
 //	pulumi config set replicator:workerBinary ./bin/worker-linux-arm64
+//	pulumi config set replicator:buildSubnetId subnet-...     # where the AMI builds (a route out)
+//	pulumi config set replicator:buildVpcId vpc-...            # its VPC
 //	pulumi up
 //
 // Optional: replicator:vpcId with replicator:subnetIds (comma-separated) and
-// replicator:securityGroupIds, replicator:buildSubnetId with
-// replicator:buildVpcId, replicator:instanceType, replicator:maxJobs,
+// replicator:securityGroupIds, replicator:parentImageVersion (Amazon Linux
+// 2023's, default the newest at build time), replicator:instanceType, replicator:maxJobs,
 // replicator:maxJobsPerOwner, replicator:timeLimitMinutes,
 // replicator:maxTimeLimitMinutes, replicator:maxInstanceSize,
 // replicator:egressPorts (comma-separated, or all). The region and partition come from the AWS
@@ -46,7 +48,7 @@ func main() {
 			Stack: ctx.Stack(), Version: version,
 			LambdaZip: c.Require("lambdaZip"), WorkerBinary: c.Require("workerBinary"),
 			VPCID: c.Get("vpcId"), SubnetIDs: split(c.Get("subnetIds")), SecurityGroupIDs: split(c.Get("securityGroupIds")),
-			BuildSubnetID: c.Get("buildSubnetId"), BuildVPCID: c.Get("buildVpcId"),
+			BuildSubnetID: c.Get("buildSubnetId"), BuildVPCID: c.Get("buildVpcId"), ParentImageVersion: c.Get("parentImageVersion"),
 			DefaultInstanceType: c.Get("instanceType"), MaxConcurrentJobs: c.GetInt("maxJobs"), DefaultTimeLimitMinutes: c.GetInt("timeLimitMinutes"),
 			MaxJobsPerOwner: c.GetInt("maxJobsPerOwner"), MaxInstanceSize: c.Get("maxInstanceSize"), MaxTimeLimitMinutes: c.GetInt("maxTimeLimitMinutes"),
 		}

@@ -200,7 +200,9 @@ func (a *API) launch(ctx context.Context, job *remote.Job, secret remote.Secret)
 			return response{}, err
 		}
 		a.Log.Error("launch worker", "job", job.ID, "err", err)
-		j, terr := a.Life.End(ctx, job, lifecycle.End{To: remote.Failed, From: []remote.Status{remote.Queued}, Error: launch.Cause(err, job.InstanceType)})
+		// Queued when no worker started; provisioning when one did, was
+		// claimed, and could not be handed the job's secret.
+		j, terr := a.Life.End(ctx, job, lifecycle.End{To: remote.Failed, From: []remote.Status{remote.Queued, remote.Provisioning}, Error: launch.Cause(err, job.InstanceType)})
 		if terr != nil {
 			return response{}, terr
 		}
