@@ -120,7 +120,8 @@ func stateFiles(stack string) []string {
 			out = append(out, fmt.Sprintf(root, dir)+stack+"/")
 		}
 	}
-	return out
+	// Locks are kept under the stack's fully qualified name.
+	return append(out, ".pulumi/locks/organization/replicator/"+stack+"/")
 }
 
 // Purge removes the stack's files from the state bucket (every version).

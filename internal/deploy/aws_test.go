@@ -102,6 +102,7 @@ func TestBootstrapPurgeAndImages(t *testing.T) {
 		put(".pulumi/stacks/replicator/" + stack + ".json.bak")
 		put(".pulumi/history/replicator/" + stack + "/" + stack + "-1.history.json")
 		put(".pulumi/backups/replicator/" + stack + "/" + stack + ".1.json")
+		put(".pulumi/locks/organization/replicator/" + stack + "/lock-1.json")
 	}
 	put(".pulumi/meta.yaml")
 	keys := func() []string {
@@ -124,8 +125,8 @@ func TestBootstrapPurgeAndImages(t *testing.T) {
 			t.Errorf("prod's %s is left (a version)", k)
 		}
 	}
-	if n := len(keys()); n != 2*(4*2+1) {
-		t.Errorf("%d versions left, want staging's and prod2's (16) and meta.yaml's (2)", n)
+	if n := len(keys()); n != 2*(5*2+1) {
+		t.Errorf("%d versions left, want staging's and prod2's (20) and meta.yaml's (2)", n)
 	}
 	if !strings.Contains(out.String(), "The state bucket and key stay: they hold the state of stack(s) prod2, staging") {
 		t.Errorf("purge should name the stacks whose state stays: %s", out.String())
