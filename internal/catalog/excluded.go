@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/problem"
 	"github.com/replicatorhq/replicator/internal/redact"
@@ -102,6 +103,28 @@ WHERE x.extname <> 'plpgsql' ORDER BY x.oid`)
 		err := r.Scan(&x.OID, &x.Name, &x.Version, &x.Schema, &x.SchemaOID)
 		return x, err
 	})
+}
+
+// ExtensionsIn names the extensions database db of server has.
+func ExtensionsIn(ctx context.Context, server *conninfo.Endpoint, db string) (map[string]bool, error) {
+	ep, err := server.WithDatabase(db)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := ep.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	exts, err := Extensions(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", db, err)
+	}
+	has := map[string]bool{}
+	for _, x := range exts {
+		has[x.Name] = true
+	}
+	return has, nil
 }
 
 // ExtensionUser is an object outside an extension that depends on one of

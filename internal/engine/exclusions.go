@@ -132,25 +132,12 @@ func (r *run) checkExclusions(ctx context.Context, p *plan, seen *sourceFacts, d
 // targetExtensions are the extensions a target database already has (none
 // for one the copy creates).
 func (r *run) targetExtensions(ctx context.Context, db *dbPlan) (map[string]bool, error) {
-	has := map[string]bool{}
 	if !db.intoExisting {
-		return has, nil
+		return map[string]bool{}, nil
 	}
-	ep, err := r.opts.Target.WithDatabase(db.name)
+	has, err := catalog.ExtensionsIn(ctx, r.opts.Target, db.name)
 	if err != nil {
-		return nil, err
-	}
-	conn, err := ep.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.Background())
-	exts, err := catalog.Extensions(ctx, conn)
-	if err != nil {
-		return nil, fmt.Errorf("target database %s: %w", db.name, err)
-	}
-	for _, x := range exts {
-		has[x.Name] = true
+		return nil, fmt.Errorf("target: %w", err)
 	}
 	return has, nil
 }
@@ -235,7 +222,7 @@ func (r *run) createExtensions(ctx context.Context, w *dbWork, db *dbPlan, archi
 		}
 	}
 	if len(schemas) > 0 {
-		list, err := r.tocListOnly(ctx, archive, schemas, filepath.Join(filepath.Dir(archive), "schemas.list"))
+		list, err := r.tocList(ctx, archive, filepath.Join(filepath.Dir(archive), "schemas.list"), func(k tocKey, _ string) bool { return !schemas[k] })
 		if err != nil {
 			return err
 		}

@@ -30,16 +30,7 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 		if t.ExtensionConfig && r.opts.Filters.ExtensionExcluded(w.name, t.Extension) {
 			continue // created by an extension the copy leaves out
 		}
-		d := r.opts.Filters.Relation(w.name, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
-		if t.ExtensionConfig && t.ExtensionCondition != "" {
-			cond := strings.TrimSpace(t.ExtensionCondition)
-			cond = strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(cond, "WHERE"), "where"))
-			if d.Predicate != "" {
-				d.Predicate = "(" + cond + ") AND " + d.Predicate
-			} else {
-				d.Predicate = "(" + cond + ")"
-			}
-		}
+		d := r.decide(w.name, t)
 		if !d.Copy {
 			excluded[t.OID] = true
 			w.excluded = append(w.excluded, t.Name)
@@ -56,43 +47,12 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 			partial = append(partial, t.OID)
 		}
 	}
-	if r.opts.Filters.FiltersSchemas() {
-		schemas, err := catalog.Schemas(ctx, conn)
-		if err != nil {
-			return err
-		}
-		for _, s := range schemas {
-			if !r.opts.Filters.Schema(w.name, s) {
-				w.schemasOut = append(w.schemasOut, s)
-			}
-		}
-	}
-	// Materialized views are filtered as tables are: one left out is not
-	// created (nor what depends on it); a schema-only one is created WITH
-	// NO DATA (not refreshed, see populatedMatviews).
-	mvs, err := catalog.Matviews(ctx, conn)
-	if err != nil {
+	if w.schemasOut, err = r.schemasLeftOut(ctx, conn, w.name); err != nil {
 		return err
 	}
-	for _, mv := range mvs {
-		if !r.opts.Filters.Table(w.name, mv.Name.Schema, mv.Name.Name).Copy {
-			excluded[mv.OID] = true
-			w.excluded = append(w.excluded, mv.Name)
-		}
-	}
-	// A sequence a left-out table owns goes with it, unless a kept table's
-	// default uses it (pg_dump -T would keep it, empty of purpose).
-	var tablesOut []uint32
-	for oid := range excluded {
-		tablesOut = append(tablesOut, oid)
-	}
-	owned, err := catalog.OwnedSequences(ctx, conn, tablesOut)
+	mvs, err := r.leaveOutWithTables(ctx, conn, w, excluded)
 	if err != nil {
 		return err
-	}
-	for _, s := range owned {
-		excluded[s.OID] = true
-		w.excluded = append(w.excluded, s.Name)
 	}
 	if err := r.resolveExclusions(ctx, conn, w, excluded); err != nil {
 		return err
@@ -153,6 +113,75 @@ func (r *run) inspect(ctx context.Context, conn *pgx.Conn, w *dbWork) error {
 	w.matviews = populatedMatviews(mvs, excluded, r.opts.Filters, w.name)
 	// Always: a source may carry a replication another run set up.
 	return r.skipOwnPublication(ctx, conn, w)
+}
+
+// decide is what the copy does with table t of database db: the filters'
+// decision, with an extension configuration table's own condition on its
+// rows (pg_dump's).
+func (r *run) decide(db string, t *catalog.Table) filter.Decision {
+	d := r.opts.Filters.Relation(db, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
+	if t.ExtensionConfig && t.ExtensionCondition != "" {
+		cond := strings.TrimSpace(t.ExtensionCondition)
+		cond = strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(cond, "WHERE"), "where"))
+		if d.Predicate != "" {
+			d.Predicate = "(" + cond + ") AND " + d.Predicate
+		} else {
+			d.Predicate = "(" + cond + ")"
+		}
+	}
+	return d
+}
+
+// schemasLeftOut are the schemas of database db the schema filters leave
+// out (none without schema filters).
+func (r *run) schemasLeftOut(ctx context.Context, conn *pgx.Conn, db string) ([]string, error) {
+	if !r.opts.Filters.FiltersSchemas() {
+		return nil, nil
+	}
+	schemas, err := catalog.Schemas(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range schemas {
+		if !r.opts.Filters.Schema(db, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// leaveOutWithTables adds to the excluded relations what goes with the
+// filters' tables, and returns the materialized views. Materialized views
+// are filtered as tables are: one left out is not created (nor what
+// depends on it); a schema-only one is created WITH NO DATA (not refreshed,
+// see populatedMatviews). A sequence a left-out table owns goes with it,
+// unless a kept table's default uses it (pg_dump -T would keep it, empty
+// of purpose).
+func (r *run) leaveOutWithTables(ctx context.Context, conn *pgx.Conn, w *dbWork, excluded map[uint32]bool) ([]catalog.Matview, error) {
+	mvs, err := catalog.Matviews(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	for _, mv := range mvs {
+		if !r.opts.Filters.Table(w.name, mv.Name.Schema, mv.Name.Name).Copy {
+			excluded[mv.OID] = true
+			w.excluded = append(w.excluded, mv.Name)
+		}
+	}
+	var out []uint32
+	for oid := range excluded {
+		out = append(out, oid)
+	}
+	owned, err := catalog.OwnedSequences(ctx, conn, out)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range owned {
+		excluded[s.OID] = true
+		w.excluded = append(w.excluded, s.Name)
+	}
+	return mvs, nil
 }
 
 // resolveExclusions grows the excluded set with what cannot exist without it

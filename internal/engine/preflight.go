@@ -120,19 +120,8 @@ func (r *run) preflight(ctx context.Context) (_ *plan, err error) {
 			return nil, err
 		}
 	}
-	more, err := o.Filters.CheckTables(seen.tables)
-	if err != nil {
+	if err := r.checkNames(seen, warnings); err != nil {
 		return nil, err
-	}
-	if o.Filters.FiltersSchemas() {
-		w, err := o.Filters.CheckSchemas(seen.schemas)
-		if err != nil {
-			return nil, err
-		}
-		more = append(more, w...)
-	}
-	for _, w := range append(warnings, more...) {
-		r.warn("", "%s", w)
 	}
 	if err := checkBlocking(seen); err != nil {
 		return nil, err
@@ -546,6 +535,26 @@ func (r *run) estimate(ctx context.Context, db string, seen *sourceFacts) error 
 		if b.Schema == "" || r.opts.Filters.Schema(db, b.Schema) {
 			seen.blocking = append(seen.blocking, db+": "+b.What)
 		}
+	}
+	return nil
+}
+
+// checkNames refuses include patterns that match no table or schema, and
+// says the warnings (the databases' with them).
+func (r *run) checkNames(seen *sourceFacts, warnings []string) error {
+	more, err := r.opts.Filters.CheckTables(seen.tables)
+	if err != nil {
+		return err
+	}
+	if r.opts.Filters.FiltersSchemas() {
+		w, err := r.opts.Filters.CheckSchemas(seen.schemas)
+		if err != nil {
+			return err
+		}
+		more = append(more, w...)
+	}
+	for _, w := range append(warnings, more...) {
+		r.warn("", "%s", w)
 	}
 	return nil
 }

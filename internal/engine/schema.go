@@ -73,7 +73,9 @@ func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive
 	}
 	args := []string{"--section=pre-data"}
 	if len(db.skipPre) > 0 {
-		list, err := r.tocList(ctx, archive, db.skipPre, db.skipExtensions, filepath.Join(filepath.Dir(archive), "pre-data.list"))
+		list, err := r.tocList(ctx, archive, filepath.Join(filepath.Dir(archive), "pre-data.list"), func(k tocKey, line string) bool {
+			return db.skipPre[k] || skipsExtensionComment(line, db.skipExtensions)
+		})
 		if err != nil {
 			return err
 		}
@@ -86,34 +88,14 @@ func (r *run) restorePreData(ctx context.Context, w *dbWork, db *dbPlan, archive
 	return r.cp.set(ctx, key, checkpoint.Done)
 }
 
-// tocListOnly writes the archive's table of contents to file with only the
-// entries of keep, for pg_restore --use-list.
-func (r *run) tocListOnly(ctx context.Context, archive string, keep map[tocKey]bool, file string) (string, error) {
+// tocList writes the archive's table of contents to file, the entries skip
+// says to commented out, for pg_restore --use-list.
+func (r *run) tocList(ctx context.Context, archive, file string, skip func(tocKey, string) bool) (string, error) {
 	out, err := r.opts.Tools.Run(ctx, "pg_restore", []string{"--list", archive}, nil, r.secrets)
 	if err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	for _, line := range strings.Split(string(out), "\n") {
-		if m := tocLine.FindStringSubmatch(line); m != nil {
-			cat, _ := strconv.ParseUint(m[2], 10, 32)
-			oid, _ := strconv.ParseUint(m[3], 10, 32)
-			if keep[tocKey{uint32(cat), uint32(oid)}] {
-				b.WriteString(line + "\n")
-			}
-		}
-	}
-	return file, os.WriteFile(file, []byte(b.String()), 0o600)
-}
-
-// tocList writes the archive's table of contents to file, the entries of skip
-// commented out, for pg_restore --use-list.
-func (r *run) tocList(ctx context.Context, archive string, skip map[tocKey]bool, extensions []string, file string) (string, error) {
-	out, err := r.opts.Tools.Run(ctx, "pg_restore", []string{"--list", archive}, nil, r.secrets)
-	if err != nil {
-		return "", err
-	}
-	list, err := filterTOC(out, skip, extensions)
+	list, err := filterTOC(out, skip)
 	if err != nil {
 		return "", err
 	}
@@ -285,16 +267,8 @@ func (r *run) runDatabaseEntries(ctx context.Context, w *dbWork, archive string,
 // partition index attachments, materialized view refreshes. pg_restore runs it
 // with several connections.
 func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir string, resuming bool) error {
-	out, err := r.opts.Tools.Run(ctx, "pg_restore", []string{"--list", archive}, nil, r.secrets)
+	listFile, err := r.tocList(ctx, archive, filepath.Join(dir, "post-data.list"), skipKeys(w.skipPost))
 	if err != nil {
-		return err
-	}
-	list, err := filterTOC(out, w.skipPost, nil)
-	if err != nil {
-		return err
-	}
-	listFile := filepath.Join(dir, "post-data.list")
-	if err := os.WriteFile(listFile, list, 0o600); err != nil {
 		return err
 	}
 	args := []string{
@@ -326,9 +300,8 @@ func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir strin
 // tocLine is "dumpId; catalogOid objectOid DESC ..." as pg_restore --list prints.
 var tocLine = regexp.MustCompile(`^(\d+); (\d+) (\d+) `)
 
-// filterTOC comments out the archive entries in skip, and the comments of
-// the extensions named.
-func filterTOC(list []byte, skip map[tocKey]bool, extensions []string) ([]byte, error) {
+// filterTOC comments out the archive entries skip says to.
+func filterTOC(list []byte, skip func(key tocKey, line string) bool) ([]byte, error) {
 	var out bytes.Buffer
 	sc := bufio.NewScanner(bytes.NewReader(list))
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
@@ -344,13 +317,18 @@ func filterTOC(list []byte, skip map[tocKey]bool, extensions []string) ([]byte, 
 		}
 		cat, _ := strconv.ParseUint(m[2], 10, 32)
 		oid, _ := strconv.ParseUint(m[3], 10, 32)
-		if skip[tocKey{uint32(cat), uint32(oid)}] || skipsExtensionComment(line, extensions) {
+		if skip(tocKey{uint32(cat), uint32(oid)}, line) {
 			out.WriteString(";" + line + "\n")
 			continue
 		}
 		out.WriteString(line + "\n")
 	}
 	return out.Bytes(), sc.Err()
+}
+
+// skipKeys skips the entries of keys.
+func skipKeys(keys map[tocKey]bool) func(tocKey, string) bool {
+	return func(k tocKey, _ string) bool { return keys[k] }
 }
 
 // alreadyExists is the SQLSTATE of an object created again (a resumed step).

@@ -27,111 +27,23 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 			}
 		}
 	}
-	var unreadable, missingExt, neededExt, rls, blocking, badIndexes []string
-	schemas := map[string][]string{}
-	var seen []filter.Table
+	f := &sourceFindings{schemas: map[string][]string{}}
 	c.strict(c.opts.Filters.CheckDatabases(si.Databases))
 	for _, db := range si.Databases {
-		if !c.opts.Filters.Database(db) {
-			continue
+		if c.opts.Filters.Database(db) {
+			selected = append(selected, db)
+			c.sourceDatabase(ctx, db, dst != nil, available, f)
 		}
-		selected = append(selected, db)
-		ep, err := c.opts.Source.WithDatabase(db)
-		if err != nil {
-			c.add("source database "+db, Fail, err.Error(), "")
-			continue
-		}
-		conn, err := ep.Connect(ctx)
-		if err != nil {
-			c.add("source database "+db, Fail, err.Error(), "grant CONNECT on the database, or exclude it with --exclude-databases")
-			continue
-		}
-		err = catalog.Untimed(ctx, conn)
-		var tables []*catalog.Table
-		if err == nil {
-			tables, err = catalog.Tables(ctx, conn)
-		}
-		if err != nil {
-			conn.Close(ctx)
-			c.add("source database "+db, Fail, err.Error(), "")
-			continue
-		}
-		names, _, err := catalog.FilterNames(ctx, conn, db, tables)
-		if err != nil {
-			conn.Close(ctx)
-			c.add("source database "+db, Fail, err.Error(), "")
-			continue
-		}
-		seen = append(seen, names...)
-		if c.opts.Filters.FiltersSchemas() {
-			if list, err := catalog.Schemas(ctx, conn); err == nil {
-				schemas[db] = list
-			}
-		}
-		var oids, left []uint32
-		for _, t := range tables {
-			d := c.opts.Filters.Relation(db, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
-			if !d.Copy {
-				left = append(left, t.OID)
-			}
-			if !d.Copy || t.Kind != 'r' {
-				continue
-			}
-			c.rep.Tables++
-			c.rep.SourceBytes += t.Bytes
-			if !d.SchemaOnly {
-				oids = append(oids, t.OID)
-			}
-		}
-		if b, err := catalog.Blocking(ctx, conn, left); err == nil {
-			for _, x := range b {
-				if x.Schema == "" || c.opts.Filters.Schema(db, x.Schema) {
-					blocking = append(blocking, db+": "+x.What)
-				}
-			}
-		}
-		rows, err := conn.Query(ctx, `
-SELECT format('%s.%I.%I', current_database(), n.nspname, c.relname),
-       NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')),
-       c.relrowsecurity AND NOT (pg_has_role(c.relowner, 'USAGE') OR
-         (SELECT rolbypassrls OR rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user))
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.oid = ANY ($1)`, oids)
-		if err == nil {
-			for rows.Next() {
-				var name string
-				var denied, underRLS bool
-				if rows.Scan(&name, &denied, &underRLS) == nil {
-					if denied {
-						unreadable = append(unreadable, name)
-					}
-					if underRLS {
-						rls = append(rls, name)
-					}
-				}
-			}
-			rows.Close()
-		}
-		if len(c.opts.Filters.ExcludeIndexes) > 0 {
-			if ixs, err := catalog.IndexNames(ctx, conn); err == nil {
-				badIndexes = append(badIndexes, catalog.IndexRefusals(ixs, db, c.opts.Filters)...)
-			}
-		}
-		if dst != nil {
-			missing, needed := c.extensions(ctx, conn, db, available)
-			missingExt, neededExt = append(missingExt, missing...), append(neededExt, needed...)
-		}
-		conn.Close(ctx)
 	}
-	c.strict(c.opts.Filters.CheckTables(seen))
+	c.strict(c.opts.Filters.CheckTables(f.seen))
 	if c.opts.Filters.FiltersSchemas() {
-		c.strict(c.opts.Filters.CheckSchemas(schemas))
+		c.strict(c.opts.Filters.CheckSchemas(f.schemas))
 	}
-	if len(badIndexes) > 0 {
-		c.add(FiltersCheck, Fail, "--exclude-indexes names "+listSome(badIndexes, 10)+": leaving it out would drop more than an index", catalog.IndexRefusalFix)
+	if len(f.badIndexes) > 0 {
+		c.add(FiltersCheck, Fail, "--exclude-indexes names "+listSome(f.badIndexes, 10)+": leaving it out would drop more than an index", catalog.IndexRefusalFix)
 	}
-	if len(blocking) > 0 {
-		c.add(FiltersCheck, Fail, "the filters leave out tables that kept objects need: "+listSome(blocking, 10),
+	if len(f.blocking) > 0 {
+		c.add(FiltersCheck, Fail, "the filters leave out tables that kept objects need: "+listSome(f.blocking, 10),
 			"keep those tables' structure without their rows (--schema-only-tables instead of --exclude-tables), or leave out what needs them too")
 	}
 	if len(selected) == 0 {
@@ -140,29 +52,132 @@ WHERE c.oid = ANY ($1)`, oids)
 		return nil
 	}
 	c.add("databases", OK, fmt.Sprintf("%d database(s) selected: %s", len(selected), listSome(selected, 5)), "")
-	if len(unreadable) > 0 {
-		c.add("source privileges", Fail, fmt.Sprintf("source role %s cannot read %d table(s): %s", si.User, len(unreadable), listSome(unreadable, 5)),
+	if len(f.unreadable) > 0 {
+		c.add("source privileges", Fail, fmt.Sprintf("source role %s cannot read %d table(s): %s", si.User, len(f.unreadable), listSome(f.unreadable, 5)),
 			"GRANT USAGE ON SCHEMA ... and GRANT SELECT ON ALL TABLES IN SCHEMA ... TO "+pgx.Identifier{si.User}.Sanitize()+", or exclude them")
 	} else {
 		c.add("source privileges", OK, "every selected table is readable", "")
 	}
-	if len(rls) > 0 {
-		c.add("row-level security", Fail, fmt.Sprintf("row-level security would hide rows of %d table(s) from %s: %s", len(rls), si.User, listSome(rls, 5)),
+	if len(f.rls) > 0 {
+		c.add("row-level security", Fail, fmt.Sprintf("row-level security would hide rows of %d table(s) from %s: %s", len(f.rls), si.User, listSome(f.rls, 5)),
 			"copy as the tables' owner, a superuser, or a role with BYPASSRLS")
 	}
 	if dst != nil {
-		if len(neededExt) > 0 {
-			c.add("extensions", Fail, "--exclude-extensions leaves out extensions that kept objects need: "+strings.Join(neededExt, "; "),
+		if len(f.neededExt) > 0 {
+			c.add("extensions", Fail, "--exclude-extensions leaves out extensions that kept objects need: "+strings.Join(f.neededExt, "; "),
 				"install the extension in the target database first (it is then used as it is), or leave out what uses it too")
 		}
-		if len(missingExt) > 0 {
-			c.add("extensions", Fail, fmt.Sprintf("not available on the target: %s", listSome(missingExt, 5)),
+		if len(f.missingExt) > 0 {
+			c.add("extensions", Fail, fmt.Sprintf("not available on the target: %s", listSome(f.missingExt, 5)),
 				"install them on the target server (on managed services, check the provider's supported extensions), or leave them out with --exclude-extensions DB.NAME")
-		} else if len(neededExt) == 0 {
+		} else if len(f.neededExt) == 0 {
 			c.add("extensions", OK, "every source extension is available on the target", "")
 		}
 	}
 	return selected
+}
+
+// sourceFindings are what the source databases' checks found.
+type sourceFindings struct {
+	unreadable, missingExt, neededExt, rls, blocking, badIndexes []string
+	schemas                                                      map[string][]string
+	seen                                                         []filter.Table
+}
+
+// sourceDatabase reads one selected source database: its tables and what the
+// filters do to them, who may read them, and (toTarget) its extensions
+// against the target's available ones.
+func (c *checker) sourceDatabase(ctx context.Context, db string, toTarget bool, available map[string]bool, f *sourceFindings) {
+	ep, err := c.opts.Source.WithDatabase(db)
+	if err != nil {
+		c.add("source database "+db, Fail, err.Error(), "")
+		return
+	}
+	conn, err := ep.Connect(ctx)
+	if err != nil {
+		c.add("source database "+db, Fail, err.Error(), "grant CONNECT on the database, or exclude it with --exclude-databases")
+		return
+	}
+	defer conn.Close(ctx)
+	err = catalog.Untimed(ctx, conn)
+	var tables []*catalog.Table
+	if err == nil {
+		tables, err = catalog.Tables(ctx, conn)
+	}
+	var names []filter.Table
+	if err == nil {
+		names, _, err = catalog.FilterNames(ctx, conn, db, tables)
+	}
+	if err != nil {
+		c.add("source database "+db, Fail, err.Error(), "")
+		return
+	}
+	f.seen = append(f.seen, names...)
+	if c.opts.Filters.FiltersSchemas() {
+		if list, err := catalog.Schemas(ctx, conn); err == nil {
+			f.schemas[db] = list
+		}
+	}
+	var oids, left []uint32
+	for _, t := range tables {
+		d := c.opts.Filters.Relation(db, t.Name.Schema, t.Name.Name, t.Root.Schema, t.Root.Name)
+		if !d.Copy {
+			left = append(left, t.OID)
+		}
+		if !d.Copy || t.Kind != 'r' {
+			continue
+		}
+		c.rep.Tables++
+		c.rep.SourceBytes += t.Bytes
+		if !d.SchemaOnly {
+			oids = append(oids, t.OID)
+		}
+	}
+	if b, err := catalog.Blocking(ctx, conn, left); err == nil {
+		for _, x := range b {
+			if x.Schema == "" || c.opts.Filters.Schema(db, x.Schema) {
+				f.blocking = append(f.blocking, db+": "+x.What)
+			}
+		}
+	}
+	readAccess(ctx, conn, oids, f)
+	if len(c.opts.Filters.ExcludeIndexes) > 0 {
+		if ixs, err := catalog.IndexNames(ctx, conn); err == nil {
+			f.badIndexes = append(f.badIndexes, catalog.IndexRefusals(ixs, db, c.opts.Filters)...)
+		}
+	}
+	if toTarget {
+		missing, needed := c.extensions(ctx, conn, db, available)
+		f.missingExt, f.neededExt = append(f.missingExt, missing...), append(f.neededExt, needed...)
+	}
+}
+
+// readAccess finds the tables the source role may not read, or would read
+// only in part under row-level security.
+func readAccess(ctx context.Context, conn *pgx.Conn, oids []uint32, f *sourceFindings) {
+	rows, err := conn.Query(ctx, `
+SELECT format('%s.%I.%I', current_database(), n.nspname, c.relname),
+       NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')),
+       c.relrowsecurity AND NOT (pg_has_role(c.relowner, 'USAGE') OR
+         (SELECT rolbypassrls OR rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user))
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = ANY ($1)`, oids)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var denied, underRLS bool
+		if rows.Scan(&name, &denied, &underRLS) == nil {
+			if denied {
+				f.unreadable = append(f.unreadable, name)
+			}
+			if underRLS {
+				f.rls = append(f.rls, name)
+			}
+		}
+	}
 }
 
 // FiltersCheck names the findings about patterns that match nothing.
@@ -260,20 +275,9 @@ func (c *checker) extensions(ctx context.Context, conn *pgx.Conn, db string, ava
 // targetExtensions are the extensions the target's database db has (none
 // when it does not exist or cannot be read).
 func (c *checker) targetExtensions(ctx context.Context, db string) map[string]bool {
-	has := map[string]bool{}
-	ep, err := c.opts.Target.WithDatabase(db)
+	has, err := catalog.ExtensionsIn(ctx, c.opts.Target, db)
 	if err != nil {
-		return has
-	}
-	conn, err := ep.Connect(ctx)
-	if err != nil {
-		return has
-	}
-	defer conn.Close(ctx)
-	if exts, err := catalog.Extensions(ctx, conn); err == nil {
-		for _, x := range exts {
-			has[x.Name] = true
-		}
+		return map[string]bool{}
 	}
 	return has
 }
