@@ -82,9 +82,11 @@ func TestConnectionLimitsSizeTheCopy(t *testing.T) {
 		t.Errorf("rows of d: %v", got)
 	}
 	pgtest.Exec(t, pair.Source, "postgres", "ALTER DATABASE "+db+" CONNECTION LIMIT 2")
+	pgtest.WaitIdle(t, pair.Source, db)
 	r = replicator(t, nil, append([]string{"init", "--no-roles", "--drop-existing", "--yes"}, conn...)...)
 	assertOneLineError(t, r, "lim_reader may open 2 more session(s) in database lim_src (database lim_src's CONNECTION LIMIT 2 (0 in use)), and the copy needs at least 4")
 	// Without validate's checks, the copy's own says the same.
+	pgtest.WaitIdle(t, pair.Source, db)
 	r = replicator(t, nil, append([]string{"init", "--no-roles", "--drop-existing", "--yes", "--skip-validate"}, conn...)...)
 	assertOneLineError(t, r, "the source allows role lim_reader 2 more session(s) in database lim_src (database lim_src's CONNECTION LIMIT 2 (0 in use)), and the copy needs at least 4: nothing was changed")
 	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM d"); !reflect.DeepEqual(got, []string{"1000"}) {

@@ -229,6 +229,22 @@ func Databases(t testing.TB, c *pgcluster.Cluster) []string {
 	return out
 }
 
+// WaitIdle waits until no session is connected to a database. A backend
+// ends a moment after its client disconnects, so a test that counts sessions
+// right after a command may otherwise see the command's last one.
+func WaitIdle(t testing.TB, c *pgcluster.Cluster, db string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n := Query(t, c, "postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", db)
+		if len(n) == 1 && n[0] == "0" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database %s still has %v session(s) after 30 s", db, n)
+		}
+	}
+}
+
 // DropDatabases removes the named databases from a cluster (cleanup between tests).
 func DropDatabases(t testing.TB, c *pgcluster.Cluster, names ...string) {
 	t.Helper()
