@@ -357,7 +357,7 @@ func TestFlagsWithoutEffectAreRefused(t *testing.T) {
 		want string
 	}{
 		{[]string{"--detach"}, "--detach needs --remote"},
-		{[]string{"--stop", "--force"}, "--force cannot be used with --stop"},
+		{[]string{"--stop", "--accept-gap"}, "--accept-gap cannot be used with --stop"},
 	} {
 		_, err := parse(t, synccmd.NewCmdSync, append([]string{"--source", src, "--target", dst}, tc.args...))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -55,7 +55,7 @@ func syncedDB(t *testing.T, db string) []string {
 	t.Helper()
 	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
 	t.Cleanup(func() {
-		replicator(t, nil, append([]string{"sync", "--stop"}, conn...)...)
+		replicator(t, nil, append([]string{"sync", "--stop", "--force"}, conn...)...)
 		pgtest.DropDatabases(t, pair.Source, db)
 		pgtest.DropDatabases(t, pair.Target, db)
 	})

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
+	"github.com/replicatorhq/replicator/cli/cutovercmd"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/initcmd"
 	"github.com/replicatorhq/replicator/cli/jobscmd"
@@ -43,6 +44,7 @@ snapshot per database.`,
 	cmd.AddCommand(validatecmd.NewCmdValidate(f, nil))
 	cmd.AddCommand(synccmd.NewCmdSync(f, nil))
 	cmd.AddCommand(statuscmd.NewCmdStatus(f, nil))
+	cmd.AddCommand(cutovercmd.NewCmdCutover(f, nil))
 	cmd.AddCommand(jobscmd.NewCmdJobs(f))
 	cmd.AddCommand(setupcmd.NewCmdSetup(f, nil))
 	cmd.AddCommand(teardowncmd.NewCmdTeardown(f, nil))

@@ -149,9 +149,12 @@ func runStatus(ctx context.Context, opts *Options) error {
 // Print writes one line per database, then the tables not yet ready.
 func Print(w io.Writer, sts []*replication.Status) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DATABASE\tSTATE\tLAG\tLAG TIME\tLAST APPLIED\tTABLES\tERRORS")
+	fmt.Fprintln(tw, "DATABASE\tSTATE\tCAUGHT UP\tLAG\tLAG TIME\tLAST APPLIED\tTABLES\tERRORS")
 	for _, s := range sts {
-		lag, lagTime, applied, tables, errs := "-", "-", "-", "-", "-"
+		caught, lag, lagTime, applied, tables, errs := "-", "-", "-", "-", "-", "-"
+		if s.CaughtUp != nil {
+			caught = map[bool]string{true: "yes", false: "no"}[*s.CaughtUp]
+		}
 		if s.Slot != nil {
 			lag = progressui.Bytes(s.Slot.LagBytes)
 			if s.Slot.LagSeconds != nil {
@@ -165,7 +168,7 @@ func Print(w io.Writer, sts []*replication.Status) {
 			errs = fmt.Sprint(s.Subscription.ApplyErrors)
 			tables = summarize(s.Tables)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Database, s.State, lag, lagTime, applied, tables, errs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Database, s.State, caught, lag, lagTime, applied, tables, errs)
 	}
 	tw.Flush()
 	for _, s := range sts {

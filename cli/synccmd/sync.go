@@ -56,13 +56,17 @@ starts without them). replicator init --sync copies and replicates in one go,
 with nothing to compare.
 
 Re-running sync when replication is already set up does nothing (--force
-recreates it). sync --stop removes the subscription, the slot and the
-publication, leaving no slot to fill the source's disk. Sequences are not
+recreates it). sync --stop abandons the replication: it waits until the target
+has applied everything the source committed (refusing after a minute, unless
+--force), then removes the subscription, the slot and the publication, leaving
+no slot to fill the source's disk. To switch the application to the target,
+use replicator cutover, which also stops the writes first. Sequences are not
 replicated by PostgreSQL: --sequences copies their current values (with --stop:
-at cut-over, before stopping).`,
+after the drain).`,
 		Example: `  replicator sync --source $SRC --target $DST --include-databases app
   replicator status --source $SRC --target $DST --watch
-  replicator sync --source $SRC --target $DST --stop --sequences   # at cut-over`,
+  replicator sync --source $SRC --target $DST --stop   # abandon the replication
+  replicator cutover --source $SRC --target $DST      # switch to the target`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFlags(cmd); err != nil {
@@ -78,7 +82,7 @@ at cut-over, before stopping).`,
 	cmdutil.AddFilterFlags(cmd, &opts.Filters)
 	AddFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFull, &opts.ReplicateDDL)
 	cmd.Flags().BoolVar(&opts.Stop, "stop", false, "stop replicating: drop the subscription, the slot and the publication")
-	cmd.Flags().BoolVar(&opts.Force, "force", false, "recreate the replication even if it is set up")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "recreate the replication even if it is set up; with --stop, stop without waiting for the target to apply what the source committed")
 	cmd.Flags().BoolVar(&opts.Sequences, "sequences", false, "copy the sequences' current values to the target")
 	cmd.Flags().BoolVar(&opts.AcceptGap, "accept-gap", false, "start without comparing the target with the source: changes made since the copy are not carried over")
 	// init's --state-dir, given to sync by habit: sync keeps nothing on this
@@ -94,7 +98,7 @@ func checkFlags(cmd *cobra.Command) error {
 	if err := remoteui.NeedRemote(cmd); err != nil {
 		return err
 	}
-	if err := cmdutil.Conflicts(cmd, "stop", map[string]string{"force": "--force recreates the replication that --stop removes",
+	if err := cmdutil.Conflicts(cmd, "stop", map[string]string{
 		"replica-identity-full": "--stop changes no table", "source-from-target": "--stop creates no subscription",
 		"replicate-ddl": "--stop removes the schema change capture whatever its setting", "accept-gap": "--stop starts no replication"}); err != nil {
 		return err

@@ -18,13 +18,14 @@ func (r *run) setSequences(ctx context.Context, w *dbWork) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	_, err = setvals(ctx, conn, w.sequences)
+	_, err = SetSequences(ctx, conn, w.sequences, 0)
 	return err
 }
 
-// setvals sets the target's sequences to the given values; sequences the target
-// does not have are skipped. It returns how many were set.
-func setvals(ctx context.Context, conn *pgx.Conn, seqs []catalog.Sequence) (int, error) {
+// SetSequences sets the target's sequences to the given values, moved on by
+// margin steps in each sequence's direction (cutover's safety gap); sequences
+// the target does not have are skipped. It returns how many were set.
+func SetSequences(ctx context.Context, conn *pgx.Conn, seqs []catalog.Sequence, margin int64) (int, error) {
 	if len(seqs) == 0 {
 		return 0, nil
 	}
@@ -36,9 +37,9 @@ func setvals(ctx context.Context, conn *pgx.Conn, seqs []catalog.Sequence) (int,
 	}
 	var n int
 	err := conn.QueryRow(ctx, `
-SELECT count(pg_catalog.setval(s.name::regclass, s.value, s.called))
+SELECT count(pg_catalog.setval(q.seqrelid, s.value OPERATOR(pg_catalog.+) $4::int8 OPERATOR(pg_catalog.*) pg_catalog.sign(q.seqincrement)::int8, s.called))
 FROM unnest($1::text[], $2::int8[], $3::bool[]) AS s(name, value, called)
-WHERE pg_catalog.to_regclass(s.name) IS NOT NULL`, names, values, called).Scan(&n)
+JOIN pg_catalog.pg_sequence q ON q.seqrelid = pg_catalog.to_regclass(s.name)`, names, values, called, margin).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("set sequences: %w", err)
 	}
@@ -63,5 +64,5 @@ func CopySequences(ctx context.Context, src, dst *conninfo.Endpoint) (int, error
 		return 0, err
 	}
 	defer dc.Close(context.Background())
-	return setvals(ctx, dc, seqs)
+	return SetSequences(ctx, dc, seqs, 0)
 }

@@ -109,6 +109,38 @@ type Options struct {
 	// time limit or a cancel. Replication goes on without it.
 	Monitor         bool `json:"monitor,omitempty"`
 	LagAlertSeconds int  `json:"lag_alert_seconds,omitempty"`
+	Cutover
+}
+
+// Cutover are cutover's options (Verify, above, is shared with init).
+type Cutover struct {
+	Rollback bool `json:"rollback,omitempty"`
+	Reverse  bool `json:"reverse,omitempty"`
+	// PlanOnly: cutover --dry-run, the guardrails and the plan.
+	PlanOnly bool `json:"plan_only,omitempty"`
+	// Seconds; nil for the defaults (10, 5 and 60).
+	MaxLagSeconds        *float64 `json:"max_lag_seconds,omitempty"`
+	DrainTimeoutSeconds  *float64 `json:"drain_timeout_seconds,omitempty"`
+	SwitchTimeoutSeconds *float64 `json:"switch_timeout_seconds,omitempty"`
+	// Fence is "" (read-only, the default) or "none".
+	Fence          string `json:"fence,omitempty"`
+	SequenceMargin int64  `json:"sequence_margin,omitempty"`
+	UnfenceSource  bool   `json:"unfence_source,omitempty"`
+}
+
+// Cutover defaults.
+const (
+	DefaultMaxLag        = 10 * time.Second
+	DefaultDrainTimeout  = 5 * time.Second
+	DefaultSwitchTimeout = 60 * time.Second
+)
+
+// Seconds is a duration option, or def when not given.
+func Seconds(v *float64, def time.Duration) time.Duration {
+	if v == nil {
+		return def
+	}
+	return time.Duration(*v * float64(time.Second))
 }
 
 // DefaultLagAlertSeconds is how far behind the target may fall before a
@@ -289,11 +321,11 @@ func DefaultLimits() Limits {
 func (r *Request) Validate(lim Limits) (src, dst *conninfo.Endpoint, err error) {
 	fe := FieldErrors{}
 	switch r.Command {
-	case "init", "sync":
+	case "init", "sync", "cutover":
 	case "":
-		fe.add("command", "required: init or sync")
+		fe.add("command", "required: init, sync or cutover")
 	default:
-		fe.add("command", fmt.Sprintf("unknown command %q: init or sync", redact.Truncate(r.Command, MaxOptionBytes)))
+		fe.add("command", fmt.Sprintf("unknown command %q: init, sync or cutover", redact.Truncate(r.Command, MaxOptionBytes)))
 	}
 	before := len(fe)
 	r.validateBounds(fe)
@@ -407,18 +439,19 @@ func (r *Request) validateFit(fe FieldErrors) {
 	}{{"drop_existing", o.DropExisting}, {"verify", o.Verify}, {"sync", o.Sync}, {"no_roles", o.NoRoles}, {"no_resume", o.NoResume},
 		{"skip_validate", o.SkipValidate}, {"jobs", o.Jobs != 0}, {"index_jobs", o.IndexJobs != 0}, {"split_tables_larger_than", o.SplitLargerThan != 0},
 		{"maintenance_work_mem", o.MaintenanceWorkMem != ""}, {"stall_timeout_seconds", o.StallTimeoutSeconds != 0}} {
-		if r.Command == "sync" && f.set {
-			fe.add("options."+f.name, "applies to init, not sync")
+		if r.Command == "sync" && f.set || r.Command == "cutover" && f.set && f.name != "verify" {
+			fe.add("options."+f.name, "applies to init, not "+r.Command)
 		}
 	}
 	for _, f := range []struct {
 		name string
 		set  bool
 	}{{"stop", o.Stop}, {"force", o.Force}, {"sequences", o.Sequences}, {"accept_gap", o.AcceptGap}} {
-		if r.Command == "init" && f.set {
-			fe.add("options."+f.name, "applies to sync, not init")
+		if r.Command != "sync" && f.set {
+			fe.add("options."+f.name, "applies to sync, not "+r.Command)
 		}
 	}
+	r.validateCutover(fe)
 	if o.Stop && o.AcceptGap {
 		fe.add("options.accept_gap", "--stop starts no replication")
 	}
@@ -432,6 +465,34 @@ func (r *Request) validateFit(fe FieldErrors) {
 		fe.add("options.replicate_ddl", "applies to sync and init with sync")
 	case o.Stop && o.ReplicateDDL != "":
 		fe.add("options.replicate_ddl", "--stop removes the schema change capture whatever its setting")
+	}
+}
+
+// validateCutover checks cutover's options, and refuses them elsewhere.
+func (r *Request) validateCutover(fe FieldErrors) {
+	c := r.Options.Cutover
+	if r.Command != "cutover" {
+		if c != (Cutover{}) {
+			fe.add("options", "rollback, reverse, plan_only, max_lag_seconds, drain_timeout_seconds, switch_timeout_seconds, fence, sequence_margin and unfence_source apply to cutover only")
+		}
+		return
+	}
+	for name, v := range map[string]*float64{"max_lag_seconds": c.MaxLagSeconds, "drain_timeout_seconds": c.DrainTimeoutSeconds, "switch_timeout_seconds": c.SwitchTimeoutSeconds} {
+		if v != nil && (*v < 0 || *v > 3600 || *v != *v) {
+			fe.add("options."+name, "seconds, from 0 to 3600")
+		}
+	}
+	if c.MaxLagSeconds != nil && *c.MaxLagSeconds == 0 || c.SwitchTimeoutSeconds != nil && *c.SwitchTimeoutSeconds == 0 {
+		fe.add("options", "max_lag_seconds and switch_timeout_seconds must be above 0")
+	}
+	if c.Fence != "" && c.Fence != "none" {
+		fe.add("options.fence", `must be "none", or absent for the read-only fence`)
+	}
+	if c.Fence == "none" && c.DrainTimeoutSeconds != nil {
+		fe.add("options.drain_timeout_seconds", "fence none ends no session")
+	}
+	if c.SequenceMargin < 0 || c.SequenceMargin > 1<<40 {
+		fe.add("options.sequence_margin", "from 0 to 2^40")
 	}
 }
 

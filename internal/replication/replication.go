@@ -29,6 +29,9 @@ type Names struct {
 	Publication  string // in the source database
 	Slot         string // on the source cluster (slot names are cluster-wide)
 	Subscription string // in the target database
+	// Reverse: the names of the direction cutover --reverse sets up, from
+	// the target (publication and slot) back to the source (subscription).
+	Reverse bool
 }
 
 var unsafe = regexp.MustCompile(`[^a-z0-9_]+`)
@@ -43,6 +46,15 @@ func NamesFor(db string) Names {
 	}
 	slot := "replicator_" + slug + "_" + hex.EncodeToString(sum[:4])
 	return Names{Publication: "replicator", Slot: slot, Subscription: "replicator"}
+}
+
+// ReverseNamesFor derives the names of the replication cutover --reverse
+// sets up for database db: the publication and slot are on the target, the
+// subscription on the source. They differ from the forward names, so that
+// one cluster may hold both directions' objects.
+func ReverseNamesFor(db string) Names {
+	n := NamesFor(db)
+	return Names{Publication: "replicator_reverse", Slot: strings.Replace(n.Slot, "replicator_", "replicator_rev_", 1), Subscription: "replicator_reverse", Reverse: true}
 }
 
 // Table is one table to publish.

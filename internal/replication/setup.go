@@ -2,8 +2,10 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -306,12 +308,15 @@ func Stop(ctx context.Context, o Options) error {
 }
 
 func (s *session) stopDB(ctx context.Context, db string, src, dst *pgx.Conn, cutover bool) error {
+	n := NamesFor(db)
 	if cutover && dst != nil {
+		if err := s.drainBeforeStop(ctx, db, src, dst, n); err != nil {
+			return err
+		}
 		if err := s.sequences(ctx, db); err != nil {
 			return err
 		}
 	}
-	n := NamesFor(db)
 	var dropped []string
 	if dst != nil {
 		ok, err := DropSubscription(ctx, dst, n.Subscription)
@@ -358,6 +363,52 @@ func (s *session) stopDB(ctx context.Context, db string, src, dst *pgx.Conn, cut
 		s.o.Log(db, "dropped "+joinAnd(dropped))
 	}
 	return nil
+}
+
+// StopDrainWait bounds how long sync --stop waits for the target to apply
+// what the source committed before it drops the subscription.
+var StopDrainWait = 60 * time.Second
+
+// drainBeforeStop waits until the target has applied everything the source
+// had committed when the stop began; without that, dropping the
+// subscription would lose committed changes without a word. --force drops
+// it anyway, and says what that loses.
+func (s *session) drainBeforeStop(ctx context.Context, db string, src, dst *pgx.Conn, n Names) error {
+	exists, err := SubscriptionExists(ctx, dst, n.Subscription)
+	if err != nil || !exists {
+		return err
+	}
+	var active *bool
+	err = src.QueryRow(ctx, "SELECT active FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", n.Slot).Scan(&active)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	lsn, err := InsertLSN(ctx, src)
+	if err != nil {
+		return err
+	}
+	wait := StopDrainWait
+	if active == nil || !*active {
+		// Nobody streams from the slot: what it holds will not arrive.
+		wait = 2 * time.Second
+	}
+	ok, took, err := Reached(ctx, src, n.Slot, lsn, wait)
+	if err != nil {
+		return err
+	}
+	if ok {
+		s.o.Log(db, fmt.Sprintf("the target applied everything the source had committed (in %s)", took.Round(time.Millisecond)))
+		return nil
+	}
+	if s.o.Force {
+		s.o.Log(db, fmt.Sprintf("warning: --force: dropping the subscription although the target has not applied everything up to the source's position %s: those changes are not on the target", lsn))
+		return nil
+	}
+	return &problem.Problem{Msg: fmt.Sprintf("database %s: the target has not applied everything the source committed (not up to position %s after %s), so stopping now would lose those changes; nothing was dropped", db, lsn, took.Round(time.Second)),
+		Fix: "see replicator status for why it lags, and run --stop again once it says caught up; to switch to the target, use replicator cutover; --force stops anyway and loses them"}
 }
 
 func joinAnd(s []string) string {

@@ -40,7 +40,20 @@ type Status struct {
 	// SchemaChangesUnread: the session's role may not read the schema
 	// change queue (it is the sync role's alone); why, and the fix.
 	SchemaChangesUnread string `json:"schema_changes_unread,omitempty"`
+	// CaughtUp: the target had applied everything the source had written
+	// when status asked (within CatchUpProbe); nil when not replicating.
+	CaughtUp *bool `json:"caught_up,omitempty"`
+	// SourceLSN is the source's WAL insert position when status asked;
+	// AppliedLSN the source position the target has applied up to (its
+	// replication origin; the slot's confirmed position for a role that
+	// may not read origins).
+	SourceLSN  string `json:"source_lsn,omitempty"`
+	AppliedLSN string `json:"applied_lsn,omitempty"`
 }
+
+// CatchUpProbe is how long status waits for the target to confirm the
+// source's current position before it says "not caught up".
+const CatchUpProbe = 500 * time.Millisecond
 
 // Problems says what needs a person: a broken or incomplete replication,
 // drift, WAL the source keeps past retainLimit bytes.
@@ -97,9 +110,12 @@ func (st *Status) Problems(retainLimit int64) []string {
 type SlotState struct {
 	Name         string   `json:"name"`
 	Active       bool     `json:"active"`
-	ConfirmedLSN string   `json:"confirmed_flush_lsn"`
-	LagBytes     int64    `json:"lag_bytes"`
-	LagSeconds   *float64 `json:"lag_seconds,omitempty"`
+	ConfirmedLSN string `json:"confirmed_flush_lsn"`
+	// LagBytes is the WAL from what the target has applied to the source's
+	// current position, 0 when caught up; LagSeconds the walsender's replay
+	// lag, 0 when caught up and nil when not known.
+	LagBytes   int64    `json:"lag_bytes"`
+	LagSeconds *float64 `json:"lag_seconds,omitempty"`
 	WALStatus    string   `json:"wal_status"`
 	// RetainedBytes is the WAL the slot keeps on the source (from its
 	// restart_lsn); MaxKeepSize the source's max_slot_wal_keep_size ("-1"
@@ -132,7 +148,16 @@ var relStates = map[string]string{"i": "initializing", "d": "copying", "f": "fin
 
 // ReadStatus reads both sides of database db. src and dst are connected to db.
 func ReadStatus(ctx context.Context, src, dst *pgx.Conn, db string) (*Status, error) {
-	n := NamesFor(db)
+	return readStatus(ctx, src, dst, db, NamesFor(db))
+}
+
+// ReadReverseStatus reads the replication cutover --reverse set up from
+// the target (the new primary, up) back to the source (down).
+func ReadReverseStatus(ctx context.Context, up, down *pgx.Conn, db string) (*Status, error) {
+	return readStatus(ctx, up, down, db, ReverseNamesFor(db))
+}
+
+func readStatus(ctx context.Context, src, dst *pgx.Conn, db string, n Names) (*Status, error) {
 	st := &Status{Database: db}
 	if err := src.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)", n.Publication).Scan(&st.Publication); err != nil {
 		return nil, fmt.Errorf("source: %w", err)
@@ -202,6 +227,16 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 		if st.Tables, err = subscribedTables(ctx, dst, subOID); err != nil {
 			return nil, fmt.Errorf("target: %w", err)
 		}
+		if st.Slot != nil {
+			if err := st.measureLag(ctx, src, dst, subOID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if n.Reverse {
+		// The reverse direction replicates rows only.
+		st.State = st.state()
+		return st, nil
 	}
 
 	// The queue and its functions are the sync role's alone: another role
@@ -234,6 +269,46 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 	}
 	st.State = st.state()
 	return st, nil
+}
+
+// measureLag says whether the target is caught up with the source's current
+// position, and how much WAL lies between what it applied and that position.
+func (st *Status) measureLag(ctx context.Context, src, dst *pgx.Conn, subOID uint32) error {
+	cur, err := InsertLSN(ctx, src)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	applied, known, err := appliedLSN(ctx, dst, subOID)
+	if err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	if !known {
+		applied = st.Slot.ConfirmedLSN
+	}
+	caught := false
+	if st.Slot.Active {
+		if caught, _, err = Reached(ctx, src, st.Slot.Name, cur, CatchUpProbe); err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+	}
+	st.CaughtUp, st.SourceLSN, st.AppliedLSN = &caught, cur, applied
+	if caught {
+		zero := 0.0
+		st.Slot.LagBytes, st.Slot.LagSeconds = 0, &zero
+		return nil
+	}
+	if applied != "" {
+		if st.Slot.LagBytes, err = lsnDiff(ctx, src, cur, applied); err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		st.Slot.LagBytes = max(st.Slot.LagBytes, 0)
+	}
+	// The walsender's replay lag reads 0 while a large transaction is still
+	// being sent: not caught up says more than that 0.
+	if l := st.Slot.LagSeconds; l != nil && *l == 0 {
+		st.Slot.LagSeconds = nil
+	}
+	return nil
 }
 
 // subscribedTables are the subscription's tables and their sync states,

@@ -25,9 +25,21 @@ func SubscriptionExists(ctx context.Context, conn *pgx.Conn, name string) (bool,
 // the existing slot, without copying data (the copy did that). source is how the
 // target server reaches the source: the subscription connects from the target.
 func CreateSubscription(ctx context.Context, conn *pgx.Conn, n Names, source *conninfo.Endpoint) error {
-	stmt := fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (create_slot = false, slot_name = %s, copy_data = false, enabled = true)",
+	return createSubscription(ctx, conn, n, source, "")
+}
+
+// CreateLocalOnlySubscription is CreateSubscription for replication that
+// runs beside another in the opposite direction (cutover --reverse): only
+// changes made on the publisher itself are applied (origin = none, from
+// PostgreSQL 16), so that nothing goes round in a loop.
+func CreateLocalOnlySubscription(ctx context.Context, conn *pgx.Conn, n Names, publisher *conninfo.Endpoint) error {
+	return createSubscription(ctx, conn, n, publisher, ", origin = none")
+}
+
+func createSubscription(ctx context.Context, conn *pgx.Conn, n Names, source *conninfo.Endpoint, extra string) error {
+	stmt := fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (create_slot = false, slot_name = %s, copy_data = false, enabled = true%s)",
 		pgx.Identifier{n.Subscription}.Sanitize(), quote(source.SubscriptionConnString()),
-		pgx.Identifier{n.Publication}.Sanitize(), quote(n.Slot))
+		pgx.Identifier{n.Publication}.Sanitize(), quote(n.Slot), extra)
 	_, err := conn.Exec(ctx, stmt)
 	if err == nil {
 		return nil

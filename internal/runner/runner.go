@@ -17,6 +17,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/cutover"
 	"github.com/replicatorhq/replicator/internal/engine"
 	"github.com/replicatorhq/replicator/internal/filter"
 	"github.com/replicatorhq/replicator/internal/pgtools"
@@ -212,6 +213,34 @@ func Sync(ctx context.Context, j Job, log func(db, msg string)) error {
 		return errors.New(p.Error())
 	}
 	return err
+}
+
+// CutoverOptions are cutover's options of a job; store keeps its steps'
+// state.
+func CutoverOptions(j Job, store checkpoint.Store) cutover.Options {
+	c := j.Options.Cutover
+	return cutover.Options{Source: j.Source, Target: j.Target, SourceForTarget: j.SourceForTarget, Filters: j.Filters,
+		Rollback: c.Rollback, Reverse: c.Reverse, DryRun: c.PlanOnly,
+		MaxLag:        remote.Seconds(c.MaxLagSeconds, remote.DefaultMaxLag),
+		DrainTimeout:  remote.Seconds(c.DrainTimeoutSeconds, remote.DefaultDrainTimeout),
+		SwitchTimeout: remote.Seconds(c.SwitchTimeoutSeconds, remote.DefaultSwitchTimeout),
+		FenceNone:     c.Fence == "none", SequenceMargin: c.SequenceMargin, Verify: j.Options.Verify, UnfenceSource: c.UnfenceSource,
+		Store: store}
+}
+
+// Cutover runs a cut-over; a failure the user can fix comes back as one
+// line.
+func Cutover(ctx context.Context, o cutover.Options) (*cutover.Result, error) {
+	res, err := cutover.Run(ctx, o)
+	var p *problem.Problem
+	if errors.As(err, &p) {
+		var se *cutover.StepError
+		if errors.As(err, &se) {
+			return res, err
+		}
+		return res, errors.New(p.Error())
+	}
+	return res, err
 }
 
 // Parse reads a job from its request and secret (the worker's side); the

@@ -86,11 +86,12 @@ func worstLag(sts []*replication.Status, behindSince map[string]time.Time, now t
 				l.Seconds = *st.Slot.LagSeconds
 			}
 		}
-		// A streaming slot's own replay lag says it (an idle database's
-		// confirmed position trails the cluster's WAL between status
-		// updates, which is not lag); a slot nobody streams from while WAL
-		// waits is behind since it was first seen so.
-		if stalled := st.Slot != nil && !st.Slot.Active && l.Bytes > 0; stalled {
+		// A target that has not applied what the source had written when
+		// asked (or a slot nobody streams from while WAL waits) is behind
+		// since it was first seen so; the walsender's replay lag reads 0
+		// while a large transaction is still on its way.
+		behind := st.CaughtUp != nil && !*st.CaughtUp || st.Slot != nil && !st.Slot.Active && l.Bytes > 0
+		if behind {
 			if _, ok := behindSince[st.Database]; !ok {
 				behindSince[st.Database] = now
 			}

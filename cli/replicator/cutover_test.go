@@ -1,0 +1,181 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/replicatorhq/replicator/internal/testenv/pgcluster"
+	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
+)
+
+// writer inserts into db's table t as an application does, one transaction
+// at a time, reconnecting when its session is ended; it remembers every id
+// whose commit was acknowledged.
+type writer struct {
+	mu        sync.Mutex
+	committed []int64
+	refused   int
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+func startWriter(t *testing.T, c *pgcluster.Cluster, db string) *writer {
+	w := &writer{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		ctx := context.Background()
+		for {
+			conn, err := c.Connect(ctx, db)
+			if err != nil {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			for {
+				select {
+				case <-w.stop:
+					conn.Close(ctx)
+					return
+				default:
+				}
+				var id int64
+				if err := conn.QueryRow(ctx, "INSERT INTO t (v) VALUES (md5(random()::text)) RETURNING id").Scan(&id); err != nil {
+					w.mu.Lock()
+					w.refused++
+					w.mu.Unlock()
+					break
+				}
+				w.mu.Lock()
+				w.committed = append(w.committed, id)
+				w.mu.Unlock()
+				time.Sleep(2 * time.Millisecond)
+			}
+			conn.Close(ctx)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(w.halt)
+	return w
+}
+
+func (w *writer) halt() {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+}
+
+// cutoverDB is a database copied and replicated, with a table t written
+// to and a sequence of its own.
+func cutoverDB(t *testing.T, db string) []string {
+	t.Helper()
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	pgtest.Exec(t, pair.Source, db, `CREATE TABLE t (id bigserial PRIMARY KEY, v text);
+	  CREATE TABLE other (k int PRIMARY KEY); INSERT INTO other SELECT generate_series(1, 500);
+	  INSERT INTO t (v) SELECT 'x' FROM generate_series(1, 1000);
+	  CREATE SEQUENCE invoice_no START 100`)
+	conn := syncedDB(t, db)
+	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles"}, conn...)...); r.code != 0 {
+		t.Fatalf("init --sync: %d\n%s", r.code, r.stderr)
+	}
+	t.Cleanup(func() {
+		pgtest.Exec(t, pair.Source, "postgres", "ALTER DATABASE "+db+" RESET default_transaction_read_only")
+	})
+	catchUp(t, db)
+	return conn
+}
+
+func dbSetting(t *testing.T, c *pgcluster.Cluster, db string) []string {
+	return pgtest.Query(t, c, "postgres", `SELECT c FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c
+	  WHERE d.datname = $1 AND s.setrole = 0 AND c LIKE 'default_transaction_read_only%'`, db)
+}
+
+// The cut-over under a live writer: its writes stop at the fence, every
+// transaction it saw committed is on the target, sequences continue past
+// the source's, replication is gone and the source stays read-only.
+func TestCutoverLosesNothing(t *testing.T) {
+	t.Parallel()
+	const db = "cut_live"
+	conn := cutoverDB(t, db)
+	pgtest.Exec(t, pair.Source, db, "SELECT nextval('invoice_no') FROM generate_series(1, 7)")
+	w := startWriter(t, pair.Source, db)
+	time.Sleep(500 * time.Millisecond)
+	r := replicator(t, nil, append([]string{"cutover", "--then", "echo repointed to $REPLICATOR_TARGET_URL as $PGUSER; test -n \"$PGPASSWORD\""}, conn...)...)
+	if r.code != 0 {
+		t.Fatalf("cutover: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	time.Sleep(300 * time.Millisecond)
+	w.halt()
+	for _, step := range []string{"guardrails", "fence", "drain", "sequences", "final check", "switch", "total"} {
+		if !strings.Contains(r.stdout, step) {
+			t.Errorf("the summary does not time the %s step:\n%s", step, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "new primary: postgres://") || !strings.Contains(r.stdout, "repointed to postgres://") || !strings.Contains(r.stdout, "--then exited with status 0") {
+		t.Errorf("the switch's report:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if w.refused == 0 {
+		t.Errorf("the writer was never stopped by the fence")
+	}
+	ids := make([]string, len(w.committed))
+	for i, id := range w.committed {
+		ids[i] = fmt.Sprint(id)
+	}
+	missing := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM unnest($1::int8[]) i WHERE NOT EXISTS (SELECT 1 FROM t WHERE id = i)", w.committed)
+	if len(w.committed) < 50 || missing[0] != "0" {
+		t.Fatalf("%s of %d committed transactions are not on the target", missing[0], len(w.committed))
+	}
+	if s, d := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db); !reflect.DeepEqual(s, d) {
+		t.Errorf("the sides differ after the switch:\n%v\n%v", s, d)
+	}
+	// The application, pointed at the target, goes on where the source stopped.
+	next := pgtest.Query(t, pair.Target, db, "SELECT nextval('t_id_seq') > max(id), nextval('invoice_no') FROM t")
+	if !reflect.DeepEqual(next, []string{"true|107"}) {
+		t.Errorf("sequences on the target: %v", next)
+	}
+	if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"0", "0", "0"}) {
+		t.Errorf("replication left behind (slots, publications, subscriptions): %v", got)
+	}
+	if got := dbSetting(t, pair.Source, db); !reflect.DeepEqual(got, []string{"default_transaction_read_only=on"}) {
+		t.Errorf("the source is not left read-only: %v", got)
+	}
+	if !strings.Contains(r.stdout, `ALTER DATABASE "`+db+`" RESET default_transaction_read_only`) {
+		t.Errorf("the summary does not say how to lift the fence:\n%s", r.stdout)
+	}
+	// A second run finds nothing to switch, and says so before any change.
+	r = replicator(t, nil, append([]string{"cutover"}, conn...)...)
+	assertOneLineError(t, r, "not replicating")
+}
+
+// --dry-run runs the guardrails and prints the plan, changing nothing;
+// --json says the same for scripts.
+func TestCutoverDryRun(t *testing.T) {
+	t.Parallel()
+	const db = "cut_dry"
+	conn := cutoverDB(t, db)
+	r := replicator(t, nil, append([]string{"cutover", "--dry-run"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "dry run: the guardrails pass") || !strings.Contains(r.stdout, "fence: ALTER DATABASE") {
+		t.Fatalf("dry run: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := dbSetting(t, pair.Source, db); len(got) != 0 {
+		t.Errorf("a dry run fenced the source: %v", got)
+	}
+	if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"1", "1", "1"}) {
+		t.Errorf("a dry run changed the replication: %v", got)
+	}
+	r = replicator(t, nil, append([]string{"cutover", "--dry-run", "--json"}, conn...)...)
+	var res struct {
+		Plan     []string `json:"plan"`
+		Switched bool     `json:"switched"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || len(res.Plan) < 4 || res.Switched {
+		t.Errorf("--json: %v\n%s", err, r.stdout)
+	}
+}
