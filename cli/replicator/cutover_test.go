@@ -179,3 +179,72 @@ func TestCutoverDryRun(t *testing.T) {
 		t.Errorf("--json: %v\n%s", err, r.stdout)
 	}
 }
+
+// A failure injected after each step before the switch lifts the fence
+// exactly as it was and leaves replication running; the same command then
+// starts over. A run that dies after the fence is undone by the next; one
+// that dies half-way through the switch is finished by it.
+func TestCutoverFailureAtEachStep(t *testing.T) {
+	t.Parallel()
+	dbs := []string{"cut_f1", "cut_f2"}
+	for _, db := range dbs {
+		cutoverDB(t, db)
+	}
+	// The first database had a setting of its own, which must come back.
+	pgtest.Exec(t, pair.Source, "postgres", "ALTER DATABASE cut_f1 SET default_transaction_read_only = off")
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", strings.Join(dbs, ",")}
+	stillReplicating := func(step string) {
+		t.Helper()
+		for _, db := range dbs {
+			pgtest.Exec(t, pair.Source, db, "INSERT INTO other VALUES ((SELECT max(k) + 1 FROM other))")
+			catchUp(t, db)
+			if s, d := pgtest.Query(t, pair.Source, db, "SELECT count(*) FROM other"), pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM other"); !reflect.DeepEqual(s, d) {
+				t.Errorf("after a failure at %s, %s no longer replicates: %v, %v", step, db, s, d)
+			}
+		}
+		if got := dbSetting(t, pair.Source, "cut_f1"); !reflect.DeepEqual(got, []string{"default_transaction_read_only=off"}) {
+			t.Errorf("after a failure at %s, cut_f1's own setting is %v", step, got)
+		}
+		if got := dbSetting(t, pair.Source, "cut_f2"); len(got) != 0 {
+			t.Errorf("after a failure at %s, cut_f2 is left with %v", step, got)
+		}
+	}
+	for _, step := range []string{"guardrails", "fence", "drain", "sequences", "final-check"} {
+		r := replicator(t, []string{"REPLICATOR_TEST_CUTOVER_FAIL_AFTER=" + step}, append([]string{"cutover"}, conn...)...)
+		assertOneLineError(t, r, "cut-over stopped at the "+strings.ReplaceAll(step, "-", " ")+" step: failure injected")
+		if step != "guardrails" && !strings.Contains(r.stderr, "the source's settings are restored and replication goes on") {
+			t.Errorf("the failure at %s does not say what it undid: %s", step, r.stderr)
+		}
+		stillReplicating(step)
+	}
+	// Killed after the fence: the source stays fenced until the next run,
+	// which lifts it and starts over; here it is itself cut half-way
+	// through the switch, and the run after it finishes the switch.
+	r := replicator(t, []string{"REPLICATOR_TEST_CUTOVER_CRASH_AFTER=fence"}, append([]string{"cutover"}, conn...)...)
+	if r.code != 3 || len(dbSetting(t, pair.Source, "cut_f2")) != 1 {
+		t.Fatalf("the crash after the fence: %d, %v\n%s", r.code, dbSetting(t, pair.Source, "cut_f2"), r.stdout)
+	}
+	r = replicator(t, []string{"REPLICATOR_TEST_CUTOVER_FAIL_AFTER=switch"}, append([]string{"cutover"}, conn...)...)
+	if !strings.Contains(r.stdout, "an earlier run stopped after fencing the source: lifting its fence, then starting over") {
+		t.Errorf("the run after the crash does not undo its fence:\n%s", r.stdout)
+	}
+	assertOneLineError(t, r, "cut-over stopped at the switch step: database cut_f1: failure injected")
+	if got := replicationObjects(t, "cut_f2"); !reflect.DeepEqual(got, []string{"1", "1", "1"}) {
+		t.Fatalf("the injected failure did not stop the switch half-way: %v", got)
+	}
+	r = replicator(t, nil, append([]string{"cutover"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "an earlier run began the switch: finishing it") {
+		t.Fatalf("the run after a failed switch: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, db := range dbs {
+		if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"0", "0", "0"}) {
+			t.Errorf("%s: replication left after the finished switch: %v", db, got)
+		}
+		if s, d := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db); !reflect.DeepEqual(s, d) {
+			t.Errorf("%s: the sides differ after the switch", db)
+		}
+	}
+	if !strings.Contains(r.stdout, `ALTER DATABASE "cut_f1" SET default_transaction_read_only = 'off'`) {
+		t.Errorf("the way back to cut_f1's own setting is not said:\n%s", r.stdout)
+	}
+}

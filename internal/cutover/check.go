@@ -105,4 +105,3 @@ func countBoth(ctx context.Context, d *dbRun, t catalog.Name) (up, down int64, e
 	}
 	return up, down, err
 }
-

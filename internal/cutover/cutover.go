@@ -106,7 +106,7 @@ type Result struct {
 	// Plan is what the steps will do (every run; all of a dry run).
 	Plan []string `json:"plan"`
 	// FenceLSN is the up side's WAL position after the fence.
-	FenceLSN string `json:"fence_lsn,omitempty"`
+	FenceLSN string   `json:"fence_lsn,omitempty"`
 	Steps    []Timing `json:"steps"`
 	// Switched: replication stopped and the new primary is in use.
 	Switched bool `json:"switched"`
@@ -159,7 +159,7 @@ type run struct {
 	up, down   side
 	names      func(db string) replication.Names // up → down
 	back       func(db string) replication.Names // down → up (reverse)
-	downFromUp *conninfo.Endpoint               // how up reaches down
+	downFromUp *conninfo.Endpoint                // how up reaches down
 	dbs        []*dbRun
 	res        *Result
 	records    map[string]checkpoint.Record

@@ -108,15 +108,15 @@ func (st *Status) Problems(retainLimit int64) []string {
 
 // SlotState is the source side.
 type SlotState struct {
-	Name         string   `json:"name"`
-	Active       bool     `json:"active"`
+	Name         string `json:"name"`
+	Active       bool   `json:"active"`
 	ConfirmedLSN string `json:"confirmed_flush_lsn"`
 	// LagBytes is the WAL from what the target has applied to the source's
 	// current position, 0 when caught up; LagSeconds the walsender's replay
 	// lag, 0 when caught up and nil when not known.
 	LagBytes   int64    `json:"lag_bytes"`
 	LagSeconds *float64 `json:"lag_seconds,omitempty"`
-	WALStatus    string   `json:"wal_status"`
+	WALStatus  string   `json:"wal_status"`
 	// RetainedBytes is the WAL the slot keeps on the source (from its
 	// restart_lsn); MaxKeepSize the source's max_slot_wal_keep_size ("-1"
 	// unlimited, "" before 13).
