@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/replicatorhq/replicator/internal/testenv/pgcluster"
 	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
@@ -246,5 +248,145 @@ func TestCutoverFailureAtEachStep(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, `ALTER DATABASE "cut_f1" SET default_transaction_read_only = 'off'`) {
 		t.Errorf("the way back to cut_f1's own setting is not said:\n%s", r.stdout)
+	}
+}
+
+// Each guardrail that fails is named with its fix, and nothing changes:
+// a role that overrides the read-only default, a target behind by more than
+// --max-lag (status says "caught up: no" then, with the WAL between), and a
+// stopped subscription.
+func TestCutoverGuardrails(t *testing.T) {
+	t.Parallel()
+	const db = "cut_g"
+	conn := cutoverDB(t, db)
+	untouched := func(what string) {
+		t.Helper()
+		if got := dbSetting(t, pair.Source, db); len(got) != 0 {
+			t.Errorf("%s: the source was fenced: %v", what, got)
+		}
+		if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"1", "1", "1"}) {
+			t.Errorf("%s: the replication changed: %v", what, got)
+		}
+	}
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE ROLE cut_app LOGIN; ALTER ROLE cut_app IN DATABASE cut_g SET default_transaction_read_only = off")
+	t.Cleanup(func() {
+		pgtest.Exec(t, pair.Source, "postgres", "ALTER ROLE cut_app IN DATABASE cut_g RESET ALL; DROP ROLE cut_app")
+	})
+	r := replicator(t, nil, append([]string{"cutover"}, conn...)...)
+	assertOneLineError(t, r, `role(s) cut_app set default_transaction_read_only themselves, so the fence would not bind their sessions; fix: ALTER ROLE "cut_app" RESET default_transaction_read_only`)
+	untouched("role override")
+	pgtest.Exec(t, pair.Source, "postgres", "ALTER ROLE cut_app IN DATABASE cut_g RESET ALL")
+
+	// The target's apply waits on a lock: a committed transaction is not
+	// applied, whatever the slot last reported.
+	ctx := context.Background()
+	lock, err := pair.Target.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(ctx)
+	if _, err := lock.Exec(ctx, "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Exec(t, pair.Source, db, "INSERT INTO t (v) SELECT 'late' FROM generate_series(1, 50000)")
+	r = replicator(t, nil, append([]string{"status", "--json"}, conn...)...)
+	var st struct {
+		Databases []struct {
+			CaughtUp *bool `json:"caught_up"`
+			Slot     struct {
+				LagBytes int64 `json:"lag_bytes"`
+			} `json:"slot"`
+		} `json:"databases"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st.Databases) != 1 {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	if s := st.Databases[0]; s.CaughtUp == nil || *s.CaughtUp || s.Slot.LagBytes < 1<<20 {
+		t.Errorf("status with 50,000 rows not applied: caught up %v, lag %d bytes", s.CaughtUp, s.Slot.LagBytes)
+	}
+	if r = replicator(t, nil, append([]string{"status"}, conn...)...); !strings.Contains(r.stdout, "CAUGHT UP") || !strings.Contains(r.stdout, "  no  ") {
+		t.Errorf("status does not say it is behind:\n%s", r.stdout)
+	}
+	r = replicator(t, nil, append([]string{"cutover", "--max-lag", "1s"}, conn...)...)
+	assertOneLineError(t, r, "the target is more than --max-lag 1s behind")
+	untouched("lag")
+	if _, err := lock.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	catchUp(t, db)
+	r = replicator(t, nil, append([]string{"status", "--json"}, conn...)...)
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Databases[0].CaughtUp == nil || !*st.Databases[0].CaughtUp || st.Databases[0].Slot.LagBytes != 0 {
+		t.Errorf("status once applied: %v\n%s", err, r.stdout)
+	}
+
+	pgtest.Exec(t, pair.Target, db, "ALTER SUBSCRIPTION replicator DISABLE")
+	r = replicator(t, nil, append([]string{"cutover"}, conn...)...)
+	assertOneLineError(t, r, "cut_g: replication is stopped; fix: see replicator status")
+	untouched("stopped subscription")
+	pgtest.Exec(t, pair.Target, db, "ALTER SUBSCRIPTION replicator ENABLE")
+}
+
+// The fence as a role without SUPERUSER (as on RDS, where the master user
+// is in rds_superuser): it owns the database, and ends the application's
+// sessions once it may signal them.
+func TestCutoverAsDatabaseOwner(t *testing.T) {
+	t.Parallel()
+	const db = "cut_owner"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE ROLE cut_mgr LOGIN REPLICATION PASSWORD 'limited-pw'; CREATE ROLE cut_web LOGIN PASSWORD 'limited-pw'")
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db+" OWNER cut_mgr")
+	pgtest.Exec(t, pair.Source, db, `SET ROLE cut_mgr; CREATE TABLE t (id bigserial PRIMARY KEY, v text); INSERT INTO t (v) SELECT 'x' FROM generate_series(1, 100);
+	  GRANT INSERT, SELECT ON t TO cut_web; GRANT USAGE ON SEQUENCE t_id_seq TO cut_web`)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+		pgtest.Exec(t, pair.Source, "postgres", "DROP ROLE cut_web; DROP ROLE cut_mgr")
+	})
+	conn := []string{"--source", pair.Source.URLAs("cut_mgr", "limited-pw", "postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
+	t.Cleanup(func() { replicator(t, nil, append([]string{"sync", "--stop", "--force"}, conn...)...) })
+	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles"}, conn...)...); r.code != 0 {
+		t.Fatalf("init --sync as the owner: %d\n%s", r.code, r.stderr)
+	}
+	catchUp(t, db)
+	ctx := context.Background()
+	app, err := pgx.Connect(ctx, pair.Source.URLAs("cut_web", "limited-pw", db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(ctx)
+	r := replicator(t, nil, append([]string{"cutover"}, conn...)...)
+	assertOneLineError(t, r, "role cut_mgr may not end the sessions of cut_web, which the fence must end; fix: GRANT pg_signal_backend TO \"cut_mgr\"")
+	pgtest.Exec(t, pair.Source, "postgres", "GRANT pg_signal_backend TO cut_mgr")
+	r = replicator(t, nil, append([]string{"cutover"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "ended 1 session(s)") {
+		t.Fatalf("cutover as the owner: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := app.Exec(ctx, "INSERT INTO t (v) VALUES ('after')"); err == nil {
+		t.Errorf("the application's session survived the fence")
+	}
+	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM t"); !reflect.DeepEqual(got, []string{"100"}) {
+		t.Errorf("rows on the target: %v", got)
+	}
+}
+
+// sync --stop never drops a subscription with committed changes the target
+// has not applied without saying so: it refuses, and --force stops anyway
+// with a warning.
+func TestSyncStopWaitsForTheDrain(t *testing.T) {
+	t.Parallel()
+	const db = "cut_stop"
+	conn := cutoverDB(t, db)
+	pgtest.Exec(t, pair.Target, db, "ALTER SUBSCRIPTION replicator DISABLE")
+	pgtest.Exec(t, pair.Source, db, "INSERT INTO t (v) SELECT 'unapplied' FROM generate_series(1, 1000)")
+	r := replicator(t, nil, append([]string{"sync", "--stop"}, conn...)...)
+	assertOneLineError(t, r, "the target has not applied everything the source committed")
+	if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"1", "1", "1"}) {
+		t.Errorf("the refused stop dropped something: %v", got)
+	}
+	r = replicator(t, nil, append([]string{"sync", "--stop", "--force"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "warning: --force: dropping the subscription although the target has not applied everything") {
+		t.Fatalf("sync --stop --force: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"0", "0", "0"}) {
+		t.Errorf("--force left: %v", got)
 	}
 }

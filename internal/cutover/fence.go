@@ -158,9 +158,7 @@ func (r *run) endSessions(ctx context.Context) error {
 	for _, d := range r.dbs {
 		var ended int
 		if err := d.up.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid))
-		  FROM pg_catalog.pg_stat_activity a
-		  WHERE a.datname = pg_catalog.current_database() AND a.backend_type = 'client backend'
-		    AND a.pid <> pg_catalog.pg_backend_pid() AND a.application_name IS DISTINCT FROM $1`, appName).Scan(&ended); err != nil {
+		  FROM pg_catalog.pg_stat_activity a WHERE `+otherClients, appName).Scan(&ended); err != nil {
 			return fmt.Errorf("end the sessions in %s: %w", d.db, err)
 		}
 		// A terminated backend ends a moment later; until then it may still

@@ -299,6 +299,19 @@ type session struct {
 	inXact bool
 }
 
+// otherClients selects, in pg_stat_activity a, the client sessions of the
+// current database but replicator's own ($1 is its application name). A
+// role without pg_read_all_stats sees neither the backend type nor the
+// state of other roles' sessions, only their pid, database and role: a
+// session whose type is hidden counts unless it streams from a slot (every
+// role sees a slot's active_pid); being in a transaction is read from
+// pg_locks, which every role may read (a transaction holds its virtual
+// transaction id's lock).
+const otherClients = `a.datname = pg_catalog.current_database() AND a.pid <> pg_catalog.pg_backend_pid()
+	  AND (a.backend_type = 'client backend' OR a.backend_type IS NULL AND a.usesysid IS NOT NULL)
+	  AND a.pid NOT IN (SELECT s.active_pid FROM pg_catalog.pg_replication_slots s WHERE s.active_pid IS NOT NULL)
+	  AND a.application_name IS DISTINCT FROM $1`
+
 // otherSessions are the client sessions in conn's database, replicator's
 // own left out; walsenders and background workers are not client backends.
 func otherSessions(ctx context.Context, conn *pgx.Conn) ([]session, error) {
@@ -306,10 +319,9 @@ func otherSessions(ctx context.Context, conn *pgx.Conn) ([]session, error) {
 	  (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
 	    OR pg_catalog.pg_has_role(a.usesysid, 'MEMBER')
 	    OR (pg_catalog.pg_has_role('pg_signal_backend', 'MEMBER') AND NOT COALESCE(r.rolsuper, false)),
-	  a.xact_start IS NOT NULL AND a.state IS DISTINCT FROM 'idle'
+	  EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = a.pid AND l.locktype = 'virtualxid')
 	FROM pg_catalog.pg_stat_activity a LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid
-	WHERE a.datname = pg_catalog.current_database() AND a.backend_type = 'client backend'
-	  AND a.pid <> pg_catalog.pg_backend_pid() AND a.application_name IS DISTINCT FROM $1
+	WHERE `+otherClients+`
 	ORDER BY 2, 1`, appName)
 	if err != nil {
 		return nil, fmt.Errorf("sessions: %w", err)
