@@ -168,7 +168,11 @@ func Print(w io.Writer, sts []*replication.Status) {
 			errs = fmt.Sprint(s.Subscription.ApplyErrors)
 			tables = summarize(s.Tables)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Database, s.State, caught, lag, lagTime, applied, tables, errs)
+		name := s.Database
+		if s.Direction == "reverse" {
+			name += " (target → source)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, s.State, caught, lag, lagTime, applied, tables, errs)
 	}
 	tw.Flush()
 	for _, s := range sts {

@@ -16,7 +16,10 @@ import (
 
 // Status of one database's replication.
 type Status struct {
-	Database     string       `json:"database"`
+	Database string `json:"database"`
+	// Direction is "forward" (source to target) or "reverse" (the target
+	// back to the source, after cutover --reverse).
+	Direction    string       `json:"direction"`
 	State        string       `json:"state"` // not set up, streaming, catching up, stopped, broken
 	Publication  bool         `json:"publication"`
 	Slot         *SlotState   `json:"slot,omitempty"`
@@ -158,7 +161,10 @@ func ReadReverseStatus(ctx context.Context, up, down *pgx.Conn, db string) (*Sta
 }
 
 func readStatus(ctx context.Context, src, dst *pgx.Conn, db string, n Names) (*Status, error) {
-	st := &Status{Database: db}
+	st := &Status{Database: db, Direction: "forward"}
+	if n.Reverse {
+		st.Direction = "reverse"
+	}
 	if err := src.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)", n.Publication).Scan(&st.Publication); err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
@@ -395,12 +401,23 @@ func ReadAll(ctx context.Context, src, dst *conninfo.Endpoint, dbs []string) ([]
 			return nil, err
 		}
 		st, err := ReadStatus(ctx, s, d, db)
+		var back *Status
+		if err == nil {
+			// After cutover --reverse the target replicates back: shown
+			// too, when it is there.
+			back, err = ReadReverseStatus(ctx, d, s, db)
+		}
 		s.Close(ctx)
 		d.Close(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("database %s: %w", db, err)
 		}
-		out = append(out, st)
+		if st.State != "not set up" || back.State == "not set up" {
+			out = append(out, st)
+		}
+		if back.State != "not set up" {
+			out = append(out, back)
+		}
 	}
 	return out, nil
 }
