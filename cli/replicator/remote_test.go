@@ -400,6 +400,44 @@ func TestRemoteSync(t *testing.T) {
 	}
 }
 
+// The worker runs the cut-over's steps as a local run does, and says at the
+// end which way it went; a dry run changes nothing. --then runs on this
+// machine only, and is refused with --remote before anything is submitted.
+func TestRemoteCutover(t *testing.T) {
+	t.Parallel()
+	s := platform(t)
+	const db = "remote_cut"
+	remoteDB(t, db, "CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (v) VALUES ('a'), ('b')")
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
+	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles"}, conn...)...); r.code != 0 {
+		t.Fatalf("init --sync: %s", r.stderr)
+	}
+	t.Cleanup(func() {
+		replicator(t, nil, append([]string{"sync", "--stop", "--force"}, conn...)...)
+		pgtest.Exec(t, pair.Source, "postgres", "ALTER DATABASE "+db+" RESET default_transaction_read_only")
+	})
+	r := replicator(t, s.CallerEnv("alice"), append([]string{"cutover", "--remote", "--then", "true"}, conn...)...)
+	assertOneLineError(t, r, "--then cannot be used with --remote")
+	r = replicator(t, s.CallerEnv("alice"), append([]string{"cutover", "--remote", "--dry-run"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "cut-over dry run: the guardrails pass") {
+		t.Fatalf("cutover --remote --dry-run: %d\n%s", r.code, r.stderr)
+	}
+	if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"1", "1", "1"}) {
+		t.Fatalf("the dry run changed the replication: %v", got)
+	}
+	pgtest.Exec(t, pair.Source, db, "INSERT INTO t (v) VALUES ('last')")
+	r = replicator(t, s.CallerEnv("alice"), append([]string{"cutover", "--remote"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "[fence] done in") || !strings.Contains(r.stderr, "cut-over source → target: switched") {
+		t.Fatalf("cutover --remote: %d\n%s", r.code, r.stderr)
+	}
+	if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"0", "0", "0"}) {
+		t.Errorf("left behind: %v", got)
+	}
+	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM t"); !reflect.DeepEqual(got, []string{"3"}) {
+		t.Errorf("rows on the target: %v", got)
+	}
+}
+
 // After replicator setup, remote commands find the API from the cached outputs.
 func TestRemoteCommandsUseSetupOutputs(t *testing.T) {
 	s := platform(t)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/buildinfo"
 	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/cutover"
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/progress"
 	"github.com/replicatorhq/replicator/internal/redact"
@@ -294,6 +295,9 @@ func (w *Worker) execute(ctx context.Context, job *remote.Job, s *sink) error {
 			return err
 		}
 	}
+	if job.Command == "cutover" {
+		return w.cutover(ctx, job, j, s)
+	}
 	if job.Command == "sync" {
 		if err := runner.Sync(ctx, j, func(db, msg string) { s.event(progress.Event{Kind: progress.Info, Database: db, Message: msg}) }); err != nil {
 			return err
@@ -323,6 +327,35 @@ func (w *Worker) execute(ctx context.Context, job *remote.Job, s *sink) error {
 		return w.monitor(ctx, job, j, s)
 	}
 	return err
+}
+
+// cutover runs a cut-over's steps; their state is checkpointed in the jobs
+// table, so that a relaunched worker finishes the switch the dead one began
+// or lifts the fence it left, and never leaves the source fenced with
+// replication stopped unsaid.
+func (w *Worker) cutover(ctx context.Context, job *remote.Job, j runner.Job, s *sink) error {
+	co := runner.CutoverOptions(j, w.Store.Checkpoints(job.ID))
+	co.Log = func(step cutover.Step, db, msg string) {
+		s.event(progress.Event{Kind: progress.Info, Database: db, Message: "[" + string(step) + "] " + msg})
+	}
+	co.StepDone = func(step cutover.Step, took time.Duration) {
+		s.event(progress.Event{Kind: progress.Info, Message: fmt.Sprintf("[%s] done in %s", step, took.Round(time.Millisecond))})
+	}
+	res, err := runner.Cutover(ctx, co)
+	if err != nil {
+		return err
+	}
+	switch {
+	case res.Switched:
+		msg := "cut-over " + res.Direction + ": switched; new primary " + res.NewPrimary
+		if len(res.StillFenced) > 0 {
+			msg += "; the old primary stays read-only (" + strings.Join(res.Unfence, "; ") + ")"
+		}
+		s.event(progress.Event{Kind: progress.Info, Message: msg})
+	case co.DryRun:
+		s.event(progress.Event{Kind: progress.Info, Message: "cut-over dry run: the guardrails pass; plan: " + strings.Join(res.Plan, "; ")})
+	}
+	return nil
 }
 
 // sink receives the engine's events: progress snapshots for the heartbeat, every
