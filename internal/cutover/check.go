@@ -75,7 +75,7 @@ func (r *run) noLateWrites(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		ok, _, err := replication.Reached(ctx, d.up, d.n.Slot, lsn, r.o.SwitchTimeout)
+		ok, _, err := replication.Applied(ctx, d.up, d.down, d.n, lsn, r.o.SwitchTimeout)
 		if err != nil {
 			return fmt.Errorf("database %s: %w", d.db, err)
 		}

@@ -234,13 +234,19 @@ func restoreStatement(db string, prev *string) string {
 func (r *run) drain(ctx context.Context) error {
 	deadline := time.Now().Add(r.o.SwitchTimeout)
 	for _, d := range r.dbs {
-		ok, took, err := replication.Reached(ctx, d.up, d.n.Slot, r.res.FenceLSN, time.Until(deadline))
+		ok, took, err := replication.Applied(ctx, d.up, d.down, d.n, r.res.FenceLSN, time.Until(deadline))
 		if err != nil {
 			return fmt.Errorf("database %s: %w", d.db, err)
 		}
 		if !ok {
 			return fmt.Errorf("database %s: the %s had not applied up to the fence's position %s after --switch-timeout %s; fix: see replicator status for why it lags, or raise --switch-timeout",
 				d.db, r.down.role, r.res.FenceLSN, r.o.SwitchTimeout)
+		}
+		// Applied may not yet be flushed on the down side (subscriptions
+		// commit asynchronously): a commit of our own flushes the WAL up to
+		// it, so that the slot can go at the switch.
+		if _, err := d.down.Exec(ctx, "SET synchronous_commit = on; SELECT pg_catalog.txid_current()"); err != nil {
+			return fmt.Errorf("database %s: flush the %s's WAL: %w", d.db, r.down.role, err)
 		}
 		if d.applied, _, err = replication.AppliedLSN(ctx, d.down, d.n.Subscription); err != nil {
 			return fmt.Errorf("database %s: %w", d.db, err)

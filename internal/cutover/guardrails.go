@@ -14,6 +14,9 @@ import (
 	"github.com/replicatorhq/replicator/internal/replication"
 )
 
+// workerRestart is how long a missing apply worker is waited for.
+const workerRestart = 8 * time.Second
+
 // lagReadings is how many consecutive catch-up readings must each come in
 // under --max-lag.
 const lagReadings = 3
@@ -74,6 +77,12 @@ func (r *run) replicating(ctx context.Context, d *dbRun, fail func(db, format st
 		read = replication.ReadReverseStatus
 	}
 	st, err := read(ctx, d.up, d.down, d.db)
+	// An apply worker restarts a few seconds after an error or a change of
+	// its subscription (wal_retrieve_retry_interval): give it that long.
+	for wait := time.Now().Add(workerRestart); err == nil && st.State == replication.StateNoWorker && time.Now().Before(wait); {
+		time.Sleep(200 * time.Millisecond)
+		st, err = read(ctx, d.up, d.down, d.db)
+	}
 	if err != nil {
 		return err
 	}
@@ -221,7 +230,7 @@ func (r *run) lagUnder(ctx context.Context, d *dbRun, fail func(db, format strin
 		if err != nil {
 			return err
 		}
-		ok, t, err := replication.Reached(ctx, d.up, d.n.Slot, lsn, r.o.MaxLag)
+		ok, t, err := replication.Applied(ctx, d.up, d.down, d.n, lsn, r.o.MaxLag)
 		if err != nil {
 			return err
 		}

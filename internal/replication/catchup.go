@@ -21,6 +21,14 @@ import (
 // when I asked?", and the position to ask with is the WAL *insert* position,
 // which is past asynchronous commits not yet written.
 
+// A second witness, on the target: the apply worker records in
+// pg_stat_subscription.latest_end_lsn the position of each keepalive it
+// processes, and it processes messages in order, so a keepalive at or past
+// a position means every transaction committed before it was applied. The
+// slot's confirmed position can lag by a status interval (10 s) when the
+// target's last commits were not yet flushed as it answered; the keepalive
+// comes at once. Applied waits for whichever witness says so first.
+
 // InsertLSN is the source's current WAL insert position.
 func InsertLSN(ctx context.Context, conn *pgx.Conn) (string, error) {
 	var lsn string
@@ -40,6 +48,36 @@ func Reached(ctx context.Context, src *pgx.Conn, slot, lsn string, wait time.Dur
 		}
 		if err != nil {
 			return false, 0, err
+		}
+		took := time.Since(start)
+		if ok || took >= wait {
+			return ok, took, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, took, ctx.Err()
+		case <-time.After(min(50*time.Millisecond, wait-took)):
+		}
+	}
+}
+
+// Applied waits up to wait until the target dst has applied everything the
+// source src committed before lsn, through n's slot and subscription.
+func Applied(ctx context.Context, src, dst *pgx.Conn, n Names, lsn string, wait time.Duration) (bool, time.Duration, error) {
+	start := time.Now()
+	for {
+		ok, _, err := Reached(ctx, src, n.Slot, lsn, 0)
+		if err != nil {
+			return false, 0, err
+		}
+		if !ok {
+			err := dst.QueryRow(ctx, `SELECT COALESCE(bool_or(st.latest_end_lsn >= $2::pg_lsn), false) FROM pg_catalog.pg_stat_subscription st
+			  JOIN pg_catalog.pg_subscription s ON s.oid = st.subid
+			  WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+			    AND st.relid IS NULL`, n.Subscription, lsn).Scan(&ok)
+			if err != nil {
+				return false, 0, err
+			}
 		}
 		took := time.Since(start)
 		if ok || took >= wait {

@@ -395,7 +395,7 @@ func (s *session) drainBeforeStop(ctx context.Context, db string, src, dst *pgx.
 		// Nobody streams from the slot: what it holds will not arrive.
 		wait = 2 * time.Second
 	}
-	ok, took, err := Reached(ctx, src, n.Slot, lsn, wait)
+	ok, took, err := Applied(ctx, src, dst, n, lsn, wait)
 	if err != nil {
 		return err
 	}

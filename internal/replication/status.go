@@ -338,6 +338,10 @@ func subscribedTables(ctx context.Context, dst *pgx.Conn, subOID uint32) ([]Tabl
 	return tables, err
 }
 
+// StateNoWorker is the state of a subscription whose apply worker is not
+// running (it restarts a few seconds after an error).
+const StateNoWorker = "broken: no apply worker (see the target's log)"
+
 // state sums both sides up for people.
 func (st *Status) state() string {
 	switch {
@@ -352,7 +356,7 @@ func (st *Status) state() string {
 	case len(st.Unkeyed) > 0:
 		return fmt.Sprintf("broken: %d published table(s) without a key: the source refuses their UPDATEs and DELETEs", len(st.Unkeyed))
 	case !st.Subscription.WorkerRunning:
-		return "broken: no apply worker (see the target's log)"
+		return StateNoWorker
 	case st.Slot.LagBytes > 16<<20:
 		return "catching up"
 	default:

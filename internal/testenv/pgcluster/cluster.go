@@ -65,10 +65,10 @@ var TestSettings = map[string]string{
 	"shared_buffers":       "64MB",
 	"max_wal_size":         "1GB",
 	"log_min_messages":     "warning",
-	"max_worker_processes": "16",
+	"max_worker_processes": "32",
 	// Tests that sync run side by side: room for their subscriptions'
 	// apply workers (the default 4 made one test wait for another's).
-	"max_logical_replication_workers": "12",
+	"max_logical_replication_workers": "24",
 }
 
 // Start runs initdb and starts the server, retrying on another port if the one it
