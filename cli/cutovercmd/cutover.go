@@ -187,6 +187,11 @@ func (opts *Options) JobOptions() remote.Options {
 	return o
 }
 
+// Request is the remote job the flags describe, given its endpoints.
+func (opts *Options) Request(src, dst *conninfo.Endpoint) (*remote.Request, error) {
+	return remoteui.NewRequest("cutover", src, dst, opts.SourceFromTarget, opts.Filters.Spec(), opts.JobOptions(), &opts.Remote)
+}
+
 func runCutover(ctx context.Context, opts *Options) error {
 	src, dst, rules, err := cmdutil.ParseInputs(&opts.Endpoints, &opts.Filters)
 	if err != nil {
@@ -201,7 +206,7 @@ func runCutover(ctx context.Context, opts *Options) error {
 		if err != nil {
 			return err
 		}
-		req, err := remoteui.NewRequest("cutover", src, dst, opts.SourceFromTarget, opts.Filters.Spec(), opts.JobOptions(), &opts.Remote)
+		req, err := opts.Request(src, dst)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/replicatorhq/replicator/cli/cmdutil"
+	"github.com/replicatorhq/replicator/cli/cutovercmd"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/initcmd"
 	"github.com/replicatorhq/replicator/cli/synccmd"
@@ -121,6 +123,47 @@ var syncFlags = map[string]flagCase{
 	"stack":                 {other: "where to submit"},
 }
 
+var cutoverFlags = map[string]flagCase{
+	"source":             {other: "in the job's secret"},
+	"target":             {other: "in the job's secret"},
+	"include-databases":  {args: []string{"--include-databases", "shop"}, carried: true},
+	"exclude-databases":  {args: []string{"--exclude-databases", "tmp_*"}, carried: true},
+	"include-tables":     {args: []string{"--include-tables", "shop.public.orders"}, carried: true},
+	"exclude-tables":     {args: []string{"--exclude-tables", "shop.public.audit"}, carried: true},
+	"schema-only-tables": {args: []string{"--schema-only-tables", "shop.public.log"}, carried: true},
+	"table-filter":       {args: []string{"--table-filter", "shop.public.events:id > 10"}, carried: true},
+	"include-schemas":    {args: []string{"--include-schemas", "shop.sales"}, carried: true},
+	"exclude-schemas":    {args: []string{"--exclude-schemas", `"Audit"`}, carried: true},
+	"source-from-target": {args: []string{"--rollback", "--reverse", "--source-from-target", via}, carried: true},
+	"target-from-source": {args: []string{"--reverse", "--target-from-source", via}, refused: "--target-from-source cannot be used with --remote"},
+	"rollback":           {args: []string{"--rollback"}, carried: true},
+	"reverse":            {args: []string{"--reverse"}, carried: true},
+	"dry-run":            {args: []string{"--dry-run"}, carried: true},
+	"max-lag":            {args: []string{"--max-lag", "3s"}, carried: true},
+	"drain-timeout":      {args: []string{"--drain-timeout", "1s"}, carried: true},
+	"switch-timeout":     {args: []string{"--switch-timeout", "2m"}, carried: true},
+	"fence":              {args: []string{"--fence", "none"}, carried: true},
+	"sequence-margin":    {args: []string{"--sequence-margin", "1000"}, carried: true},
+	"verify":             {args: []string{"--verify"}, carried: true},
+	"unfence-source":     {args: []string{"--unfence-source"}, carried: true},
+	"then":               {args: []string{"--then", "true"}, refused: "--then cannot be used with --remote"},
+	"state-dir":          {args: []string{"--state-dir", "/tmp/s"}, refused: "--state-dir cannot be used with --remote"},
+	"json":               {other: "the display: remote output is JSON lines too"},
+	"pg-bin":             {args: []string{"--pg-bin", "/opt/pg/bin"}, refused: "--pg-bin has no effect on cutover"},
+	"remote":             {other: "submits the job"},
+	"detach":             {other: "the submission"},
+	"instance-type":      {other: "the worker's size"},
+	"time-limit":         {other: "the job's time limit"},
+	"notify":             {other: "the job's notifications"},
+	"no-notify":          {other: "the job's notifications"},
+	"max-cost":           {other: "the job's cost limit"},
+	"monitor":            {args: []string{"--monitor"}, refused: "--monitor cannot be used with --remote: there is no replication left to watch"},
+	"lag-alert":          {other: "the job's lag monitor, refused with --monitor"},
+	"api-url":            {other: "where to submit"},
+	"region":             {other: "where to submit"},
+	"stack":              {other: "where to submit"},
+}
+
 func testFactory() *factory.Factory {
 	f := factory.New(buildinfo.Info{Version: "test"})
 	f.IOStreams = &iostreams.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}
@@ -191,11 +234,14 @@ func comparable(j runner.Job) string {
 		DDL                          string
 		SkipValidate, NoResume       bool
 		Verify                       bool
+		Cutover                      string
 	}
 	filters, _ := json.Marshal(j.Filters)
 	v := view{Command: j.Command, Source: str(j.Source), Target: str(j.Target), Via: str(j.SourceForTarget),
 		Filters: string(filters), VerifyJobs: vo.Jobs, Force: so.Force, AcceptGap: so.AcceptGap, Stop: j.Options.Stop, Sequences: so.Sequences,
 		Fix: so.ReplicaIdentityFull, DDL: string(so.DDL), SkipValidate: j.Options.SkipValidate, NoResume: j.Options.NoResume, Verify: j.Options.Verify}
+	co := runner.CutoverOptions(j, nil)
+	v.Cutover = fmt.Sprint(co.Rollback, co.Reverse, co.DryRun, co.MaxLag, co.DrainTimeout, co.SwitchTimeout, co.FenceNone, co.SequenceMargin, co.Verify, co.UnfenceSource)
 	eo.Source, eo.Target, eo.Filters = nil, nil, nil
 	if eo.Sync != nil {
 		v.Via = str(eo.Sync.SourceForTarget)
@@ -329,6 +375,30 @@ func TestSyncRemoteCarriesEveryFlag(t *testing.T) {
 		return localAndRemote(t, o.JobOptions(), lj, req)
 	}, func(args []string) error {
 		_, err := parse(t, synccmd.NewCmdSync, withBase(args))
+		return err
+	})
+}
+
+// Every flag of cutover likewise.
+func TestCutoverRemoteCarriesEveryFlag(t *testing.T) {
+	checkEveryFlag(t, cutovercmd.NewCmdCutover(testFactory(), nil), cutoverFlags)
+	walk(t, cutoverFlags, func(args []string) (runner.Job, runner.Job) {
+		o, err := parse(t, cutovercmd.NewCmdCutover, withBase(args))
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		lj := localJob("cutover", &o.Endpoints, &o.Filters, o.SourceFromTarget)
+		j, err := lj()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := o.Request(j.Source, j.Target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return localAndRemote(t, o.JobOptions(), lj, req)
+	}, func(args []string) error {
+		_, err := parse(t, cutovercmd.NewCmdCutover, withBase(args))
 		return err
 	})
 }
