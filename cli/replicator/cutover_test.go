@@ -109,7 +109,7 @@ func TestCutoverLosesNothing(t *testing.T) {
 	pgtest.Exec(t, pair.Source, db, "SELECT nextval('invoice_no') FROM generate_series(1, 7)")
 	w := startWriter(t, pair.Source, db)
 	time.Sleep(500 * time.Millisecond)
-	r := replicator(t, nil, append([]string{"cutover", "--then", "echo repointed to $REPLICATOR_TARGET_URL as $PGUSER; test -n \"$PGPASSWORD\""}, conn...)...)
+	r := replicator(t, nil, append([]string{"cutover", "--verify", "--sequence-margin", "100", "--then", "echo repointed to $REPLICATOR_TARGET_URL as $PGUSER; test -n \"$PGPASSWORD\""}, conn...)...)
 	if r.code != 0 {
 		t.Fatalf("cutover: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -137,9 +137,10 @@ func TestCutoverLosesNothing(t *testing.T) {
 	if s, d := pgtest.TableHashes(t, pair.Source, db), pgtest.TableHashes(t, pair.Target, db); !reflect.DeepEqual(s, d) {
 		t.Errorf("the sides differ after the switch:\n%v\n%v", s, d)
 	}
-	// The application, pointed at the target, goes on where the source stopped.
+	// The application, pointed at the target, goes on where the source
+	// stopped, 100 steps further (--sequence-margin).
 	next := pgtest.Query(t, pair.Target, db, "SELECT nextval('t_id_seq') > max(id), nextval('invoice_no') FROM t")
-	if !reflect.DeepEqual(next, []string{"true|107"}) {
+	if !reflect.DeepEqual(next, []string{"true|207"}) {
 		t.Errorf("sequences on the target: %v", next)
 	}
 	if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"0", "0", "0"}) {
@@ -356,8 +357,8 @@ func TestCutoverAsDatabaseOwner(t *testing.T) {
 	r := replicator(t, nil, append([]string{"cutover"}, conn...)...)
 	assertOneLineError(t, r, "role cut_mgr may not end the sessions of cut_web, which the fence must end; fix: GRANT pg_signal_backend TO \"cut_mgr\"")
 	pgtest.Exec(t, pair.Source, "postgres", "GRANT pg_signal_backend TO cut_mgr")
-	r = replicator(t, nil, append([]string{"cutover"}, conn...)...)
-	if r.code != 0 || !strings.Contains(r.stdout, "ended 1 session(s)") {
+	r = replicator(t, nil, append([]string{"cutover", "--unfence-source"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "ended 1 session(s)") || !strings.Contains(r.stdout, "lifted the fence") {
 		t.Fatalf("cutover as the owner: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if _, err := app.Exec(ctx, "INSERT INTO t (v) VALUES ('after')"); err == nil {
@@ -365,6 +366,35 @@ func TestCutoverAsDatabaseOwner(t *testing.T) {
 	}
 	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM t"); !reflect.DeepEqual(got, []string{"100"}) {
 		t.Errorf("rows on the target: %v", got)
+	}
+	if got := dbSetting(t, pair.Source, db); len(got) != 0 {
+		t.Errorf("--unfence-source left %v", got)
+	}
+}
+
+// --fence=none trusts that the application is stopped; one still writing
+// stops the cut-over at the final check, with replication left running.
+func TestCutoverWithoutFenceSeesWrites(t *testing.T) {
+	t.Parallel()
+	const db = "cut_nofence"
+	conn := cutoverDB(t, db)
+	w := startWriter(t, pair.Source, db)
+	time.Sleep(300 * time.Millisecond)
+	r := replicator(t, nil, append([]string{"cutover", "--fence=none"}, conn...)...)
+	w.halt()
+	if r.code == 0 || !strings.Contains(r.stderr, "cut-over stopped at the final check step") {
+		t.Fatalf("a cut-over without a fence under writes: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"1", "1", "1"}) {
+		t.Errorf("the stopped cut-over changed the replication: %v", got)
+	}
+	// Stopped, it switches.
+	catchUp(t, db)
+	if r = replicator(t, nil, append([]string{"cutover", "--fence=none"}, conn...)...); r.code != 0 {
+		t.Fatalf("cutover --fence=none once stopped: %d\n%s", r.code, r.stderr)
+	}
+	if got := dbSetting(t, pair.Source, db); len(got) != 0 {
+		t.Errorf("--fence=none changed the source's settings: %v", got)
 	}
 }
 
