@@ -267,6 +267,12 @@ func runCutover(ctx context.Context, opts *Options) error {
 	if perr := report(opts, res); perr != nil {
 		return perr
 	}
+	var se *cutover.StepError
+	if errors.As(err, &se) {
+		// Said as it is, an interruption included: what was undone matters
+		// more than that it was interrupted.
+		return errors.New(se.Error())
+	}
 	if err != nil {
 		return err
 	}

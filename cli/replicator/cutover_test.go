@@ -94,6 +94,22 @@ func cutoverDB(t *testing.T, db string) []string {
 	return conn
 }
 
+// lockTable holds an ACCESS EXCLUSIVE lock on table in an open transaction
+// (COMMIT on the connection releases it): a subscription's apply waits.
+func lockTable(t *testing.T, c *pgcluster.Cluster, db, table string) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := c.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	if _, err := conn.Exec(ctx, "BEGIN; LOCK TABLE "+pgx.Identifier{table}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
 func dbSetting(t *testing.T, c *pgcluster.Cluster, db string) []string {
 	return pgtest.Query(t, c, "postgres", `SELECT c FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c
 	  WHERE d.datname = $1 AND s.setrole = 0 AND c LIKE 'default_transaction_read_only%'`, db)
@@ -281,14 +297,7 @@ func TestCutoverGuardrails(t *testing.T) {
 	// The target's apply waits on a lock: a committed transaction is not
 	// applied, whatever the slot last reported.
 	ctx := context.Background()
-	lock, err := pair.Target.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close(ctx)
-	if _, err := lock.Exec(ctx, "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	lock := lockTable(t, pair.Target, db, "t")
 	pgtest.Exec(t, pair.Source, db, "INSERT INTO t (v) SELECT 'late' FROM generate_series(1, 50000)")
 	r = replicator(t, nil, append([]string{"status", "--json"}, conn...)...)
 	var st struct {

@@ -400,14 +400,11 @@ func TestRemoteSync(t *testing.T) {
 	}
 }
 
-// The worker runs the cut-over's steps as a local run does, and says at the
-// end which way it went; a dry run changes nothing. --then runs on this
-// machine only, and is refused with --remote before anything is submitted.
-func TestRemoteCutover(t *testing.T) {
-	t.Parallel()
-	s := platform(t)
-	const db = "remote_cut"
-	remoteDB(t, db, "CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (v) VALUES ('a'), ('b')")
+// remoteCutoverDB is a database with a table t holding rows, copied and
+// replicated by a local init --sync; the fence goes at the end.
+func remoteCutoverDB(t *testing.T, db, values string) []string {
+	t.Helper()
+	remoteDB(t, db, "CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (v) VALUES ("+values+")")
 	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db}
 	if r := replicator(t, nil, append([]string{"init", "--sync", "--no-roles"}, conn...)...); r.code != 0 {
 		t.Fatalf("init --sync: %s", r.stderr)
@@ -416,6 +413,17 @@ func TestRemoteCutover(t *testing.T) {
 		replicator(t, nil, append([]string{"sync", "--stop", "--force"}, conn...)...)
 		pgtest.Exec(t, pair.Source, "postgres", "ALTER DATABASE "+db+" RESET default_transaction_read_only")
 	})
+	return conn
+}
+
+// The worker runs the cut-over's steps as a local run does, and says at the
+// end which way it went; a dry run changes nothing. --then runs on this
+// machine only, and is refused with --remote before anything is submitted.
+func TestRemoteCutover(t *testing.T) {
+	t.Parallel()
+	s := platform(t)
+	const db = "remote_cut"
+	conn := remoteCutoverDB(t, db, "'a'), ('b'")
 	r := replicator(t, s.CallerEnv("alice"), append([]string{"cutover", "--remote", "--then", "true"}, conn...)...)
 	assertOneLineError(t, r, "--then cannot be used with --remote")
 	r = replicator(t, s.CallerEnv("alice"), append([]string{"cutover", "--remote", "--dry-run"}, conn...)...)
@@ -435,6 +443,63 @@ func TestRemoteCutover(t *testing.T) {
 	}
 	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM t"); !reflect.DeepEqual(got, []string{"3"}) {
 		t.Errorf("rows on the target: %v", got)
+	}
+}
+
+// A worker killed while the source is fenced (the target's apply held back
+// by a lock, so the drain waits) is relaunched; the new one finds the fence
+// in the job's checkpoints, lifts it, starts over and switches.
+func TestRemoteCutoverWorkerDies(t *testing.T) {
+	t.Parallel()
+	s := platform(t)
+	const db = "remote_cut_crash"
+	conn := remoteCutoverDB(t, db, "'a'")
+	catchUp(t, db)
+	ctx := context.Background()
+	lock := lockTable(t, pair.Target, db, "t")
+	// An application transaction open across the fence, committed during
+	// its drain timeout: its row is what the target must apply.
+	app, err := pair.Source.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(ctx)
+	if _, err := app.Exec(ctx, "BEGIN; INSERT INTO t (v) VALUES ('in flight')"); err != nil {
+		t.Fatal(err)
+	}
+	r := replicator(t, s.CallerEnv("alice"), append([]string{"cutover", "--remote", "--detach", "--drain-timeout", "60s"}, conn...)...)
+	if r.code != 0 {
+		t.Fatalf("submit: %s", r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	waitFor(t, "the fence", 2*time.Minute, func() bool { return len(dbSetting(t, pair.Source, db)) == 1 })
+	if _, err := app.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fence's record", time.Minute, func() bool {
+		recs, err := s.Store().Checkpoints(id).Load(ctx)
+		return err == nil && strings.Contains(recs["fence/source/"+db].Data, `"phase":"fenced"`)
+	})
+	time.Sleep(time.Second) // in the drain, which waits on the lock
+	if !s.Launcher.Crash(id) {
+		t.Fatal("no worker process to kill")
+	}
+	if _, err := lock.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	j := waitJob(t, s, id, 3*time.Minute, func(j *remote.Job) bool { return j.Status.Terminal() })
+	if j.Status != remote.Succeeded || j.Attempts != 2 {
+		t.Fatalf("job after the crash: %s, %d attempts, error %q", j.Status, j.Attempts, j.Error)
+	}
+	r = replicator(t, s.CallerEnv("alice"), "jobs", "logs", id)
+	if !strings.Contains(r.stdout, "an earlier run stopped after fencing the source: lifting its fence, then starting over") || !strings.Contains(r.stdout, "switched") {
+		t.Errorf("the second worker's log:\n%s", r.stdout)
+	}
+	if got := pgtest.Query(t, pair.Target, db, "SELECT v FROM t ORDER BY id"); !reflect.DeepEqual(got, []string{"a", "in flight"}) {
+		t.Errorf("rows on the target: %v", got)
+	}
+	if got := replicationObjects(t, db); !reflect.DeepEqual(got, []string{"0", "0", "0"}) {
+		t.Errorf("left behind: %v", got)
 	}
 }
 

@@ -132,14 +132,15 @@ type Timing struct {
 type StepError struct {
 	Step Step
 	Err  error
-	// Restored: the fence was lifted and replication left running.
-	Restored bool
+	// Undone says what was put back before the switch ("" when the
+	// failure left nothing to undo, or came at the switch).
+	Undone string
 }
 
 func (e *StepError) Error() string {
 	msg := fmt.Sprintf("cut-over stopped at the %s step: %v", e.Step, e.Err)
-	if e.Restored {
-		msg += " (nothing was switched: the source's settings are restored and replication goes on; run the same command again to start over)"
+	if e.Undone != "" {
+		msg += " (" + e.Undone + ")"
 	}
 	return msg
 }
@@ -228,7 +229,11 @@ func (r *run) abort(s Step, err error) error {
 	if uerr := r.unfenceAll(bg, r.up); uerr != nil {
 		return &StepError{Step: s, Err: fmt.Errorf("%w; and lifting the fence failed too: %v (run the same command again: it restores the settings first)", err, uerr)}
 	}
-	return &StepError{Step: s, Err: err, Restored: true}
+	undone := "nothing was switched: replication goes on; run the same command again to start over"
+	if !r.o.FenceNone {
+		undone = "nothing was switched: the " + r.up.role + "'s settings are restored and replication goes on; run the same command again to start over"
+	}
+	return &StepError{Step: s, Err: err, Undone: undone}
 }
 
 // open connects to both servers and to each selected database.

@@ -121,32 +121,35 @@ func (r *run) stopReplication(ctx context.Context, d *dbRun) error {
 	return nil
 }
 
-// liftDownFence: on a rollback, the source takes over again, so the fence
-// the cut-over left on it goes, back to the setting recorded then (or, when
-// that record is not here, the database's own setting reset).
+// liftDownFence: the side taking over may carry the fence an earlier
+// cut-over left on it (a rollback's source, or the target of a cut-over
+// after a rollback): it goes, back to the setting recorded then. On a
+// rollback whose record is not here (another machine ran the cut-over),
+// the source's own setting is reset.
 func (r *run) liftDownFence(ctx context.Context) error {
-	if !r.o.Rollback {
-		return nil
-	}
 	for _, d := range r.dbs {
 		cur, err := dbSetting(ctx, d.down)
 		if err != nil {
 			return fmt.Errorf("database %s: %w", d.db, err)
 		}
-		rec, known := r.recorded(r.down.role, d.db)
-		if known && rec.Phase == phaseLifted || cur == nil || !isOn(*cur) {
+		if cur == nil || !isOn(*cur) {
 			continue
 		}
-		prev := rec.Prev
+		rec, known := r.recorded(r.down.role, d.db)
+		var prev *string
 		note := ""
-		if !known {
-			prev, note = nil, " (the earlier cut-over's record is not here, so the database's own setting is reset)"
+		switch {
+		case known && rec.Phase == phaseSwitched:
+			prev = rec.Prev
+		case !known && r.o.Rollback:
+			note = " (the cut-over's record is not here, so the database's own setting is reset)"
+		default:
+			continue
 		}
 		if err := unfence(ctx, r.down, d.db, prev); err != nil {
 			return fmt.Errorf("database %s: lift the fence on the %s: %w", d.db, r.down.role, err)
 		}
-		dd := &dbRun{db: d.db, prev: prev}
-		if err := r.record(ctx, r.down.role, dd, phaseLifted); err != nil {
+		if err := r.record(ctx, r.down.role, &dbRun{db: d.db, prev: prev}, phaseLifted); err != nil {
 			return err
 		}
 		r.o.Log(Switch, d.db, "lifted the fence on the "+r.down.role+": "+restoreStatement(d.db, prev)+note)

@@ -17,7 +17,9 @@ import (
 // fence: every transaction pgbench committed is on the target. With
 // --reverse (16 and later on both sides) the target replicates back from
 // the switch on, status shows that direction, and --rollback switches back
-// losing none of what was written on the target meanwhile. A 12 source has
+// losing none of what was written on the target meanwhile; with --reverse
+// again it replicates forward, and a second cut-over lifts the fence the
+// rollback left on the target. A 12 source has
 // no origin filtering: --reverse is refused there, with the reason, before
 // any change.
 func TestCutoverAcrossMajors(t *testing.T) {
@@ -78,19 +80,32 @@ func TestCutoverAcrossMajors(t *testing.T) {
 			if !strings.Contains(st.stdout, "shop (target → source)") {
 				t.Errorf("status does not show the reverse direction:\n%s", st.stdout)
 			}
-			r = replicator(t, append([]string{"cutover", "--rollback"}, conn...)...)
+			// Back, and replicating forward again from there (--reverse).
+			r = replicator(t, append([]string{"cutover", "--rollback", "--reverse"}, conn...)...)
 			if r.code != 0 {
-				t.Fatalf("cutover --rollback: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+				t.Fatalf("cutover --rollback --reverse: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 			}
 			if s, d := pgtest.TableHashes(t, src, db), pgtest.TableHashes(t, dst, db); !reflect.DeepEqual(s, d) {
 				t.Fatalf("the sides differ after the rollback")
 			}
 			// The source is the primary again: writable, its fence lifted;
-			// the target is fenced now.
+			// the target is fenced now, and follows the source.
 			pgtest.Exec(t, src, db, "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, 1, 1, now())")
 			fenced := `SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c WHERE d.datname = 'shop' AND c = 'default_transaction_read_only=on'`
 			if s, d := pgtest.Query(t, src, "postgres", fenced), pgtest.Query(t, dst, "postgres", fenced); s[0] != "0" || d[0] != "1" {
 				t.Errorf("fences after the rollback: source %v, target %v", s, d)
+			}
+			// And over once more: the fence the rollback left on the target
+			// goes, the source's comes.
+			r = replicator(t, append([]string{"cutover"}, conn...)...)
+			if r.code != 0 {
+				t.Fatalf("cutover after the rollback: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			if s, d := pgtest.TableHashes(t, src, db), pgtest.TableHashes(t, dst, db); !reflect.DeepEqual(s, d) {
+				t.Fatalf("the sides differ after the second cut-over")
+			}
+			if s, d := pgtest.Query(t, src, "postgres", fenced), pgtest.Query(t, dst, "postgres", fenced); s[0] != "1" || d[0] != "0" {
+				t.Errorf("fences after the second cut-over: source %v, target %v", s, d)
 			}
 			left := []string{
 				pgtest.Query(t, src, "postgres", "SELECT count(*) FROM pg_replication_slots")[0],
@@ -99,7 +114,7 @@ func TestCutoverAcrossMajors(t *testing.T) {
 				pgtest.Query(t, dst, "postgres", "SELECT count(*) FROM pg_subscription")[0],
 			}
 			if !reflect.DeepEqual(left, []string{"0", "0", "0", "0"}) {
-				t.Errorf("replication left after the rollback: %v", left)
+				t.Errorf("replication left: %v", left)
 			}
 		})
 	}
