@@ -12,7 +12,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 
 	"github.com/replicatorhq/replicator/internal/remote"
 )
@@ -248,8 +248,8 @@ const (
 	OutDashboard      = "dashboard"
 )
 
-// Names are the stack's fixed resource names.
-func (c *Config) Names() names.Names { return names.Of(c.Stack) }
+// Names are the stack's fixed resource stacknames.
+func (c *Config) Names() stacknames.Names { return stacknames.Of(c.Stack) }
 
 // WorkerKey is the artifacts bucket key of this version's worker.
 func (c *Config) WorkerKey() string { return "worker/" + c.Version + "/worker" }

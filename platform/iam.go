@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/replicatorhq/replicator/internal/remote/events"
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 )
 
 // Policy is an IAM policy document.
@@ -64,7 +64,7 @@ func (a ARNs) jobEvents() Statement {
 // the cloudwatch:namespace condition keeps it to the Replicator namespace.
 func (a ARNs) jobMetrics() Statement {
 	return Statement{Sid: "JobMetrics", Effect: "Allow", Action: []string{"cloudwatch:PutMetricData"}, Resource: []string{"*"},
-		Condition: map[string]map[string]any{"StringEquals": {"cloudwatch:namespace": names.MetricsNamespace}}}
+		Condition: map[string]map[string]any{"StringEquals": {"cloudwatch:namespace": stacknames.MetricsNamespace}}}
 }
 
 func (a ARNs) secrets() string {
@@ -78,7 +78,7 @@ func (a ARNs) ec2(kind string) string {
 // stackWorker matches the stack's worker instances by their tags: another
 // stack's workers, or any other instance, are out of reach.
 func (a ARNs) stackWorker() map[string]map[string]any {
-	return map[string]map[string]any{"StringEquals": {"ec2:ResourceTag/" + names.TagStack: a.Stack, "ec2:ResourceTag/" + names.TagRole: names.RoleWorker}}
+	return map[string]map[string]any{"StringEquals": {"ec2:ResourceTag/" + stacknames.TagStack: a.Stack, "ec2:ResourceTag/" + stacknames.TagRole: stacknames.RoleWorker}}
 }
 
 // LambdaPolicy is the API's and the reaper's: the job table; job secrets
@@ -91,11 +91,11 @@ func LambdaPolicy(a ARNs) Policy {
 		{Sid: "Jobs", Effect: "Allow", Action: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"},
 			Resource: []string{a.Table, a.Table + "/index/*"}},
 		{Sid: "CreateJobSecrets", Effect: "Allow", Action: []string{"secretsmanager:CreateSecret"}, Resource: []string{a.secrets()},
-			Condition: map[string]map[string]any{"StringEquals": {"aws:RequestTag/" + names.TagStack: a.Stack}}},
+			Condition: map[string]map[string]any{"StringEquals": {"aws:RequestTag/" + stacknames.TagStack: a.Stack}}},
 		// CreateSecret with tags needs TagResource; after a launch, the secret
 		// is tagged with the worker allowed to read it.
 		{Sid: "TagJobSecrets", Effect: "Allow", Action: []string{"secretsmanager:TagResource"}, Resource: []string{a.secrets()},
-			Condition: map[string]map[string]any{"ForAllValues:StringEquals": {"aws:TagKeys": []string{names.TagStack, names.TagJob, names.TagInstance}}}},
+			Condition: map[string]map[string]any{"ForAllValues:StringEquals": {"aws:TagKeys": []string{stacknames.TagStack, stacknames.TagJob, stacknames.TagInstance}}}},
 		{Sid: "DeleteJobSecrets", Effect: "Allow", Action: []string{"secretsmanager:DeleteSecret"}, Resource: []string{a.secrets()}},
 		{Sid: "JobSecretsKey", Effect: "Allow", Action: []string{"kms:GenerateDataKey", "kms:Decrypt"}, Resource: []string{a.SecretsKey}},
 		// The instance and its volume: only from the stack's launch template,
@@ -105,13 +105,13 @@ func LambdaPolicy(a ARNs) Policy {
 		{Sid: "LaunchWorkers", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{a.ec2("instance")},
 			Condition: map[string]map[string]any{
 				"ArnEquals":    {"ec2:LaunchTemplate": a.LaunchTemplate},
-				"StringEquals": {"aws:RequestTag/" + names.TagStack: a.Stack, "aws:RequestTag/" + names.TagRole: names.RoleWorker},
+				"StringEquals": {"aws:RequestTag/" + stacknames.TagStack: a.Stack, "aws:RequestTag/" + stacknames.TagRole: stacknames.RoleWorker},
 				"StringLike":   {"ec2:InstanceType": a.InstanceTypes},
 			}},
 		{Sid: "LaunchWorkerVolumes", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{a.ec2("volume")},
 			Condition: map[string]map[string]any{
 				"ArnEquals":    {"ec2:LaunchTemplate": a.LaunchTemplate},
-				"StringEquals": {"aws:RequestTag/" + names.TagStack: a.Stack, "aws:RequestTag/" + names.TagRole: names.RoleWorker},
+				"StringEquals": {"aws:RequestTag/" + stacknames.TagStack: a.Stack, "aws:RequestTag/" + stacknames.TagRole: stacknames.RoleWorker},
 			}},
 		// What such a launch also touches (none of these can be tagged in it).
 		{Sid: "LaunchWorkersWith", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: []string{
@@ -138,7 +138,7 @@ func LambdaPolicy(a ARNs) Policy {
 // it ends its instance by powering off (the launch template's shutdown
 // behaviour terminates it).
 func WorkerPolicy(a ARNs) Policy {
-	ownInstance := map[string]map[string]any{"StringEquals": {"secretsmanager:ResourceTag/" + names.TagInstance: "${ec2:SourceInstanceARN}"}}
+	ownInstance := map[string]map[string]any{"StringEquals": {"secretsmanager:ResourceTag/" + stacknames.TagInstance: "${ec2:SourceInstanceARN}"}}
 	return Policy{Version: "2012-10-17", Statement: []Statement{
 		{Sid: "ReadJobs", Effect: "Allow", Action: []string{"dynamodb:GetItem", "dynamodb:Query"}, Resource: []string{a.Table},
 			Condition: map[string]map[string]any{"ForAllValues:StringLike": {"dynamodb:LeadingKeys": []string{"JOB#*", "PLATFORM"}}}},

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
@@ -60,7 +60,7 @@ func ComponentVersion(doc string) string { return contentVersion("component", do
 
 // recipeVersion covers everything the recipe declares.
 func recipeVersion(componentVersion, parentImage string) string {
-	return contentVersion("recipe", componentVersion, parentImage, fmt.Sprint(names.VolumeGiB), "gp3", "encrypted")
+	return contentVersion("recipe", componentVersion, parentImage, fmt.Sprint(stacknames.VolumeGiB), "gp3", "encrypted")
 }
 
 // image builds the worker AMI in the account with EC2 Image Builder: Amazon
@@ -93,7 +93,7 @@ func (s *stack) image() (*builtImage, error) {
 			Region: pulumi.String(s.at.Region),
 			AmiDistributionConfiguration: &imagebuilder.DistributionConfigurationDistributionAmiDistributionConfigurationArgs{
 				Name:    pulumi.String(s.names.Image() + "-{{ imagebuilder:buildDate }}"),
-				AmiTags: pulumi.StringMap{names.TagStack: pulumi.String(s.cfg.Stack), names.TagRole: pulumi.String(names.RoleWorkerImage)},
+				AmiTags: pulumi.StringMap{stacknames.TagStack: pulumi.String(s.cfg.Stack), stacknames.TagRole: pulumi.String(stacknames.RoleWorkerImage)},
 			},
 		}},
 		Tags: s.tags,
@@ -165,7 +165,7 @@ func (s *stack) imageRecipe() (*imagebuilder.ImageRecipe, error) {
 		Components: imagebuilder.ImageRecipeComponentArray{&imagebuilder.ImageRecipeComponentArgs{ComponentArn: component.Arn}},
 		BlockDeviceMappings: imagebuilder.ImageRecipeBlockDeviceMappingArray{&imagebuilder.ImageRecipeBlockDeviceMappingArgs{
 			DeviceName: pulumi.String("/dev/xvda"),
-			Ebs: &imagebuilder.ImageRecipeBlockDeviceMappingEbsArgs{Encrypted: pulumi.String("true"), VolumeSize: pulumi.Int(names.VolumeGiB),
+			Ebs: &imagebuilder.ImageRecipeBlockDeviceMappingEbsArgs{Encrypted: pulumi.String("true"), VolumeSize: pulumi.Int(stacknames.VolumeGiB),
 				VolumeType: pulumi.String("gp3"), DeleteOnTermination: pulumi.String("true")},
 		}},
 		Tags: s.tags,

@@ -4,7 +4,7 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 )
 
 // Routes of the job API; every one is authorised with AWS_IAM.
@@ -21,7 +21,7 @@ type where struct {
 type stack struct {
 	ctx   *pulumi.Context
 	cfg   Config
-	names names.Names
+	names stacknames.Names
 	at    where
 	tags  pulumi.StringMap
 }
@@ -38,7 +38,7 @@ func Program(cfg Config) pulumi.RunFunc {
 			return err
 		}
 		s := &stack{ctx: ctx, cfg: cfg, names: cfg.Names(), at: at, tags: pulumi.StringMap{
-			names.TagStack: pulumi.String(cfg.Stack), "managed-by": pulumi.String("replicator setup"),
+			stacknames.TagStack: pulumi.String(cfg.Stack), "managed-by": pulumi.String("replicator setup"),
 		}}
 		if err := s.names.CheckBucket(at.Account, at.Region); err != nil {
 			return err

@@ -12,7 +12,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -159,7 +159,7 @@ func TestNamesFitAtTheLongestStackName(t *testing.T) {
 		t.Errorf("AMI name %q expands to %d characters", ami, n)
 	}
 	// Names written by hand elsewhere (devstack, teardown) use the same Names.
-	if b := names.Of(cfg.Stack).ArtifactsBucket("123456789012", "ap-southeast-2"); len(b) != 63 {
+	if b := stacknames.Of(cfg.Stack).ArtifactsBucket("123456789012", "ap-southeast-2"); len(b) != 63 {
 		t.Errorf("artifacts bucket %q: %d characters", b, len(b))
 	}
 }

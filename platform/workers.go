@@ -4,7 +4,7 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 )
 
 // workerFleet is what a worker instance is launched from.
@@ -39,7 +39,7 @@ func (s *stack) workers(d *dataStores, img *builtImage) (*workerFleet, error) {
 		}
 		groups = pulumi.StringArray{sg.ID()}
 	}
-	workerTags := s.tagsWith(names.TagRole, names.RoleWorker)
+	workerTags := s.tagsWith(stacknames.TagRole, stacknames.RoleWorker)
 	lt, err := ec2.NewLaunchTemplate(s.ctx, p+"-worker", &ec2.LaunchTemplateArgs{
 		Name:                 pulumi.String(s.names.LaunchTemplate()),
 		UpdateDefaultVersion: pulumi.Bool(true),
@@ -54,7 +54,7 @@ func (s *stack) workers(d *dataStores, img *builtImage) (*workerFleet, error) {
 		BlockDeviceMappings: ec2.LaunchTemplateBlockDeviceMappingArray{&ec2.LaunchTemplateBlockDeviceMappingArgs{
 			DeviceName: pulumi.String("/dev/xvda"),
 			Ebs: &ec2.LaunchTemplateBlockDeviceMappingEbsArgs{Encrypted: pulumi.String("true"), VolumeType: pulumi.String("gp3"),
-				VolumeSize: pulumi.Int(names.VolumeGiB), DeleteOnTermination: pulumi.String("true")},
+				VolumeSize: pulumi.Int(stacknames.VolumeGiB), DeleteOnTermination: pulumi.String("true")},
 		}},
 		TagSpecifications: ec2.LaunchTemplateTagSpecificationArray{
 			&ec2.LaunchTemplateTagSpecificationArgs{ResourceType: pulumi.String("instance"), Tags: workerTags},

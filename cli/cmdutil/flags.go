@@ -5,6 +5,7 @@ package cmdutil
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -149,3 +150,43 @@ func ParseInputs(e *Endpoints, f *Filters) (src, dst *conninfo.Endpoint, rules *
 	}
 	return src, dst, rules, nil
 }
+
+// ParseSourceFromTarget reads --source-from-target ("" for none), which
+// sync, init --sync and cutover share.
+func ParseSourceFromTarget(raw string) (*conninfo.Endpoint, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	// The target server reads this connection string: files it names are
+	// the target's, not this machine's.
+	return conninfo.ParseOpaque("source (from the target)", raw)
+}
+
+// AddReplicationFlags registers the flags sync and init --sync share.
+func AddReplicationFlags(cmd *cobra.Command, sourceFromTarget *string, fixIdentity *bool, replicateDDL *string) {
+	cmd.Flags().StringVar(sourceFromTarget, "source-from-target", "", "source URL as the target server reaches it, when it differs from --source (the subscription connects from the target)")
+	cmd.Flags().BoolVar(fixIdentity, "replica-identity-full", false, "set REPLICA IDENTITY FULL on source tables that have no primary key, instead of refusing")
+	f := cmd.Flags().VarPF(&ddlFlag{mode: replicateDDL}, "replicate-ddl", "", "replicate schema changes made on the source (default: on where the source role may create event triggers; =false turns it off)")
+	f.NoOptDefVal = "true"
+}
+
+// ddlFlag is --replicate-ddl: a boolean that remembers whether it was given.
+type ddlFlag struct{ mode *string }
+
+func (f *ddlFlag) String() string {
+	if f.mode == nil || *f.mode == "" {
+		return "auto"
+	}
+	return *f.mode
+}
+
+func (f *ddlFlag) Set(v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("want true or false")
+	}
+	*f.mode = map[bool]string{true: "on", false: "off"}[b]
+	return nil
+}
+
+func (f *ddlFlag) Type() string { return "bool" }

@@ -19,7 +19,6 @@ import (
 	"github.com/replicatorhq/replicator/cli/cmdutil"
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/remoteui"
-	"github.com/replicatorhq/replicator/cli/synccmd"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/cutover"
@@ -197,7 +196,7 @@ func runCutover(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	via, err := synccmd.ParseSourceFromTarget(opts.SourceFromTarget)
+	via, err := cmdutil.ParseSourceFromTarget(opts.SourceFromTarget)
 	if err != nil {
 		return err
 	}

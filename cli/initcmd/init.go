@@ -18,7 +18,6 @@ import (
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
 	"github.com/replicatorhq/replicator/cli/remoteui"
-	"github.com/replicatorhq/replicator/cli/synccmd"
 	"github.com/replicatorhq/replicator/cli/verifycmd"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
@@ -102,7 +101,7 @@ changes, unless --drop-existing replaces it.`,
 	fl.BoolVar(&opts.NoResume, "no-resume", false, "start over instead of resuming an interrupted run of the same copy")
 	fl.StringVar(&opts.StateDir, "state-dir", "", "where checkpoints of interrupted runs are kept (default $XDG_STATE_HOME/replicator or ~/.local/state/replicator)")
 	fl.BoolVar(&opts.Sync, "sync", false, "continue into logical replication without a gap: create the slot first, copy in its snapshot, then subscribe (see replicator sync)")
-	synccmd.AddFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFull, &opts.ReplicateDDL)
+	cmdutil.AddReplicationFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFull, &opts.ReplicateDDL)
 	remoteui.AddFlags(cmd, &opts.Remote, true)
 	fl.BoolVar(&opts.SkipValidate, "skip-validate", false, "do not run the checks of replicator validate first")
 	fl.BoolVar(&opts.Verify, "verify", false, "compare row counts and content hashes of every table once the copy is done (see replicator verify)")
@@ -158,7 +157,7 @@ func runInit(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	via, err := synccmd.ParseSourceFromTarget(opts.SourceFromTarget)
+	via, err := cmdutil.ParseSourceFromTarget(opts.SourceFromTarget)
 	if err != nil {
 		return err
 	}

@@ -316,7 +316,7 @@ func localJob(command string, e *cmdutil.Endpoints, f *cmdutil.Filters, via stri
 		if err != nil {
 			return runner.Job{}, err
 		}
-		v, err := synccmd.ParseSourceFromTarget(via)
+		v, err := cmdutil.ParseSourceFromTarget(via)
 		return runner.Job{Command: command, Source: s, Target: d, SourceForTarget: v, Filters: rules}, err
 	}
 }

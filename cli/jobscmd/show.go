@@ -13,7 +13,7 @@ import (
 	"github.com/replicatorhq/replicator/cli/factory"
 	"github.com/replicatorhq/replicator/cli/progressui"
 	"github.com/replicatorhq/replicator/internal/remote"
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 )
 
 // ShowOptions of jobs show.
@@ -45,7 +45,7 @@ func runShow(ctx context.Context, opts *ShowOptions) error {
 	if opts.JSON {
 		return printJSON(opts.IO.Out, j)
 	}
-	printJob(opts.IO.Out, j, names.Of(opts.Target.Stack).DashboardURL(c.AWSRegion()))
+	printJob(opts.IO.Out, j, stacknames.Of(opts.Target.Stack).DashboardURL(c.AWSRegion()))
 	return nil
 }
 

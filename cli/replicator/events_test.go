@@ -17,9 +17,9 @@ import (
 	"github.com/replicatorhq/replicator/internal/remote/events"
 	"github.com/replicatorhq/replicator/internal/remote/metrics"
 	"github.com/replicatorhq/replicator/internal/replication"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 	"github.com/replicatorhq/replicator/internal/testenv/devstack"
 	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
-	"github.com/replicatorhq/replicator/platform/names"
 )
 
 // assertEndEvent waits for the end event of job id on the stack's topic:
@@ -177,7 +177,7 @@ func nextEvent(t *testing.T, inbox *devstack.Inbox, id string, wait time.Duratio
 func metricMax(t *testing.T, s *devstack.Stack, name, k, v string) float64 {
 	t.Helper()
 	out, err := awsenv.NewCloudWatch(s.Clients.AWS).GetMetricStatistics(context.Background(), &cloudwatch.GetMetricStatisticsInput{
-		Namespace: aws.String(names.MetricsNamespace), MetricName: aws.String(name),
+		Namespace: aws.String(stacknames.MetricsNamespace), MetricName: aws.String(name),
 		Dimensions: []cwtypes.Dimension{{Name: aws.String("Stack"), Value: aws.String(s.Config.Stack)}, {Name: aws.String(k), Value: aws.String(v)}},
 		StartTime:  aws.Time(time.Now().Add(-time.Hour)), EndTime: aws.Time(time.Now().Add(time.Minute)), Period: aws.Int32(3600),
 		Statistics: []cwtypes.Statistic{cwtypes.StatisticMaximum},

@@ -472,7 +472,12 @@ func TestRemoteCutoverWorkerDies(t *testing.T) {
 		t.Fatalf("submit: %s", r.stderr)
 	}
 	id := strings.TrimSpace(r.stdout)
-	waitFor(t, "the fence", 2*time.Minute, func() bool { return len(dbSetting(t, pair.Source, db)) == 1 })
+	waitFor(t, "the fence", 3*time.Minute, func() bool {
+		if j, err := s.Store().Get(ctx, id); err == nil && j.Status.Terminal() {
+			t.Fatalf("the job ended before the fence: %s, %q", j.Status, j.Error)
+		}
+		return len(dbSetting(t, pair.Source, db)) == 1
+	})
 	if _, err := app.Exec(ctx, "COMMIT"); err != nil {
 		t.Fatal(err)
 	}

@@ -22,8 +22,8 @@ import (
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/secrets"
 	"github.com/replicatorhq/replicator/internal/remote/store"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 	"github.com/replicatorhq/replicator/internal/testenv/devstack"
-	"github.com/replicatorhq/replicator/platform/names"
 )
 
 // artifactsOverlay writes a go build -overlay file that makes
@@ -340,7 +340,7 @@ func TestSetupAndTeardown(t *testing.T) {
 	if _, err := s.Clients.Logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("/aws/imagebuilder/replicator-e2e-worker")}); err != nil {
 		t.Fatal(err)
 	}
-	leftover := &secrets.Store{SM: s.Clients.SecretsManager, Stack: "e2e", Prefix: names.Of("e2e").SecretPrefix()}
+	leftover := &secrets.Store{SM: s.Clients.SecretsManager, Stack: "e2e", Prefix: stacknames.Of("e2e").SecretPrefix()}
 	if _, err := leftover.Create(ctx, "j-zzzzzzzzzzzzzzzz", remote.Secret{Source: "postgres://a", Target: "postgres://b"}); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicatorhq/replicator/internal/buildinfo"
 	"github.com/replicatorhq/replicator/internal/remote"
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 	"github.com/replicatorhq/replicator/internal/testenv/devstack"
@@ -60,11 +61,11 @@ func TestPlatformVersionSkew(t *testing.T) {
 	}
 	id := jobIDFrom(t, r.stderr)
 	j := waitJob(t, s, id, time.Minute, func(j *remote.Job) bool { return j.Status.Terminal() })
-	if j.CLIVersion != "v0.5.0" || j.PlatformVersion != "v0.4.0" || j.WorkerVersion != "dev" {
+	if j.CLIVersion != "v0.5.0" || j.PlatformVersion != "v0.4.0" || !strings.HasPrefix(j.WorkerVersion, buildinfo.Release+"+") {
 		t.Errorf("the job's versions: CLI %q, platform %q, worker %q", j.CLIVersion, j.PlatformVersion, j.WorkerVersion)
 	}
 	r = runBinary(t, newer, env, "jobs", "show", id)
-	if r.code != 0 || !strings.Contains(r.stdout, "submitted by CLI v0.5.0 to platform v0.4.0; worker dev") || !strings.Contains(r.stderr, "warning: "+skew) {
+	if r.code != 0 || !strings.Contains(r.stdout, "submitted by CLI v0.5.0 to platform v0.4.0; worker "+buildinfo.Release+"+") || !strings.Contains(r.stderr, "warning: "+skew) {
 		t.Errorf("jobs show on an older platform (%d):\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	// The same platform version as the CLI: no warning.

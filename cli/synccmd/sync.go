@@ -5,7 +5,6 @@ package synccmd
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -80,7 +79,7 @@ after the drain).`,
 	}
 	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
 	cmdutil.AddFilterFlags(cmd, &opts.Filters)
-	AddFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFull, &opts.ReplicateDDL)
+	cmdutil.AddReplicationFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFull, &opts.ReplicateDDL)
 	cmd.Flags().BoolVar(&opts.Stop, "stop", false, "stop replicating: drop the subscription, the slot and the publication")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "recreate the replication even if it is set up; with --stop, stop without waiting for the target to apply what the source committed")
 	cmd.Flags().BoolVar(&opts.Sequences, "sequences", false, "copy the sequences' current values to the target")
@@ -117,7 +116,7 @@ func runSync(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	via, err := ParseSourceFromTarget(opts.SourceFromTarget)
+	via, err := cmdutil.ParseSourceFromTarget(opts.SourceFromTarget)
 	if err != nil {
 		return err
 	}
@@ -147,43 +146,4 @@ func (opts *Options) JobOptions() remote.Options {
 // Request is the remote job the flags describe, given its endpoints.
 func (opts *Options) Request(src, dst *conninfo.Endpoint) (*remote.Request, error) {
 	return remoteui.NewRequest("sync", src, dst, opts.SourceFromTarget, opts.Filters.Spec(), opts.JobOptions(), &opts.Remote)
-}
-
-// AddFlags registers the flags sync and init --sync share.
-func AddFlags(cmd *cobra.Command, sourceFromTarget *string, fixIdentity *bool, replicateDDL *string) {
-	cmd.Flags().StringVar(sourceFromTarget, "source-from-target", "", "source URL as the target server reaches it, when it differs from --source (the subscription connects from the target)")
-	cmd.Flags().BoolVar(fixIdentity, "replica-identity-full", false, "set REPLICA IDENTITY FULL on source tables that have no primary key, instead of refusing")
-	f := cmd.Flags().VarPF(&ddlFlag{mode: replicateDDL}, "replicate-ddl", "", "replicate schema changes made on the source (default: on where the source role may create event triggers; =false turns it off)")
-	f.NoOptDefVal = "true"
-}
-
-// ddlFlag is --replicate-ddl: a boolean that remembers whether it was given.
-type ddlFlag struct{ mode *string }
-
-func (f *ddlFlag) String() string {
-	if f.mode == nil || *f.mode == "" {
-		return "auto"
-	}
-	return *f.mode
-}
-
-func (f *ddlFlag) Set(v string) error {
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return fmt.Errorf("want true or false")
-	}
-	*f.mode = map[bool]string{true: "on", false: "off"}[b]
-	return nil
-}
-
-func (f *ddlFlag) Type() string { return "bool" }
-
-// ParseSourceFromTarget reads --source-from-target ("" for none).
-func ParseSourceFromTarget(raw string) (*conninfo.Endpoint, error) {
-	if raw == "" {
-		return nil, nil
-	}
-	// The target server reads this connection string: files it names are
-	// the target's, not this machine's.
-	return conninfo.ParseOpaque("source (from the target)", raw)
 }

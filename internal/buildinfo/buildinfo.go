@@ -21,8 +21,9 @@ const ModulePath = "github.com/replicatorhq/replicator"
 
 // Info is what a binary is.
 type Info struct {
-	// Version is a semantic version ("v1.2.3"), or "dev" for a build from a
-	// working tree.
+	// Version is a semantic version: a release ("v1.2.3"), or for a build
+	// from a working tree the release it is based on with its commit
+	// ("v1.2.3+c60ee50a1b2c", "+dev" when the commit is unknown).
 	Version   string `json:"version"`
 	Commit    string `json:"commit,omitempty"`
 	Date      string `json:"date,omitempty"`
@@ -49,13 +50,36 @@ func Get() Info {
 			}
 		}
 	}
-	if i.Version == "" {
-		i.Version = "dev"
-	}
 	if len(i.Commit) > 12 {
 		i.Commit = i.Commit[:12]
 	}
+	if i.Version == "" {
+		i.Version = Release + "+" + buildMetadata(i.Commit, modified())
+	}
 	return i
+}
+
+// buildMetadata names a working tree's build: its commit, ".dirty" when it
+// had changes.
+func buildMetadata(commit string, dirty bool) string {
+	if commit == "" {
+		return "dev"
+	}
+	if dirty {
+		return commit + ".dirty"
+	}
+	return commit
+}
+
+func modified() bool {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.modified" {
+				return s.Value == "true"
+			}
+		}
+	}
+	return false
 }
 
 // String is the --version line.

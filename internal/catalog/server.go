@@ -86,7 +86,12 @@ FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(
 	  FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&s.RoleLimit, &s.RoleSessions); err != nil {
 		return nil, fmt.Errorf("read connection limits: %w", err)
 	}
-	rows, err = conn.Query(ctx, `SELECT d.datname, d.datconnlimit, (SELECT count(*) FROM pg_catalog.pg_stat_activity a WHERE a.datid = d.oid)::int
+	// A database's limit binds sessions, not its autovacuum workers: those
+	// come and go on their own, and counting them refused copies that fit.
+	// (A role without pg_read_all_stats sees no backend type for other
+	// roles' sessions; a session has a role, a background worker not.)
+	rows, err = conn.Query(ctx, `SELECT d.datname, d.datconnlimit, (SELECT count(*) FROM pg_catalog.pg_stat_activity a WHERE a.datid = d.oid
+	    AND (a.backend_type IN ('client backend', 'walsender') OR a.backend_type IS NULL AND a.usesysid IS NOT NULL))::int
 	  FROM pg_catalog.pg_database d WHERE d.datconnlimit >= 0`)
 	if err != nil {
 		return nil, fmt.Errorf("read connection limits: %w", err)

@@ -71,7 +71,7 @@ func (r *run) check(ctx context.Context) error {
 // would lose.
 func (r *run) noLateWrites(ctx context.Context) error {
 	for _, d := range r.dbs {
-		lsn, err := replication.InsertLSN(ctx, d.up)
+		lsn, err := replication.CommittedLSN(ctx, d.up)
 		if err != nil {
 			return err
 		}

@@ -116,7 +116,7 @@ func (r *run) fence(ctx context.Context) error {
 			return err
 		}
 	}
-	lsn, err := replication.InsertLSN(ctx, r.dbs[0].up)
+	lsn, err := replication.CommittedLSN(ctx, r.dbs[0].up)
 	if err != nil {
 		return err
 	}

@@ -226,7 +226,7 @@ func (r *run) fenceable(ctx context.Context, d *dbRun, fail func(db, format stri
 func (r *run) lagUnder(ctx context.Context, d *dbRun, fail func(db, format string, args ...any)) error {
 	var took []string
 	for i := 0; i < lagReadings; i++ {
-		lsn, err := replication.InsertLSN(ctx, d.up)
+		lsn, err := replication.CommittedLSN(ctx, d.up)
 		if err != nil {
 			return err
 		}

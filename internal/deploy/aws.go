@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 )
 
 // Account is who and where a deployment goes.
@@ -226,7 +226,7 @@ func ImagesInUse(ctx context.Context, cfg aws.Config, stack string) ([]string, e
 	c := ec2.NewFromConfig(cfg)
 	var out []string
 	vers, err := c.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{
-		LaunchTemplateName: aws.String(names.Of(stack).LaunchTemplate()), Versions: []string{"$Default", "$Latest"}})
+		LaunchTemplateName: aws.String(stacknames.Of(stack).LaunchTemplate()), Versions: []string{"$Default", "$Latest"}})
 	var ae smithy.APIError
 	switch {
 	case errors.As(err, &ae) && strings.HasPrefix(ae.ErrorCode(), "InvalidLaunchTemplateName"):
@@ -240,7 +240,7 @@ func ImagesInUse(ctx context.Context, cfg aws.Config, stack string) ([]string, e
 		}
 	}
 	p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{Filters: []etypes.Filter{
-		{Name: aws.String("tag:" + names.TagStack), Values: []string{stack}},
+		{Name: aws.String("tag:" + stacknames.TagStack), Values: []string{stack}},
 		{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}},
 	}})
 	for p.HasMorePages() {
@@ -266,8 +266,8 @@ func ImagesInUse(ctx context.Context, cfg aws.Config, stack string) ([]string, e
 func RemoveImages(ctx context.Context, cfg aws.Config, stack string, keep []string, out io.Writer) (int, error) {
 	c := ec2.NewFromConfig(cfg)
 	imgs, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []etypes.Filter{
-		{Name: aws.String("tag:" + names.TagStack), Values: []string{stack}},
-		{Name: aws.String("tag:" + names.TagRole), Values: []string{names.RoleWorkerImage}},
+		{Name: aws.String("tag:" + stacknames.TagStack), Values: []string{stack}},
+		{Name: aws.String("tag:" + stacknames.TagRole), Values: []string{stacknames.RoleWorkerImage}},
 	}})
 	if err != nil {
 		return 0, fmt.Errorf("list worker images: %w", err)
@@ -286,7 +286,7 @@ func RemoveImages(ctx context.Context, cfg aws.Config, stack string, keep []stri
 		}
 		if len(snaps) > 0 {
 			if _, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: snaps, Tags: []etypes.Tag{
-				{Key: aws.String(names.TagStack), Value: aws.String(stack)}, {Key: aws.String(names.TagRole), Value: aws.String(names.RoleWorkerSnapshot)}}}); err != nil {
+				{Key: aws.String(stacknames.TagStack), Value: aws.String(stack)}, {Key: aws.String(stacknames.TagRole), Value: aws.String(stacknames.RoleWorkerSnapshot)}}}); err != nil {
 				return n, fmt.Errorf("tag the snapshots of %s: %w", id, err)
 			}
 		}
@@ -303,8 +303,8 @@ func RemoveImages(ctx context.Context, cfg aws.Config, stack string, keep []stri
 // still there.
 func sweepSnapshots(ctx context.Context, c *ec2.Client, stack string, out io.Writer) error {
 	p := ec2.NewDescribeSnapshotsPaginator(c, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: []etypes.Filter{
-		{Name: aws.String("tag:" + names.TagStack), Values: []string{stack}},
-		{Name: aws.String("tag:" + names.TagRole), Values: []string{names.RoleWorkerSnapshot}},
+		{Name: aws.String("tag:" + stacknames.TagStack), Values: []string{stack}},
+		{Name: aws.String("tag:" + stacknames.TagRole), Values: []string{stacknames.RoleWorkerSnapshot}},
 	}})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -315,7 +315,7 @@ func sweepSnapshots(ctx context.Context, c *ec2.Client, stack string, out io.Wri
 			id := aws.ToString(s.SnapshotId)
 			if _, err := c.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: s.SnapshotId}); err != nil && apiCode(err) != "InvalidSnapshot.NotFound" {
 				return fmt.Errorf("delete snapshot %s of a removed worker image (it stays tagged %s=%s, and the next setup or teardown tries again): %w",
-					id, names.TagRole, names.RoleWorkerSnapshot, err)
+					id, stacknames.TagRole, stacknames.RoleWorkerSnapshot, err)
 			}
 			fmt.Fprintf(out, "  deleted snapshot %s of a removed worker image\n", id)
 		}

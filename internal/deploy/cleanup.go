@@ -20,7 +20,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/remote/lifecycle"
 	"github.com/replicatorhq/replicator/internal/remote/secrets"
 	"github.com/replicatorhq/replicator/internal/remote/store"
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 )
 
 // Jobs is what teardown needs of a stack's jobs. Everything here is scoped by
@@ -34,7 +34,7 @@ type Jobs struct {
 
 // StackJobs opens the jobs of stack (table "" when there is none).
 func StackJobs(cfg aws.Config, stack, table string) *Jobs {
-	n := names.Of(stack)
+	n := stacknames.Of(stack)
 	j := &Jobs{Stack: stack, ec2: ec2.NewFromConfig(cfg)}
 	secrets := &secrets.Store{SM: secretsmanager.NewFromConfig(cfg), Stack: stack, Prefix: n.SecretPrefix()}
 	if table != "" {
@@ -109,9 +109,9 @@ func (j *Jobs) RemoveSecrets(ctx context.Context, out io.Writer) error {
 
 // RemoveLogGroups deletes the stack's log groups that outlive a destroy:
 // Image Builder's (it creates /aws/imagebuilder/RECIPE when a build starts
-// before the stack's own group exists) and any other of the stack's names.
+// before the stack's own group exists) and any other of the stack's stacknames.
 func RemoveLogGroups(ctx context.Context, cfg aws.Config, stack string, out io.Writer) error {
-	n := names.Of(stack)
+	n := stacknames.Of(stack)
 	c := cloudwatchlogs.NewFromConfig(cfg)
 	for _, g := range []string{n.ImageLogGroup(), n.JobsLogGroup(), n.FunctionLogGroup()} {
 		_, err := c.DeleteLogGroup(ctx, &cloudwatchlogs.DeleteLogGroupInput{LogGroupName: aws.String(g)})

@@ -8,8 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/imagebuilder"
 
+	"github.com/replicatorhq/replicator/internal/stacknames"
 	"github.com/replicatorhq/replicator/platform"
-	"github.com/replicatorhq/replicator/platform/names"
 )
 
 // ParentImageVersion resolves the newest version of the image the worker's
@@ -36,5 +36,5 @@ func ParentImageVersion(ctx context.Context, cfg aws.Config, a *Account) (string
 // ImageURN is the URN of a stack's worker image build (setup --rebuild-image
 // replaces it).
 func ImageURN(stack string) string {
-	return "urn:pulumi:" + stack + "::replicator::" + platform.ImageResourceType + "::" + names.Of(stack).Prefix() + "-worker"
+	return "urn:pulumi:" + stack + "::replicator::" + platform.ImageResourceType + "::" + stacknames.Of(stack).Prefix() + "-worker"
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 
+	"github.com/replicatorhq/replicator/internal/stacknames"
 	"github.com/replicatorhq/replicator/platform"
-	"github.com/replicatorhq/replicator/platform/names"
 )
 
 // importIDs derive the AWS id of a named resource from its inputs, the way
@@ -187,7 +187,7 @@ func (o *Options) findKey(ctx context.Context, known []string) (string, string, 
 				continue
 			}
 			for _, t := range tags.Tags {
-				if aws.ToString(t.TagKey) == names.TagStack && aws.ToString(t.TagValue) == o.Config.Stack &&
+				if aws.ToString(t.TagKey) == stacknames.TagStack && aws.ToString(t.TagValue) == o.Config.Stack &&
 					(best == nil || aws.ToTime(meta.KeyMetadata.CreationDate).After(aws.ToTime(best.CreationDate))) {
 					best = meta.KeyMetadata
 				}

@@ -17,10 +17,10 @@ import (
 // transaction's local commit is flushed. The distance from the slot's
 // position to the source's current WAL says nothing, though: one commit
 // record a few bytes ahead can carry a quarter of a million rows. So the
-// only sound question is "has the slot reached the position the source had
-// when I asked?", and the position to ask with is the WAL *insert* position,
-// which is past asynchronous commits not yet written.
-
+// only sound question is "has the target reached the position the source
+// had when I asked?", asked with a position past every commit made so far
+// (CommittedLSN).
+//
 // A second witness, on the target: the apply worker records in
 // pg_stat_subscription.latest_end_lsn the position of each keepalive it
 // processes, and it processes messages in order, so a keepalive at or past
@@ -29,11 +29,40 @@ import (
 // target's last commits were not yet flushed as it answered; the keepalive
 // comes at once. Applied waits for whichever witness says so first.
 
-// InsertLSN is the source's current WAL insert position.
-func InsertLSN(ctx context.Context, conn *pgx.Conn) (string, error) {
-	var lsn string
-	err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text").Scan(&lsn)
-	return lsn, err
+// CommittedLSN is a source position past every transaction committed so
+// far. The insert position is, but the walsender decodes only flushed WAL,
+// and the WAL of a transaction still open (not committed) may stay
+// unflushed for seconds: asking for the insert position would wait for it.
+// A commit is flushed at once (synchronous) or by the WAL writer within a
+// few wal_writer_delay (asynchronous, and aborts). So: the flush position,
+// once it has passed the insert position or the WAL writer has had that
+// long (3 × wal_writer_delay, at most 3 s).
+func CommittedLSN(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var insert string
+	var delayMS int
+	if err := conn.QueryRow(ctx, `SELECT pg_catalog.pg_current_wal_insert_lsn()::text,
+	  (SELECT setting::int FROM pg_catalog.pg_settings WHERE name = 'wal_writer_delay')`).Scan(&insert, &delayMS); err != nil {
+		return "", err
+	}
+	deadline := time.Now().Add(min(3*time.Duration(delayMS)*time.Millisecond, 3*time.Second))
+	for {
+		var flush string
+		var past bool
+		if err := conn.QueryRow(ctx, `SELECT pg_catalog.pg_current_wal_flush_lsn()::text, pg_catalog.pg_current_wal_flush_lsn() >= $1::pg_lsn`, insert).Scan(&flush, &past); err != nil {
+			return "", err
+		}
+		if past {
+			return insert, nil
+		}
+		if time.Now().After(deadline) {
+			return flush, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Reached waits up to wait for slot's subscriber to confirm lsn, and says

@@ -386,7 +386,7 @@ func (s *session) drainBeforeStop(ctx context.Context, db string, src, dst *pgx.
 	if err != nil {
 		return err
 	}
-	lsn, err := InsertLSN(ctx, src)
+	lsn, err := CommittedLSN(ctx, src)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,8 @@ type Status struct {
 	// CaughtUp: the target had applied everything the source had written
 	// when status asked (within CatchUpProbe); nil when not replicating.
 	CaughtUp *bool `json:"caught_up,omitempty"`
-	// SourceLSN is the source's WAL insert position when status asked;
+	// SourceLSN is the source's position past every commit when status
+	// asked (CommittedLSN);
 	// AppliedLSN the source position the target has applied up to (its
 	// replication origin; the slot's confirmed position for a role that
 	// may not read origins).
@@ -168,67 +169,16 @@ func readStatus(ctx context.Context, src, dst *pgx.Conn, db string, n Names) (*S
 	if err := src.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)", n.Publication).Scan(&st.Publication); err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	slot := &SlotState{Name: n.Slot}
-	var lagBytes *int64
-	var confirmed, walStatus *string
-	// wal_status is there from PostgreSQL 13 on.
-	walStatusCol, inactiveCol := "s.wal_status", "NULL::timestamptz"
-	if m := serverMajor(src); m < 13 {
-		walStatusCol = "NULL::text"
-	} else if m >= 17 {
-		inactiveCol = "s.inactive_since"
-	}
-	err := src.QueryRow(ctx, `
-SELECT s.active, s.confirmed_flush_lsn::text, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::int8,
-       `+walStatusCol+`, (SELECT extract(epoch FROM r.replay_lag)::float8 FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid),
-       COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::int8, 0),
-       COALESCE(current_setting('max_slot_wal_keep_size', true), ''), `+inactiveCol+`
-FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1`, n.Slot).Scan(&slot.Active, &confirmed, &lagBytes, &walStatus, &slot.LagSeconds,
-		&slot.RetainedBytes, &slot.MaxKeepSize, &slot.InactiveSince)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		slot = nil
-	case err != nil:
+	slot, err := readSlot(ctx, src, n)
+	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
-	default:
-		slot.ConfirmedLSN, slot.WALStatus = deref(confirmed), deref(walStatus)
-		if lagBytes != nil {
-			slot.LagBytes = *lagBytes
-		}
-		if slot.LagSeconds == nil && slot.LagBytes == 0 {
-			zero := 0.0
-			slot.LagSeconds = &zero
-		}
-		st.Slot = slot
 	}
-
-	sub := &SubState{Name: n.Subscription}
-	var subOID uint32
-	var pid *int32
-	var received *string
-	// Error counters are kept from PostgreSQL 15 on; from 16 on parallel apply
-	// workers also have no relid, and only the leader is the subscription's.
-	errorsCol, leader := "0::int8", ""
-	if m := serverMajor(dst); m >= 15 {
-		errorsCol = "COALESCE((SELECT apply_error_count + sync_error_count FROM pg_catalog.pg_stat_subscription_stats x WHERE x.subid = s.oid), 0)"
-		if m >= 16 {
-			leader = " AND st.leader_pid IS NULL"
-		}
-	}
-	err = dst.QueryRow(ctx, `
-SELECT s.oid, s.subenabled, st.pid, st.received_lsn::text, st.last_msg_receipt_time, st.latest_end_time,
-       `+errorsCol+`
-FROM pg_catalog.pg_subscription s
-LEFT JOIN pg_catalog.pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL`+leader+`
-WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())`,
-		n.Subscription).Scan(&subOID, &sub.Enabled, &pid, &received, &sub.LastMessage, &sub.LastApplied, &sub.ApplyErrors)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		sub = nil
-	case err != nil:
+	st.Slot = slot
+	sub, subOID, err := readSubscription(ctx, dst, n)
+	if err != nil {
 		return nil, fmt.Errorf("target: %w", err)
-	default:
-		sub.WorkerRunning, sub.ReceivedLSN = pid != nil, deref(received)
+	}
+	if sub != nil {
 		st.Subscription = sub
 		if st.Tables, err = subscribedTables(ctx, dst, subOID); err != nil {
 			return nil, fmt.Errorf("target: %w", err)
@@ -277,10 +227,80 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 	return st, nil
 }
 
+// readSlot reads the source side; nil when the slot is not there.
+func readSlot(ctx context.Context, src *pgx.Conn, n Names) (*SlotState, error) {
+	slot := &SlotState{Name: n.Slot}
+	var lagBytes *int64
+	var confirmed, walStatus *string
+	// wal_status is there from PostgreSQL 13 on.
+	walStatusCol, inactiveCol := "s.wal_status", "NULL::timestamptz"
+	if m := serverMajor(src); m < 13 {
+		walStatusCol = "NULL::text"
+	} else if m >= 17 {
+		inactiveCol = "s.inactive_since"
+	}
+	err := src.QueryRow(ctx, `
+SELECT s.active, s.confirmed_flush_lsn::text, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::int8,
+       `+walStatusCol+`, (SELECT extract(epoch FROM r.replay_lag)::float8 FROM pg_catalog.pg_stat_replication r WHERE r.pid = s.active_pid),
+       COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::int8, 0),
+       COALESCE(current_setting('max_slot_wal_keep_size', true), ''), `+inactiveCol+`
+FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1`, n.Slot).Scan(&slot.Active, &confirmed, &lagBytes, &walStatus, &slot.LagSeconds,
+		&slot.RetainedBytes, &slot.MaxKeepSize, &slot.InactiveSince)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		slot = nil
+	case err != nil:
+		return nil, err
+	default:
+		slot.ConfirmedLSN, slot.WALStatus = deref(confirmed), deref(walStatus)
+		if lagBytes != nil {
+			slot.LagBytes = *lagBytes
+		}
+		if slot.LagSeconds == nil && slot.LagBytes == 0 {
+			zero := 0.0
+			slot.LagSeconds = &zero
+		}
+	}
+	return slot, nil
+}
+
+// readSubscription reads the target side; nil when the subscription is
+// not there.
+func readSubscription(ctx context.Context, dst *pgx.Conn, n Names) (*SubState, uint32, error) {
+	sub := &SubState{Name: n.Subscription}
+	var subOID uint32
+	var pid *int32
+	var received *string
+	// Error counters are kept from PostgreSQL 15 on; from 16 on parallel apply
+	// workers also have no relid, and only the leader is the subscription's.
+	errorsCol, leader := "0::int8", ""
+	if m := serverMajor(dst); m >= 15 {
+		errorsCol = "COALESCE((SELECT apply_error_count + sync_error_count FROM pg_catalog.pg_stat_subscription_stats x WHERE x.subid = s.oid), 0)"
+		if m >= 16 {
+			leader = " AND st.leader_pid IS NULL"
+		}
+	}
+	err := dst.QueryRow(ctx, `
+SELECT s.oid, s.subenabled, st.pid, st.received_lsn::text, st.last_msg_receipt_time, st.latest_end_time,
+       `+errorsCol+`
+FROM pg_catalog.pg_subscription s
+LEFT JOIN pg_catalog.pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL`+leader+`
+WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())`,
+		n.Subscription).Scan(&subOID, &sub.Enabled, &pid, &received, &sub.LastMessage, &sub.LastApplied, &sub.ApplyErrors)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, 0, nil
+	case err != nil:
+		return nil, 0, err
+	}
+	sub.WorkerRunning, sub.ReceivedLSN = pid != nil, deref(received)
+	return sub, subOID, nil
+}
+
 // measureLag says whether the target is caught up with the source's current
 // position, and how much WAL lies between what it applied and that position.
 func (st *Status) measureLag(ctx context.Context, src, dst *pgx.Conn, subOID uint32) error {
-	cur, err := InsertLSN(ctx, src)
+	cur, err := CommittedLSN(ctx, src)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}

@@ -33,43 +33,10 @@ func Split(script string) []string {
 			}
 			continue
 		case c == '/' && i+1 < len(s) && s[i+1] == '*':
-			depth, j := 0, i
-			for j < len(s) {
-				if strings.HasPrefix(s[j:], "/*") {
-					depth++
-					j += 2
-				} else if strings.HasPrefix(s[j:], "*/") {
-					depth--
-					j += 2
-					if depth == 0 {
-						break
-					}
-				} else {
-					j++
-				}
-			}
-			i = j
+			i = blockCommentEnd(s, i)
 			continue
 		case c == '\'' || c == '"':
-			escapes := c == '\'' && i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') && (i < 2 || !isIdent(s[i-2]))
-			j := i + 1
-			for j < len(s) {
-				if escapes && s[j] == '\\' {
-					j += 2
-					continue
-				}
-				if s[j] == c {
-					if j+1 < len(s) && s[j+1] == c {
-						j += 2
-						continue
-					}
-					break
-				}
-				j++
-			}
-			if j >= len(s) {
-				j = len(s) - 1
-			}
+			j := quotedEnd(s, i)
 			cur.WriteString(s[i : j+1])
 			i = j + 1
 			atLineStart = false
@@ -131,3 +98,48 @@ func isIdent(c byte) bool {
 }
 
 func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// blockCommentEnd is where the (nested) block comment at s[i] ends.
+func blockCommentEnd(s string, i int) int {
+	depth, j := 0, i
+	for j < len(s) {
+		switch {
+		case strings.HasPrefix(s[j:], "/*"):
+			depth++
+			j += 2
+		case strings.HasPrefix(s[j:], "*/"):
+			depth--
+			j += 2
+			if depth == 0 {
+				return j
+			}
+		default:
+			j++
+		}
+	}
+	return j
+}
+
+// quotedEnd is the index of the quote that closes the string or quoted
+// identifier opening at s[i] (doubled quotes, and backslashes in E'...'
+// strings, escape); the last index when it is not closed.
+func quotedEnd(s string, i int) int {
+	c := s[i]
+	escapes := c == '\'' && i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') && (i < 2 || !isIdent(s[i-2]))
+	j := i + 1
+	for j < len(s) {
+		if escapes && s[j] == '\\' {
+			j += 2
+			continue
+		}
+		if s[j] == c {
+			if j+1 < len(s) && s[j+1] == c {
+				j += 2
+				continue
+			}
+			return j
+		}
+		j++
+	}
+	return len(s) - 1
+}

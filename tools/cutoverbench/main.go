@@ -74,27 +74,9 @@ func run(bin string, rate, major int, settle time.Duration) error {
 	}
 	defer os.RemoveAll(dir)
 
-	var dbs []string
-	for d := 1; d <= databases; d++ {
-		db := fmt.Sprintf("app%d", d)
-		dbs = append(dbs, db)
-		if err := src.Exec(ctx, "postgres", "CREATE DATABASE "+db); err != nil {
-			return err
-		}
-		var ddl strings.Builder
-		for t := 1; t <= tablesPer; t++ {
-			fmt.Fprintf(&ddl, "CREATE TABLE orders_%02d (client int, seq bigint, at timestamptz DEFAULT clock_timestamp(), amount numeric, PRIMARY KEY (client, seq));\n", t)
-			fmt.Fprintf(&ddl, "INSERT INTO orders_%02d SELECT -1, g, now(), g FROM generate_series(1, 2000) g;\n", t)
-		}
-		ddl.WriteString("CREATE TABLE balance (client int PRIMARY KEY, total numeric NOT NULL); INSERT INTO balance SELECT g, 0 FROM generate_series(0, 63) g;")
-		if err := src.Exec(ctx, db, ddl.String()); err != nil {
-			return err
-		}
-	}
-	conn := []string{"--source", src.URL("postgres"), "--target", dst.URL("postgres"), "--include-databases", strings.Join(dbs, ",")}
-	fmt.Println("replicator init --sync (2 databases, 50 tables)")
-	if out, err := exec.Command(bin, append([]string{"init", "--sync", "--no-roles"}, conn...)...).CombinedOutput(); err != nil {
-		return fmt.Errorf("init --sync: %v\n%s", err, out)
+	dbs, conn, err := prepare(ctx, bin, src, dst)
+	if err != nil {
+		return err
 	}
 
 	// The pooler: new connections go to the server named in a file, which
@@ -114,15 +96,6 @@ func run(bin string, rate, major int, settle time.Duration) error {
 	app.start()
 	time.Sleep(settle)
 
-	type switchRun struct {
-		name  string
-		args  []string
-		to    string
-		start time.Time
-		end   time.Time
-		res   result
-		lost  int
-	}
 	runs := []*switchRun{
 		{name: "cutover --reverse", args: []string{"cutover", "--reverse"}, to: addr(dst)},
 		{name: "cutover --rollback", args: []string{"cutover", "--rollback"}, to: addr(src)},
@@ -164,6 +137,54 @@ func run(bin string, rate, major int, settle time.Duration) error {
 	if err != nil {
 		return err
 	}
+	lost = report(app, runs, lost)
+	if lost > 0 {
+		return fmt.Errorf("%d acknowledged transaction(s) lost", lost)
+	}
+	return nil
+}
+
+// prepare creates the databases and their 50 tables on the source, and
+// copies and replicates them with init --sync.
+func prepare(ctx context.Context, bin string, src, dst *pgcluster.Cluster) (dbs, conn []string, err error) {
+	for d := 1; d <= databases; d++ {
+		db := fmt.Sprintf("app%d", d)
+		dbs = append(dbs, db)
+		if err := src.Exec(ctx, "postgres", "CREATE DATABASE "+db); err != nil {
+			return nil, nil, err
+		}
+		var ddl strings.Builder
+		for t := 1; t <= tablesPer; t++ {
+			fmt.Fprintf(&ddl, "CREATE TABLE orders_%02d (client int, seq bigint, at timestamptz DEFAULT clock_timestamp(), amount numeric, PRIMARY KEY (client, seq));\n", t)
+			fmt.Fprintf(&ddl, "INSERT INTO orders_%02d SELECT -1, g, now(), g FROM generate_series(1, 2000) g;\n", t)
+		}
+		ddl.WriteString("CREATE TABLE balance (client int PRIMARY KEY, total numeric NOT NULL); INSERT INTO balance SELECT g, 0 FROM generate_series(0, 63) g;")
+		if err := src.Exec(ctx, db, ddl.String()); err != nil {
+			return nil, nil, err
+		}
+	}
+	conn = []string{"--source", src.URL("postgres"), "--target", dst.URL("postgres"), "--include-databases", strings.Join(dbs, ",")}
+	fmt.Println("replicator init --sync (2 databases, 50 tables)")
+	if out, err := exec.Command(bin, append([]string{"init", "--sync", "--no-roles"}, conn...)...).CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("init --sync: %v\n%s", err, out)
+	}
+
+	return dbs, conn, nil
+}
+
+// switchRun is one cutover run of the benchmark.
+type switchRun struct {
+	name  string
+	args  []string
+	to    string
+	start time.Time
+	end   time.Time
+	res   result
+	lost  int
+}
+
+// report prints the table, and returns every loss counted.
+func report(app *app, runs []*switchRun, lost int) int {
 	fmt.Printf("\n%d transactions acknowledged, %d failed and retried (%.0f tps)\n", app.acked(), app.failures, float64(app.acked())/app.elapsed().Seconds())
 	fmt.Printf("%-20s %12s %10s", "switch", "downtime", "lost")
 	for _, st := range []string{"guardrails", "fence", "drain", "sequences", "final check", "switch"} {
@@ -182,10 +203,7 @@ func run(bin string, rate, major int, settle time.Duration) error {
 	for _, s := range runs {
 		lost += s.lost
 	}
-	if lost > 0 {
-		return fmt.Errorf("%d acknowledged transaction(s) lost", lost)
-	}
-	return nil
+	return lost
 }
 
 type result struct {

@@ -115,6 +115,10 @@ func Build(ctx context.Context, o Options) ([]string, error) {
 	if !buildinfo.Released(o.Version) {
 		return nil, fmt.Errorf("version %q is not a release (vMAJOR.MINOR.PATCH)", o.Version)
 	}
+	if o.Version != buildinfo.Release {
+		return nil, fmt.Errorf("version %s differs from the source's, %s: move the CHANGELOG's Unreleased entry to %s and set buildinfo.Release (internal/buildinfo/release.go) to it first, then tag that commit",
+			o.Version, buildinfo.Release, o.Version)
+	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err
 	}

@@ -31,6 +31,11 @@ func TestReleaseIsReproducible(t *testing.T) {
 		}
 		return out
 	}
+	// A tag that is not the source's release is refused before anything is built.
+	if _, err := Build(context.Background(), Options{Root: root, Out: t.TempDir(), Version: "v9.9.9", Platforms: []string{"linux/amd64"},
+		Log: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), "differs from the source's, v0.5.0") {
+		t.Errorf("a tag that is not the source's release: %v", err)
+	}
 	a, b := build(), build()
 	const name = "replicator_0.5.0_linux_amd64.tar.gz"
 	for _, f := range []string{name, "SHA256SUMS"} {

@@ -18,15 +18,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 )
 
 // Tags on every worker instance.
 const (
-	TagJob   = names.TagJob
-	TagRole  = names.TagRole
-	TagStack = names.TagStack
-	Role     = names.RoleWorker
+	TagJob   = stacknames.TagJob
+	TagRole  = stacknames.TagRole
+	TagStack = stacknames.TagStack
+	Role     = stacknames.RoleWorker
 )
 
 // Launcher starts workers of one stack.
@@ -83,7 +83,7 @@ func (l *Launcher) launchIn(ctx context.Context, jobID, instanceType, subnet str
 	}
 	size := l.VolumeGiB
 	if size == 0 {
-		size = names.VolumeGiB
+		size = stacknames.VolumeGiB
 	}
 	lt := &types.LaunchTemplateSpecification{LaunchTemplateName: aws.String(l.LaunchTemplate)}
 	if l.Version != "" {

@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
 	"github.com/replicatorhq/replicator/internal/progress"
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 )
 
 // Names of the metrics.
@@ -138,7 +138,7 @@ func (p *Publisher) Active(ctx context.Context, n int) {
 }
 
 func (p *Publisher) put(ctx context.Context, data []types.MetricDatum) {
-	_, err := p.Client.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String(names.MetricsNamespace), MetricData: data})
+	_, err := p.Client.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String(stacknames.MetricsNamespace), MetricData: data})
 	if err != nil && p.Log != nil {
 		p.Log.Warn("publish metrics", "err", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/replicatorhq/replicator/internal/remote"
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 )
 
 // Store keeps job secrets under Prefix, tagged with the stack and the job.
@@ -38,8 +38,8 @@ func (s *Store) Create(ctx context.Context, jobID string, sec remote.Secret) (st
 		Name:         aws.String(s.Prefix + jobID),
 		SecretString: aws.String(string(b)),
 		Description:  aws.String("connection URLs of replicator job " + jobID),
-		Tags: []types.Tag{{Key: aws.String(names.TagJob), Value: aws.String(jobID)},
-			{Key: aws.String(names.TagStack), Value: aws.String(s.Stack)}},
+		Tags: []types.Tag{{Key: aws.String(stacknames.TagJob), Value: aws.String(jobID)},
+			{Key: aws.String(stacknames.TagStack), Value: aws.String(s.Stack)}},
 	}
 	if s.KMSKeyID != "" {
 		in.KmsKeyId = aws.String(s.KMSKeyID)
@@ -55,7 +55,7 @@ func (s *Store) Create(ctx context.Context, jobID string, sec remote.Secret) (st
 // secret; a relaunch re-tags it for the new instance.
 func (s *Store) TagInstance(ctx context.Context, jobID, instanceARN string) error {
 	_, err := s.SM.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String(s.Prefix + jobID),
-		Tags: []types.Tag{{Key: aws.String(names.TagInstance), Value: aws.String(instanceARN)}}})
+		Tags: []types.Tag{{Key: aws.String(stacknames.TagInstance), Value: aws.String(instanceARN)}}})
 	if err != nil {
 		return fmt.Errorf("hand the job's secret to its worker: %w", err)
 	}
@@ -76,7 +76,7 @@ func (s *Store) Has(ctx context.Context, jobID string) (bool, error) {
 // what a crash left).
 func (s *Store) List(ctx context.Context) ([]string, error) {
 	p := secretsmanager.NewListSecretsPaginator(s.SM, &secretsmanager.ListSecretsInput{Filters: []types.Filter{
-		{Key: types.FilterNameStringTypeTagKey, Values: []string{names.TagStack}},
+		{Key: types.FilterNameStringTypeTagKey, Values: []string{stacknames.TagStack}},
 		{Key: types.FilterNameStringTypeTagValue, Values: []string{s.Stack}},
 	}})
 	var ids []string
@@ -99,7 +99,7 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 // values separately.
 func stackTagged(tags []types.Tag, stack string) bool {
 	for _, t := range tags {
-		if aws.ToString(t.Key) == names.TagStack && aws.ToString(t.Value) == stack {
+		if aws.ToString(t.Key) == stacknames.TagStack && aws.ToString(t.Value) == stack {
 			return true
 		}
 	}

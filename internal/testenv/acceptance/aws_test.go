@@ -36,7 +36,7 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 )
 
 // Enabled is the variable that turns the test on.
@@ -372,11 +372,11 @@ func untilEmpty(ctx context.Context, wait, every time.Duration, list func() ([]s
 // leftovers is one pass of the scan.
 func (a *account) leftovers(ctx context.Context) ([]string, error) {
 	var left []string
-	n := names.Of(a.stack)
+	n := stacknames.Of(a.stack)
 	e := ec2.NewFromConfig(a.cfg)
 	tags := resourcegroupstaggingapi.NewFromConfig(a.cfg)
 	p := resourcegroupstaggingapi.NewGetResourcesPaginator(tags, &resourcegroupstaggingapi.GetResourcesInput{
-		TagFilters: []tagtypes.TagFilter{{Key: aws.String(names.TagStack), Values: []string{a.stack}}}})
+		TagFilters: []tagtypes.TagFilter{{Key: aws.String(stacknames.TagStack), Values: []string{a.stack}}}})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -393,7 +393,7 @@ func (a *account) leftovers(ctx context.Context) ([]string, error) {
 			left = append(left, arn)
 		}
 	}
-	imgs, _ := e.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []ec2types.Filter{{Name: aws.String("tag:" + names.TagStack), Values: []string{a.stack}}}})
+	imgs, _ := e.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []ec2types.Filter{{Name: aws.String("tag:" + stacknames.TagStack), Values: []string{a.stack}}}})
 	for _, i := range imgs.Images {
 		left = append(left, "AMI "+aws.ToString(i.ImageId))
 	}

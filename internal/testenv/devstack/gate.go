@@ -2,7 +2,9 @@ package devstack
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -45,6 +47,14 @@ func StartGate(target string) (*Gate, error) {
 		return nil, err
 	}
 	proxy := httputil.NewSingleHostReverseProxy(u)
+	proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		// A caller that went away (the demo or a test shutting down) is not
+		// news; anything else is.
+		if !errors.Is(err, context.Canceled) {
+			log.Printf("devstack gate: %s %s: %v", r.Method, r.URL.Path, err)
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	}
 	g := &Gate{URL: "http://" + ln.Addr().String(), delays: map[string]time.Duration{}, fails: map[string]string{}, parentVersion: "2026.11.20"}
 	g.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/GetImage" {

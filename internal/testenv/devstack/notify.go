@@ -13,7 +13,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/replicatorhq/replicator/internal/remote/events"
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 )
 
 // provisionNotify creates what setup deploys for notifications: the topic
@@ -24,7 +24,7 @@ import (
 // EventBridge's SNS target does (the event's JSON as the message). That
 // bridge is the one stand-in.
 func (s *Stack) provisionNotify(ctx context.Context, webhook string) error {
-	n := names.Of(s.Config.Stack)
+	n := stacknames.Of(s.Config.Stack)
 	snsc, sqsc := sns.NewFromConfig(s.Clients.AWS), sqs.NewFromConfig(s.Clients.AWS)
 	topic, err := snsc.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(n.Topic())})
 	if err != nil {
@@ -57,7 +57,7 @@ func (s *Stack) provisionNotify(ctx context.Context, webhook string) error {
 // provisionWebhook makes a webhook as the program does (platform/notify.go):
 // connection, API destination, and a target with the shared input
 // transformer. moto checks neither the role nor HTTPS.
-func (s *Stack) provisionWebhook(ctx context.Context, n names.Names, url string) error {
+func (s *Stack) provisionWebhook(ctx context.Context, n stacknames.Names, url string) error {
 	eb := s.Clients.EventBridge
 	conn, err := eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String(n.Webhook(0)), AuthorizationType: ebtypes.ConnectionAuthorizationTypeApiKey,
 		AuthParameters: &ebtypes.CreateConnectionAuthRequestParameters{ApiKeyAuthParameters: &ebtypes.CreateConnectionApiKeyAuthRequestParameters{
@@ -116,7 +116,7 @@ type Inbox struct {
 // is the event EventBridge sent).
 func (s *Stack) Subscribe(ctx context.Context, name string) (*Inbox, error) {
 	sqsc := sqs.NewFromConfig(s.Clients.AWS)
-	q, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(names.Of(s.Config.Stack).Prefix() + "-" + name)})
+	q, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(stacknames.Of(s.Config.Stack).Prefix() + "-" + name)})
 	if err != nil {
 		return nil, err
 	}

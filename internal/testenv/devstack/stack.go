@@ -21,7 +21,7 @@ import (
 	"github.com/replicatorhq/replicator/internal/remote/awsenv"
 	"github.com/replicatorhq/replicator/internal/remote/lambdafn"
 	"github.com/replicatorhq/replicator/internal/remote/store"
-	"github.com/replicatorhq/replicator/platform/names"
+	"github.com/replicatorhq/replicator/internal/stacknames"
 )
 
 // Region of the emulated platform.
@@ -109,7 +109,7 @@ func (o *Options) config() awsenv.Config {
 	if o.Stack == "" {
 		o.Stack = "replicator"
 	}
-	n := names.Of(o.Stack)
+	n := stacknames.Of(o.Stack)
 	cfg.Stack, cfg.Partition, cfg.Region, cfg.AccountID = o.Stack, "aws", Region, Account
 	for dst, v := range map[*string]string{&cfg.Table: n.Table(), &cfg.LogGroup: n.JobsLogGroup(), &cfg.LaunchTemplate: n.LaunchTemplate(),
 		&cfg.SecretPrefix: n.SecretPrefix(), &cfg.DefaultInstanceType: remote.DefaultInstanceType, &cfg.Version: "dev",
@@ -344,7 +344,7 @@ func (s *Stack) createLaunchTemplate(ctx context.Context) error {
 			MetadataOptions:                   &etypes.LaunchTemplateInstanceMetadataOptionsRequest{HttpTokens: etypes.LaunchTemplateHttpTokensStateRequired},
 			InstanceInitiatedShutdownBehavior: etypes.ShutdownBehaviorTerminate,
 			TagSpecifications: []etypes.LaunchTemplateTagSpecificationRequest{{ResourceType: etypes.ResourceTypeInstance,
-				Tags: []etypes.Tag{{Key: str(names.TagStack), Value: str(s.Config.Stack)}, {Key: str(names.TagRole), Value: str(names.RoleWorker)}}}},
+				Tags: []etypes.Tag{{Key: str(stacknames.TagStack), Value: str(s.Config.Stack)}, {Key: str(stacknames.TagRole), Value: str(stacknames.RoleWorker)}}}},
 		},
 	})
 	if err != nil {

@@ -1,7 +1,7 @@
-// Package names holds the fixed names and tags of a stack's resources, shared
+// Package stacknames holds the fixed names and tags of a stack's resources, shared
 // by the Pulumi program, the Lambda, the worker, the emulated platform and
 // teardown. It imports nothing heavy: the Lambda and the worker link it.
-package names
+package stacknames
 
 import (
 	"fmt"
