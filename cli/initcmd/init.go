@@ -50,6 +50,7 @@ type Options struct {
 	StateDir            string
 	Verify              bool
 	SkipValidate        bool
+	SkipAnalyze         bool
 	Sync                bool
 	Remote              remoteui.Flags
 	SourceFromTarget    string
@@ -104,6 +105,7 @@ changes, unless --drop-existing replaces it.`,
 	cmdutil.AddReplicationFlags(cmd, &opts.SourceFromTarget, &opts.ReplicaIdentityFull, &opts.ReplicateDDL)
 	remoteui.AddFlags(cmd, &opts.Remote, true)
 	fl.BoolVar(&opts.SkipValidate, "skip-validate", false, "do not run the checks of replicator validate first")
+	fl.BoolVar(&opts.SkipAnalyze, "skip-analyze", false, "do not ANALYZE each table once it is copied and indexed (the target then has no planner statistics)")
 	fl.BoolVar(&opts.Verify, "verify", false, "compare row counts and content hashes of every table once the copy is done (see replicator verify)")
 	fl.BoolVar(&opts.JSON, "json", false, "print progress and the summary as JSON lines on stdout")
 	return cmd
@@ -129,7 +131,7 @@ func (opts *Options) JobOptions() (remote.Options, error) {
 		DropExisting: opts.DropExisting, NoRoles: opts.NoRoles, NoResume: opts.NoResume,
 		Jobs: opts.Jobs, IndexJobs: opts.IndexJobs, SplitLargerThan: split, MaintenanceWorkMem: opts.MaintenanceWorkMem,
 		StallTimeoutSeconds: int(opts.StallTimeout / time.Second),
-		SkipValidate:        opts.SkipValidate, Verify: opts.Verify, Sync: opts.Sync, ReplicaIdentityFull: opts.ReplicaIdentityFull, ReplicateDDL: opts.ReplicateDDL,
+		SkipValidate:        opts.SkipValidate, SkipAnalyze: opts.SkipAnalyze, Verify: opts.Verify, Sync: opts.Sync, ReplicaIdentityFull: opts.ReplicaIdentityFull, ReplicateDDL: opts.ReplicateDDL,
 	}, nil
 }
 

@@ -67,6 +67,7 @@ var initFlags = map[string]flagCase{
 	"no-roles":                 {args: []string{"--no-roles"}, carried: true},
 	"no-resume":                {args: []string{"--no-resume"}, carried: true},
 	"skip-validate":            {args: []string{"--skip-validate"}, carried: true},
+	"skip-analyze":             {args: []string{"--skip-analyze"}, carried: true},
 	"verify":                   {args: []string{"--verify"}, carried: true},
 	"sync":                     {args: []string{"--sync"}, carried: true},
 	"source-from-target":       {args: []string{"--sync", "--source-from-target", via}, carried: true},

@@ -91,8 +91,12 @@ func Summary(w io.Writer, res *engine.Result, jsonOut bool) error {
 	}
 	fmt.Fprintln(w)
 	PrintSummary(w, res)
-	if res.TableCount() > 0 {
-		fmt.Fprintln(w, "Planner statistics are not copied: run ANALYZE (or vacuumdb --all --analyze-in-stages) on the target before heavy queries.")
+	switch {
+	case res.TableCount() == 0:
+	case res.Analyzed:
+		fmt.Fprintln(w, "Every copied table was analyzed: the target has planner statistics.")
+	default:
+		fmt.Fprintln(w, "Planner statistics are not copied (--skip-analyze): run ANALYZE (or vacuumdb --all --analyze-in-stages) on the target before heavy queries.")
 	}
 	return nil
 }

@@ -156,7 +156,7 @@ func TestRemoteInit(t *testing.T) {
 		}
 	}
 	// The remote display ends as a local run does: the summary, then verify's.
-	for _, want := range []string{"Database  Step", "remote1   copy + indexes", "Copied 2 tables, 50100 rows", "Planner statistics are not copied",
+	for _, want := range []string{"Database  Step", "remote1   copy + indexes", "Copied 2 tables, 50100 rows", "  analyze", "Every copied table was analyzed",
 		"ok      remote1.public.items: 50000 rows", "2 table(s) compared in"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, r.stdout)

@@ -96,6 +96,8 @@ func keySplit(db string, t catalog.Name) string { return keyDB(db, "table/"+t.St
 
 func keyIndex(db string, ix catalog.Name) string { return keyDB(db, "index/"+ix.String()) }
 
+func keyAnalyze(db string, t catalog.Name) string { return keyDB(db, "analyze/"+t.String()) }
+
 func keyConstraints(db string, t catalog.Name) string {
 	return keyDB(db, "constraints/"+t.String())
 }

@@ -51,6 +51,9 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 		nIndex += len(t.indexes) + 1
 	}
 	indexCh := make(chan indexTask, nIndex)
+	if !r.opts.SkipAnalyze {
+		w.analyze = make(chan *tableWork, len(w.tables))
+	}
 	queue := &partQueue{parts: parts}
 	w.copying.Store(int64(len(parts)))
 
@@ -85,8 +88,25 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 		copiers.Wait()
 		close(indexCh)
 	}()
+	var indexers sync.WaitGroup
 	for i := 0; i < r.opts.IndexJobs; i++ {
-		g.Go(func() error { return r.indexWorker(gctx, w, indexCh, &indexSpan) })
+		indexers.Add(1)
+		g.Go(func() error {
+			defer indexers.Done()
+			return r.indexWorker(gctx, w, indexCh, &indexSpan)
+		})
+	}
+	var analyzeSpan span
+	var analyzed int
+	var analyzeSum float64
+	if w.analyze != nil {
+		go func() {
+			// Nothing hands a table over once copiers and indexers are gone.
+			copiers.Wait()
+			indexers.Wait()
+			close(w.analyze)
+		}()
+		g.Go(func() error { return r.analyzer(gctx, w, &analyzeSpan, &analyzed, &analyzeSum) })
 	}
 	err = g.Wait()
 
@@ -104,6 +124,9 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 	r.record(StepResult{Database: w.name, Name: "copy + indexes", Seconds: d.Seconds()})
 	r.record(StepResult{Database: w.name, Name: "  copy", Seconds: copySpan.seconds(), Cumulative: copySum, Count: nParts, Bytes: bytes})
 	r.record(StepResult{Database: w.name, Name: "  indexes", Seconds: indexSpan.seconds(), Cumulative: indexSum, Count: nIdx})
+	if w.analyze != nil {
+		r.record(StepResult{Database: w.name, Name: "  analyze", Seconds: analyzeSpan.seconds(), Cumulative: analyzeSum, Count: analyzed})
+	}
 	ev := progress.Event{Kind: progress.StepDone, Database: w.name, Step: "copy", Seconds: d.Seconds(), Bytes: bytes}
 	if err != nil {
 		ev.Message = "failed"

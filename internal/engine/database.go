@@ -53,6 +53,9 @@ type dbWork struct {
 
 	// copying counts table parts not yet copied.
 	copying atomic.Int64
+	// analyze receives each table once its rows, indexes and constraints
+	// are in (nil: no ANALYZE).
+	analyze chan *tableWork
 }
 
 // tableWork is one table of the dump: copied with or without data.

@@ -56,6 +56,10 @@ type Options struct {
 	Confirm      func(question string) (bool, error)
 	// SkipRoles leaves roles alone (--no-roles).
 	SkipRoles bool
+	// SkipAnalyze leaves the target's tables without planner statistics
+	// (--skip-analyze); by default each table is analyzed once its rows and
+	// indexes are in, while the rest of the copy goes on.
+	SkipAnalyze bool
 
 	// Checkpoints records progress so that an interrupted run resumes; nil keeps
 	// nothing. ArchiveDir keeps each database's schema archive across attempts
@@ -143,6 +147,9 @@ func (o *Options) defaults() {
 
 // Result is what a run did, for the summary.
 type Result struct {
+	// Analyzed: the copied tables were analyzed (planner statistics are in
+	// place).
+	Analyzed bool          `json:"analyzed"`
 	Steps    []StepResult  `json:"steps"`
 	Tables   []TableResult `json:"tables"`
 	Warnings []string      `json:"warnings,omitempty"`
@@ -269,6 +276,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	jobsChosen := opts.Jobs <= 0
 	opts.defaults()
 	r := &run{opts: opts, log: opts.Logger, tracker: progress.NewTracker(), jobsChosen: jobsChosen}
+	r.result.Analyzed = !opts.SkipAnalyze
 	r.secrets = append(opts.Source.Secrets(), opts.Target.Secrets()...)
 	start := time.Now()
 

@@ -44,7 +44,9 @@ func (r *run) enqueueIndexes(w *dbWork, t *tableWork, ch chan<- indexTask) {
 	if len(todo) == 0 {
 		if t.hasConstraints() && !r.cp.done(keyConstraints(w.name, t.Name)) {
 			ch <- indexTask{table: t}
+			return
 		}
+		r.analyzeLater(w, t)
 		return
 	}
 	for _, ix := range todo {
@@ -185,13 +187,73 @@ func (ix *indexer) once(ctx context.Context, task *indexTask) error {
 		task.counted, task.last = true, t.indexesLeft == 0
 		t.mu.Unlock()
 	}
-	if task.index != nil && !task.last || !t.hasConstraints() {
+	if task.index != nil && !task.last {
 		return nil
 	}
-	if err := addConstraints(ctx, ix.dst, t); err != nil {
-		return err
+	if t.hasConstraints() {
+		if err := addConstraints(ctx, ix.dst, t); err != nil {
+			return err
+		}
+		if err := r.cp.set(ctx, keyConstraints(w.name, t.Name), checkpoint.Done); err != nil {
+			return err
+		}
 	}
-	return r.cp.set(ctx, keyConstraints(w.name, t.Name), checkpoint.Done)
+	r.analyzeLater(w, t)
+	return nil
+}
+
+// analyzeLater hands a table whose rows, indexes and constraints are all in
+// to the database's analyzer (expression indexes get their statistics too).
+func (r *run) analyzeLater(w *dbWork, t *tableWork) {
+	if w.analyze != nil && !r.cp.done(keyAnalyze(w.name, t.Name)) {
+		w.analyze <- t
+	}
+}
+
+// analyzer runs ANALYZE on each table it is handed, in one target session,
+// while other tables still copy and index: a copy that says it is done is
+// ready for queries. A table the role may not analyze is a warning, not a
+// failed copy.
+func (r *run) analyzer(ctx context.Context, w *dbWork, sp *span, count *int, sum *float64) error {
+	var dst *pgx.Conn
+	defer func() {
+		if dst != nil {
+			dst.Close(context.Background())
+		}
+	}()
+	for t := range w.analyze {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if dst == nil {
+			conn, err := w.dst.Connect(ctx)
+			if err != nil {
+				return err
+			}
+			dst = conn
+			if err := targetSession(ctx, dst, "; SET maintenance_work_mem = "+quoteLiteral(r.opts.MaintenanceWorkMem)); err != nil {
+				return err
+			}
+		}
+		start := time.Now()
+		if err := exec(ctx, dst, "ANALYZE "+t.Name.Quoted()); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.info(w.name, "warning: ANALYZE %s failed (%s): run it on the target before heavy queries", t.Name, oneLine(err))
+			dst.Close(context.Background())
+			dst = nil
+			continue
+		}
+		end := time.Now()
+		sp.add(start, end)
+		*count++
+		*sum += end.Sub(start).Seconds()
+		if err := r.cp.set(ctx, keyAnalyze(w.name, t.Name), checkpoint.Done); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // createIndex builds an index unless an earlier attempt already did (its session

@@ -79,6 +79,8 @@ type Options struct {
 	// and retried (0 for the default, 60).
 	StallTimeoutSeconds int  `json:"stall_timeout_seconds,omitempty"`
 	SkipValidate        bool `json:"skip_validate,omitempty"`
+	// SkipAnalyze: init leaves the target's tables without statistics.
+	SkipAnalyze         bool `json:"skip_analyze,omitempty"`
 	Verify              bool `json:"verify,omitempty"`
 	Sync                bool `json:"sync,omitempty"` // init: continue into replication
 	ReplicaIdentityFull bool `json:"replica_identity_full,omitempty"`
@@ -437,7 +439,7 @@ func (r *Request) validateFit(fe FieldErrors) {
 		name string
 		set  bool
 	}{{"drop_existing", o.DropExisting}, {"verify", o.Verify}, {"sync", o.Sync}, {"no_roles", o.NoRoles}, {"no_resume", o.NoResume},
-		{"skip_validate", o.SkipValidate}, {"jobs", o.Jobs != 0}, {"index_jobs", o.IndexJobs != 0}, {"split_tables_larger_than", o.SplitLargerThan != 0},
+		{"skip_validate", o.SkipValidate}, {"skip_analyze", o.SkipAnalyze}, {"jobs", o.Jobs != 0}, {"index_jobs", o.IndexJobs != 0}, {"split_tables_larger_than", o.SplitLargerThan != 0},
 		{"maintenance_work_mem", o.MaintenanceWorkMem != ""}, {"stall_timeout_seconds", o.StallTimeoutSeconds != 0}} {
 		if r.Command == "sync" && f.set || r.Command == "cutover" && f.set && f.name != "verify" {
 			fe.add("options."+f.name, "applies to init, not "+r.Command)

@@ -27,7 +27,7 @@ var OptionSince = map[string]string{
 	// cutover's, in the release after v0.5.0.
 	"rollback": "v0.6.0", "reverse": "v0.6.0", "plan_only": "v0.6.0", "max_lag_seconds": "v0.6.0",
 	"drain_timeout_seconds": "v0.6.0", "switch_timeout_seconds": "v0.6.0", "fence": "v0.6.0",
-	"sequence_margin": "v0.6.0", "unfence_source": "v0.6.0",
+	"sequence_margin": "v0.6.0", "unfence_source": "v0.6.0", "skip_analyze": "v0.6.0",
 }
 
 // NewerThan lists the options o sets that a platform of release v does not

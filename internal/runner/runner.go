@@ -178,7 +178,7 @@ func EngineOptions(j Job) engine.Options {
 	eo := engine.Options{
 		Source: j.Source, Target: j.Target, Filters: j.Filters,
 		Jobs: o.Jobs, IndexJobs: o.IndexJobs, SplitThreshold: o.SplitLargerThan, MaintenanceWorkMem: o.MaintenanceWorkMem,
-		DropExisting: o.DropExisting, SkipRoles: o.NoRoles, StallTimeout: time.Duration(o.StallTimeoutSeconds) * time.Second,
+		DropExisting: o.DropExisting, SkipRoles: o.NoRoles, SkipAnalyze: o.SkipAnalyze, StallTimeout: time.Duration(o.StallTimeoutSeconds) * time.Second,
 	}
 	if o.Sync {
 		eo.Sync = &engine.SyncOptions{SourceForTarget: j.SourceForTarget, ReplicaIdentityFull: o.ReplicaIdentityFull, DDL: replication.DDLMode(o.ReplicateDDL)}
