@@ -215,6 +215,10 @@ func (r *run) analyzeLater(w *dbWork, t *tableWork) {
 // ready for queries. A table the role may not analyze is a warning, not a
 // failed copy.
 func (r *run) analyzer(ctx context.Context, w *dbWork, sp *span, count *int, sum *float64) error {
+	// As the index workers: the target's tables exist once pre-data is in.
+	if err := w.ahead.wait(ctx); err != nil {
+		return err
+	}
 	var dst *pgx.Conn
 	defer func() {
 		if dst != nil {
