@@ -99,7 +99,10 @@ func refusal(is restoreIssue, superuser bool) string {
 // alreadyDone: what a statement run a second time says when its first run
 // succeeded.
 func alreadyDone(msg string) bool {
-	return strings.Contains(msg, "already exists") || strings.Contains(msg, "is already member of publication")
+	// A primary key the earlier pass added makes ADD PRIMARY KEY fail with
+	// "multiple primary keys", not "already exists".
+	return strings.Contains(msg, "already exists") || strings.Contains(msg, "is already member of publication") ||
+		strings.Contains(msg, "multiple primary keys for table")
 }
 
 // garbled: every line pg_restore's parser could not read is a server's
