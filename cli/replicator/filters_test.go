@@ -195,7 +195,12 @@ func extensionDir(t *testing.T) string {
 	}
 	dir := filepath.Join(strings.TrimSpace(string(out)), "extension")
 	probe := filepath.Join(dir, ".replicator-probe")
-	if os.WriteFile(probe, nil, 0o644) != nil {
+	if err := os.WriteFile(probe, nil, 0o644); err != nil {
+		// CI runs as root, where the directory is always writable: there a
+		// failure to write is a broken set-up, never a reason to skip.
+		if os.Geteuid() == 0 {
+			t.Fatalf("the server's extension directory: %v", err)
+		}
 		t.Log("the server's extension directory is not writable: part of the test skipped")
 		return ""
 	}
