@@ -50,11 +50,14 @@ func Get() Info {
 			}
 		}
 	}
-	if len(i.Commit) > 12 {
-		i.Commit = i.Commit[:12]
+	// A commit stamped by the Taskfile may say ".dirty" itself.
+	hash, dirty := strings.CutSuffix(i.Commit, ".dirty")
+	if len(hash) > 12 {
+		hash = hash[:12]
 	}
+	i.Commit = hash
 	if i.Version == "" {
-		i.Version = Release + "+" + buildMetadata(i.Commit, modified())
+		i.Version = Release + "+" + buildMetadata(i.Commit, dirty || modified())
 	}
 	return i
 }

@@ -43,3 +43,14 @@ func TestWorkingTreeVersion(t *testing.T) {
 		}
 	}
 }
+
+// The Taskfile stamps the commit by hand (GOFLAGS=-buildvcs=false turns Go's
+// own stamp off on CI machines), with ".dirty" for a modified tree.
+func TestStampedCommit(t *testing.T) {
+	defer func(c string) { commit = c }(commit)
+	commit = "4922413c14d3f00d.dirty"
+	i := Get()
+	if want := Release + "+4922413c14d3.dirty"; i.Version != want || i.Commit != "4922413c14d3" {
+		t.Fatalf("version %q commit %q, want %q and the short hash", i.Version, i.Commit, want)
+	}
+}
