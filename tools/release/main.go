@@ -1,7 +1,8 @@
 // Command release builds replicator's release archives into dist/: for linux
 // and darwin on amd64 and arm64, each holding the binary (with the
-// linux/arm64 Lambda and worker embedded for `replicator setup`), the
-// README, the CHANGELOG and the licence, and a SHA256SUMS file over them.
+// linux/arm64 Lambda and worker embedded for `replicator setup`), a man page
+// per command (man/man1), the README, the CHANGELOG and the licence, and a
+// SHA256SUMS file over them.
 //
 // Builds are reproducible: the same commit gives byte-identical archives.
 // Everything that could vary is fixed: paths (-trimpath), cgo (off), the
@@ -29,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/replicatorhq/replicator/cli/root"
 	"github.com/replicatorhq/replicator/internal/buildinfo"
 )
 
@@ -156,6 +158,10 @@ func Build(ctx context.Context, o Options) ([]string, error) {
 	if err := os.WriteFile(overlay, ov, 0o644); err != nil {
 		return nil, err
 	}
+	man, err := manPages(filepath.Join(tmp, "man"), at)
+	if err != nil {
+		return nil, err
+	}
 	var files []string
 	for _, p := range o.Platforms {
 		name := fmt.Sprintf("replicator_%s_%s", strings.TrimPrefix(o.Version, "v"), strings.ReplaceAll(p, "/", "_"))
@@ -164,10 +170,10 @@ func Build(ctx context.Context, o Options) ([]string, error) {
 			return nil, err
 		}
 		archive := filepath.Join(o.Out, name+".tar.gz")
-		if err := writeArchive(archive, name, at, []member{{bin, "replicator", 0o755},
+		if err := writeArchive(archive, name, at, append([]member{{bin, "replicator", 0o755},
 			{filepath.Join(o.Root, "README.md"), "README.md", 0o644},
 			{filepath.Join(o.Root, "CHANGELOG.md"), "CHANGELOG.md", 0o644},
-			{filepath.Join(o.Root, "LICENSE"), "LICENSE", 0o644}}); err != nil {
+			{filepath.Join(o.Root, "LICENSE"), "LICENSE", 0o644}}, man...)); err != nil {
 			return nil, err
 		}
 		o.Log.Info("built", "archive", archive)
@@ -179,6 +185,23 @@ func Build(ctx context.Context, o Options) ([]string, error) {
 	}
 	sumFile := filepath.Join(o.Out, "SHA256SUMS")
 	return append(files, sumFile), os.WriteFile(sumFile, []byte(sums), 0o644)
+}
+
+// manPages writes a man page per command, dated at the commit, as archive
+// members under man/man1.
+func manPages(dir string, at time.Time) ([]member, error) {
+	if err := root.WriteManPages(dir, at); err != nil {
+		return nil, err
+	}
+	pages, err := filepath.Glob(filepath.Join(dir, "*.1"))
+	if err != nil || len(pages) == 0 {
+		return nil, fmt.Errorf("no man pages written into %s: %v", dir, err)
+	}
+	var m []member
+	for _, p := range pages {
+		m = append(m, member{p, "man/man1/" + filepath.Base(p), 0o644})
+	}
+	return m, nil
 }
 
 func goBuild(ctx context.Context, o Options, platform, out, pkg, tags, ldflags, overlay string) error {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -58,8 +59,21 @@ func TestReleaseIsReproducible(t *testing.T) {
 
 	members, bin := unpack(t, filepath.Join(a, name))
 	want := "replicator_0.5.0_linux_amd64/ replicator_0.5.0_linux_amd64/CHANGELOG.md replicator_0.5.0_linux_amd64/LICENSE replicator_0.5.0_linux_amd64/README.md replicator_0.5.0_linux_amd64/replicator"
-	if strings.Join(members, " ") != want {
+	var files, man []string
+	for _, m := range members {
+		if strings.Contains(m, "/man/man1/") {
+			man = append(man, m)
+		} else {
+			files = append(files, m)
+		}
+	}
+	if strings.Join(files, " ") != want {
 		t.Errorf("archive holds %v", members)
+	}
+	// A man page per command, the same set as the checked-in reference.
+	ref, _ := filepath.Glob(filepath.Join(root, "docs", "reference", "replicator*.md"))
+	if len(man) != len(ref) || !slices.Contains(man, "replicator_0.5.0_linux_amd64/man/man1/replicator-init.1") {
+		t.Errorf("archive's man pages %v, want one per page of docs/reference (%d)", man, len(ref))
 	}
 	hash, _, _ := commit(context.Background(), root)
 	out, err := exec.Command(bin, "--version").Output()
