@@ -105,6 +105,22 @@ CREATE TABLE scratch (id int PRIMARY KEY); INSERT INTO scratch VALUES (1)`)
 	if r := replicator(t, nil, append([]string{"status", "--check"}, conn...)...); r.code != 0 {
 		t.Errorf("status --check after catch-up: %d\n%s", r.code, r.stderr)
 	}
+	// The table the subscription copied is analyzed by the next sync (the
+	// copied ones by init); analyze_count leaves autovacuum's out.
+	analyzed := "SELECT relname || '=' || analyze_count FROM pg_stat_user_tables WHERE relname IN ('customers', 'feelings') ORDER BY 1"
+	if got := pgtest.Query(t, pair.Target, db, analyzed); !reflect.DeepEqual(got, []string{"customers=0", "feelings=1"}) {
+		t.Errorf("before sync: %v", got)
+	}
+	r = replicator(t, nil, append([]string{"sync"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "analyzed public.customers: the subscription copied their rows since they joined") {
+		t.Errorf("sync after the new table's copy: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	waitFor(t, "the statistics' counters", 10*time.Second, func() bool {
+		return reflect.DeepEqual(pgtest.Query(t, pair.Target, db, analyzed), []string{"customers=1", "feelings=1"})
+	})
+	if r := replicator(t, nil, append([]string{"sync"}, conn...)...); r.code != 0 || strings.Contains(r.stdout, "analyzed") {
+		t.Errorf("a second sync analyzed again: %d\n%s", r.code, r.stdout)
+	}
 
 	// A change made inside a DO block is not replayed (it could hold row
 	// changes too): status names it, with the fix.

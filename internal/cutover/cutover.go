@@ -189,6 +189,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.DryRun {
 		return r.res, nil
 	}
+	// Before the fence, so that it costs no downtime: tables that joined
+	// the subscription after the copy get the statistics the copy's have.
+	for _, d := range r.dbs {
+		analyzed, warnings, err := replication.AnalyzeJoined(ctx, d.down, d.n.Subscription)
+		if err != nil {
+			return r.res, &StepError{Step: Guardrails, Err: err}
+		}
+		for _, w := range warnings {
+			r.o.Log(Guardrails, d.db, "warning: "+w)
+		}
+		if len(analyzed) > 0 {
+			r.o.Log(Guardrails, d.db, "analyzed "+strings.Join(analyzed, ", ")+": the subscription copied their rows since they joined")
+		}
+	}
 	for _, st := range []struct {
 		step Step
 		fn   func(context.Context) error

@@ -239,6 +239,17 @@ func (r *run) analyzer(ctx context.Context, w *dbWork, sp *span, count *int, sum
 				return err
 			}
 		}
+		if may, err := catalog.MayAnalyze(ctx, dst, t.Name.Quoted()); err != nil || !may {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			why := "only its owner may"
+			if err != nil {
+				why = oneLine(err)
+			}
+			r.info(w.name, "warning: ANALYZE %s skipped (%s): run it on the target before heavy queries", t.Name, why)
+			continue
+		}
 		start := time.Now()
 		if err := exec(ctx, dst, "ANALYZE "+t.Name.Quoted()); err != nil {
 			if ctx.Err() != nil {

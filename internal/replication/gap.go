@@ -83,7 +83,16 @@ func (s *session) closeGap(ctx context.Context, db string, src, dst *pgx.Conn, s
 	}
 	s.o.Log(db, fmt.Sprintf("%d of %d table(s) changed since the copy: copied them again at the slot's snapshot (%s)",
 		len(changed), len(results), strings.Join(copied, ", ")))
-	return nil
+	// Their statistics are the first copy's: the new rows may differ.
+	names := make([]string, len(changed))
+	for i, g := range changed {
+		names[i] = g.table.Name.Quoted()
+	}
+	_, warnings, err := analyzeTables(ctx, dst, names)
+	for _, w := range warnings {
+		s.o.Log(db, "warning: "+w)
+	}
+	return err
 }
 
 // changedTables are the tables whose rows differ, with what copying them

@@ -170,6 +170,19 @@ func Setup(ctx context.Context, o Options) error {
 	return nil
 }
 
+// analyzeJoined analyzes the tables that joined in an earlier run and whose
+// copy has finished since.
+func (s *session) analyzeJoined(ctx context.Context, db string, dst *pgx.Conn) error {
+	analyzed, warnings, err := AnalyzeJoined(ctx, dst, NamesFor(db).Subscription)
+	for _, w := range warnings {
+		s.o.Log(db, "warning: "+w)
+	}
+	if len(analyzed) > 0 {
+		s.o.Log(db, fmt.Sprintf("analyzed %s: the subscription copied their rows since they joined", strings.Join(analyzed, ", ")))
+	}
+	return err
+}
+
 func (s *session) setupDB(ctx context.Context, db string) error {
 	src, dst, err := connectBoth(ctx, s.o.Source, s.o.Target, db)
 	if err != nil {
@@ -191,6 +204,9 @@ func (s *session) setupDB(ctx context.Context, db string) error {
 			s.o.Log(db, "upgraded the schema change capture an older replicator installed (a role that may create objects could take over its functions)")
 		}
 		if !s.o.Force {
+			if err := s.analyzeJoined(ctx, db, dst); err != nil {
+				return err
+			}
 			joined, err := JoinNewTables(ctx, src, dst, st)
 			if err != nil {
 				return err

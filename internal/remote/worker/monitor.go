@@ -28,6 +28,7 @@ func (w *Worker) monitor(ctx context.Context, job *remote.Job, j runner.Job, s *
 	threshold := job.Options.LagAlert()
 	s.event(progress.Event{Kind: progress.Info, Message: fmt.Sprintf("replication is set up; watching its lag (alert at %s) until the time limit or a cancel", threshold)})
 	behindSince := map[string]time.Time{}
+	warned := map[string]bool{} // each warning once, not every tick
 	alerted := false
 	t := time.NewTicker(w.MetricsEvery)
 	defer t.Stop()
@@ -46,8 +47,12 @@ func (w *Worker) monitor(ctx context.Context, job *remote.Job, j runner.Job, s *
 			continue
 		}
 		// New tables the source created join here: the subscription's
-		// refresh cannot run inside the apply worker.
+		// refresh cannot run inside the apply worker. Once the subscription
+		// has copied them, they are analyzed (unless the job said not to).
 		for _, st := range sts {
+			if st.Subscription != nil && !job.Options.SkipAnalyze {
+				w.analyzeJoined(ctx, j, st.Database, s, warned)
+			}
 			if len(st.NewTables) == 0 {
 				continue
 			}
@@ -71,6 +76,24 @@ func (w *Worker) monitor(ctx context.Context, job *remote.Job, j runner.Job, s *
 			s.event(progress.Event{Kind: progress.Info, Database: worst.Database, Message: "replication caught up"})
 			w.Events.PublishLag(ctx, events.LagRecovered, job, &worst)
 		}
+	}
+}
+
+// analyzeJoined analyzes the tables of db the subscription copied since
+// they joined and that have no statistics yet.
+func (w *Worker) analyzeJoined(ctx context.Context, j runner.Job, db string, s *sink, warned map[string]bool) {
+	analyzed, warnings, err := replication.AnalyzeJoinedOn(ctx, j.Target, db)
+	if err != nil {
+		warnings = append(warnings, "analyze joined tables: "+oneLine(err.Error()))
+	}
+	for _, m := range warnings {
+		if !warned[db+"\x00"+m] {
+			warned[db+"\x00"+m] = true
+			s.event(progress.Event{Kind: progress.Warning, Database: db, Message: m})
+		}
+	}
+	if len(analyzed) > 0 {
+		s.event(progress.Event{Kind: progress.Info, Database: db, Message: "analyzed " + strings.Join(analyzed, ", ") + ": the subscription copied their rows since they joined"})
 	}
 }
 
