@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -148,4 +149,18 @@ func Untimed(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("turn off transaction_timeout: %w", err)
 	}
 	return nil
+}
+
+// RoundTrip is the shortest of three empty queries: one round trip each (the
+// simple protocol), less any one-off delay.
+func RoundTrip(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
+	best := time.Duration(math.MaxInt64)
+	for range 3 {
+		start := time.Now()
+		if _, err := conn.PgConn().Exec(ctx, "").ReadAll(); err != nil {
+			return 0, err
+		}
+		best = min(best, time.Since(start))
+	}
+	return best, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -677,19 +676,6 @@ func (r *run) copyWorkers(parts []*part) int {
 		}
 	}
 	return max(1, min(n, len(parts)))
-}
-
-// roundTrip times the fastest of three empty queries on conn.
-func roundTrip(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
-	best := time.Duration(math.MaxInt64)
-	for range 3 {
-		start := time.Now()
-		if err := exec(ctx, conn, ""); err != nil {
-			return 0, err
-		}
-		best = min(best, time.Since(start))
-	}
-	return best, nil
 }
 
 // partQueue hands parts to the copiers. A copier may give its part back and

@@ -88,7 +88,7 @@ func (r *run) preflight(ctx context.Context) (_ *plan, err error) {
 	p.srcVersion, p.dstVersion = si.Version, di.Version
 	r.targetSuper, r.srcVersion, r.dstVersion = di.Superuser, si.Version, di.Version
 	r.srcFree, r.dstFree = si.MaxConnections-si.Connections, di.MaxConnections-di.Connections
-	if r.srcRTT, err = roundTrip(ctx, src); err != nil {
+	if r.srcRTT, err = catalog.RoundTrip(ctx, src); err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
 	if err := r.checkResume(ctx, si, di); err != nil {

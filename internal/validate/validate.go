@@ -124,6 +124,8 @@ const ThroughputBytesPerSecond = 50 << 20
 type checker struct {
 	opts Options
 	rep  *Report
+	// found are the client tools, once the tools check found them.
+	found *pgtools.Tools
 }
 
 func (c *checker) add(check string, sev Severity, msg, fix string) {
@@ -180,6 +182,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	if si != nil {
 		c.estimate()
+		c.latency(ctx, src)
 	}
 	return c.rep, nil
 }
@@ -230,6 +233,9 @@ func (c *checker) tools(ctx context.Context, si *catalog.Server) {
 		find = pgtools.Find
 	}
 	t, err := find(ctx, c.opts.PGBin)
+	if err == nil {
+		c.found = t
+	}
 	if c.opts.OnWorker {
 		// Which image, with which tools: what `setup --rebuild-image` (or a
 		// setup after Amazon's next release) would change.
@@ -326,6 +332,27 @@ func (c *checker) estimate() {
 	c.rep.EstimateSeconds = secs
 	c.add("size and time", OK, fmt.Sprintf("%s in %d tables to copy; about %s at local-network speed (slower over the internet)",
 		bytes(c.rep.SourceBytes), c.rep.Tables, (time.Duration(secs)*time.Second).Round(time.Second)), "")
+}
+
+// LatencyCheck names the finding on what the distance to the source costs
+// the client tools' schema dump.
+const LatencyCheck = "source round trip"
+
+// latency measures a round trip to the source and says, where pg_dump locks
+// table by table (before 16), what that will cost the schema dump.
+func (c *checker) latency(ctx context.Context, src *pgx.Conn) {
+	rtt, err := catalog.RoundTrip(ctx, src)
+	if err != nil {
+		c.add(LatencyCheck, Warn, "could not time a round trip to the source: "+err.Error(), "")
+		return
+	}
+	if c.found != nil {
+		if msg, fix := c.found.LatencyHint(c.rep.Tables, rtt, c.opts.OnWorker); msg != "" {
+			c.add(LatencyCheck, Warn, msg, fix)
+			return
+		}
+	}
+	c.add(LatencyCheck, OK, fmt.Sprintf("%s to the source", rtt.Round(100*time.Microsecond)), "")
 }
 
 func bytes(n int64) string {
