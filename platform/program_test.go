@@ -336,15 +336,15 @@ func TestNoWildcardResourceWhereANarrowerARNExists(t *testing.T) {
 	}
 }
 
-// The README's resource table states the API's routes: the count follows
+// The platform guide's resource table states the API's routes: the count follows
 // Routes (it said 5 when there were 6).
 func TestReadmeCountsTheRoutes(t *testing.T) {
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../docs/guides/remote.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("API Gateway HTTP API `replicator-STACK`, %d routes", len(Routes))
 	if !strings.Contains(string(b), want) {
-		t.Errorf("README should say %q", want)
+		t.Errorf("docs/guides/remote.md should say %q", want)
 	}
 }

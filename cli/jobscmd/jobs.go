@@ -18,17 +18,25 @@ import (
 	"github.com/replicatorhq/replicator/internal/remote/client"
 )
 
-// NewCmdJobs builds `jobs` and its subcommands.
-func NewCmdJobs(f *factory.Factory) *cobra.Command {
+// NewCmdJobs builds `jobs` and its subcommands; with parseOnly they stop
+// once their flags and arguments are checked (root.NewCmdRootParseOnly).
+func NewCmdJobs(f *factory.Factory, parseOnly bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "jobs <command>",
 		Short: "Remote jobs: list, show, watch, logs, cancel",
 		Args:  cmdutil.NoSubcommand,
 		RunE:  cmdutil.ShowHelp,
 	}
+	if parseOnly {
+		cmd.AddCommand(NewCmdList(f, noop[ListOptions]), NewCmdShow(f, noop[ShowOptions]), NewCmdWatch(f, noop[WatchOptions]),
+			NewCmdLogs(f, noop[LogsOptions]), NewCmdCancel(f, noop[CancelOptions]))
+		return cmd
+	}
 	cmd.AddCommand(NewCmdList(f, nil), NewCmdShow(f, nil), NewCmdWatch(f, nil), NewCmdLogs(f, nil), NewCmdCancel(f, nil))
 	return cmd
 }
+
+func noop[O any](context.Context, *O) error { return nil }
 
 // Common are what every jobs subcommand has: the deployment and --json.
 type Common struct {
@@ -56,7 +64,7 @@ func (c *Common) api(ctx context.Context) (client.API, error) {
 // jobID checks a job id argument before it reaches the API.
 func jobID(args []string) (string, error) {
 	if !remote.ValidID(args[0]) {
-		return "", cmdutil.FlagErrorf("%q is not a job id (j- and 16 letters or digits; see replicator jobs list)", args[0])
+		return "", cmdutil.FlagErrorf("%q is not a job id (j- and 16 of a-z and 2-7; see replicator jobs list)", args[0])
 	}
 	return args[0], nil
 }

@@ -60,7 +60,7 @@ func TestJobsCommands(t *testing.T) {
 			if tc.api != nil {
 				f, out, errOut = cmdtest.Factory(tc.api)
 			}
-			r := cmdtest.Run(t, f, out, errOut, jobscmd.NewCmdJobs(f), tc.args...)
+			r := cmdtest.Run(t, f, out, errOut, jobscmd.NewCmdJobs(f, false), tc.args...)
 			if tc.errLine != "" {
 				r.OneLineError(t, tc.code, tc.errLine)
 				return
@@ -83,12 +83,12 @@ func TestWatch(t *testing.T) {
 		"j-ffffffffffffffff": {ID: "j-ffffffffffffffff", Status: remote.Failed, Error: "validate: pg_dump 13 is older than the source server 15"},
 	}, Lines: map[string][]logs.Line{id: {{Time: now, Message: string(ev)}}}}
 	f, out, errOut := cmdtest.Factory(a)
-	r := cmdtest.Run(t, f, out, errOut, jobscmd.NewCmdJobs(f), "watch", id)
+	r := cmdtest.Run(t, f, out, errOut, jobscmd.NewCmdJobs(f, false), "watch", id)
 	if r.Code != 0 || !strings.Contains(r.Out, "Copied 0 tables, 5 rows") {
 		t.Errorf("watch of a succeeded job (%d):\n%s\n%s", r.Code, r.Out, r.Err)
 	}
 	f, out, errOut = cmdtest.Factory(a)
-	r = cmdtest.Run(t, f, out, errOut, jobscmd.NewCmdJobs(f), "watch", "j-ffffffffffffffff")
+	r = cmdtest.Run(t, f, out, errOut, jobscmd.NewCmdJobs(f, false), "watch", "j-ffffffffffffffff")
 	r.OneLineError(t, 1, "job j-ffffffffffffffff failed: validate: pg_dump 13 is older than the source server 15")
 }
 

@@ -2,6 +2,7 @@
 package root
 
 import (
+	"context"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,7 +21,14 @@ import (
 )
 
 // NewCmdRoot returns the top-level command.
-func NewCmdRoot(f *factory.Factory) *cobra.Command {
+func NewCmdRoot(f *factory.Factory) *cobra.Command { return newCmdRoot(f, false) }
+
+// NewCmdRootParseOnly returns the same tree, whose commands stop once their
+// flags and arguments are parsed and checked: the docs' examples run through
+// it, so that a renamed flag fails a test rather than a reader.
+func NewCmdRootParseOnly(f *factory.Factory) *cobra.Command { return newCmdRoot(f, true) }
+
+func newCmdRoot(f *factory.Factory, parseOnly bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replicator <command>",
 		Short: "Copy PostgreSQL clusters exactly and fast, and keep them in sync",
@@ -39,18 +47,26 @@ snapshot per database.`,
 	cmd.PersistentFlags().BoolVarP(&f.Verbose, "verbose", "v", false, "log diagnostics to stderr")
 	cmd.SetOut(f.IOStreams.Out)
 	cmd.SetErr(f.IOStreams.ErrOut)
-	cmd.AddCommand(initcmd.NewCmdInit(f, nil))
-	cmd.AddCommand(verifycmd.NewCmdVerify(f, nil))
-	cmd.AddCommand(validatecmd.NewCmdValidate(f, nil))
-	cmd.AddCommand(synccmd.NewCmdSync(f, nil))
-	cmd.AddCommand(statuscmd.NewCmdStatus(f, nil))
-	cmd.AddCommand(cutovercmd.NewCmdCutover(f, nil))
-	cmd.AddCommand(jobscmd.NewCmdJobs(f))
-	cmd.AddCommand(setupcmd.NewCmdSetup(f, nil))
-	cmd.AddCommand(teardowncmd.NewCmdTeardown(f, nil))
+	cmd.AddCommand(initcmd.NewCmdInit(f, stop[initcmd.Options](parseOnly)))
+	cmd.AddCommand(verifycmd.NewCmdVerify(f, stop[verifycmd.Options](parseOnly)))
+	cmd.AddCommand(validatecmd.NewCmdValidate(f, stop[validatecmd.Options](parseOnly)))
+	cmd.AddCommand(synccmd.NewCmdSync(f, stop[synccmd.Options](parseOnly)))
+	cmd.AddCommand(statuscmd.NewCmdStatus(f, stop[statuscmd.Options](parseOnly)))
+	cmd.AddCommand(cutovercmd.NewCmdCutover(f, stop[cutovercmd.Options](parseOnly)))
+	cmd.AddCommand(jobscmd.NewCmdJobs(f, parseOnly))
+	cmd.AddCommand(setupcmd.NewCmdSetup(f, stop[setupcmd.Options](parseOnly)))
+	cmd.AddCommand(teardowncmd.NewCmdTeardown(f, stop[teardowncmd.Options](parseOnly)))
 	cmd.SetHelpCommand(newCmdHelp())
 	cmdutil.UsageArgs(cmd)
 	return cmd
+}
+
+// stop is a command's run when only parsing (nil runs it for real).
+func stop[O any](parseOnly bool) func(context.Context, *O) error {
+	if !parseOnly {
+		return nil
+	}
+	return func(context.Context, *O) error { return nil }
 }
 
 // newCmdHelp is `replicator help [command]`: cobra's own shows the root's

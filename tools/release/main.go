@@ -1,7 +1,7 @@
 // Command release builds replicator's release archives into dist/: for linux
 // and darwin on amd64 and arm64, each holding the binary (with the
 // linux/arm64 Lambda and worker embedded for `replicator setup`), a man page
-// per command (man/man1), the README, the CHANGELOG and the licence, and a
+// per command (man/man1), the README and docs/, the CHANGELOG and the licence, and a
 // SHA256SUMS file over them.
 //
 // Builds are reproducible: the same commit gives byte-identical archives.
@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -162,6 +163,11 @@ func Build(ctx context.Context, o Options) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	docs, err := docPages(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	man = append(man, docs...)
 	var files []string
 	for _, p := range o.Platforms {
 		name := fmt.Sprintf("replicator_%s_%s", strings.TrimPrefix(o.Version, "v"), strings.ReplaceAll(p, "/", "_"))
@@ -202,6 +208,24 @@ func manPages(dir string, at time.Time) ([]member, error) {
 		m = append(m, member{p, "man/man1/" + filepath.Base(p), 0o644})
 	}
 	return m, nil
+}
+
+// docPages are the Markdown pages under docs/ (guides, reference), as the
+// README links them.
+func docPages(root string) ([]member, error) {
+	var m []member
+	err := filepath.WalkDir(filepath.Join(root, "docs"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".md") {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		m = append(m, member{p, filepath.ToSlash(rel), 0o644})
+		return err
+	})
+	if err == nil && len(m) == 0 {
+		err = fmt.Errorf("no pages under %s/docs", root)
+	}
+	return m, err
 }
 
 func goBuild(ctx context.Context, o Options, platform, out, pkg, tags, ldflags, overlay string) error {

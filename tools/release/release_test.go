@@ -59,10 +59,12 @@ func TestReleaseIsReproducible(t *testing.T) {
 
 	members, bin := unpack(t, filepath.Join(a, name))
 	want := "replicator_0.5.0_linux_amd64/ replicator_0.5.0_linux_amd64/CHANGELOG.md replicator_0.5.0_linux_amd64/LICENSE replicator_0.5.0_linux_amd64/README.md replicator_0.5.0_linux_amd64/replicator"
-	var files, man []string
+	var files, man, docs []string
 	for _, m := range members {
 		if strings.Contains(m, "/man/man1/") {
 			man = append(man, m)
+		} else if strings.Contains(m, "/docs/") {
+			docs = append(docs, m)
 		} else {
 			files = append(files, m)
 		}
@@ -74,6 +76,9 @@ func TestReleaseIsReproducible(t *testing.T) {
 	ref, _ := filepath.Glob(filepath.Join(root, "docs", "reference", "replicator*.md"))
 	if len(man) != len(ref) || !slices.Contains(man, "replicator_0.5.0_linux_amd64/man/man1/replicator-init.1") {
 		t.Errorf("archive's man pages %v, want one per page of docs/reference (%d)", man, len(ref))
+	}
+	if !slices.Contains(docs, "replicator_0.5.0_linux_amd64/docs/guides/copy.md") || !slices.Contains(docs, "replicator_0.5.0_linux_amd64/docs/reference/replicator_init.md") {
+		t.Errorf("archive's docs: %v", docs)
 	}
 	hash, _, _ := commit(context.Background(), root)
 	out, err := exec.Command(bin, "--version").Output()

@@ -76,7 +76,7 @@ func (a *API) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (r
 	id := req.PathParameters["id"]
 	if strings.Contains(req.RouteKey, "{id}") && !remote.ValidID(id) {
 		// Echoed in part only: an answer is no amplifier of what was sent.
-		return fail(http.StatusBadRequest, "invalid job id %q: expected j- and 16 letters or digits", redact.Truncate(id, 24)), nil
+		return fail(http.StatusBadRequest, "invalid job id %q: expected j- and 16 of a-z and 2-7", redact.Truncate(id, 24)), nil
 	}
 	var resp response
 	var err error

@@ -21,7 +21,7 @@ import (
 
 // Schema change replication on every major from 12 to 18, source and
 // target of the same major: first what a plain role on either side could
-// try through it (schemaChangeTrust), then every kind of DDL the README
+// try through it (schemaChangeTrust), then every kind of DDL the sync guide
 // lists (schemaChangeKinds), each replayed and equal on both sides, or
 // reported by status with a fix that works.
 func TestSchemaChangesAcrossMajors(t *testing.T) {
@@ -304,7 +304,7 @@ func schemaChangeTrust(t *testing.T, major int, src, dst *pgcluster.Cluster) {
 	}
 }
 
-// A ddlCase is one kind of DDL: the README's table lists each by kind.
+// A ddlCase is one kind of DDL: the sync guide's table lists each by kind.
 type ddlCase struct {
 	kind string
 	min  int      // the first source major that has it
@@ -574,16 +574,16 @@ func schemaChangeKinds(t *testing.T, major int, src, dst *pgcluster.Cluster) {
 	}
 }
 
-// The README's table of schema changes lists every kind the cases test,
+// The sync guide's table of schema changes lists every kind the cases test,
 // with the outcome they test, and nothing else.
 func TestSchemaChangeTableMatchesTheTests(t *testing.T) {
-	readme, err := os.ReadFile("../../../README.md")
+	readme, err := os.ReadFile("../../../docs/guides/sync.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	table := regexp.MustCompile(`(?s)<!-- schema-change-kinds -->(.*?)<!-- /schema-change-kinds -->`).FindSubmatch(readme)
 	if table == nil {
-		t.Fatal("README.md has no <!-- schema-change-kinds --> table")
+		t.Fatal("docs/guides/sync.md has no <!-- schema-change-kinds --> table")
 	}
 	rows := map[string]string{}
 	for _, line := range strings.Split(string(table[1]), "\n") {
@@ -602,15 +602,15 @@ func TestSchemaChangeTableMatchesTheTests(t *testing.T) {
 		}
 		got, ok := rows[c.kind]
 		if !ok {
-			t.Errorf("README's table lacks %q (%s)", c.kind, want)
+			t.Errorf("the sync guide's table lacks %q (%s)", c.kind, want)
 		} else if !strings.HasPrefix(got, want) {
-			t.Errorf("README says %q is %q; the test checks %q", c.kind, got, want)
+			t.Errorf("the sync guide says %q is %q; the test checks %q", c.kind, got, want)
 		}
 		delete(rows, c.kind)
 	}
 	for kind, outcome := range rows {
 		if outcome != "not captured" {
-			t.Errorf("README's table lists %q as %q, which no test case checks", kind, outcome)
+			t.Errorf("the sync guide's table lists %q as %q, which no test case checks", kind, outcome)
 		}
 	}
 }
