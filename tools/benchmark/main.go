@@ -15,20 +15,25 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/remote/cost"
@@ -58,7 +63,7 @@ func main() {
 	flag.IntVar(&c.scale, "scale", 50, "reference data set scale (50 = about 1.3 GB)")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds per tool")
 	flag.StringVar(&c.dataset, "dataset", "../shared/bench/dataset.sh", "reference data set script")
-	flag.StringVar(&c.only, "only", "", "comma-separated tools to run (replicator,pgcopydb,pg_dump)")
+	flag.StringVar(&c.only, "only", "", "comma-separated tools to run (replicator,replicator-skip-analyze,pgcopydb,pg_dump,pg_dump-analyze)")
 	flag.StringVar(&c.extra, "replicator-args", "", "extra arguments for replicator init")
 	flag.DurationVar(&c.latency, "latency", 0, "also copy through a proxy adding this round trip to the source (e.g. 50ms)")
 	flag.StringVar(&c.shape, "shape", "reference", "data set: reference (pgbench and events, -scale) or tenants (2000 small tables)")
@@ -77,16 +82,23 @@ func main() {
 }
 
 // tool copies the source database bench (at srcURL's server) into a fresh
-// target database.
+// target database; stats says how it leaves the target's planner statistics
+// ("" for none), which the run checks, so that tools are compared like for
+// like.
 type tool struct {
-	name string
-	run  func(ctx context.Context, srcURL func(db string) string) (time.Duration, usage, error)
+	name, label, stats string
+	run                func(ctx context.Context, srcURL func(db string) string) (time.Duration, usage, error)
 }
+
+// The tools, in the report's order: with planner statistics, then without.
+var toolOrder = []string{"replicator", "pgcopydb", "pg_dump-analyze", "replicator-skip-analyze", "pg_dump"}
 
 // sample is one timed copy.
 type sample struct {
 	seconds    float64
 	roundTrips int64
+	// steps are replicator's step times (its --json summary).
+	steps map[string]float64
 }
 
 func run(c config) error {
@@ -157,10 +169,15 @@ func run(c config) error {
 				if err := check(ctx, c.shape, src, dst); err != nil {
 					return fmt.Errorf("%s produced a different copy: %w", t.name, err)
 				}
+				if t.stats != "" {
+					if err := analyzed(ctx, dst); err != nil {
+						return fmt.Errorf("%s (%s): %w", t.name, t.stats, err)
+					}
+				}
 				if samples[t.name] == nil {
 					samples[t.name] = map[time.Duration][]sample{}
 				}
-				samples[t.name][lat] = append(samples[t.name][lat], sample{d.Seconds(), rt})
+				samples[t.name][lat] = append(samples[t.name][lat], sample{d.Seconds(), rt, steps(use.out)})
 				if t.name == "replicator" {
 					peakRSS = max(peakRSS, use.rss)
 					if lat == 0 {
@@ -171,7 +188,7 @@ func run(c config) error {
 			}
 		}
 	}
-	report(c, samples, modes, tables, peakRSS)
+	report(c, all, samples, modes, tables, peakRSS)
 	if len(cpu) > 0 {
 		var size int64
 		conn, err := src.Connect(ctx, "bench")
@@ -203,19 +220,46 @@ func copiers(ctx context.Context, c config, bin string, tools *pgtools.Tools, sr
 		return dst.Exec(ctx, "postgres", "CHECKPOINT")
 	}
 	env := []string{"PGPASSWORD=" + src.Password}
-	return []tool{
-		{"replicator", func(ctx context.Context, srcURL func(string) string) (time.Duration, usage, error) {
+	replicator := func(extra ...string) func(ctx context.Context, srcURL func(string) string) (time.Duration, usage, error) {
+		return func(ctx context.Context, srcURL func(string) string) (time.Duration, usage, error) {
 			if err := fresh(false); err != nil {
 				return 0, usage{}, err
 			}
 			args := []string{"init", "--source", srcURL("postgres"), "--target", dst.URL("postgres"),
-				"--include-databases", "bench", "--no-roles", "--pg-bin", tools.Dir}
+				"--include-databases", "bench", "--no-roles", "--pg-bin", tools.Dir, "--json"}
+			args = append(args, extra...)
 			if c.extra != "" {
 				args = append(args, strings.Fields(c.extra)...)
 			}
 			return timed(exec.CommandContext(ctx, bin, args...), nil)
-		}},
-		{"pgcopydb", func(ctx context.Context, srcURL func(string) string) (time.Duration, usage, error) {
+		}
+	}
+	pgDump := func(analyze bool) func(ctx context.Context, srcURL func(string) string) (time.Duration, usage, error) {
+		return func(ctx context.Context, srcURL func(string) string) (time.Duration, usage, error) {
+			if err := fresh(true); err != nil {
+				return 0, usage{}, err
+			}
+			pipe := fmt.Sprintf("%q -Fc -Z0 --dbname=%q | %q --dbname=%q", tools.Path("pg_dump"), srcURL("bench"), tools.Path("pg_restore"), dst.URL("bench"))
+			if analyze {
+				// As many jobs as replicator's default: one per CPU.
+				pipe = fmt.Sprintf("{ %s; r=$?; } ; %q --analyze-only --jobs=%d --dbname=%q && exit $r", pipe, vacuumdb(tools), runtime.NumCPU(), dst.URL("bench"))
+			}
+			d, use, err := timed(exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", pipe), env)
+			// pg_restore 17 and newer set transaction_timeout, which an older
+			// target refuses; it goes on, and exits 1 for that one error.
+			if err != nil && strings.Contains(err.Error(), `unrecognized configuration parameter "transaction_timeout"`) &&
+				strings.Contains(err.Error(), "errors ignored on restore: 1\n") {
+				return d, use, nil
+			}
+			return d, use, err
+		}
+	}
+	return []tool{
+		{"replicator", "replicator init", "ANALYZE per table, during the copy", replicator()},
+		{"replicator-skip-analyze", "replicator init --skip-analyze", "", replicator("--skip-analyze")},
+		{"pg_dump", "pg_dump -Fc -Z0 | pg_restore", "", pgDump(false)},
+		{"pg_dump-analyze", "pg_dump -Fc -Z0 | pg_restore; vacuumdb --analyze-only", "vacuumdb --analyze-only after the restore", pgDump(true)},
+		{"pgcopydb", "pgcopydb 0.10 clone", "VACUUM ANALYZE per table, during the copy (0.10 cannot skip it)", func(ctx context.Context, srcURL func(string) string) (time.Duration, usage, error) {
 			if err := fresh(true); err != nil {
 				return 0, usage{}, err
 			}
@@ -226,21 +270,72 @@ func copiers(ctx context.Context, c config, bin string, tools *pgtools.Tools, sr
 			// pgcopydb runs the pg_dump it finds on PATH: the same as the others'.
 			return timed(cmd, append(env, "PATH="+tools.Dir+":"+os.Getenv("PATH")))
 		}},
-		{"pg_dump", func(ctx context.Context, srcURL func(string) string) (time.Duration, usage, error) {
-			if err := fresh(true); err != nil {
-				return 0, usage{}, err
-			}
-			pipe := fmt.Sprintf("%q -Fc -Z0 --dbname=%q | %q --dbname=%q", tools.Path("pg_dump"), srcURL("bench"), tools.Path("pg_restore"), dst.URL("bench"))
-			d, use, err := timed(exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", pipe), env)
-			// pg_restore 17 and newer set transaction_timeout, which an older
-			// target refuses; it goes on, and exits 1 for that one error.
-			if err != nil && strings.Contains(err.Error(), `unrecognized configuration parameter "transaction_timeout"`) &&
-				strings.Contains(err.Error(), "errors ignored on restore: 1\n") {
-				return d, use, nil
-			}
-			return d, use, err
-		}},
 	}
+}
+
+// vacuumdb is the client tools' own, or the first on PATH (a client build
+// without it: which one issues the ANALYZEs does not change their cost).
+func vacuumdb(tools *pgtools.Tools) string {
+	if _, err := os.Stat(tools.Path("vacuumdb")); err == nil {
+		return tools.Path("vacuumdb")
+	}
+	for _, dir := range []string{"/usr/lib/postgresql/15/bin"} {
+		if _, err := os.Stat(filepath.Join(dir, "vacuumdb")); err == nil {
+			return filepath.Join(dir, "vacuumdb")
+		}
+	}
+	if p, err := exec.LookPath("vacuumdb"); err == nil {
+		return p
+	}
+	return "vacuumdb"
+}
+
+// analyzed checks that every table of the target's bench has been analyzed
+// by hand (ANALYZE, VACUUM ANALYZE, vacuumdb), not left to autovacuum: the
+// tool did what its label says. Statistics reach the view within a second
+// or so of the analyzing session's commit.
+func analyzed(ctx context.Context, dst *pgcluster.Cluster) error {
+	conn, err := dst.Connect(ctx, "bench")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var missing []string
+	for range 50 {
+		rows, err := conn.Query(ctx, "SELECT relname FROM pg_catalog.pg_stat_user_tables WHERE last_analyze IS NULL ORDER BY 1")
+		if err != nil {
+			return err
+		}
+		if missing, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return err
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("tables left without ANALYZE: %s", strings.Join(missing, ", "))
+}
+
+// steps reads replicator's step times from its --json summary (the last
+// line of its output); nil for the other tools.
+func steps(out string) map[string]float64 {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var sum struct {
+		Event string `json:"event"`
+		Steps []struct {
+			Name    string  `json:"step"`
+			Seconds float64 `json:"seconds"`
+		} `json:"steps"`
+	}
+	if len(lines) == 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &sum) != nil || sum.Event != "summary" {
+		return nil
+	}
+	m := map[string]float64{}
+	for _, st := range sum.Steps {
+		m[st.Name] += st.Seconds
+	}
+	return m
 }
 
 func label(lat time.Duration) string {
@@ -319,6 +414,7 @@ END $$`
 type usage struct {
 	rss int64
 	cpu time.Duration
+	out string
 }
 
 // timed runs cmd and returns its wall time and usage.
@@ -335,7 +431,7 @@ func timed(cmd *exec.Cmd, env []string) (time.Duration, usage, error) {
 	if verbose {
 		fmt.Println(tail(out.String(), 4000))
 	}
-	var u usage
+	u := usage{out: out.String()}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		u.rss = ru.Maxrss * 1024
 		u.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -383,17 +479,8 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func report(c config, samples map[string]map[time.Duration][]sample, modes []time.Duration, tables int, peakRSS int64) {
+func report(c config, all []tool, samples map[string]map[time.Duration][]sample, modes []time.Duration, tables int, peakRSS int64) {
 	fmt.Printf("\n%s data set (%d tables), %d rounds, median wall time:\n", c.shape, tables, c.rounds)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprint(tw, "tool\t")
-	for _, m := range modes {
-		fmt.Fprintf(tw, "%s\tround trips/table\t", label(m))
-	}
-	if len(modes) > 1 {
-		fmt.Fprint(tw, "latency / loopback\t")
-	}
-	fmt.Fprintln(tw)
 	med := func(name string, m time.Duration) (secs, rtPerTable float64) {
 		var s, r []float64
 		for _, x := range samples[name][m] {
@@ -405,15 +492,25 @@ func report(c config, samples map[string]map[time.Duration][]sample, modes []tim
 		}
 		return median(s), median(r) / float64(max(tables, 1))
 	}
-	for _, name := range []string{"replicator", "pgcopydb", "pg_dump"} {
+	byName := map[string]tool{}
+	for _, t := range all {
+		byName[t.name] = t
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "tool\tplanner statistics\t")
+	for _, m := range modes {
+		fmt.Fprintf(tw, "%s\tround trips/table\t", label(m))
+	}
+	if len(modes) > 1 {
+		fmt.Fprint(tw, "latency / loopback\t")
+	}
+	fmt.Fprintln(tw)
+	for _, name := range toolOrder {
 		if samples[name] == nil {
 			continue
 		}
-		l := name
-		if name == "pg_dump" {
-			l = "pg_dump -Fc -Z0 | pg_restore"
-		}
-		fmt.Fprintf(tw, "%s\t", l)
+		t := byName[name]
+		fmt.Fprintf(tw, "%s\t%s\t", t.label, cmp.Or(t.stats, "none"))
 		for _, m := range modes {
 			s, rt := med(name, m)
 			fmt.Fprintf(tw, "%.2fs\t%.1f\t", s, rt)
@@ -426,14 +523,27 @@ func report(c config, samples map[string]map[time.Duration][]sample, modes []tim
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+	// Like for like: each pair analyzes on both sides, or on neither.
+	pairs := []struct {
+		ours, theirs, what string
+		goal               float64
+	}{
+		{"replicator", "pgcopydb", "with statistics", 0.80},
+		{"replicator", "pg_dump-analyze", "with statistics", 0.70},
+		{"replicator-skip-analyze", "pg_dump", "without statistics", 0.70},
+	}
 	for _, m := range modes {
-		r, _ := med("replicator", m)
-		if p, _ := med("pgcopydb", m); p > 0 && r > 0 {
-			fmt.Printf("%s: replicator / pgcopydb %.2f (target <= 0.80)\n", label(m), r/p)
+		for _, p := range pairs {
+			r, _ := med(p.ours, m)
+			o, _ := med(p.theirs, m)
+			if r > 0 && o > 0 {
+				fmt.Printf("%s, %s: %s / %s %.2f (goal <= %.2f); %s takes %.2fx replicator's time\n",
+					label(m), p.what, byName[p.ours].label, byName[p.theirs].label, r/o, p.goal, byName[p.theirs].label, o/r)
+			}
 		}
-		if p, _ := med("pg_dump", m); p > 0 && r > 0 {
-			fmt.Printf("%s: replicator / pg_dump  %.2f (target <= 0.70)\n", label(m), r/p)
-		}
+	}
+	for _, name := range []string{"replicator", "replicator-skip-analyze"} {
+		stepShares(byName[name].label, samples[name][0], med)
 	}
 	if len(modes) > 1 {
 		goal := 1.3
@@ -449,6 +559,50 @@ func report(c config, samples map[string]map[time.Duration][]sample, modes []tim
 	if peakRSS > 0 {
 		fmt.Printf("replicator peak RSS: %.1f MB (target < 150 MB)\n", float64(peakRSS)/(1<<20))
 	}
+}
+
+// stepShares prints the median of each of replicator's steps and its share
+// of the median wall time (loopback). Steps indented under "copy + indexes"
+// run inside it, side by side: their shares overlap.
+func stepShares(label string, xs []sample, med func(string, time.Duration) (float64, float64)) {
+	var order []string
+	per := map[string][]float64{}
+	var wall []float64
+	for _, x := range xs {
+		if x.steps == nil {
+			continue
+		}
+		wall = append(wall, x.seconds)
+		for name, secs := range x.steps {
+			if per[name] == nil {
+				order = append(order, name)
+			}
+			per[name] = append(per[name], secs)
+		}
+	}
+	if len(wall) == 0 {
+		return
+	}
+	total := median(wall)
+	fmt.Printf("\n%s, each step's median and share of the %.2fs median wall time (indented steps run inside copy + indexes):\n", label, total)
+	sort.SliceStable(order, func(i, j int) bool { return stepRank(order[i]) < stepRank(order[j]) })
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	for _, name := range order {
+		m := median(per[name])
+		fmt.Fprintf(tw, "  %s\t%.2fs\t%3.0f%%\n", name, m, 100*m/total)
+	}
+	tw.Flush()
+}
+
+// stepRank orders steps as the engine runs them.
+func stepRank(name string) int {
+	for i, s := range []string{"preflight", "roles", "catalog", "dump schema", "pre-data", "copy + indexes", "  read ahead", "  copy", "  indexes", "  analyze",
+		"large objects", "post-data", "sequences", "database settings"} {
+		if s == name {
+			return i
+		}
+	}
+	return 100
 }
 
 func tail(s string, n int) string {
