@@ -22,7 +22,9 @@ type Server struct {
 	User      string
 	Superuser bool
 	CreateDB  bool
-	// Replication: the role may stream changes (REPLICATION or superuser).
+	// Replication: the role may stream changes (REPLICATION or superuser; on
+	// RDS and Aurora, where neither can be granted, a member of
+	// rds_replication, as AWS's guides for logical replication say).
 	Replication bool
 	// EventTriggers: the role may create event triggers (superuser, or a
 	// member of RDS's rds_superuser).
@@ -62,7 +64,9 @@ func ReadServer(ctx context.Context, conn *pgx.Conn) (*Server, error) {
 SELECT current_setting('server_version_num')::int,
        (SELECT system_identifier::text FROM pg_catalog.pg_control_system()),
        pg_catalog.pg_postmaster_start_time(), current_setting('port'),
-       r.rolname, r.rolsuper, r.rolcreatedb, r.rolsuper OR r.rolreplication, current_setting('wal_level'),
+       r.rolname, r.rolsuper, r.rolcreatedb,
+       r.rolsuper OR r.rolreplication OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.rolname = 'rds_replication' AND pg_catalog.pg_has_role(r.oid, x.oid, 'MEMBER')),
+       current_setting('wal_level'),
        current_setting('max_connections')::int, (SELECT count(*) FROM pg_catalog.pg_stat_activity)::int,
        pg_catalog.pg_is_in_recovery(), current_setting('default_transaction_read_only') = 'on',
        ARRAY(SELECT spcname::text FROM pg_catalog.pg_tablespace ORDER BY 1),
