@@ -2,6 +2,7 @@ package cutover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -37,6 +38,16 @@ func (r *run) guardrails(ctx context.Context) error {
 		r.reverseServers(fail)
 	}
 	for _, d := range r.dbs {
+		if r.o.Reverse {
+			// Found at the switch, with the up side fenced, it would fail
+			// every rerun the same way.
+			var p *problem.Problem
+			if err := replication.CheckSubscriber(ctx, d.up, r.up.srv, r.up.role); errors.As(err, &p) {
+				fail(d.db, "--reverse subscribes on the %s, where %v", r.up.role, err)
+			} else if err != nil {
+				return fmt.Errorf("database %s: %w", d.db, err)
+			}
+		}
 		if err := r.replicating(ctx, d, fail); err != nil {
 			return fmt.Errorf("database %s: %w", d.db, err)
 		}

@@ -21,6 +21,12 @@ import (
 // pg_create_subscription that may also CREATE in the database (both are
 // required).
 func CheckTarget(ctx context.Context, dst *pgx.Conn, di *catalog.Server) error {
+	return CheckSubscriber(ctx, dst, di, "target")
+}
+
+// CheckSubscriber is CheckTarget for the side named side (a cut-over's
+// replication back subscribes on the source).
+func CheckSubscriber(ctx context.Context, dst *pgx.Conn, di *catalog.Server, side string) error {
 	if di.Superuser {
 		return nil
 	}
@@ -38,14 +44,14 @@ func CheckTarget(ctx context.Context, dst *pgx.Conn, di *catalog.Server) error {
 		return nil
 	case di.Version.Major >= 16 && predefined:
 		db := pgx.Identifier{dst.Config().Database}.Sanitize()
-		return &problem.Problem{Msg: fmt.Sprintf("target role %s is in pg_create_subscription but may not CREATE in database %s, which PostgreSQL 16 also requires", di.User, dst.Config().Database),
+		return &problem.Problem{Msg: fmt.Sprintf("%s role %s is in pg_create_subscription but may not CREATE in database %s, which PostgreSQL 16 also requires", side, di.User, dst.Config().Database),
 			Fix: fmt.Sprintf("GRANT CREATE ON DATABASE %s TO %s (as the database's owner)", db, pgx.Identifier{di.User}.Sanitize())}
 	}
 	fix := "connect as a superuser (on RDS and Aurora: a member of rds_superuser)"
 	if di.Version.Major >= 16 {
 		fix += ", or GRANT pg_create_subscription TO the role, with CREATE on the database"
 	}
-	return &problem.Problem{Msg: fmt.Sprintf("target role %s may not create subscriptions", di.User), Fix: fix}
+	return &problem.Problem{Msg: fmt.Sprintf("%s role %s may not create subscriptions", side, di.User), Fix: fix}
 }
 
 // Options of a standalone set-up or stop.

@@ -53,6 +53,18 @@ func TestCutoverAcrossMajors(t *testing.T) {
 					t.Errorf("--reverse from %d: %d\n%s", p.src, r.code, r.stderr)
 				}
 			}
+			if p.src >= 16 {
+				// Replication back subscribes on the source: a role that may
+				// not is refused by the guardrails, not at the switch with
+				// the source fenced.
+				pgtest.Exec(t, src, "postgres", "CREATE ROLE cut_plain LOGIN REPLICATION PASSWORD 'plain-pw'")
+				plain := []string{"--source", src.URLAs("cut_plain", "plain-pw", "postgres"), "--target", dst.URL("postgres"), "--include-databases", db}
+				r := replicator(t, append([]string{"cutover", "--reverse", "--dry-run"}, plain...)...)
+				if r.code == 0 || !strings.Contains(r.stderr, "--reverse subscribes on the source, where source role cut_plain may not create subscriptions") {
+					t.Errorf("--reverse as a role that may not subscribe: %d\n%s", r.code, r.stderr)
+				}
+				pgtest.Exec(t, src, "postgres", "DROP ROLE cut_plain")
+			}
 			args := []string{"cutover"}
 			if p.src >= 16 {
 				args = append(args, "--reverse")
