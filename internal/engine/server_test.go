@@ -21,9 +21,11 @@ func TestRDSReplicationRoleCounts(t *testing.T) {
 	if _, err := conn.Exec(ctx, "CREATE ROLE rds_replication; CREATE ROLE rds_user; CREATE ROLE rds_other"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		conn.Exec(context.Background(), "RESET ROLE; DROP ROLE rds_user, rds_other, rds_replication")
-	})
+	defer func() { // before the deferred Close
+		if _, err := conn.Exec(context.Background(), "RESET ROLE; DROP ROLE rds_user, rds_other, rds_replication"); err != nil {
+			t.Errorf("clean up: %v", err)
+		}
+	}()
 	if _, err := conn.Exec(ctx, "GRANT rds_replication TO rds_user"); err != nil {
 		t.Fatal(err)
 	}
