@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -184,12 +185,9 @@ func (p *Publisher) send(ctx context.Context, kind Kind, j *remote.Job, lag *Lag
 	d := Of(p.Stack, j, now)
 	d.Lag = lag
 	d.Text = text(kind, d)
-	b, err := json.Marshal(d)
+	b, err := fit(&d)
 	if err != nil {
 		return err
-	}
-	if len(b) > MaxDetailBytes {
-		return fmt.Errorf("event detail of %d bytes is over EventBridge's %d", len(b), MaxDetailBytes)
 	}
 	out, err := p.Client.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{
 		Source: aws.String(Source), DetailType: aws.String(string(kind)), Detail: aws.String(string(b)),
@@ -202,6 +200,46 @@ func (p *Publisher) send(ctx context.Context, kind Kind, j *remote.Job, lag *Lag
 		return fmt.Errorf("%s: %s", aws.ToString(out.Entries[0].ErrorCode), aws.ToString(out.Entries[0].ErrorMessage))
 	}
 	return nil
+}
+
+// fit marshals d within MaxDetailBytes: JSON and Slack escaping can grow
+// bounded text several times over (a '<' is "&lt;", then "\u0026lt;"), so
+// the longest of the free texts is halved, and the database list cut, until
+// the event fits: an event that says less beats one that is dropped.
+func fit(d *Detail) ([]byte, error) {
+	for range 64 {
+		b, err := json.Marshal(d)
+		if err != nil || len(b) <= MaxDetailBytes {
+			return b, err
+		}
+		longest := &d.Error
+		for _, f := range []*string{&d.Message, &d.Text} {
+			if len(*f) > len(*longest) {
+				longest = f
+			}
+		}
+		names := 0
+		for _, n := range d.Databases {
+			names += len(n)
+		}
+		if names > len(*longest) && len(d.Databases) > 1 {
+			keep := len(d.Databases) / 2
+			d.Databases = append(d.Databases[:keep:keep], fmt.Sprintf("... and %d more", len(d.Databases)-keep))
+			continue
+		}
+		*longest = halve(*longest)
+	}
+	return nil, fmt.Errorf("event detail over EventBridge's %d bytes after trimming", MaxDetailBytes)
+}
+
+// halve keeps the first half of s, cut on a rune boundary, marked "...".
+func halve(s string) string {
+	s = strings.TrimSuffix(s, "...")
+	n := len(s) / 2
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // MaxDetailBytes bounds an event: EventBridge takes at most 256 KiB per

@@ -1,10 +1,15 @@
 package events
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
 	"github.com/replicatorhq/replicator/internal/remote"
 )
@@ -48,5 +53,44 @@ func TestEventDetailIsBounded(t *testing.T) {
 	}
 	if len(d.Error) > remote.MaxTextBytes+3 || !strings.HasSuffix(d.Error, "...") {
 		t.Errorf("error not bounded: %d bytes", len(d.Error))
+	}
+}
+
+// putRecorder is EventBridge's PutEvents, keeping what it was sent.
+type putRecorder struct{ details []string }
+
+func (p *putRecorder) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _ ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error) {
+	for _, e := range in.Entries {
+		p.details = append(p.details, aws.ToString(e.Detail))
+	}
+	return &eventbridge.PutEventsOutput{}, nil
+}
+
+// Escaping grows bounded text several times over: an error of '<' at its
+// bound, with as long a message and the longest database list a job may
+// have, still makes an event (trimmed, within EventBridge's limit), not a
+// dropped one.
+func TestEscapedEventStillFits(t *testing.T) {
+	var dbs []string
+	for i := range 256 {
+		dbs = append(dbs, strings.Repeat("<", 120)+fmt.Sprint(i))
+	}
+	lt := strings.Repeat("<", remote.MaxTextBytes)
+	j := &remote.Job{ID: "j-3", Command: "init", Status: remote.Failed, Error: lt, Message: lt}
+	j.Filters.IncludeDatabases = dbs
+	rec := &putRecorder{}
+	p := &Publisher{Client: rec, Stack: "replicator"}
+	if err := p.send(context.Background(), Failed, j, nil); err != nil {
+		t.Fatalf("the event was dropped: %v", err)
+	}
+	if len(rec.details) != 1 || len(rec.details[0]) > MaxDetailBytes {
+		t.Fatalf("sent %d event(s), %d bytes", len(rec.details), len(rec.details[0]))
+	}
+	var d Detail
+	if err := json.Unmarshal([]byte(rec.details[0]), &d); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(d.Error, "<<<") || !strings.HasSuffix(d.Error, "...") || d.JobID != "j-3" || d.Status != string(remote.Failed) {
+		t.Errorf("trimmed detail lost what it must say: %+v", d)
 	}
 }
