@@ -76,7 +76,7 @@ func AddFilterFlags(cmd *cobra.Command, f *Filters) {
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.IncludeDatabases, "include-databases", nil, "copy only these databases (names or globs, comma-separated or repeated; postgres only when named)")
 	fl.StringArrayVar(&f.ExcludeDatabases, "exclude-databases", nil, "skip these databases")
-	fl.StringArrayVar(&f.IncludeTables, "include-tables", nil, "copy only these tables: db.schema.table, schema.table or table; * and ? glob; \"Quoted\" names are literal")
+	fl.StringArrayVar(&f.IncludeTables, "include-tables", nil, "copy only these tables: db.schema.table, schema.table or table; pg_dump patterns (* ? [0-9] (a|b)); \"Quoted\" names are literal")
 	fl.StringArrayVar(&f.ExcludeTables, "exclude-tables", nil, "leave these tables out (schema and data), same patterns")
 	fl.StringArrayVar(&f.SchemaOnlyTables, "schema-only-tables", nil, "copy these tables' definitions but not their rows")
 	fl.StringArrayVar(&f.TableFilters, "table-filter", nil, "copy only matching rows: 'db.schema.table:SQL predicate' (repeatable)")

@@ -1,7 +1,8 @@
 // Package filter decides which databases and tables a run covers, from
 // command-line patterns written the way psql and pg_dump read them: unquoted
 // letters fold to lower case, "double quotes" keep a name literal, * and ? are
-// wildcards outside quotes.
+// wildcards and other regular-expression characters keep their meaning
+// outside quotes ($ is literal).
 package filter
 
 import (
@@ -90,6 +91,10 @@ func splitDots(s string) ([]string, error) {
 	return parts, nil
 }
 
+// regexMeta are the characters a pattern passes to the regular expression
+// as they are, outside double quotes.
+const regexMeta = `[](){}|+^\`
+
 // compile turns one name part into an anchored regexp. literal is the exact name
 // when the part has no wildcard.
 func compile(part string) (*regexp.Regexp, *string, error) {
@@ -117,6 +122,14 @@ func compile(part string) (*regexp.Regexp, *string, error) {
 				continue
 			case '?':
 				re.WriteString(".")
+				wild = true
+				continue
+			}
+			// As in psql and pg_dump, the other regular-expression
+			// characters keep their meaning outside quotes ([0-9], (a|b),
+			// x+); $ alone is literal (the pattern matches whole names).
+			if strings.IndexByte(regexMeta, c) >= 0 {
+				re.WriteByte(c)
 				wild = true
 				continue
 			}

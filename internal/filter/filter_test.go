@@ -22,6 +22,18 @@ func TestPatterns(t *testing.T) {
 		{`"a*b"`, "x", "public", "a*b", true},
 		{`"a*b"`, "x", "public", "aXb", false},
 		{`"my.db".public.t`, "my.db", "public", "t", true},
+		// pg_dump's regular-expression characters, outside quotes (psql's
+		// Patterns: all but . * ? and $ keep their meaning).
+		{"t[0-9]", "x", "public", "t7", true},
+		{"t[0-9]", "x", "public", "ta", false},
+		{"T[A-C]", "x", "public", "tb", true},
+		{"(orders|items)", "x", "public", "items", true},
+		{"(orders|items)", "x", "public", "orders_old", false},
+		{"a+", "x", "public", "aaa", true},
+		{`"t[0-9]"`, "x", "public", "t7", false},
+		{`"t[0-9]"`, "x", "public", "t[0-9]", true},
+		{"price$", "x", "public", "price$", true},
+		{"price$", "x", "public", "price", false},
 	}
 	for _, c := range cases {
 		p, err := ParsePattern(c.pattern)
@@ -32,7 +44,7 @@ func TestPatterns(t *testing.T) {
 			t.Errorf("%s matches %s.%s.%s = %v, want %v", c.pattern, c.db, c.schema, c.name, got, c.want)
 		}
 	}
-	for _, bad := range []string{`"unterminated`, "a..b", "a.b.c.d", ""} {
+	for _, bad := range []string{`"unterminated`, "a..b", "a.b.c.d", "", "t[0-9", "(a"} {
 		if _, err := ParsePattern(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
