@@ -545,3 +545,22 @@ func TestOwnerIsThePrincipal(t *testing.T) {
 		t.Errorf("another session of the role cancels: %v %+v", err, got)
 	}
 }
+
+// Issue 22, 5: the quota is the principal's, not the session's: a second
+// session of the same role may not take a second slot of a one-job quota
+// (with the session ARN as owner, each session had its own).
+func TestSessionsOfOneRoleShareTheQuota(t *testing.T) {
+	ctx := context.Background()
+	cfg := &stack.Handler.API.Config
+	saved := *cfg
+	defer func() { *cfg = saved }()
+	cfg.MaxActiveJobs, cfg.MaxJobsPerOwner = 10, 1
+	first, second := apiAs(t, "ops-1"), apiAs(t, "ops-2")
+	j, err := first.Submit(ctx, &remote.Request{Command: "init", Source: "postgres://h/a", Target: "postgres://g/b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Cancel(ctx, j.ID)
+	_, err = second.Submit(ctx, &remote.Request{Command: "init", Source: "postgres://h/a", Target: "postgres://g/b"})
+	apiError(t, err, http.StatusTooManyRequests, "the most one caller may")
+}
