@@ -393,24 +393,37 @@ func (a *account) leftovers(ctx context.Context) ([]string, error) {
 			left = append(left, arn)
 		}
 	}
-	imgs, _ := e.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []ec2types.Filter{{Name: aws.String("tag:" + stacknames.TagStack), Values: []string{a.stack}}}})
+	// A failed call fails the scan: it must never read as "none left".
+	imgs, err := e.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: []ec2types.Filter{{Name: aws.String("tag:" + stacknames.TagStack), Values: []string{a.stack}}}})
+	if err != nil {
+		return nil, fmt.Errorf("describe images: %w", err)
+	}
 	for _, i := range imgs.Images {
 		left = append(left, "AMI "+aws.ToString(i.ImageId))
 	}
-	snaps, _ := e.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: []ec2types.Filter{{Name: aws.String("description"), Values: []string{"*" + n.Image() + "*"}}}})
+	snaps, err := e.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: []ec2types.Filter{{Name: aws.String("description"), Values: []string{"*" + n.Image() + "*"}}}})
+	if err != nil {
+		return nil, fmt.Errorf("describe snapshots: %w", err)
+	}
 	for _, s := range snaps.Snapshots {
 		left = append(left, "snapshot "+aws.ToString(s.SnapshotId))
 	}
 	lg := cloudwatchlogs.NewFromConfig(a.cfg)
 	for _, prefix := range []string{"/replicator/" + a.stack + "/", n.FunctionLogGroup(), n.ImageLogGroup()} {
-		out, _ := lg.DescribeLogGroups(ctx, &cloudwatchlogs.DescribeLogGroupsInput{LogGroupNamePrefix: aws.String(prefix)})
+		out, err := lg.DescribeLogGroups(ctx, &cloudwatchlogs.DescribeLogGroupsInput{LogGroupNamePrefix: aws.String(prefix)})
+		if err != nil {
+			return nil, fmt.Errorf("describe log groups: %w", err)
+		}
 		for _, g := range out.LogGroups {
 			left = append(left, "log group "+aws.ToString(g.LogGroupName))
 		}
 	}
 	sm := secretsmanager.NewFromConfig(a.cfg)
-	secrets, _ := sm.ListSecrets(ctx, &secretsmanager.ListSecretsInput{IncludePlannedDeletion: aws.Bool(false),
+	secrets, err := sm.ListSecrets(ctx, &secretsmanager.ListSecretsInput{IncludePlannedDeletion: aws.Bool(false),
 		Filters: []smtypes.Filter{{Key: smtypes.FilterNameStringTypeName, Values: []string{n.SecretPrefix()}}}})
+	if err != nil {
+		return nil, fmt.Errorf("list secrets: %w", err)
+	}
 	for _, s := range secrets.SecretList {
 		left = append(left, "secret "+aws.ToString(s.Name))
 	}
