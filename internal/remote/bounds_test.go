@@ -51,6 +51,20 @@ func TestEveryFieldAtItsBound(t *testing.T) {
 				r.Filters.TableFilters[i] = fmt.Sprintf("t%d:id > 0", i)
 			}
 		}, func(r *Request) { r.Filters.TableFilters = names(MaxFilterEntries+1, 8) }},
+		{"filters.exclude_indexes", func(r *Request) {
+			r.Command, r.Options.Monitor, r.Filters.ExcludeIndexes = "init", false, names(MaxFilterEntries, 8)
+		},
+			func(r *Request) {
+				r.Command, r.Options.Monitor, r.Filters.ExcludeIndexes = "init", false, names(MaxFilterEntries+1, 8)
+			}},
+		{"filters.exclude_extensions", func(r *Request) {
+			r.Command, r.Options.Monitor, r.Filters.ExcludeExtensions = "init", false, names(MaxFilterEntries, 8)
+		},
+			func(r *Request) {
+				r.Command, r.Options.Monitor, r.Filters.ExcludeExtensions = "init", false, names(MaxFilterEntries+1, 8)
+			}},
+		{"filters.include_tables", func(r *Request) { r.Filters.IncludeTables = names(1, MaxPatternBytes) },
+			func(r *Request) { r.Filters.IncludeTables = names(1, MaxPatternBytes+1) }},
 		{"filters.exclude_tables", func(r *Request) { r.Filters.ExcludeTables = names(1, MaxPatternBytes) },
 			func(r *Request) { r.Filters.ExcludeTables = names(1, MaxPatternBytes+1) }},
 		{"filters.table_filters", func(r *Request) { r.Filters.TableFilters = []string{"t:" + strings.Repeat("1", MaxPredicateBytes-2)} },
