@@ -207,3 +207,34 @@ func extensionDir(t *testing.T) string {
 	os.Remove(probe)
 	return dir
 }
+
+// Issue 21, 3: kept objects on a table the filters leave out (a view over
+// it, a foreign key into it) go with it; validate, and so init before any
+// change, names them with the way to keep them.
+func TestKeptDependentsAreNamedFirst(t *testing.T) {
+	t.Parallel()
+	const db = "dependents"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	pgtest.Exec(t, pair.Source, db, `CREATE TABLE customer (id int PRIMARY KEY); INSERT INTO customer SELECT generate_series(1, 5);
+	  CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customer); INSERT INTO orders SELECT g, g FROM generate_series(1, 5) g;
+	  CREATE VIEW v_customers AS SELECT id FROM customer`)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+	})
+	conn := []string{"--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"), "--include-databases", db, "--exclude-tables", db + ".public.customer"}
+	r := replicator(t, nil, append([]string{"validate"}, conn...)...)
+	for _, want := range []string{"2 kept object(s) need tables the filters leave out, and are left out with them",
+		"dependents: constraint orders_customer_id_fkey on table public.orders", "dependents: view public.v_customers", "--schema-only-tables instead of --exclude-tables"} {
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("validate (%d) does not say %q:\n%s", r.code, want, r.stdout)
+		}
+	}
+	r = replicator(t, nil, append([]string{"init", "--no-roles"}, conn...)...)
+	if r.code != 0 || !strings.Contains(r.stderr, "left out with them") {
+		t.Fatalf("init (%d) does not warn first:\n%s", r.code, r.stderr)
+	}
+	if got := pgtest.Query(t, pair.Target, db, "SELECT (SELECT count(*) FROM pg_class WHERE relname IN ('customer', 'v_customers')) || '/' || (SELECT count(*) FROM pg_constraint WHERE contype = 'f') || '/' || (SELECT count(*) FROM orders)"); got[0] != "0/0/5" {
+		t.Errorf("target: tables and views %v", got)
+	}
+}

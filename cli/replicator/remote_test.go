@@ -811,3 +811,26 @@ func TestRemoteAWSFailureIsReadable(t *testing.T) {
 		}
 	}
 }
+
+// Issue 22, 9, remotely: a --table-filter predicate with stacked statements
+// is refused by the worker as it is locally, and nothing of it runs on the
+// source.
+func TestRemoteStackedPredicateIsRefused(t *testing.T) {
+	t.Parallel()
+	s := platform(t)
+	const db = "remote_stacked"
+	remoteDB(t, db, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10)")
+	attack := db + ".public.t:id<0)) TO STDOUT; COMMIT; CREATE TABLE pwned (x int); COPY (SELECT 1 WHERE (true"
+	r := replicator(t, s.CallerEnv("alice"), "init", "--remote", "--no-roles", "--skip-validate", "--include-databases", db,
+		"--table-filter", attack, "--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"))
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if last := lines[len(lines)-1]; r.code == 0 || !strings.Contains(last, "is not one SQL expression over the table") {
+		t.Errorf("exit %d, last line: %s", r.code, last)
+	}
+	if got := pgtest.Query(t, pair.Source, db, "SELECT count(*) FROM pg_class WHERE relname = 'pwned'"); got[0] != "0" {
+		t.Fatal("the worker ran the predicate's stacked statements on the source")
+	}
+	if slices.Contains(pgtest.Databases(t, pair.Target), db) {
+		t.Error("the job created the database before it refused")
+	}
+}

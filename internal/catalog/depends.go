@@ -135,3 +135,26 @@ type Blocker struct {
 	// with it blocks nothing.
 	Schema string
 }
+
+// RelationNames maps each relation of rels to its schema and name.
+func RelationNames(ctx context.Context, q Querier, rels []uint32) (map[uint32]Name, error) {
+	out := map[uint32]Name{}
+	if len(rels) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c
+	  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) ANY ($1)`, rels)
+	if err != nil {
+		return nil, fmt.Errorf("read relation names: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var oid uint32
+		var n Name
+		if err := rows.Scan(&oid, &n.Schema, &n.Name); err != nil {
+			return nil, fmt.Errorf("read relation names: %w", err)
+		}
+		out[oid] = n
+	}
+	return out, rows.Err()
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -46,6 +47,10 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 		c.add(FiltersCheck, Fail, "the filters leave out tables that kept objects need: "+listSome(f.blocking, 10),
 			"keep those tables' structure without their rows (--schema-only-tables instead of --exclude-tables), or leave out what needs them too")
 	}
+	if len(f.dependents) > 0 {
+		c.add(DependentsCheck, Warn, fmt.Sprintf("%d kept object(s) need tables the filters leave out, and are left out with them: %s", len(f.dependents), listSome(f.dependents, 10)),
+			"to keep them, keep those tables' structure without their rows (--schema-only-tables instead of --exclude-tables); to drop this warning, leave them out yourself")
+	}
 	if len(selected) == 0 {
 		c.add("databases", Fail, "no database to copy: the source has only "+strings.Join(si.Databases, ", "),
 			"every database except postgres is copied by default; name postgres in --include-databases to copy it")
@@ -80,6 +85,9 @@ func (c *checker) databases(ctx context.Context, si *catalog.Server, dst *pgx.Co
 // sourceFindings are what the source databases' checks found.
 type sourceFindings struct {
 	unreadable, missingExt, neededExt, rls, blocking, badIndexes []string
+	// dependents: kept views, keys, policies, triggers and rules on a
+	// table the filters leave out; the copy leaves them out with it.
+	dependents []string
 	schemas                                                      map[string][]string
 	seen                                                         []filter.Table
 }
@@ -140,6 +148,9 @@ func (c *checker) sourceDatabase(ctx context.Context, db string, toTarget bool, 
 			}
 		}
 	}
+	if deps, err := keptDependents(ctx, conn, db, left, c.opts.Filters); err == nil {
+		f.dependents = append(f.dependents, deps...)
+	}
 	readAccess(ctx, conn, oids, f)
 	if len(c.opts.Filters.ExcludeIndexes) > 0 {
 		if ixs, err := catalog.IndexNames(ctx, conn); err == nil {
@@ -178,6 +189,54 @@ WHERE c.oid = ANY ($1)`, oids)
 			}
 		}
 	}
+}
+
+// DependentsCheck names the finding on kept objects that the filters'
+// excluded tables take with them.
+const DependentsCheck = "left out with a table"
+
+// keptDependents describes the objects of kept relations (views, foreign
+// keys, policies, triggers, rules, children) that depend on the relations
+// left, which the copy leaves out with them: said before any change, so that
+// the user may keep the tables' structure instead.
+func keptDependents(ctx context.Context, conn *pgx.Conn, db string, left []uint32, rules *filter.Rules) ([]string, error) {
+	if len(left) == 0 {
+		return nil, nil
+	}
+	deps, err := catalog.Dependents(ctx, conn, left)
+	if err != nil {
+		return nil, err
+	}
+	var rels []uint32
+	for _, d := range deps {
+		if d.Relation != 0 {
+			rels = append(rels, d.Relation)
+		}
+	}
+	names, err := catalog.RelationNames(ctx, conn, rels)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range deps {
+		n, ok := names[d.Relation]
+		if !ok {
+			continue // a function or type: catalog.Blocking refuses those
+		}
+		if d.RelKind == 'v' && !rules.Schema(db, n.Schema) || d.RelKind != 'v' && !rules.Table(db, n.Schema, n.Name).Copy {
+			continue // left out already
+		}
+		what := d.Description
+		if d.ViewRule { // "rule _RETURN on view v" is how the view itself reads
+			what = "view " + n.String()
+			if d.RelKind == 'm' {
+				what = "materialized view " + n.String()
+			}
+		}
+		out = append(out, db+": "+what)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // FiltersCheck names the findings about patterns that match nothing.
