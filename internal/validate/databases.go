@@ -88,8 +88,8 @@ type sourceFindings struct {
 	// dependents: kept views, keys, policies, triggers and rules on a
 	// table the filters leave out; the copy leaves them out with it.
 	dependents []string
-	schemas                                                      map[string][]string
-	seen                                                         []filter.Table
+	schemas    map[string][]string
+	seen       []filter.Table
 }
 
 // sourceDatabase reads one selected source database: its tables and what the
