@@ -189,20 +189,27 @@ func run(c config) error {
 		}
 	}
 	report(c, all, samples, modes, tables, peakRSS)
-	if len(cpu) > 0 {
-		var size int64
-		conn, err := src.Connect(ctx, "bench")
-		if err != nil {
-			return err
-		}
-		err = conn.QueryRow(ctx, "SELECT pg_catalog.pg_database_size('bench')").Scan(&size)
-		conn.Close(ctx)
-		if err != nil {
-			return err
-		}
-		costModel(size, median(cpu), samples)
+	if len(cpu) == 0 {
+		return nil
 	}
+	size, err := databaseSize(ctx, src)
+	if err != nil {
+		return err
+	}
+	costModel(size, median(cpu), samples)
 	return nil
+}
+
+// databaseSize is the source's bench database size.
+func databaseSize(ctx context.Context, src *pgcluster.Cluster) (int64, error) {
+	conn, err := src.Connect(ctx, "bench")
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var size int64
+	err = conn.QueryRow(ctx, "SELECT pg_catalog.pg_database_size('bench')").Scan(&size)
+	return size, err
 }
 
 // copiers are the three tools, each copying the source database bench into
