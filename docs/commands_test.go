@@ -49,6 +49,9 @@ func docPages(t *testing.T) []string {
 // A shell block: ```sh, ```bash or ```shell up to the closing fence.
 var shellBlock = regexp.MustCompile("(?ms)^[ \t]*```(?:sh|bash|shell)[ \t]*\n(.*?)^[ \t]*```")
 
+// A `$ ` prompt is the reader's, not the shell's.
+var prompt = regexp.MustCompile(`(?m)^(\s*)\$ `)
+
 // docCommand is one `replicator ...` call found in a page.
 type docCommand struct {
 	where string // page:line
@@ -63,8 +66,7 @@ func commandsIn(page string, text []byte) ([]docCommand, error) {
 	for _, m := range shellBlock.FindAllSubmatchIndex(text, -1) {
 		body := text[m[2]:m[3]]
 		line0 := bytes.Count(text[:m[2]], []byte("\n")) + 1
-		// A `$ ` prompt is the reader's, not the shell's.
-		body = regexp.MustCompile(`(?m)^(\s*)\$ `).ReplaceAll(body, []byte("$1"))
+		body = prompt.ReplaceAll(body, []byte("$1"))
 		f, err := syntax.NewParser().Parse(bytes.NewReader(body), page)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: a shell block that does not parse: %v", page, line0, err)
