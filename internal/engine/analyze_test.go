@@ -2,9 +2,19 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/replicatorhq/replicator/internal/catalog"
+	"github.com/replicatorhq/replicator/internal/checkpoint"
+	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/progress"
+	"github.com/replicatorhq/replicator/internal/retry"
+	"github.com/replicatorhq/replicator/internal/testenv/faultproxy"
 )
 
 // ANALYZE by a role that does not own the table only warns and skips it, so
@@ -49,5 +59,67 @@ func TestMayAnalyze(t *testing.T) {
 	// A table that is gone is left to ANALYZE to report.
 	if got, err := catalog.MayAnalyze(ctx, conn, "public.no_such_table"); err != nil || !got {
 		t.Errorf("missing table: %v %v", got, err)
+	}
+}
+
+// The analyzer's session to the target is retried as a copier's is: a target
+// restarting (refusing connections) when the analyzer first connects was a
+// failed copy (found by TestTargetRestartAndRefusal, now and then).
+func TestAnalyzerRetriesItsConnection(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := TestPair.Target.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE TABLE ana_retry (i int); INSERT INTO ana_retry SELECT generate_series(1, 100)"); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := conn.Exec(context.Background(), "DROP TABLE ana_retry"); err != nil {
+			t.Errorf("clean up: %v", err)
+		}
+	}()
+	p, err := faultproxy.Start(fmt.Sprintf("127.0.0.1:%d", TestPair.Target.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	u, _ := url.Parse(TestPair.Target.URL("postgres"))
+	u.Host = fmt.Sprintf("127.0.0.1:%d", p.Port())
+	dst, err := conninfo.Parse("target", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []progress.Event
+	var mu sync.Mutex
+	r := &run{opts: Options{
+		Retry:              retry.Policy{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond, Elapsed: 30 * time.Second, Tries: 30},
+		MaintenanceWorkMem: "64MB",
+		Progress:           progress.SinkFunc(func(e progress.Event) { mu.Lock(); events = append(events, e); mu.Unlock() }),
+	}, tracker: progress.NewTracker(), cp: &checkpoints{recs: map[string]checkpoint.Record{}}}
+	w := &dbWork{name: "postgres", dst: dst, analyze: make(chan *tableWork, 1)}
+	w.analyze <- &tableWork{Table: &catalog.Table{Name: catalog.Name{Schema: "public", Name: "ana_retry"}}}
+	close(w.analyze)
+	p.Refuse(1500 * time.Millisecond)
+	var count int
+	var sum float64
+	if err := r.analyzer(ctx, w, &span{}, &count, &sum); err != nil {
+		t.Fatalf("analyzer: %v", err)
+	}
+	if count != 1 || p.Accepted() < 2 {
+		t.Errorf("analyzed %d table(s) after %d connection attempt(s); want 1 after a refused one", count, p.Accepted())
+	}
+	var said []string
+	for _, e := range events {
+		said = append(said, e.Message)
+	}
+	if !strings.Contains(strings.Join(said, "\n"), "retrying") {
+		t.Errorf("the refused connection was not said to be retried: %q", said)
+	}
+	var analyzed int
+	if err := conn.QueryRow(ctx, "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'ana_retry'").Scan(&analyzed); err != nil || analyzed != 1 {
+		t.Errorf("analyze_count %d (%v), want 1", analyzed, err)
 	}
 }

@@ -229,35 +229,42 @@ func (r *run) analyzer(ctx context.Context, w *dbWork, sp *span, count *int, sum
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if dst == nil {
-			conn, err := w.dst.Connect(ctx)
+		start := time.Now()
+		var skipped string
+		// A lost connection or a restarting target is retried as a copy is;
+		// anything else (a lock, a permission) leaves the table to the user.
+		err := retry.Do(ctx, r.opts.Retry, func(err error, wait time.Duration) {
+			r.retrying(w.name, "ANALYZE %s failed (%s); retrying in %s", t.Name, oneLine(err), wait.Round(time.Millisecond))
+		}, func() error {
+			if dst == nil {
+				conn, err := w.dst.Connect(ctx)
+				if err != nil {
+					return err
+				}
+				dst = conn
+				if err := targetSession(ctx, dst, "; SET maintenance_work_mem = "+quoteLiteral(r.opts.MaintenanceWorkMem)); err != nil {
+					return r.dropAnalyzer(&dst, err)
+				}
+			}
+			may, err := catalog.MayAnalyze(ctx, dst, t.Name.Quoted())
 			if err != nil {
-				return err
+				return r.dropAnalyzer(&dst, err)
 			}
-			dst = conn
-			if err := targetSession(ctx, dst, "; SET maintenance_work_mem = "+quoteLiteral(r.opts.MaintenanceWorkMem)); err != nil {
-				return err
+			if !may {
+				skipped = "only its owner may"
+				return nil
 			}
+			return r.dropAnalyzer(&dst, exec(ctx, dst, "ANALYZE "+t.Name.Quoted()))
+		})
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		if may, err := catalog.MayAnalyze(ctx, dst, t.Name.Quoted()); err != nil || !may {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			why := "only its owner may"
-			if err != nil {
-				why = oneLine(err)
-			}
-			r.info(w.name, "warning: ANALYZE %s skipped (%s): run it on the target before heavy queries", t.Name, why)
+		if err != nil {
+			r.info(w.name, "warning: ANALYZE %s failed (%s): run it on the target before heavy queries", t.Name, oneLine(err))
 			continue
 		}
-		start := time.Now()
-		if err := exec(ctx, dst, "ANALYZE "+t.Name.Quoted()); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			r.info(w.name, "warning: ANALYZE %s failed (%s): run it on the target before heavy queries", t.Name, oneLine(err))
-			dst.Close(context.Background())
-			dst = nil
+		if skipped != "" {
+			r.info(w.name, "warning: ANALYZE %s skipped (%s): run it on the target before heavy queries", t.Name, skipped)
 			continue
 		}
 		end := time.Now()
@@ -269,6 +276,16 @@ func (r *run) analyzer(ctx context.Context, w *dbWork, sp *span, count *int, sum
 		}
 	}
 	return nil
+}
+
+// dropAnalyzer closes the analyzer's session after a failure (the next
+// attempt opens a new one) and passes the failure on.
+func (r *run) dropAnalyzer(dst **pgx.Conn, err error) error {
+	if err != nil && *dst != nil {
+		(*dst).Close(context.Background())
+		*dst = nil
+	}
+	return err
 }
 
 // createIndex builds an index unless an earlier attempt already did (its session
