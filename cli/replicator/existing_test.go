@@ -1,13 +1,18 @@
 package main_test
 
 import (
+	"context"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/testenv/pgtest"
 )
 
@@ -162,4 +167,83 @@ func mustAtoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// A rerun drops only the database the interrupted run created, proven by the
+// OID recorded when it created it. Killed after creating it, a run's rerun
+// refuses (and changes nothing) when the record cannot prove it: the
+// creation was interrupted before its OID was recorded (that instant is
+// written into the state file by hand), or the database was replaced since.
+// --drop-existing still replaces it, as it would any database.
+func TestRerunRefusesADatabaseItCannotProveItsOwn(t *testing.T) {
+	t.Parallel()
+	const db = "rerun_proof"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	pgtest.Exec(t, pair.Source, db, `CREATE TABLE big (id bigint PRIMARY KEY, pad text NOT NULL);
+	  INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 1000000) g`)
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+	})
+	dir := t.TempDir()
+	env := []string{"REPLICATOR_STATE_DIR=" + dir}
+	args := []string{"init", "--source", pair.Source.URL("postgres"), "--target", pair.Target.URL("postgres"),
+		"--include-databases", db, "--no-roles", "--json", "-j", "2"}
+	cmd, _, _ := startReplicator(t, env, args...)
+	key := "db/" + db + "/created"
+	waitFor(t, "the database created and recorded", 2*time.Minute, func() bool {
+		return checkpoints(t, dir)[key].Status == checkpoint.Done
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	created := checkpoints(t, dir)[key]
+	put := func(rec checkpoint.Record) {
+		t.Helper()
+		files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+		if len(files) != 1 {
+			t.Fatalf("state files: %v", files)
+		}
+		s, err := checkpoint.NewFileStore(dir, strings.TrimSuffix(filepath.Base(files[0]), ".jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Put(context.Background(), rec, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oid := func() []string {
+		return pgtest.Query(t, pair.Target, "postgres", "SELECT oid FROM pg_database WHERE datname = '"+db+"'")
+	}
+
+	// Killed between "creating" and "created as OID n".
+	put(checkpoint.Record{Key: key, Status: checkpoint.Running})
+	before := oid()
+	r := replicator(t, env, args...)
+	assertOneLineError(t, r, "the interrupted run stopped while creating database "+db+", before it could record it as its own")
+	if after := oid(); !reflect.DeepEqual(before, after) {
+		t.Fatalf("the database was replaced: OID %v, then %v", before, after)
+	}
+
+	// Replaced since by someone else, holding their own table.
+	put(created)
+	pgtest.Exec(t, pair.Target, "postgres", "DROP DATABASE "+db+" WITH (FORCE)")
+	pgtest.Exec(t, pair.Target, "postgres", "CREATE DATABASE "+db)
+	pgtest.Exec(t, pair.Target, db, "CREATE TABLE theirs (v text); INSERT INTO theirs VALUES ('keep me')")
+	r = replicator(t, env, args...)
+	assertOneLineError(t, r, "database "+db+" is not the one the interrupted run created (it was replaced since; OID ")
+	assertOneLineError(t, r, "pass --drop-existing to replace the database")
+	if got := pgtest.Query(t, pair.Target, db, "SELECT v FROM theirs"); !reflect.DeepEqual(got, []string{"keep me"}) {
+		t.Fatalf("their table: %v", got)
+	}
+
+	// The fix the refusal gives.
+	r = replicator(t, env, append(args, "--drop-existing", "--yes")...)
+	if r.code != 0 {
+		t.Fatalf("init --drop-existing: %d\n%s", r.code, r.stderr)
+	}
+	if got := pgtest.Query(t, pair.Target, db, "SELECT count(*) FROM pg_class WHERE relname = 'theirs'"); !reflect.DeepEqual(got, []string{"0"}) {
+		t.Errorf("--drop-existing kept the replaced database's table")
+	}
+	assertSame(t, db)
 }

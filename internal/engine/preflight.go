@@ -258,7 +258,7 @@ func (r *run) checkTargets(ctx context.Context, p *plan, dst *pgx.Conn, di *cata
 			db.redoPreData = rec.Status != checkpoint.Done
 			needCreate = needCreate || db.redoPreData
 			continue // this run's own database: resumed, not refused
-		case created != "":
+		case created != "" && !o.DropExisting:
 			refusals = append(refusals, created)
 			continue
 		case started && o.DropExisting:
@@ -322,7 +322,8 @@ func (r *run) checkTargets(ctx context.Context, p *plan, dst *pgx.Conn, di *cata
 // name, which it then may drop and create again: the OID recorded when it was
 // created is the one the target has now. refusal is set when a record exists
 // but does not prove it (the creation was interrupted before its OID was
-// recorded, or the database was replaced since).
+// recorded, or the database was replaced since); --drop-existing still
+// replaces it, as it would any database.
 func (r *run) createdByUs(ctx context.Context, dst *pgx.Conn, name string) (refusal string, ours bool, err error) {
 	rec, ok := r.cp.get(keyDB(name, "created"))
 	if !ok {
@@ -338,9 +339,9 @@ func (r *run) createdByUs(ctx context.Context, dst *pgx.Conn, name string) (refu
 	case rec.Status == checkpoint.Done && rec.Data == oid:
 		return "", true, nil
 	case rec.Status == checkpoint.Done:
-		return fmt.Sprintf("database %s is not the one the interrupted run created (it was replaced since; OID %s, not %s)", name, oid, rec.Data), false, nil
+		return fmt.Sprintf("database %s is not the one the interrupted run created (it was replaced since; OID %s, not %s; --no-resume starts over and judges it as any existing database)", name, oid, rec.Data), false, nil
 	default:
-		return fmt.Sprintf("the interrupted run stopped while creating database %s, before it could record it as its own", name), false, nil
+		return fmt.Sprintf("the interrupted run stopped while creating database %s, before it could record it as its own (--no-resume starts over and judges it as any existing database)", name), false, nil
 	}
 }
 
