@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -246,4 +247,56 @@ func TestRerunRefusesADatabaseItCannotProveItsOwn(t *testing.T) {
 		t.Errorf("--drop-existing kept the replaced database's table")
 	}
 	assertSame(t, db)
+}
+
+// A managed target's role refuses many statements (here every ownership
+// change of 40 tables): --json carries each one, whole, and the file the
+// summary names holds them all as a script, not the first three.
+func TestJSONListsEveryRefusedStatement(t *testing.T) {
+	t.Parallel()
+	const db = "refused_all"
+	pgtest.Exec(t, pair.Source, "postgres", "CREATE DATABASE "+db)
+	pgtest.Exec(t, pair.Source, db, `DO $$BEGIN FOR i IN 1..40 LOOP
+	  EXECUTE format('CREATE TABLE public.t%s (id int PRIMARY KEY); INSERT INTO public.t%s VALUES (1)', i, i); END LOOP; END$$`)
+	pgtest.Exec(t, pair.Target, "postgres", "CREATE ROLE refused_admin LOGIN CREATEDB PASSWORD 'refused-pw'")
+	t.Cleanup(func() {
+		pgtest.DropDatabases(t, pair.Source, db)
+		pgtest.DropDatabases(t, pair.Target, db)
+		pgtest.Exec(t, pair.Target, "postgres", "DROP ROLE refused_admin")
+	})
+	r := replicator(t, nil, "init", "--source", pair.Source.URL("postgres"), "--target", pair.Target.URLAs("refused_admin", "refused-pw", "postgres"),
+		"--include-databases", db, "--no-roles", "--json")
+	if r.code != 0 {
+		t.Fatalf("init: %d\n%s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	var summary struct {
+		Event   string
+		Refused []struct{ Database, Kind, Statement, Message string }
+		File    string `json:"refused_file"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &summary); err != nil || summary.Event != "summary" {
+		t.Fatalf("last line is not the summary (%v): %s", err, lines[len(lines)-1])
+	}
+	listed := map[string]bool{}
+	for _, x := range summary.Refused {
+		if x.Database != db || x.Kind == "" || x.Message == "" {
+			t.Errorf("refused statement without its database, kind or reason: %+v", x)
+		}
+		listed[x.Statement] = true
+	}
+	for i := 1; i <= 40; i++ {
+		if stmt := "ALTER TABLE public.t" + strconv.Itoa(i) + " OWNER TO postgres;"; !listed[stmt] {
+			t.Errorf("--json does not list %q (of %d listed)", stmt, len(summary.Refused))
+		}
+	}
+	script, err := os.ReadFile(summary.File)
+	if err != nil {
+		t.Fatalf("refused_file: %v", err)
+	}
+	for stmt := range listed {
+		if !strings.Contains(string(script), strings.TrimRight(stmt, ";")+";\n") {
+			t.Errorf("%s lacks %q", summary.File, stmt)
+		}
+	}
 }
