@@ -93,3 +93,39 @@ func TestConnectionLimitsSizeTheCopy(t *testing.T) {
 		t.Errorf("the refused run changed the target: %v", got)
 	}
 }
+
+// The postgres database is on every target already: its settings
+// (ALTER DATABASE postgres SET, ALTER ROLE ... IN DATABASE postgres SET) are
+// copied all the same, as every copied database's are (they were lost unless
+// a rerun created it). A pair of its own: the copy takes postgres with the rest.
+func TestPostgresDatabaseSettingsAreCopied(t *testing.T) {
+	t.Parallel()
+	p, err := pgtest.StartPair("pgsettings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	pgtest.Exec(t, p.Source, "postgres", `ALTER DATABASE postgres SET statement_timeout = '11min';
+	  CREATE ROLE app_reader LOGIN; ALTER ROLE app_reader IN DATABASE postgres SET work_mem = '9MB';
+	  CREATE TABLE kept (id int PRIMARY KEY); INSERT INTO kept SELECT generate_series(1, 100)`)
+	pgtest.Exec(t, p.Source, "postgres", "CREATE DATABASE other")
+	pgtest.Exec(t, p.Source, "other", "ALTER DATABASE other SET search_path = app, public")
+	r := replicator(t, nil, "init", "--source", p.Source.URL("postgres"), "--target", p.Target.URL("postgres"), "--include-databases", "postgres,other")
+	if r.code != 0 {
+		t.Fatalf("init: %d\n%s", r.code, r.stderr)
+	}
+	settings := `SELECT coalesce(r.rolname, '-') || ' ' || s.setconfig::text FROM pg_db_role_setting s
+	  JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole
+	  WHERE d.datname = 'postgres' ORDER BY 1`
+	want := []string{"- {statement_timeout=11min}", "app_reader {work_mem=9MB}"}
+	if got := pgtest.Query(t, p.Target, "postgres", settings); !reflect.DeepEqual(got, want) {
+		t.Errorf("postgres's settings on the target: %v, want %v", got, want)
+	}
+	want = []string{`- {"search_path=app, public"}`}
+	if got := pgtest.Query(t, p.Target, "postgres", strings.ReplaceAll(settings, "'postgres'", "'other'")); !reflect.DeepEqual(got, want) {
+		t.Errorf("other's settings on the target: %v, want %v", got, want)
+	}
+	if got := pgtest.Query(t, p.Target, "postgres", "SELECT count(*) FROM kept"); !reflect.DeepEqual(got, []string{"100"}) {
+		t.Errorf("postgres's table: %v", got)
+	}
+}
