@@ -5,15 +5,11 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/replicatorhq/replicator/internal/catalog"
-	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
-	"github.com/replicatorhq/replicator/internal/progress"
-	"github.com/replicatorhq/replicator/internal/retry"
 	"github.com/replicatorhq/replicator/internal/testenv/faultproxy"
 )
 
@@ -92,13 +88,7 @@ func TestAnalyzerRetriesItsConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var events []progress.Event
-	var mu sync.Mutex
-	r := &run{opts: Options{
-		Retry:              retry.Policy{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond, Elapsed: 30 * time.Second, Tries: 30},
-		MaintenanceWorkMem: "64MB",
-		Progress:           progress.SinkFunc(func(e progress.Event) { mu.Lock(); events = append(events, e); mu.Unlock() }),
-	}, tracker: progress.NewTracker(), cp: &checkpoints{recs: map[string]checkpoint.Record{}}}
+	r, said := testRun(t)
 	w := &dbWork{name: "postgres", dst: dst, analyze: make(chan *tableWork, 1)}
 	w.analyze <- &tableWork{Table: &catalog.Table{Name: catalog.Name{Schema: "public", Name: "ana_retry"}}}
 	close(w.analyze)
@@ -111,12 +101,8 @@ func TestAnalyzerRetriesItsConnection(t *testing.T) {
 	if count != 1 || p.Accepted() < 2 {
 		t.Errorf("analyzed %d table(s) after %d connection attempt(s); want 1 after a refused one", count, p.Accepted())
 	}
-	var said []string
-	for _, e := range events {
-		said = append(said, e.Message)
-	}
-	if !strings.Contains(strings.Join(said, "\n"), "retrying") {
-		t.Errorf("the refused connection was not said to be retried: %q", said)
+	if !strings.Contains(said(), "retrying") {
+		t.Errorf("the refused connection was not said to be retried:\n%s", said())
 	}
 	var analyzed int
 	if err := conn.QueryRow(ctx, "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'ana_retry'").Scan(&analyzed); err != nil || analyzed != 1 {

@@ -88,11 +88,12 @@ func (r *run) copyAndIndex(ctx context.Context, w *dbWork) error {
 		close(indexCh)
 	}()
 	var indexers sync.WaitGroup
+	feed := newIndexFeed(indexCh, r.opts.IndexJobs)
 	for i := 0; i < r.opts.IndexJobs; i++ {
 		indexers.Add(1)
 		g.Go(func() error {
 			defer indexers.Done()
-			return r.indexWorker(gctx, w, indexCh, &indexSpan)
+			return r.indexWorker(gctx, w, feed, &indexSpan)
 		})
 	}
 	var analyzeSpan span

@@ -38,6 +38,9 @@ type dbWork struct {
 
 	// ahead lets the copy read the source before pre-data is restored.
 	ahead *readAhead
+	// postJobs is post-data's pg_restore --jobs, lowered when the target
+	// runs out of sessions (0 until post-data runs: --index-jobs).
+	postJobs int
 
 	tables   []*tableWork
 	excluded []catalog.Name // relations left out of the schema (pg_dump -T)

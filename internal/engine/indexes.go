@@ -116,15 +116,82 @@ func (ix *indexer) reset() {
 	}
 }
 
-func (r *run) indexWorker(ctx context.Context, w *dbWork, tasks <-chan indexTask, sp *span) error {
+// indexFeed hands index tasks to the index workers: those the copiers send,
+// and those of workers that left. A target out of sessions (SQLSTATE 53300)
+// costs one index worker at once, as it costs a copier, rather than every
+// worker retrying for minutes; the last one stays, so no task is left behind.
+type indexFeed struct {
+	ch   <-chan indexTask
+	wake chan struct{} // a task was given back
+	mu   sync.Mutex
+	back []indexTask
+	live int
+}
+
+func newIndexFeed(ch <-chan indexTask, workers int) *indexFeed {
+	return &indexFeed{ch: ch, wake: make(chan struct{}, 1), live: workers}
+}
+
+// next is the next task; ok is false once none is left (the worker then
+// leaves) or ctx is done.
+func (f *indexFeed) next(ctx context.Context) (task indexTask, ok bool) {
+	for {
+		f.mu.Lock()
+		if len(f.back) > 0 {
+			task, f.back = f.back[0], f.back[1:]
+			f.mu.Unlock()
+			return task, true
+		}
+		f.mu.Unlock()
+		select {
+		case task, open := <-f.ch:
+			if open {
+				return task, true
+			}
+			// Under the lock that giveBack takes: a task given back by
+			// a worker that saw this one live is seen here.
+			f.mu.Lock()
+			if len(f.back) > 0 {
+				f.mu.Unlock()
+				continue
+			}
+			f.live--
+			f.mu.Unlock()
+			return indexTask{}, false
+		case <-f.wake:
+		case <-ctx.Done():
+			return indexTask{}, false
+		}
+	}
+}
+
+// giveBack hands the task to the other workers and counts its worker out,
+// unless it is the last one; n is how many workers remain.
+func (f *indexFeed) giveBack(task indexTask) (n int, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.live <= 1 {
+		return f.live, false
+	}
+	f.back = append([]indexTask{task}, f.back...)
+	f.live--
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+	return f.live, true
+}
+
+func (r *run) indexWorker(ctx context.Context, w *dbWork, feed *indexFeed, sp *span) error {
 	ix := &indexer{r: r, w: w}
 	defer ix.reset()
 	if err := w.ahead.wait(ctx); err != nil {
 		return err
 	}
-	for task := range tasks {
-		if err := ctx.Err(); err != nil {
-			return err
+	for {
+		task, ok := feed.next(ctx)
+		if !ok {
+			return ctx.Err()
 		}
 		t := task.table
 		start := time.Now()
@@ -132,15 +199,26 @@ func (r *run) indexWorker(ctx context.Context, w *dbWork, tasks <-chan indexTask
 		if task.index != nil {
 			what = "index " + task.index.Name.String()
 		}
+		var left bool
 		err := retry.Do(ctx, r.opts.Retry, func(err error, wait time.Duration) {
 			r.retrying(w.name, "%s failed (%s); retrying in %s", what, oneLine(err), wait.Round(time.Millisecond))
 		}, func() error {
 			err := ix.once(ctx, &task)
 			if err != nil {
 				ix.reset()
+				if tooManyConnections(err) {
+					if n, ok := feed.giveBack(task); ok {
+						r.warn(w.name, "%s: %s: building indexes with %d connection(s) from now on", what, oneLine(err), n)
+						left = true
+						return nil
+					}
+				}
 			}
 			return err
 		})
+		if left {
+			return nil
+		}
 		if err != nil {
 			if p := diskFull(err, "building "+what); p != nil {
 				return p
@@ -153,7 +231,6 @@ func (r *run) indexWorker(ctx context.Context, w *dbWork, tasks <-chan indexTask
 		t.indexSeconds += end.Sub(start).Seconds()
 		t.mu.Unlock()
 	}
-	return nil
 }
 
 // once builds one index (then, if it was the table's last, the constraints).

@@ -17,6 +17,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
+	"github.com/replicatorhq/replicator/internal/pgtools"
 	"github.com/replicatorhq/replicator/internal/replication"
 	"github.com/replicatorhq/replicator/internal/sqlscript"
 )
@@ -271,11 +272,21 @@ func (r *run) restorePostData(ctx context.Context, w *dbWork, archive, dir strin
 	if err != nil {
 		return err
 	}
+	if w.postJobs == 0 {
+		w.postJobs = r.opts.IndexJobs
+	}
 	args := []string{
 		"--section=post-data", "--use-list=" + listFile,
-		"--jobs=" + strconv.Itoa(r.opts.IndexJobs), "--dbname=" + w.dst.ToolConnString(), archive,
+		"--jobs=" + strconv.Itoa(w.postJobs), "--dbname=" + w.dst.ToolConnString(), archive,
 	}
 	if err := r.pgRestore(ctx, w.name, w.dst, w.dst, args, resuming); err != nil {
+		// A target out of sessions: the step's retry runs pg_restore again
+		// with half the jobs at once, rather than as many for minutes.
+		var te *pgtools.ToolError
+		if errors.As(err, &te) && te.TooManyConnections() && w.postJobs > 1 {
+			w.postJobs /= 2
+			r.warn(w.name, "post-data: the target has no session to spare: restoring with %d connection(s) from now on", w.postJobs)
+		}
 		return err
 	}
 	if err := r.refreshMatviews(ctx, w); err != nil {

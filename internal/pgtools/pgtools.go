@@ -202,10 +202,29 @@ var lostConnection = []string{
 	"the database system is starting up", "SSL SYSCALL error", "connection timed out", "Connection timed out",
 }
 
-// Transient reports whether the tool failed because a connection broke (for
-// retry): what it ran may be run again.
+// tooManyConnections are the server's words for SQLSTATE 53300 (max_connections,
+// a database's or a role's CONNECTION LIMIT, the reserved slots; 16 reworded
+// the last).
+var tooManyConnections = []string{
+	"sorry, too many clients already", "too many connections for database", "too many connections for role",
+	"remaining connection slots are reserved",
+}
+
+// Transient reports whether the tool failed because a connection broke or
+// could not be had (for retry): what it ran may be run again.
 func (e *ToolError) Transient() bool {
 	for _, s := range lostConnection {
+		if strings.Contains(e.Stderr, s) {
+			return true
+		}
+	}
+	return e.TooManyConnections()
+}
+
+// TooManyConnections reports whether the server refused one of the tool's
+// sessions for want of a slot: run again with fewer jobs.
+func (e *ToolError) TooManyConnections() bool {
+	for _, s := range tooManyConnections {
 		if strings.Contains(e.Stderr, s) {
 			return true
 		}
