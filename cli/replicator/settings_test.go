@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -70,6 +71,11 @@ func TestConnectionLimitsSizeTheCopy(t *testing.T) {
 	r := replicator(t, nil, append([]string{"validate"}, conn...)...)
 	if !strings.Contains(r.stdout, "role lim_reader may open") || !strings.Contains(r.stdout, "database lim_src's CONNECTION LIMIT 6") {
 		t.Errorf("validate does not see the limit:\n%s", r.stdout)
+	}
+	// The sessions init opens with --jobs 8: 8 copy jobs and 3 more on the
+	// source (validate counted 10); 8, 8 index jobs and 2 more on the target.
+	if !strings.Contains(r.stdout, "the copy opens up to 11") || !regexp.MustCompile(`18 needed|opens up to 18`).MatchString(r.stdout) {
+		t.Errorf("validate does not count init's sessions:\n%s", r.stdout)
 	}
 	r = replicator(t, nil, append([]string{"init", "--no-roles"}, conn...)...)
 	if r.code != 0 || !strings.Contains(r.stderr, "database lim_src's CONNECTION LIMIT 6") || !strings.Contains(r.stderr, "instead of 8") {

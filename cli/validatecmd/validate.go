@@ -27,6 +27,7 @@ type Options struct {
 	Filters   cmdutil.Filters
 	Sync      bool
 	Jobs      int
+	IndexJobs int
 	JSON      bool
 }
 
@@ -47,8 +48,8 @@ Each finding is ok, warn or fail, with the fix in one line. Exits non-zero
 when a check fails. replicator init runs the same checks first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.Jobs < 1 {
-				return cmdutil.FlagErrorf("--jobs must be at least 1")
+			if opts.Jobs < 0 || opts.IndexJobs < 0 {
+				return cmdutil.FlagErrorf("--jobs and --index-jobs must be positive")
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -60,7 +61,8 @@ when a check fails. replicator init runs the same checks first.`,
 	cmdutil.AddFilterFlags(cmd, &opts.Filters)
 	cmdutil.AddCopyFilterFlags(cmd, &opts.Filters)
 	cmd.Flags().BoolVar(&opts.Sync, "sync", false, "also check what logical replication (replicator sync) needs")
-	cmd.Flags().IntVarP(&opts.Jobs, "jobs", "j", 2, "planned --jobs of the copy (connections needed)")
+	cmd.Flags().IntVarP(&opts.Jobs, "jobs", "j", 0, "planned --jobs of the copy, for the connections it needs (default: as init, the number of CPUs, at least 2)")
+	cmd.Flags().IntVar(&opts.IndexJobs, "index-jobs", 0, "planned --index-jobs of the copy (default: --jobs)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the findings as JSON on stdout")
 	return cmd
 }
@@ -71,7 +73,7 @@ func runValidate(ctx context.Context, opts *Options) error {
 		return err
 	}
 	rep, err := validate.Run(ctx, validate.Options{Source: src, Target: dst, Filters: rules,
-		FindTools: opts.FindTools, PGBin: opts.Endpoints.PGBin, Sync: opts.Sync, Jobs: opts.Jobs})
+		FindTools: opts.FindTools, PGBin: opts.Endpoints.PGBin, Sync: opts.Sync, Jobs: opts.Jobs, IndexJobs: opts.IndexJobs})
 	if err != nil {
 		return err
 	}

@@ -17,11 +17,12 @@ func TestValidateFlags(t *testing.T) {
 		want string                          // the error line
 		opts func(*validatecmd.Options) bool // checks the options run gets
 	}{
-		{"flags to options", append(base, "--sync", "--jobs", "8", "--include-databases", "shop", "--json", "--pg-bin", "/opt/pg"), 0, "",
+		{"flags to options", append(base, "--sync", "--jobs", "8", "--index-jobs", "3", "--include-databases", "shop", "--json", "--pg-bin", "/opt/pg"), 0, "",
 			func(o *validatecmd.Options) bool {
-				return o.Sync && o.Jobs == 8 && o.JSON && o.Endpoints.PGBin == "/opt/pg" && o.Filters.Spec().IncludeDatabases[0] == "shop"
+				return o.Sync && o.Jobs == 8 && o.IndexJobs == 3 && o.JSON && o.Endpoints.PGBin == "/opt/pg" && o.Filters.Spec().IncludeDatabases[0] == "shop"
 			}},
-		{"jobs", append(base, "--jobs", "0"), 2, "--jobs must be at least 1", nil},
+		{"jobs", append(base, "--jobs", "-1"), 2, "--jobs and --index-jobs must be positive", nil},
+		{"index jobs", append(base, "--index-jobs", "-2"), 2, "--jobs and --index-jobs must be positive", nil},
 		{"extra argument", append(base, "now"), 2, `unknown command "now"`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -135,6 +136,20 @@ func (s *Server) Room(db string, withDB bool) (room int, limit string) {
 	}
 	return max(room, 0), limit
 }
+
+// DefaultJobs is the copy's concurrency when --jobs is not given: one job per
+// CPU, at least two. validate assumes it too.
+func DefaultJobs() int { return max(2, runtime.NumCPU()) }
+
+// SourceSessions is how many sessions a copy opens on the source in one
+// database: one per copy job, the snapshot's, pg_dump's and the catalog's.
+// validate and the copy size the source by it alike.
+func SourceSessions(jobs int) int { return jobs + 3 }
+
+// TargetSessions is how many sessions a copy opens on the target in one
+// database: one per copy job and per index job, the analyzer's and
+// pg_restore's.
+func TargetSessions(jobs, indexJobs int) int { return jobs + indexJobs + 2 }
 
 // SameServer reports whether two connections reach the same running server.
 func SameServer(a, b *Server) bool {

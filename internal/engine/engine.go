@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/checkpoint"
 	"github.com/replicatorhq/replicator/internal/conninfo"
 	"github.com/replicatorhq/replicator/internal/filter"
@@ -111,7 +111,7 @@ const DefaultSplitThreshold = 1 << 30
 
 func (o *Options) defaults() {
 	if o.Jobs <= 0 {
-		o.Jobs = max(2, runtime.NumCPU())
+		o.Jobs = catalog.DefaultJobs()
 	}
 	if o.IndexJobs <= 0 {
 		o.IndexJobs = o.Jobs

@@ -594,10 +594,11 @@ func (r *run) fitConnections(p *plan, si, di *catalog.Server) error {
 			return userErrorf("the source allows role %s %d more session(s) in database %s (%s), and the copy needs at least 4: nothing was changed; raise the limit (ALTER DATABASE %s CONNECTION LIMIT ..., ALTER ROLE %s CONNECTION LIMIT ...), or end idle sessions",
 				si.User, room, db.name, cmp.Or(limit, "max_connections"), pgx.Identifier{db.name}.Sanitize(), pgx.Identifier{si.User}.Sanitize())
 		}
-		if need := o.Jobs + 3; room < need {
+		if need := catalog.SourceSessions(o.Jobs); room < need {
+			jobs := room - catalog.SourceSessions(0)
 			r.warn(db.name, "the source allows role %s %d more sessions here (%s): copying with %d jobs instead of %d",
-				si.User, room, cmp.Or(limit, "max_connections"), room-3, o.Jobs)
-			o.Jobs = room - 3
+				si.User, room, cmp.Or(limit, "max_connections"), jobs, o.Jobs)
+			o.Jobs = jobs
 			o.IndexJobs = min(o.IndexJobs, o.Jobs)
 		}
 		room, limit = di.Room(db.name, db.intoExisting)
@@ -606,8 +607,8 @@ func (r *run) fitConnections(p *plan, si, di *catalog.Server) error {
 			return userErrorf("the target allows role %s %d more session(s) in database %s (%s), and the copy needs at least 4: nothing was changed; raise the limit, or end idle sessions",
 				di.User, room, db.name, cmp.Or(limit, "max_connections"))
 		}
-		if need := o.Jobs + o.IndexJobs + 2; room < need {
-			jobs := max(1, (room-2)/2)
+		if need := catalog.TargetSessions(o.Jobs, o.IndexJobs); room < need {
+			jobs := max(1, (room-catalog.TargetSessions(0, 0))/2)
 			r.warn(db.name, "the target allows role %s %d more sessions here (%s): copying with %d jobs and %d index jobs instead of %d and %d",
 				di.User, room, cmp.Or(limit, "max_connections"), jobs, jobs, o.Jobs, o.IndexJobs)
 			o.Jobs, o.IndexJobs = min(o.Jobs, jobs), min(o.IndexJobs, jobs)

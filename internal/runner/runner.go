@@ -133,7 +133,7 @@ func startValidate(ctx context.Context, j Job, env Env, res *Result) func(contex
 	ch := make(chan outcome, 1)
 	go func() {
 		rep, err := validate.Run(ctx, validate.Options{Source: j.Source, Target: j.Target, Filters: j.Filters, FindTools: env.FindTools,
-			PGBin: env.PGBin, Jobs: max(o.Jobs, 2), Sync: o.Sync, OnWorker: env.OnWorker, Image: env.Image, CopyChecksTargets: true})
+			PGBin: env.PGBin, Jobs: o.Jobs, IndexJobs: o.IndexJobs, Sync: o.Sync, OnWorker: env.OnWorker, Image: env.Image, CopyChecksTargets: true})
 		ch <- outcome{rep, err}
 	}()
 	var once sync.Once

@@ -105,8 +105,9 @@ type Options struct {
 	PGBin     string
 	// Sync adds the checks logical replication needs.
 	Sync bool
-	// Jobs is the planned concurrency (connections needed on each side).
-	Jobs int
+	// Jobs and IndexJobs are the copy's planned concurrency (connections
+	// needed on each side); IndexJobs defaults to Jobs, as init's does.
+	Jobs, IndexJobs int
 	// OnWorker: the checks run on a remote worker, whose client tools come
 	// with its image (the fixes say so); Image is that AMI ("" unknown).
 	OnWorker bool
@@ -138,7 +139,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		opts.Filters = &filter.Rules{}
 	}
 	if opts.Jobs <= 0 {
-		opts.Jobs = 2
+		opts.Jobs = catalog.DefaultJobs()
+	}
+	if opts.IndexJobs <= 0 {
+		opts.IndexJobs = opts.Jobs
 	}
 	c := &checker{opts: opts, rep: &Report{}}
 	src, si := c.connect(ctx, "source connection", opts.Source)
@@ -161,7 +165,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	var selected []string
 	if si != nil {
 		selected = c.databases(ctx, si, dst)
-		c.connections("source", si, opts.Jobs+2, selected)
+		c.connections("source", si, catalog.SourceSessions(opts.Jobs), selected)
 	}
 	if di != nil && opts.Sync {
 		c.subscriptions(ctx, dst, di)
@@ -177,7 +181,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		c.placement(ctx, selected, src, dst, di)
 	}
 	if di != nil {
-		c.connections("target", di, 2*opts.Jobs+2, selected)
+		c.connections("target", di, catalog.TargetSessions(opts.Jobs, opts.IndexJobs), selected)
 		c.disk(ctx, dst, di)
 	}
 	if si != nil {
