@@ -78,6 +78,8 @@ func TestSyncGapRefusalsAndAcceptGap(t *testing.T) {
 	pgtest.Exec(t, pair.Source, db, "ALTER TABLE t ADD COLUMN extra int; UPDATE t SET extra = 1")
 	r := replicator(t, nil, append([]string{"sync"}, conn...)...)
 	assertOneLineError(t, r, "changed shape since the copy")
+	// Which database: a sync of many says.
+	assertOneLineError(t, r, "error: database "+db+": ")
 	if !strings.Contains(r.stderr, "init --sync --drop-existing") || !strings.Contains(r.stderr, `ADD COLUMN "extra" integer on the target`) {
 		t.Errorf("the refusal should give the fixes: %s", r.stderr)
 	}

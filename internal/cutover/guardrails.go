@@ -60,7 +60,11 @@ func (r *run) guardrails(ctx context.Context) error {
 			}
 		}
 		if r.o.Reverse && len(d.tables) > 0 {
-			if err := replication.CheckTables(ctx, d.down, d.keyed()); err != nil {
+			// The fix is cutover's: it has no --replica-identity-full.
+			var p *problem.Problem
+			if err := replication.CheckTables(ctx, d.down, d.keyed(), r.down.role); errors.As(err, &p) && len(p.Statements) > 0 {
+				fail(d.db, "--reverse publishes the tables on the %s, where %s; fix: add primary keys, or run there: %s", r.down.role, p.Msg, strings.Join(p.Statements, "; "))
+			} else if err != nil {
 				fail(d.db, "--reverse publishes the tables on the %s, where %v", r.down.role, err)
 			}
 		}
@@ -265,7 +269,7 @@ func (r *run) reverseServers(fail func(db, format string, args ...any)) {
 			r.up.role, u, r.down.role, w)
 		return
 	}
-	if err := replication.CheckSource(r.down.srv); err != nil {
+	if err := replication.CheckPublisher(r.down.srv, r.down.role); err != nil {
 		fail("", "--reverse needs the %s to publish: %v", r.down.role, err)
 	}
 }

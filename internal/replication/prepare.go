@@ -66,7 +66,7 @@ func Prepare(ctx context.Context, conn *pgx.Conn, db string, rules *filter.Rules
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_largeobject_metadata)").Scan(&blobs); err == nil && blobs {
 		warnings = append(warnings, "large objects are copied but not replicated (logical replication does not carry them)")
 	}
-	if err := CheckTables(ctx, conn, pub); err != nil {
+	if err := CheckTables(ctx, conn, pub, "source"); err != nil {
 		var p *problem.Problem
 		if !errors.As(err, &p) || !fix {
 			return warnings, err

@@ -64,24 +64,29 @@ type Table struct {
 }
 
 // CheckSource verifies the source server can publish: wal_level, privilege.
-func CheckSource(si *catalog.Server) error {
+func CheckSource(si *catalog.Server) error { return CheckPublisher(si, "source") }
+
+// CheckPublisher verifies that a server can publish, named by its side
+// ("source"; "target" for cutover --reverse, which publishes back from it).
+func CheckPublisher(si *catalog.Server, side string) error {
 	if si.WALLevel != "logical" {
-		return &problem.Problem{Msg: fmt.Sprintf("source wal_level is %s; logical replication needs logical", si.WALLevel),
-			Fix: "run ALTER SYSTEM SET wal_level = logical on the source and restart it (on RDS/Aurora: set rds.logical_replication = 1 in the parameter group; on Cloud SQL: cloudsql.logical_decoding = on)"}
+		return &problem.Problem{Msg: fmt.Sprintf("%s wal_level is %s; logical replication needs logical", side, si.WALLevel),
+			Fix: "run ALTER SYSTEM SET wal_level = logical on the " + side + " and restart it (on RDS/Aurora: set rds.logical_replication = 1 in the parameter group; on Cloud SQL: cloudsql.logical_decoding = on)"}
 	}
 	if !si.Replication {
 		role := pgx.Identifier{si.User}.Sanitize()
-		return &problem.Problem{Msg: fmt.Sprintf("source role %s lacks the REPLICATION privilege", si.User),
+		return &problem.Problem{Msg: fmt.Sprintf("%s role %s lacks the REPLICATION privilege", side, si.User),
 			Fix: fmt.Sprintf("ALTER ROLE %s REPLICATION (on RDS: GRANT rds_replication TO %s)", role, role)}
 	}
 	return nil
 }
 
-// CheckTables finds published tables whose updates and deletes the source could
-// not publish: no primary key or replica identity, or a row filter over columns
-// outside the replica identity. Publishing them would make UPDATE and DELETE fail
-// on the source, so they must be fixed first.
-func CheckTables(ctx context.Context, conn *pgx.Conn, tables []Table) error {
+// CheckTables finds published tables whose updates and deletes the server on
+// side (the publishing one) could not publish: no primary key or replica
+// identity, or a row filter over columns outside the replica identity.
+// Publishing them would make UPDATE and DELETE fail there, so they must be
+// fixed first; the problem's Statements fix them.
+func CheckTables(ctx context.Context, conn *pgx.Conn, tables []Table, side string) error {
 	var filtered, all []string
 	pred := map[string]bool{}
 	for _, t := range tables {
@@ -123,8 +128,8 @@ WHERE c.relkind = 'r'`, all)
 	if len(bad) == 0 {
 		return nil
 	}
-	p := &problem.Problem{Msg: fmt.Sprintf("%d table(s) have no primary key or replica identity usable for replication, so their UPDATEs and DELETEs would fail on the source once published: %s",
-		len(bad), strings.Join(bad, ", "))}
+	p := &problem.Problem{Msg: fmt.Sprintf("%d table(s) have no primary key or replica identity usable for replication, so their UPDATEs and DELETEs would fail on the %s once published: %s",
+		len(bad), side, strings.Join(bad, ", "))}
 	for _, b := range bad {
 		name, _, _ := strings.Cut(b, " (")
 		p.Statements = append(p.Statements, "ALTER TABLE "+name+" REPLICA IDENTITY FULL")

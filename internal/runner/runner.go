@@ -208,10 +208,7 @@ func Sync(ctx context.Context, j Job, log func(db, msg string)) error {
 	} else {
 		err = replication.Setup(ctx, ro)
 	}
-	var p *problem.Problem
-	if errors.As(err, &p) {
-		return errors.New(p.Error())
-	}
+	// As it is: a refusal keeps the "database <db>:" it was wrapped in.
 	return err
 }
 
