@@ -75,9 +75,10 @@ func indexCount(t *testing.T, db string) []string {
 	return pgtest.Query(t, TestPair.Target, db, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'")
 }
 
-// A target that has one session to spare for three index workers: two give
-// their task back and leave at once (they retried "too many connections" for
-// minutes), and the one left builds every index.
+// A target that has one session to spare for three index workers, taken by
+// another client for their first second: two give their task back and leave
+// at once (they retried "too many connections" for minutes), and the one
+// left retries until the session is free, then builds every index.
 func TestIndexWorkersLeaveWhenTheTargetIsFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -93,6 +94,14 @@ func TestIndexWorkersLeaveWhenTheTargetIsFull(t *testing.T) {
 		r.enqueueIndexes(w, tw, ch)
 	}
 	close(ch)
+	other, err := dst.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(time.Second)
+		other.Close(context.Background())
+	}()
 	feed := newIndexFeed(ch, 3)
 	g, gctx := errgroup.WithContext(ctx)
 	for range 3 {
@@ -105,9 +114,6 @@ func TestIndexWorkersLeaveWhenTheTargetIsFull(t *testing.T) {
 		if !strings.Contains(said(), want) {
 			t.Errorf("not said: %q in\n%s", want, said())
 		}
-	}
-	if strings.Contains(said(), "retrying") {
-		t.Errorf("a worker retried rather than leave:\n%s", said())
 	}
 	if got := indexCount(t, "ix_one"); !reflect.DeepEqual(got, []string{fmt.Sprint(n)}) {
 		t.Errorf("indexes built: %v, want %d", got, n)
