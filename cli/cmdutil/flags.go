@@ -73,15 +73,23 @@ type Filters struct {
 // AddFilterFlags registers the filter flags. Lists are comma-separated or
 // repeated; commas inside "double quotes" belong to the name.
 func AddFilterFlags(cmd *cobra.Command, f *Filters) {
+	AddDatabaseFilterFlags(cmd, f)
 	fl := cmd.Flags()
-	fl.StringArrayVar(&f.IncludeDatabases, "include-databases", nil, "copy only these databases (names or globs, comma-separated or repeated; postgres only when named)")
-	fl.StringArrayVar(&f.ExcludeDatabases, "exclude-databases", nil, "skip these databases")
 	fl.StringArrayVar(&f.IncludeTables, "include-tables", nil, "copy only these tables: db.schema.table, schema.table or table; pg_dump patterns (* ? [0-9] (a|b)); \"Quoted\" names are literal")
 	fl.StringArrayVar(&f.ExcludeTables, "exclude-tables", nil, "leave these tables out (schema and data), same patterns")
 	fl.StringArrayVar(&f.SchemaOnlyTables, "schema-only-tables", nil, "copy these tables' definitions but not their rows")
 	fl.StringArrayVar(&f.TableFilters, "table-filter", nil, "copy only matching rows: 'db.schema.table:SQL predicate' (repeatable)")
 	fl.StringArrayVar(&f.IncludeSchemas, "include-schemas", nil, "copy only these schemas (pg_dump -n): db.schema or schema, same patterns")
 	fl.StringArrayVar(&f.ExcludeSchemas, "exclude-schemas", nil, "leave these schemas out, with everything in them (pg_dump -N)")
+}
+
+// AddDatabaseFilterFlags registers the filters that pick databases, alone
+// for a command that reads whole databases (status): a table filter it
+// would not apply is an unknown flag there, not one silently ignored.
+func AddDatabaseFilterFlags(cmd *cobra.Command, f *Filters) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.IncludeDatabases, "include-databases", nil, "copy only these databases (names or globs, comma-separated or repeated; postgres only when named)")
+	fl.StringArrayVar(&f.ExcludeDatabases, "exclude-databases", nil, "skip these databases")
 }
 
 // AddCopyFilterFlags registers the filters that only a copy has: what it

@@ -73,7 +73,7 @@ state, the slot's lag in bytes and seconds, and when a change was last applied.
 		},
 	}
 	cmdutil.AddEndpointFlags(cmd, &opts.Endpoints)
-	cmdutil.AddFilterFlags(cmd, &opts.Filters)
+	cmdutil.AddDatabaseFilterFlags(cmd, &opts.Filters)
 	cmd.Flags().BoolVarP(&opts.Watch, "watch", "w", false, "refresh until interrupted")
 	cmd.Flags().DurationVar(&opts.Interval, "interval", 2*time.Second, "refresh interval with --watch")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON (one line per refresh)")

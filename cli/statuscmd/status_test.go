@@ -24,6 +24,9 @@ func TestStatusFlags(t *testing.T) {
 	}{
 		{append(base, "--interval", "5s"), "--interval needs --watch"},
 		{append(base, "--watch", "--interval", "1ms"), "--interval must be at least 100ms"},
+		// status reads whole databases: a table filter would do nothing.
+		{append(base, "--include-tables", "orders"), "unknown flag: --include-tables"},
+		{append(base, "--table-filter", "a.b.c:true"), "unknown flag: --table-filter"},
 	} {
 		f, out, errOut := cmdtest.Factory(nil)
 		cmdtest.Run(t, f, out, errOut, statuscmd.NewCmdStatus(f, nil), tc.args...).OneLineError(t, 2, tc.want)
