@@ -74,7 +74,7 @@ A target database that already holds tables stops the run before anything
 changes, unless --drop-existing replaces it.`,
 		Example: `  replicator init --source postgres://postgres@old-host/postgres --target postgres://admin@new-host/postgres
   replicator init --source $SRC --target $DST --include-databases app --exclude-tables 'app.public.audit_*'
-  replicator init --source $SRC --target $DST --table-filter 'app.public.events:created_at > now() - interval ''30 days''' --json`,
+  replicator init --source $SRC --target $DST --table-filter "app.public.events:created_at > now() - interval '30 days'" --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFlags(cmd); err != nil {
