@@ -182,7 +182,7 @@ func Submit(ctx context.Context, ios *iostreams.IOStreams, c client.API, fl *Fla
 	if err != nil {
 		return err
 	}
-	if err := CheckPlatform(ctx, ios, c, fl.Where(c), &req.Options); err != nil {
+	if err := CheckPlatform(ctx, ios, c, fl.Where(c), req); err != nil {
 		return err
 	}
 	if err := estimate(ctx, ios, c, req, jsonOut); err != nil {

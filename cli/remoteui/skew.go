@@ -14,11 +14,11 @@ import (
 )
 
 // CheckPlatform compares the platform's version with this CLI's before a
-// command uses it. A job with an option the platform does not know yet is
-// refused here, with the fix, rather than answered "unknown field" by the
-// API; an older platform otherwise gets a warning line. opts is nil for
-// commands that submit nothing (jobs).
-func CheckPlatform(ctx context.Context, ios *iostreams.IOStreams, c client.API, where string, opts *remote.Options) error {
+// command uses it. A job whose command or options the platform does not know
+// yet is refused here, with the fix, rather than answered "unknown field" or
+// "unknown command" by the API; an older platform otherwise gets a warning
+// line. req is nil for commands that submit nothing (jobs).
+func CheckPlatform(ctx context.Context, ios *iostreams.IOStreams, c client.API, where string, req *remote.Request) error {
 	info, err := c.Platform(ctx)
 	if err != nil {
 		return err
@@ -29,8 +29,8 @@ func CheckPlatform(ctx context.Context, ios *iostreams.IOStreams, c client.API, 
 		shown = "older than v0.5.0"
 	}
 	msg := fmt.Sprintf("the platform in %s is %s, this CLI is %s", where, shown, cli)
-	if opts != nil {
-		if newer := opts.NewerThan(info.Version); len(newer) > 0 {
+	if req != nil {
+		if newer := req.NewerThan(info.Version); len(newer) > 0 {
 			return &problem.Problem{Msg: msg, Fix: fmt.Sprintf("run `replicator setup` to update it (this job uses %s, which the platform does not know)",
 				strings.Join(newer, ", "))}
 		}

@@ -51,6 +51,10 @@ func TestPlatformVersionSkew(t *testing.T) {
 	if !strings.Contains(r.stderr, skew+s.API.URL) {
 		t.Errorf("the refusal does not name the platform: %s", r.stderr)
 	}
+	// A command newer than the platform (cutover came with v0.6.0) is
+	// refused the same way, not answered "unknown command" by the API.
+	r = runBinary(t, newer, env, append([]string{"cutover", "--remote"}, conn...)...)
+	assertOneLineError(t, r, "is v0.4.0, this CLI is v0.5.0: run `replicator setup` to update it (this job uses the cutover command, which the platform does not know)")
 	if jobs, err := s.Store().ListActive(context.Background()); err != nil || len(jobs) != 0 {
 		t.Fatalf("a refused job reached the platform: %v %v", jobs, err)
 	}

@@ -30,6 +30,20 @@ var OptionSince = map[string]string{
 	"sequence_margin": "v0.6.0", "unfence_source": "v0.6.0", "skip_analyze": "v0.6.0",
 }
 
+// CommandSince is the release that brought each job command newer than
+// v0.4.0: an older platform's API answers it with a bare "unknown command".
+var CommandSince = map[string]string{"cutover": "v0.6.0"}
+
+// NewerThan lists what of the request a platform of release v does not know:
+// its command ("the cutover command"), and the options it sets.
+func (r *Request) NewerThan(v string) []string {
+	var out []string
+	if since, ok := CommandSince[r.Command]; ok && (v == "" || buildinfo.Released(v) && buildinfo.Older(v, since)) {
+		out = append(out, "the "+r.Command+" command")
+	}
+	return append(out, r.Options.NewerThan(v)...)
+}
+
 // NewerThan lists the options o sets that a platform of release v does not
 // know: "" is a platform too old to say (before v0.5.0). A build from a
 // working tree ("dev") knows everything.

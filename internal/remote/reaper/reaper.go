@@ -147,6 +147,10 @@ func (r *Reaper) check(ctx context.Context, j *remote.Job, now time.Time, rep *R
 		j.Status == remote.Queued && now.Sub(j.UpdatedAt) > r.Config.ProvisionTimeout:
 		if j.Attempts >= r.Config.MaxAttempts {
 			rep.Failed++
+			if j.Status != remote.Running {
+				return r.finish(ctx, j, remote.Failed, fmt.Sprintf("the worker did not start within %s (%d attempts): its instance never reported; see replicator jobs logs %s, and check that the workers' subnets reach the AWS APIs (a NAT gateway or VPC endpoints)",
+					r.Config.ProvisionTimeout, j.Attempts, j.ID))
+			}
 			return r.finish(ctx, j, remote.Failed, fmt.Sprintf("the worker stopped heart-beating (%d attempts); see replicator jobs logs %s", j.Attempts, j.ID))
 		}
 		return r.relaunch(ctx, j, rep)
@@ -161,8 +165,16 @@ func (r *Reaper) relaunch(ctx context.Context, j *remote.Job, rep *Report) error
 			r.Log.Warn("terminate silent worker", "job", j.ID, "err", err)
 		}
 	}
+	silent := fmt.Sprintf("worker %s stopped heart-beating", j.InstanceID)
+	switch {
+	case j.Status == remote.Running:
+	case j.InstanceID != "":
+		silent = fmt.Sprintf("worker %s did not start within %s", j.InstanceID, r.Config.ProvisionTimeout)
+	default:
+		silent = fmt.Sprintf("no worker was launched within %s", r.Config.ProvisionTimeout)
+	}
 	started, err := r.Life.Launch(ctx, j, func(instance string) string {
-		return fmt.Sprintf("worker %s stopped heart-beating; relaunched on %s (attempt %d), resuming from the checkpoints", j.InstanceID, instance, j.Attempts+1)
+		return fmt.Sprintf("%s; relaunched on %s (attempt %d), resuming from the checkpoints", silent, instance, j.Attempts+1)
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return err

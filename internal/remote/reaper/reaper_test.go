@@ -118,6 +118,9 @@ func TestSilentWorkerIsRelaunchedThenGivenUp(t *testing.T) {
 	if state(t, j.InstanceID) != "stopped" || state(t, got.InstanceID) != "running" {
 		t.Errorf("old instance not replaced")
 	}
+	if want := "worker " + j.InstanceID + " stopped heart-beating; relaunched on " + got.InstanceID + " (attempt 2)"; !strings.Contains(got.Message, want) {
+		t.Errorf("relaunch message %q, want %q", got.Message, want)
+	}
 	// Only the new worker may read the job's secret.
 	if tag := instanceTag(t, j.ID); tag != stack.Config.InstanceARN(got.InstanceID) {
 		t.Errorf("the secret is handed to %q, want the new worker %s", tag, got.InstanceID)
@@ -126,6 +129,11 @@ func TestSilentWorkerIsRelaunchedThenGivenUp(t *testing.T) {
 	got, _ = stack.Store().Get(context.Background(), j.ID)
 	if got.Status != remote.Failed || got.Error == "" || state(t, got.InstanceID) != "stopped" || secretExists(j.ID) {
 		t.Fatalf("after the last attempt: %+v", got)
+	}
+	// The second worker never reported at all: said so, not "stopped
+	// heart-beating".
+	if !strings.HasPrefix(got.Error, "the worker did not start within") || !strings.Contains(got.Error, "(2 attempts): its instance never reported") {
+		t.Errorf("cause: %q", got.Error)
 	}
 }
 
