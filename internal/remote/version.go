@@ -35,13 +35,13 @@ var OptionSince = map[string]string{
 var CommandSince = map[string]string{"cutover": "v0.6.0"}
 
 // NewerThan lists what of the request a platform of release v does not know:
-// its command ("the cutover command"), and the options it sets.
+// its command ("the cutover command", whose options then go unsaid), or
+// the options it sets.
 func (r *Request) NewerThan(v string) []string {
-	var out []string
 	if since, ok := CommandSince[r.Command]; ok && (v == "" || buildinfo.Released(v) && buildinfo.Older(v, since)) {
-		out = append(out, "the "+r.Command+" command")
+		return []string{"the " + r.Command + " command"}
 	}
-	return append(out, r.Options.NewerThan(v)...)
+	return r.Options.NewerThan(v)
 }
 
 // NewerThan lists the options o sets that a platform of release v does not

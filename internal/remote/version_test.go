@@ -15,8 +15,8 @@ func TestRequestNewerThan(t *testing.T) {
 		platform string
 		want     []string
 	}{
-		{"", []string{"the cutover command", "reverse"}},
-		{"v0.5.0", []string{"the cutover command", "reverse"}},
+		{"", []string{"the cutover command"}},
+		{"v0.5.0", []string{"the cutover command"}},
 		{"v0.6.0", nil},
 		{"v0.5.0+abc123", nil},
 	} {
