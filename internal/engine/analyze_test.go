@@ -10,6 +10,7 @@ import (
 
 	"github.com/replicatorhq/replicator/internal/catalog"
 	"github.com/replicatorhq/replicator/internal/conninfo"
+	"github.com/replicatorhq/replicator/internal/retry"
 	"github.com/replicatorhq/replicator/internal/testenv/faultproxy"
 )
 
@@ -107,5 +108,41 @@ func TestAnalyzerRetriesItsConnection(t *testing.T) {
 	var analyzed int
 	if err := conn.QueryRow(ctx, "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'ana_retry'").Scan(&analyzed); err != nil || analyzed != 1 {
 		t.Errorf("analyze_count %d (%v), want 1", analyzed, err)
+	}
+}
+
+// A target that stays away past the retry policy fails the copy (a resumed
+// run analyzes what is left), rather than each table left waiting as long
+// and being skipped with a warning.
+func TestAnalyzerFailsWhenTheTargetStaysAway(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := faultproxy.Start(fmt.Sprintf("127.0.0.1:%d", TestPair.Target.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	u, _ := url.Parse(TestPair.Target.URL("postgres"))
+	u.Host = fmt.Sprintf("127.0.0.1:%d", p.Port())
+	dst, err := conninfo.Parse("target", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := testRun(t)
+	r.opts.Retry = retry.Policy{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond, Elapsed: 10 * time.Second, Tries: 3}
+	w := &dbWork{name: "postgres", dst: dst, analyze: make(chan *tableWork, 2)}
+	for _, n := range []string{"gone_a", "gone_b"} {
+		w.analyze <- &tableWork{Table: &catalog.Table{Name: catalog.Name{Schema: "public", Name: n}}}
+	}
+	close(w.analyze)
+	p.Refuse(time.Minute)
+	var count int
+	var sum float64
+	err = r.analyzer(ctx, w, &span{}, &count, &sum)
+	if err == nil || !strings.HasPrefix(err.Error(), "ANALYZE public.gone_a: ") || count != 0 {
+		t.Errorf("analyzer: %v (%d analyzed), want ANALYZE public.gone_a's connection failure", err, count)
+	}
+	if n := p.Accepted(); n != 3 {
+		t.Errorf("%d connection attempts, want the policy's 3 (and none for the next table)", n)
 	}
 }

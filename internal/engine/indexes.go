@@ -336,6 +336,11 @@ func (r *run) analyzer(ctx context.Context, w *dbWork, sp *span, count *int, sum
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if retry.Transient(err) {
+			// Retried until the policy gave up: the target is gone, and
+			// every table left would wait as long.
+			return fmt.Errorf("ANALYZE %s: %w", t.Name, err)
+		}
 		if err != nil {
 			r.info(w.name, "warning: ANALYZE %s failed (%s): run it on the target before heavy queries", t.Name, oneLine(err))
 			continue
