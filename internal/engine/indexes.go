@@ -309,7 +309,7 @@ func (r *run) analyzer(ctx context.Context, w *dbWork, sp *span, count *int, sum
 		start := time.Now()
 		var skipped string
 		// A lost connection or a restarting target is retried as a copy is;
-		// anything else (a lock, a permission) leaves the table to the user.
+		// anything else (a permission, a table gone) leaves it to the user.
 		err := retry.Do(ctx, r.opts.Retry, func(err error, wait time.Duration) {
 			r.retrying(w.name, "ANALYZE %s failed (%s); retrying in %s", t.Name, oneLine(err), wait.Round(time.Millisecond))
 		}, func() error {
@@ -320,18 +320,18 @@ func (r *run) analyzer(ctx context.Context, w *dbWork, sp *span, count *int, sum
 				}
 				dst = conn
 				if err := targetSession(ctx, dst, "; SET maintenance_work_mem = "+quoteLiteral(r.opts.MaintenanceWorkMem)); err != nil {
-					return r.dropAnalyzer(&dst, err)
+					return dropOnError(&dst, err)
 				}
 			}
 			may, err := catalog.MayAnalyze(ctx, dst, t.Name.Quoted())
 			if err != nil {
-				return r.dropAnalyzer(&dst, err)
+				return dropOnError(&dst, err)
 			}
 			if !may {
 				skipped = "only its owner may"
 				return nil
 			}
-			return r.dropAnalyzer(&dst, exec(ctx, dst, "ANALYZE "+t.Name.Quoted()))
+			return dropOnError(&dst, exec(ctx, dst, "ANALYZE "+t.Name.Quoted()))
 		})
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -360,9 +360,9 @@ func (r *run) analyzer(ctx context.Context, w *dbWork, sp *span, count *int, sum
 	return nil
 }
 
-// dropAnalyzer closes the analyzer's session after a failure (the next
+// dropOnError closes the analyzer's session after a failure (the next
 // attempt opens a new one) and passes the failure on.
-func (r *run) dropAnalyzer(dst **pgx.Conn, err error) error {
+func dropOnError(dst **pgx.Conn, err error) error {
 	if err != nil && *dst != nil {
 		(*dst).Close(context.Background())
 		*dst = nil
