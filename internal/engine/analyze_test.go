@@ -78,17 +78,7 @@ func TestAnalyzerRetriesItsConnection(t *testing.T) {
 			t.Errorf("clean up: %v", err)
 		}
 	}()
-	p, err := faultproxy.Start(fmt.Sprintf("127.0.0.1:%d", TestPair.Target.Port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	u, _ := url.Parse(TestPair.Target.URL("postgres"))
-	u.Host = fmt.Sprintf("127.0.0.1:%d", p.Port())
-	dst, err := conninfo.Parse("target", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, dst := proxiedTarget(t)
 	r, said := testRun(t)
 	w := &dbWork{name: "postgres", dst: dst, analyze: make(chan *tableWork, 1)}
 	w.analyze <- &tableWork{Table: &catalog.Table{Name: catalog.Name{Schema: "public", Name: "ana_retry"}}}
@@ -117,17 +107,7 @@ func TestAnalyzerRetriesItsConnection(t *testing.T) {
 func TestAnalyzerFailsWhenTheTargetStaysAway(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := faultproxy.Start(fmt.Sprintf("127.0.0.1:%d", TestPair.Target.Port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	u, _ := url.Parse(TestPair.Target.URL("postgres"))
-	u.Host = fmt.Sprintf("127.0.0.1:%d", p.Port())
-	dst, err := conninfo.Parse("target", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, dst := proxiedTarget(t)
 	r, said := testRun(t)
 	r.opts.Retry = retry.Policy{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond, Elapsed: 10 * time.Second, Tries: 3}
 	w := &dbWork{name: "postgres", dst: dst, analyze: make(chan *tableWork, 2)}
@@ -138,11 +118,29 @@ func TestAnalyzerFailsWhenTheTargetStaysAway(t *testing.T) {
 	p.Refuse(time.Minute)
 	var count int
 	var sum float64
-	err = r.analyzer(ctx, w, &span{}, &count, &sum)
+	err := r.analyzer(ctx, w, &span{}, &count, &sum)
 	if err == nil || !strings.HasPrefix(err.Error(), "ANALYZE public.gone_a: ") || count != 0 {
 		t.Errorf("analyzer: %v (%d analyzed), want ANALYZE public.gone_a's connection failure", err, count)
 	}
 	if strings.Contains(said(), "gone_b") {
 		t.Errorf("the next table waited too:\n%s", said())
 	}
+}
+
+// proxiedTarget is the target's postgres database through a fault proxy,
+// closed at the end of the test.
+func proxiedTarget(t *testing.T) (*faultproxy.Proxy, *conninfo.Endpoint) {
+	t.Helper()
+	p, err := faultproxy.Start(fmt.Sprintf("127.0.0.1:%d", TestPair.Target.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	u, _ := url.Parse(TestPair.Target.URL("postgres"))
+	u.Host = fmt.Sprintf("127.0.0.1:%d", p.Port())
+	dst, err := conninfo.Parse("target", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, dst
 }

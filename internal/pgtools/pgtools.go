@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -213,23 +214,16 @@ var tooManyConnections = []string{
 // Transient reports whether the tool failed because a connection broke or
 // could not be had (for retry): what it ran may be run again.
 func (e *ToolError) Transient() bool {
-	for _, s := range lostConnection {
-		if strings.Contains(e.Stderr, s) {
-			return true
-		}
-	}
-	return e.TooManyConnections()
+	return e.says(lostConnection) || e.TooManyConnections()
 }
 
 // TooManyConnections reports whether the server refused one of the tool's
 // sessions for want of a slot: run again with fewer jobs.
-func (e *ToolError) TooManyConnections() bool {
-	for _, s := range tooManyConnections {
-		if strings.Contains(e.Stderr, s) {
-			return true
-		}
-	}
-	return false
+func (e *ToolError) TooManyConnections() bool { return e.says(tooManyConnections) }
+
+// says reports whether the tool's stderr holds one of the phrases.
+func (e *ToolError) says(phrases []string) bool {
+	return slices.ContainsFunc(phrases, func(p string) bool { return strings.Contains(e.Stderr, p) })
 }
 func (e *ToolError) Unwrap() error { return e.Err }
 
